@@ -60,7 +60,10 @@ class Encoder:
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
         try:
+            import transformers
             from sentence_transformers import SentenceTransformer
+
+            transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars clutter the terminal chat
 
             self.model = SentenceTransformer(target, device=device, local_files_only=offline)
         except Exception as exc:  # the library raises many kinds; all mean "cannot load"

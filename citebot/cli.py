@@ -1,0 +1,291 @@
+"""The ``citebot`` command: one sub-command per job, ``--json`` wherever a script may read the output.
+
+    citebot index [--check] [--force]     build or update the index from the seeds
+    citebot ask [QUESTION] [-k N]         cited passages for a question (or one per stdin line)
+    citebot sources                       the indexed documents and their citations
+    citebot eval FILE                     retrieval metrics, with ablations and a naive baseline
+    citebot serve                         run the Telegram bot (or the local sandbox without a token)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("citebot")
+
+EXIT_OK, EXIT_STALE, EXIT_ERROR = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        settings = load_settings(args.config)
+        return args.handler(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every failure a user can cause ends in one clear line, no traceback
+        if not _is_expected(exc):
+            raise
+        print(f"citebot: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _is_expected(exc: Exception) -> bool:
+    from embeddings.index import IndexError_
+    from embeddings.model import ModelLoadError
+
+    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | FileNotFoundError | PermissionError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citebot",
+        description="Cited answers about Russia–Taliban relations from a curated corpus.",
+        epilog="Settings: config/citebot.yaml; override any key with CITEBOT_<SECTION>_<KEY>.",
+    )
+    parser.add_argument("--version", action="version", version=f"citebot {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    index = commands.add_parser("index", help="build or update the index from the seeds folder",
+                                description="Build the index, re-embedding only documents that changed.")
+    index.add_argument("--check", action="store_true",
+                       help="only report whether the seeds changed since the last build (exit 0 up to date, 1 stale)")
+    index.add_argument("--force", action="store_true", help="rebuild everything from scratch")
+    index.add_argument("--json", action="store_true", help="print the report as JSON")
+    index.set_defaults(handler=cmd_index)
+
+    ask = commands.add_parser("ask", help="print cited passages answering a question",
+                              description="Answer QUESTION, or each line of standard input when it is omitted.")
+    ask.add_argument("question", nargs="*", help="the question (omit to read one question per line from stdin)")
+    ask.add_argument("-k", type=int, default=None, metavar="N", help="number of passages (default: retrieval.top_k)")
+    ask.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
+    ask.set_defaults(handler=cmd_ask)
+
+    sources = commands.add_parser("sources", help="list the indexed documents with citations")
+    sources.add_argument("--json", action="store_true", help="print a JSON list")
+    sources.set_defaults(handler=cmd_sources)
+
+    evaluate = commands.add_parser("eval", help="measure retrieval quality on an evaluation set",
+                                   description="hit@1/3/5, MRR@5, answered and abstention rates for the full "
+                                               "pipeline, dense-only and BM25-only ablations and a naive baseline.")
+    evaluate.add_argument("file", type=Path, help="evaluation set (YAML, see tests/data/eval.yaml)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--misses", action="store_true", help="list the questions the full pipeline misses at rank 1")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    serve = commands.add_parser("serve", help="run the Telegram bot (the local sandbox when no token is set)",
+                                description="Long polling (or webhook, if telegram.webhook_url is set). Without "
+                                            "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.")
+    serve.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Request logs carry the bot token in their URLs.
+    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "faiss", "filelock",
+                  "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ----------------------------------------------------------------------------------- commands
+
+def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    from embeddings.index import compare, indexed_fingerprints, seed_state
+    from embeddings.sources import load_catalog
+
+    from .engine import build_params, load_encoder, update_index
+
+    if args.check:
+        corpus = settings.corpus
+        state, _ = seed_state(settings.path(corpus.seeds_dir), tuple(corpus.extensions),
+                              int(corpus.max_file_mb * 1_000_000), load_catalog(settings.path(corpus.sources_file)),
+                              build_params(settings))
+        old = indexed_fingerprints(settings.path(settings.index.dir), build_params(settings))
+        report = compare(old or {}, state.fingerprints)
+        stale = old is None or report.changed
+        if args.json:
+            _print_json({"stale": stale, "index_exists": old is not None, **report.as_dict()})
+        elif old is None:
+            print("stale: no usable index (missing, or built with other settings); run `citebot index`")
+        else:
+            print(f"{'stale' if stale else 'up to date'}: {_change_summary(report)}")
+        return EXIT_STALE if stale else EXIT_OK
+
+    encoder = load_encoder(settings)
+    with _progress_bar(disable=args.json) as progress:
+        report = update_index(settings, encoder, force=args.force, progress=progress)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        verb = "built" if report.built else "up to date"
+        print(f"index {verb}: {_change_summary(report)}; {report.passages} passages "
+              f"({report.embedded} texts embedded in {report.seconds:.1f} s)")
+    return EXIT_OK
+
+
+def _change_summary(report: Any) -> str:
+    parts = [f"{len(report.added)} added", f"{len(report.updated)} updated", f"{len(report.removed)} removed",
+             f"{len(report.unchanged)} unchanged"]
+    return ", ".join(parts)
+
+
+class _progress_bar:
+    """tqdm bar fed by the builder's (done, total) callback."""
+
+    def __init__(self, disable: bool) -> None:
+        self.disable = disable or not sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        def update(done: int, total: int) -> None:
+            if self.disable:
+                return
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
+            self.bar.n = done
+            self.bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def open_searcher(settings: Settings, *, quiet: bool = False):  # -> embeddings.search.Searcher
+    """Load the model and the index, building the index first if there is none usable."""
+    from embeddings.index import IndexError_
+
+    from .engine import load_encoder, make_searcher, open_index, update_index
+
+    encoder = load_encoder(settings)
+    try:
+        data = open_index(settings)
+    except IndexError_ as exc:
+        if not quiet:
+            print(f"citebot: {exc}; building it now", file=sys.stderr)
+        update_index(settings, encoder)
+        data = open_index(settings)
+    return make_searcher(settings, encoder, data)
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    k = args.k or settings.retrieval.top_k
+    if k < 1:
+        print("citebot: error: -k must be at least 1", file=sys.stderr)
+        return EXIT_ERROR
+    questions: Iterable[str] = [" ".join(args.question)] if args.question else _stdin_questions(sys.stdin)
+    searcher = open_searcher(settings, quiet=args.json)
+    for question in questions:
+        result = searcher.search(question, k=k)
+        if args.json:
+            _print_json(result.to_json())
+        else:
+            print(format_result(result), end="\n\n")
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def _stdin_questions(stream: TextIO) -> Iterable[str]:
+    for line in stream:
+        if line.strip():
+            yield line.strip()
+
+
+def format_result(result: Any) -> str:
+    """A search result as terminal text."""
+    lines = [f"Q: {result.query}"]
+    if result.corrected_query:
+        lines.append(f"(showing results for: {result.corrected_query})")
+    if result.abstained:
+        lines.append("The sources don't cover that.")
+    for hit in result.hits:
+        lines.append(f"\n[{hit.rank}] {hit.citation.text()}  (score {hit.score:.3f})")
+        lines.append(hit.text)
+    return "\n".join(lines)
+
+
+def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
+    from .engine import open_index
+
+    data = open_index(settings)
+    import numpy as np
+
+    counts = np.bincount(np.asarray(data.passages["doc"]), minlength=len(data.documents))
+    rows = [{"doc_id": d.doc_id, "citation": d.citation.text(), **d.citation.as_dict(), "passages": int(counts[i])}
+            for i, d in enumerate(data.documents)]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['doc_id']}  ({row['passages']} passages)\n    {row['citation']}")
+    print(f"{len(rows)} documents, {len(data.passages)} passages, built {data.manifest.get('built_at')}")
+    return EXIT_OK
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from embeddings.evaluation import compare_pipelines, load_eval_set
+
+    eval_set = load_eval_set(args.file)
+    searcher = open_searcher(settings, quiet=args.json)
+    results = compare_pipelines(eval_set, searcher)
+    if args.json:
+        _print_json({"file": str(args.file), "questions": len(eval_set.questions),
+                     "off_topic": len(eval_set.off_topic), "pipelines": results})
+        return EXIT_OK
+    print(f"{args.file}: {len(eval_set.questions)} corpus questions, {len(eval_set.off_topic)} off-topic\n")
+    print(metrics_table(results))
+    full = results["full"]
+    print(f"\nthreshold in use {settings.retrieval.abstain_below:.3f}; "
+          f"best-separating threshold on this set {full['calibrated_threshold']:.3f}")
+    if args.misses:
+        print("\nmissed at rank 1 by the full pipeline:")
+        for question in full["misses"]:
+            print(f"  - {question}")
+    return EXIT_OK
+
+
+METRIC_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "mean_chars")
+
+
+def metrics_table(results: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: one row per pipeline."""
+    header = "| pipeline | " + " | ".join(METRIC_COLUMNS) + " |"
+    rule = "|---|" + "---|" * len(METRIC_COLUMNS)
+    rows = [f"| {name} | " + " | ".join(
+        f"{metrics[c]:.0f}" if c == "mean_chars" else f"{metrics[c]:.3f}" for c in METRIC_COLUMNS) + " |"
+        for name, metrics in results.items()]
+    return "\n".join([header, rule, *rows])
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import serve
+
+    return serve(settings)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

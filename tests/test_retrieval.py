@@ -1,0 +1,74 @@
+"""Search over the real index with the real model: known passages, robustness, abstention."""
+
+import pytest
+
+from embeddings.evaluation import hit_rank, normalize
+
+
+@pytest.mark.parametrize(
+    ("question", "evidence"),
+    [
+        ("Who overthrew King Zahir Shah?", "coup by mohammed daud khan overthrowing king zahir shah"),
+        ("Do Afghans still speak Russian?", "some older afghans still speak russian"),
+        ("Which Afghan ministry spokesman criticised the Moscow trilateral?", "ahmad shekib mostaghni"),
+        ("When was the Taliban added to Russia's list of terrorist organisations?",
+         "included within the russian checklist of terrorist organisations"),
+    ],
+)
+def test_known_passages_are_found_with_citations(searcher, question, evidence):
+    result = searcher.search(question, k=5)
+    assert not result.abstained
+    assert hit_rank([h.text for h in result.hits], [evidence]) is not None
+    for hit in result.hits:
+        assert hit.citation.title and hit.citation.text().startswith(hit.citation.title)
+        assert 0 <= hit.highlight[0] < hit.highlight[1] <= len(hit.text)
+
+
+def test_casing_punctuation_whitespace_and_misspellings_find_the_same_passage(searcher):
+    reference = searcher.search("Russia Taliban common enemy ISIS", k=1).hits[0]
+    for variant in ("  RUSSIA   taliban,,, common enemy ISIS?!  ", "rusia talibn common enemy isis"):
+        result = searcher.search(variant, k=3)
+        assert (reference.doc_id, reference.start) in {(h.doc_id, h.start) for h in result.hits}
+    corrected = searcher.search("rusia talibn common enemy isis").corrected_query
+    assert corrected and "russia" in corrected.lower() and "taliban" in corrected.lower()
+
+
+@pytest.mark.parametrize("question", ["What is the capital of France?", "How do I bake sourdough bread?",
+                                      "Who won the 2018 FIFA World Cup?", "🙂🙂", "   ", "?!"])
+def test_off_topic_and_empty_questions_abstain(searcher, question):
+    result = searcher.search(question)
+    assert result.abstained and result.hits == []
+
+
+def test_results_do_not_overlap_and_pages_continue(searcher):
+    first = searcher.search("Russia relations with the Taliban", k=5)
+    second = searcher.search("Russia relations with the Taliban", k=5, offset=5)
+    hits = first.hits + second.hits
+    assert [h.rank for h in hits] == list(range(1, 11))
+    for a in hits:
+        for b in hits:
+            if a is not b and a.doc_id == b.doc_id:
+                assert a.end <= b.start or b.end <= a.start
+    assert first.total >= 10
+
+
+def test_passages_are_sized_for_a_phone_screen(searcher):
+    result = searcher.search("What does Russia want in Afghanistan?", k=10)
+    lengths = [len(h.text) for h in result.hits]
+    assert max(lengths) <= 700 and sum(lengths) / len(lengths) <= 600
+
+
+def test_context_returns_neighbouring_text_and_rejects_unknown_keys(searcher):
+    hit = searcher.search("Who overthrew King Zahir Shah?").hits[0]
+    context = searcher.context(hit.doc_key, hit.start, hit.end, chars=500)
+    assert context is not None and hit.text in context.text and len(context.text) > len(hit.text)
+    a, b = context.passage
+    assert context.text[a:b] == hit.text
+    assert searcher.context("nosuchkey", 0, 10) is None
+    assert searcher.context(hit.doc_key, -5, 10**9) is None
+
+
+def test_evidence_normalisation():
+    assert normalize("Lashkar-e-Taiba, and  Sipah-e-Sahaba!") == "lashkar e taiba and sipah e sahaba"
+    assert hit_rank(["nothing", "the U.S.-led war"], ["u s led war"]) == 2
+    assert hit_rank(["nothing"], ["u s led war"]) is None
