@@ -298,7 +298,7 @@ def _find_marker(text: str, numeral: str, position: int, vocabulary: set[str]) -
             continue
         if before.isalpha() and whole in vocabulary and _count_word(text, whole) > 1:
             continue  # "Kremlin" should not lose its "in"; a word used elsewhere is real
-        if len(numeral) > 1 or not before.isalpha() or word in vocabulary and _count_word(text, word) > 1:
+        if len(numeral) > 1 or not before.isalpha() or word in vocabulary:
             return start, end
     return None
 
