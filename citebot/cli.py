@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .engine import open_searcher
 
 log = logging.getLogger("citebot")
 
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings: config/citebot.yaml; override any key with CITEBOT_<SECTION>_<KEY>.",
     )
     parser.add_argument("--version", action="version", version=f"citebot {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
@@ -64,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--check", action="store_true",
                        help="only report whether the seeds changed since the last build (exit 0 up to date, 1 stale)")
     index.add_argument("--force", action="store_true", help="rebuild everything from scratch")
-    index.add_argument("--json", action="store_true", help="print the report as JSON")
+    index.add_argument("--watch", action="store_true",
+                       help="keep running: rebuild whenever the seeds folder changes, printing each rebuild")
+    index.add_argument("--json", action="store_true", help="print the report as JSON (one line per rebuild)")
     index.set_defaults(handler=cmd_index)
 
     ask = commands.add_parser("ask", help="print cited passages answering a question",
@@ -126,6 +130,8 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{'stale' if stale else 'up to date'}: {_change_summary(report)}")
         return EXIT_STALE if stale else EXIT_OK
 
+    if args.watch:
+        return _watch(settings, args.json)
     encoder = load_encoder(settings)
     with _progress_bar(disable=args.json) as progress:
         report = update_index(settings, encoder, force=args.force, progress=progress)
@@ -137,6 +143,30 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
         verb = "built" if report.built else "up to date"
         print(f"index {verb}: {_change_summary(report)}; {report.passages} passages "
               f"({report.embedded} texts embedded in {report.seconds:.1f} s)")
+    return EXIT_OK
+
+
+def _watch(settings: Settings, as_json: bool) -> int:
+    """`citebot index --watch`: the bot's watcher without the bot. Ctrl-C or SIGTERM stops it."""
+    import asyncio
+    import signal
+
+    from .lifecycle import open_keeper
+
+    keeper = open_keeper(settings)
+
+    def show(outcome: Any) -> None:
+        print(json.dumps(outcome.as_dict()) if as_json else outcome.summary(), flush=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        show(await keeper.rebuild())
+        await keeper.watch(stop, show)
+
+    asyncio.run(run())
     return EXIT_OK
 
 
@@ -171,30 +201,13 @@ class _progress_bar:
             self.bar.close()
 
 
-def open_searcher(settings: Settings, *, quiet: bool = False):  # -> embeddings.search.Searcher
-    """Load the model and the index, building the index first if there is none usable."""
-    from embeddings.index import IndexError_
-
-    from .engine import load_encoder, make_searcher, open_index, update_index
-
-    encoder = load_encoder(settings)
-    try:
-        data = open_index(settings)
-    except IndexError_ as exc:
-        if not quiet:
-            print(f"citebot: {exc}; building it now", file=sys.stderr)
-        update_index(settings, encoder)
-        data = open_index(settings)
-    return make_searcher(settings, encoder, data)
-
-
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     k = args.k or settings.retrieval.top_k
     if k < 1:
         print("citebot: error: -k must be at least 1", file=sys.stderr)
         return EXIT_ERROR
     questions: Iterable[str] = [" ".join(args.question)] if args.question else _stdin_questions(sys.stdin)
-    searcher = open_searcher(settings, quiet=args.json)
+    searcher = open_searcher(settings)
     for question in questions:
         result = searcher.search(question, k=k)
         if args.json:
@@ -246,7 +259,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from embeddings.evaluation import compare_pipelines, load_eval_set
 
     eval_set = load_eval_set(args.file)
-    searcher = open_searcher(settings, quiet=args.json)
+    searcher = open_searcher(settings)
     results = compare_pipelines(eval_set, searcher)
     if args.json:
         _print_json({"file": str(args.file), "questions": len(eval_set.questions),

@@ -72,3 +72,17 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData) -> Sear
         spelling_correction=r.spelling_correction,
         known_words=known,
     )
+
+
+def open_searcher(settings: Settings) -> Searcher:
+    """Load the model and the index, building the index first if there is none usable."""
+    from embeddings.index import IndexError_
+
+    encoder = load_encoder(settings)
+    try:
+        data = open_index(settings)
+    except IndexError_ as exc:
+        log.warning("%s; building it now", exc)
+        update_index(settings, encoder)
+        data = open_index(settings)
+    return make_searcher(settings, encoder, data)

@@ -1,5 +1,7 @@
 """Sentence splitting and passage offsets."""
 
+import itertools
+
 from embeddings.chunking import cut_long, fixed_size_chunks, make_passages, split_sentences
 from embeddings.cleaning import assemble
 
@@ -35,7 +37,7 @@ def test_passages_are_whole_sentences_within_limits():
     # every sentence is covered, and consecutive passages overlap (one starts at each sentence)
     covered = {i for p in passages for i in range(p.first, p.last + 1)}
     assert covered == set(range(len(spans)))
-    assert any(a.last >= b.first for a, b in zip(passages, passages[1:], strict=False))
+    assert any(a.last >= b.first for a, b in itertools.pairwise(passages))
 
 
 def test_a_very_short_paragraph_borrows_the_next_one():

@@ -1,0 +1,84 @@
+"""The index follows the seeds: rebuild in the background, atomic swap, failures keep the old index."""
+
+import asyncio
+import errno
+import shutil
+
+import pytest
+
+from citebot import engine
+from citebot.lifecycle import IndexKeeper
+
+ZEBRA = "Zebra migration\n\nZebras cross the Mara river every year in July, watched by many tourists.\n"
+
+
+@pytest.fixture
+def keeper_settings(tmp_path, seeds_copy, make_settings, built_index_dir):
+    index_dir = tmp_path / "index"
+    shutil.copytree(built_index_dir, index_dir, symlinks=True)
+    return make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy)
+
+
+def make_keeper(settings, encoder, **kwargs):
+    searcher = engine.make_searcher(settings, encoder, engine.open_index(settings))
+    return IndexKeeper(settings, encoder, searcher, **kwargs)
+
+
+@pytest.mark.asyncio
+async def test_rebuild_swaps_in_the_new_index_while_questions_keep_being_answered(keeper_settings, encoder):
+    swapped = []
+    keeper = make_keeper(keeper_settings, encoder, on_swap=swapped.append)
+    old = keeper.searcher
+    (keeper_settings.path(keeper_settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA)
+    (keeper_settings.path(keeper_settings.corpus.seeds_dir) / "002_d73ef1872804ed67.txt").unlink()
+
+    rebuild = asyncio.create_task(keeper.rebuild())
+    answered = 0
+    while not rebuild.done():  # the old searcher answers throughout the build
+        result = await asyncio.to_thread(old.search, "Do Afghans still speak Russian?")
+        answered += bool(result.hits)
+        await asyncio.sleep(0)
+    outcome = await rebuild
+    assert answered >= 1
+    assert outcome.ok and outcome.swapped and outcome.report.added == ["zebra.txt"]
+    assert outcome.report.removed == ["002_d73ef1872804ed67.txt"]
+    assert swapped == [keeper.searcher] and keeper.searcher is not old
+    assert keeper.searcher.search("When do zebras cross the Mara river?").hits[0].doc_id == "zebra.txt"
+    docs = {h.doc_id for h in keeper.searcher.search("Russia recognition of the Taliban symbolic gesture", 30).hits}
+    assert "002_d73ef1872804ed67.txt" not in docs
+    assert "2 added" not in outcome.summary() and "1 added" in outcome.summary()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_rebuild_keeps_the_old_index_and_tells_the_admins(keeper_settings, encoder, monkeypatch):
+    errors = []
+    keeper = make_keeper(keeper_settings, encoder, on_error=errors.append)
+    old = keeper.searcher
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine, "update_index", disk_full)
+    outcome = await keeper.rebuild(force=True)
+    assert not outcome.ok and "No space left" in outcome.error
+    assert keeper.searcher is old and old.search("Do Afghans still speak Russian?").hits
+    assert errors and "still serving the previous index" in errors[0]
+
+
+@pytest.mark.asyncio
+async def test_watcher_picks_up_a_new_document_within_a_minute(keeper_settings, encoder):
+    keeper = make_keeper(keeper_settings, encoder)
+    stop = asyncio.Event()
+    outcomes = []
+    watcher = asyncio.create_task(keeper.watch(stop, outcomes.append))
+    await asyncio.sleep(1.0)  # let the watcher start
+    (keeper_settings.path(keeper_settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA)
+    try:
+        async with asyncio.timeout(60):
+            while not outcomes:
+                await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 10)
+    assert outcomes[0].ok and outcomes[0].report.added == ["zebra.txt"]
+    assert keeper.searcher.search("When do zebras cross the Mara river?").hits[0].doc_id == "zebra.txt"
