@@ -51,7 +51,7 @@ class EmbeddingsConfig(_Section):
 
 
 class ChunkingConfig(_Section):
-    target_chars: int = Field(320, ge=50)
+    target_chars: int = Field(450, ge=50)
     max_chars: int = Field(600, ge=100)
     context_chars: int = Field(700, ge=0)
 
@@ -60,14 +60,15 @@ class RetrievalWeights(_Section):
     dense_passage: float = 0.35
     dense_sentence: float = 0.35
     dense_focus: float = 0.3
-    bm25: float = 0.5
+    bm25: float = 0.2
+    token_maxsim: float = 3.0
 
 
 class RetrievalConfig(_Section):
     top_k: int = Field(3, ge=1, le=50)
     max_results: int = Field(30, ge=1, le=200)
     candidates: int = Field(100, ge=10)
-    abstain_below: float = Field(0.3, ge=-1, le=1)
+    abstain_below: float = Field(0.35, ge=-1, le=1)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
     exact_search_below: int = Field(200_000, ge=0)

@@ -85,7 +85,8 @@ def make_passages(
         while (
             last + 1 < len(sentences)
             # a very short paragraph ("They are:") borrows from the next one
-            and (paragraph_of[last + 1] == paragraph_of[first] or sentences[last].end - sentence.start < target_chars // 3)
+            and (paragraph_of[last + 1] == paragraph_of[first]
+                 or sentences[last].end - sentence.start < target_chars // 3)
             and sentences[last].end - sentence.start < target_chars
             and sentences[last + 1].end - sentence.start <= max_chars
         ):

@@ -6,6 +6,7 @@ example, so each step can be tested with three-element arrays.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ class Weights:
     dense_sentence: float
     dense_focus: float
     bm25: float
+    # late interaction (ColBERT-style MaxSim over the model's token vectors); 0 turns it off
+    token_maxsim: float = 0.0
 
 
 def normalize_by_max(scores: np.ndarray) -> np.ndarray:
@@ -27,9 +30,25 @@ def normalize_by_max(scores: np.ndarray) -> np.ndarray:
 
 
 def segment_max(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Maximum of each of the back-to-back segments of ``values`` with the given (>= 1) lengths."""
+    """Maximum of each of the back-to-back segments of ``values`` (along axis 0) with the given
+    (>= 1) lengths."""
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.intp)
-    return np.maximum.reduceat(values, offsets)
+    return np.maximum.reduceat(values, offsets, axis=0)
+
+
+def maxsim(query_tokens: np.ndarray, passage_tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Late-interaction similarity of one question with back-to-back passages (ColBERT's MaxSim).
+
+    ``query_tokens`` (q, d) and ``passage_tokens`` (t, d) are L2-normalised token vectors; the
+    passages own consecutive runs of ``lengths`` (>= 1) rows. Each question token takes its best
+    match in the passage, and the passage scores the mean of those: a passage that matches every
+    part of the question beats one that shares only the topic, which a single pooled vector of a
+    homogeneous corpus cannot tell apart.
+    """
+    if not len(lengths):
+        return np.zeros(0, dtype=np.float32)
+    best = segment_max(passage_tokens @ query_tokens.T, lengths)  # (passages, question tokens)
+    return best.mean(axis=1)
 
 
 def fuse(
@@ -47,6 +66,9 @@ def fuse(
     * ``dense_focus``: the same for the question without the words every passage shares
       ("Russia", "Taliban"), which would otherwise dominate the similarity;
     * ``bm25``: lexical match, normalised so the best candidate scores 1.
+
+    ``weights.token_maxsim`` is applied afterwards to the best candidates only (:func:`maxsim`,
+    :func:`rerank_with`): it is the costly step.
     """
     return (
         weights.dense_passage * dense_passage
@@ -54,6 +76,19 @@ def fuse(
         + weights.dense_focus * dense_focus
         + weights.bm25 * normalize_by_max(bm25)
     )
+
+
+def rerank_with(scores: np.ndarray, top: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``scores`` with ``extra`` added at positions ``top`` (the re-scored best candidates).
+
+    The others get the smallest ``extra`` seen: a stand-in that keeps them comparable without
+    computing it, so a re-scored candidate that matched badly can still fall below them.
+    """
+    out = np.asarray(scores, dtype=np.float64).copy()
+    if len(top):
+        out += float(extra.min())
+        out[top] += extra - float(extra.min())
+    return out
 
 
 def select_non_overlapping(
@@ -70,6 +105,13 @@ def select_non_overlapping(
     return kept
 
 
+def segment_rows(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Row numbers of the segments ``starts[i] .. starts[i] + lengths[i]``, back to back."""
+    lengths = np.asarray(lengths, dtype=np.intp)
+    shift = np.repeat(np.asarray(starts, dtype=np.intp) - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return shift + np.arange(int(lengths.sum()))
+
+
 def should_abstain(best_similarity: float, threshold: float) -> bool:
     """No passage is similar enough to the question: say the sources don't cover it."""
     return not best_similarity >= threshold
@@ -84,7 +126,7 @@ def calibrate_threshold(on_topic: Sequence[float], off_topic: Sequence[float]) -
     values = sorted(set(on_topic) | set(off_topic))
     if not values:
         return 0.0
-    candidates = [values[0] - 1e-3] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] \
+    candidates = [values[0] - 1e-3] + [(a + b) / 2 for a, b in itertools.pairwise(values)] \
         + [values[-1] + 1e-3]
 
     def correct(t: float) -> int:

@@ -8,6 +8,9 @@ Layout under the index dir::
     builds/<build id>/passages.npy   (doc, start, end, first, last) per passage
     builds/<build id>/sentences.npy  (doc, start, end) per sentence
     builds/<build id>/passage_vectors.npy, sentence_vectors.npy   float32, L2-normalised
+    builds/<build id>/token_vectors.npy, token_lengths.npy        each passage's token vectors
+                                      (float16, back to back) for MaxSim re-scoring; empty when
+                                      the encoder gives none
     build.lock                        serialises builders (the watcher, /reload, the CLI)
 
 A build writes a new folder and only then moves ``current``: a crash leaves the previous index as
@@ -32,17 +35,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .chunking import heading_before, make_passages, split_sentences
+from .chunking import make_passages, split_sentences
 from .cleaning import clean_document
 from .documents import RawDocument, doc_key, read_documents, scan_seeds
 from .sources import Citation, SourceCatalog
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PASSAGE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4"), ("first", "<i4"), ("last", "<i4")])
 SENTENCE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4")])
-ARRAY_FILES = ("passages.npy", "sentences.npy", "passage_vectors.npy", "sentence_vectors.npy")
+ARRAY_FILES = ("passages.npy", "sentences.npy", "passage_vectors.npy", "sentence_vectors.npy", "token_vectors.npy",
+               "token_lengths.npy")
 
 
 class IndexError_(Exception):
@@ -66,6 +70,8 @@ class TextEncoder(Protocol):
     dimension: int
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
+
+    # optional: encoders that have it also store token vectors (see model.Encoder.encode_with_tokens)
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,8 @@ class IndexData:
     sentences: np.ndarray
     passage_vectors: np.ndarray
     sentence_vectors: np.ndarray
+    token_vectors: np.ndarray  # (tokens, dim) float16; empty when not stored
+    token_lengths: np.ndarray  # tokens per passage; empty when not stored
 
     def passage_text(self, i: int) -> str:
         row = self.passages[i]
@@ -203,7 +211,8 @@ def load_index(index_dir: Path, params: BuildParams | None = None) -> IndexData:
         raise IndexCorrupt(f"index files damaged at {path} ({type(exc).__name__}): run `citebot index --force`") \
             from None
     data = IndexData(path.resolve(), manifest, documents, arrays["passages.npy"], arrays["sentences.npy"],
-                     arrays["passage_vectors.npy"], arrays["sentence_vectors.npy"])
+                     arrays["passage_vectors.npy"], arrays["sentence_vectors.npy"], arrays["token_vectors.npy"],
+                     arrays["token_lengths.npy"])
     _validate(data)
     return data
 
@@ -217,6 +226,8 @@ def _validate(data: IndexData) -> None:
         (data.passage_vectors.ndim == 2 and data.passage_vectors.shape[1] == m.get("dimension"), "vector size"),
         (data.sentence_vectors.ndim == 2 and data.sentence_vectors.shape[1] == m.get("dimension"), "vector size"),
         (len(data.documents) == len(m.get("documents", {})), "document count"),
+        (len(data.token_lengths) in (0, len(data.passages)), "token table"),
+        (int(np.sum(data.token_lengths)) == len(data.token_vectors), "token count"),
     ]
     for ok, what in checks:
         if not ok:
@@ -310,7 +321,9 @@ def build_index(
             report.passages = len(previous.passages)
             report.seconds = time.perf_counter() - started
             return report
-        reusable = {} if force or previous is None else {
+        # an index without token vectors, rebuilt by an encoder that gives them, is re-embedded whole
+        tokens_missing = previous is not None and _gives_tokens(encoder) and not len(previous.token_lengths)
+        reusable = {} if force or previous is None or tokens_missing else {
             d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
         build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
         path = _write_build(index_dir, build, params, encoder.dimension)
@@ -330,11 +343,13 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
     sentence_rows: list[tuple[int, int, int]] = []
     passage_vectors: list[np.ndarray] = []
     sentence_vectors: list[np.ndarray] = []
-    to_embed: list[tuple[int, list[str], list[str]]] = []  # (doc index, passage texts, sentence texts)
+    passage_tokens: list[list[np.ndarray] | None] = []
+    # (slot, passage texts to embed, passages as shown, sentence texts)
+    to_embed: list[tuple[int, list[str], list[str], list[str]]] = []
     for raw in raw_documents:
         d = len(documents)
         if raw.doc_id in reusable:
-            record, rows_p, rows_s, vec_p, vec_s = _reuse(previous, reusable[raw.doc_id], len(sentence_rows))
+            record, rows_p, rows_s, vec_p, vec_s, tokens = _reuse(previous, reusable[raw.doc_id], len(sentence_rows))
             documents.append(record)
         else:
             citation = catalog.citation(raw.doc_id, raw.text)
@@ -351,18 +366,24 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
             texts_p = [embedding_text(record, clean.text[p.start : p.end], p.start, params)
                        for p in spans]
             texts_s = [clean.text[s.start : s.end] for s in sentences]
-            to_embed.append((len(passage_vectors), texts_p, texts_s))
-            vec_p = vec_s = None
+            shown_p = [clean.text[p.start : p.end] for p in spans]
+            to_embed.append((len(passage_vectors), texts_p, shown_p, texts_s))
+            vec_p = vec_s = tokens = None
         passage_rows.extend((d, *row[1:]) for row in rows_p)
         sentence_rows.extend((d, *row[1:]) for row in rows_s)
         passage_vectors.append(vec_p)
         sentence_vectors.append(vec_s)
-    total = sum(len(p) + len(s) for _, p, s in to_embed)
+        passage_tokens.append(tokens)
+    with_tokens = _gives_tokens(encoder)
+    total = sum(len(p) + len(s) for _, p, _, s in to_embed)
     done = 0
-    for slot, texts_p, texts_s in to_embed:
+    for slot, texts_p, shown_p, texts_s in to_embed:
         vectors = encoder.encode(texts_p + texts_s)
         passage_vectors[slot] = vectors[: len(texts_p)]
         sentence_vectors[slot] = vectors[len(texts_p) :]
+        if with_tokens:
+            # MaxSim compares the question with the passage as shown, without the title header
+            passage_tokens[slot] = [tokens for _, tokens in encoder.encode_with_tokens(shown_p)]
         done += len(texts_p) + len(texts_s)
         if progress is not None:
             progress(done, total)
@@ -374,7 +395,20 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
         "sentences": np.array(sentence_rows, dtype=SENTENCE_DTYPE),
         "passage_vectors": _stack(passage_vectors, dim),
         "sentence_vectors": _stack(sentence_vectors, dim),
+        **_token_arrays(passage_tokens if with_tokens else [], dim),
     }
+
+
+def _gives_tokens(encoder: TextEncoder) -> bool:
+    return callable(getattr(encoder, "encode_with_tokens", None))
+
+
+def _token_arrays(per_document: list[list[np.ndarray] | None], dim: int) -> dict[str, np.ndarray]:
+    flat = [tokens for document in per_document for tokens in (document or [])]
+    if not flat:
+        return {"token_vectors": np.zeros((0, dim), np.float16), "token_lengths": np.zeros(0, np.int32)}
+    return {"token_vectors": np.vstack(flat).astype(np.float16),
+            "token_lengths": np.array([len(t) for t in flat], dtype=np.int32)}
 
 
 def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
@@ -392,8 +426,14 @@ def _reuse(previous: IndexData, doc_index: int, sentence_base: int):
     rows_p = [(doc_index, int(r["start"]), int(r["end"]), sentence_base + int(r["first"]) - old_base,
                sentence_base + int(r["last"]) - old_base) for r in passages[p_mask]]
     rows_s = [(doc_index, int(r["start"]), int(r["end"])) for r in sentences[s_mask]]
+    tokens = None
+    if len(previous.token_lengths):
+        lengths = np.asarray(previous.token_lengths)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        tokens = [np.asarray(previous.token_vectors[starts[i] : starts[i] + lengths[i]])
+                  for i in np.flatnonzero(p_mask)]
     return (previous.documents[doc_index], rows_p, rows_s,
-            np.asarray(previous.passage_vectors[p_mask]), np.asarray(previous.sentence_vectors[s_mask]))
+            np.asarray(previous.passage_vectors[p_mask]), np.asarray(previous.sentence_vectors[s_mask]), tokens)
 
 
 def embedding_text(record: DocumentRecord, passage: str, offset: int, params: BuildParams) -> str:

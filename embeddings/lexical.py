@@ -16,17 +16,18 @@ import numpy as np
 
 # A short English stop list: words that carry no topic. (bm25s's list drops "not", "no",
 # which matter to questions like "Does Russia not recognise ...", so we keep our own.)
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
+_STOPWORD_TEXT = """a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had
     has have having he her here hers herself him himself his how i if in into is it its itself just
     me more most my myself of off on once only or other our ours ourselves out over own same she
     should so some such than that the their theirs them themselves then there these they this those
     through to too under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves s t d ll m re ve y tell say said says please""".split()
-)
+    would you your yours yourself yourselves s t d ll m re ve y tell say said says please"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _WORD = re.compile(r"[a-z0-9]+")
+TYPO_MAX_COUNT = 3  # a corpus word seen more often than this is taken as spelled right
+TYPO_RATIO = 50  # ... and a rarer one only yields to a neighbour this many times as common
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +75,7 @@ class Vocabulary:
     counts: dict[str, int]
     document_frequency: dict[str, float]  # share of passages that contain the word
     known: frozenset[str]  # words that are spelled right even if the corpus lacks them
+    stems: frozenset[str] = frozenset()  # stems of the corpus words: "brokers" is no typo of "broker"
 
     @classmethod
     def build(cls, passages: Sequence[str], known_words: Iterable[str] = ()) -> Vocabulary:
@@ -84,21 +86,32 @@ class Vocabulary:
             counts.update(passage_words)
             containing.update(set(passage_words))
         total = max(1, len(passages))
-        return cls(dict(counts), {w: n / total for w, n in containing.items()}, frozenset(known_words))
+        stems = frozenset(_stemmer().stemWords(list(counts))) if counts else frozenset()
+        return cls(dict(counts), {w: n / total for w, n in containing.items()}, frozenset(known_words), stems)
 
     def correct(self, query: str) -> str:
         """The query with misspelled corpus terms corrected ("talibn rusia" → "taliban russia").
 
-        Only a word that is neither in the corpus nor a known English word is replaced, and only
-        by a corpus word within a small edit distance (1 for short words, 2 for longer ones).
+        Only a word that is neither in the corpus (as itself or an inflection of a corpus word)
+        nor a known English word is replaced, and only by a corpus word within a small edit
+        distance (1 for short words, 2 for longer ones).
         """
         return re.sub(r"[A-Za-z]{4,}", lambda m: self._correct_word(m.group(0)), query)
 
     def _correct_word(self, word: str) -> str:
         lower = word.lower()
-        if lower in self.counts or lower in self.known:
+        seen = self.counts.get(lower, 0)
+        if lower in self.known or seen > TYPO_MAX_COUNT:
             return word
-        best = closest_word(lower, self.counts)
+        if seen:
+            # a word the corpus spells rarely may be a typo of the source ("Rusia", 3 times): it
+            # yields to a close word that is far more common ("Russia", 300 times)
+            candidates = {w: n for w, n in self.counts.items() if n >= TYPO_RATIO * seen}
+        elif _stemmer().stemWord(lower) in self.stems:
+            return word
+        else:
+            candidates = self.counts
+        best = closest_word(lower, candidates)
         if best is None:
             return word
         return best.capitalize() if word[0].isupper() else best

@@ -85,3 +85,24 @@ class Encoder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_with_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text: the normalised pooled vector and token vectors, from one forward pass.
+
+        [CLS], [SEP] and padding are dropped: they stand for the whole text, not one of its words.
+        Token vectors feed late-interaction scoring (MaxSim, see :func:`embeddings.fusion.maxsim`).
+        """
+        out = []
+        for features in self.model.encode(texts, output_value=None, batch_size=self.batch_size):
+            mask = features["attention_mask"].bool().cpu().numpy()
+            tokens = features["token_embeddings"].float().cpu().numpy()[mask]
+            tokens = tokens[1:-1] if len(tokens) > 2 else tokens
+            pooled = features["sentence_embedding"].float().cpu().numpy()
+            out.append((unit_rows(pooled), unit_rows(tokens)))
+        return out
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)

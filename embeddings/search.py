@@ -3,15 +3,17 @@
 The steps, each a function of :mod:`embeddings.fusion` or :mod:`embeddings.lexical`:
 
 1. Correct misspelled corpus terms ("talibn" → "taliban").
-2. Encode the question twice in one batch: as asked, and without the corpus-wide topic words.
+2. Encode the question twice in one batch: as asked (pooled vector and token vectors), and
+   without the corpus-wide topic words.
 3. Gather candidates: nearest passages and sentences (FAISS), best BM25 passages.
-4. Score candidates: passage, best-sentence and focus cosines plus BM25; abstain when nothing
-   is similar enough.
+4. Score candidates: passage, best-sentence and focus cosines, BM25 and token-level MaxSim;
+   abstain when nothing is similar enough.
 5. Keep the best non-overlapping passages, each with its citation and the sentence that matches best.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -21,12 +23,22 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .fusion import Weights, fuse, segment_max, select_non_overlapping, should_abstain
+from .fusion import (
+    Weights,
+    fuse,
+    maxsim,
+    rerank_with,
+    segment_max,
+    select_non_overlapping,
+    should_abstain,
+)
 from .index import DocumentRecord, IndexData, TextEncoder
 from .lexical import LexicalIndex, Vocabulary, strip_words, words
 from .sources import Citation
 
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
+
+Encoded = tuple[np.ndarray, np.ndarray | None]  # pooled vector, token vectors (None: not asked for)
 
 
 @dataclass(frozen=True)
@@ -100,13 +112,14 @@ class Searcher:
 
     def __init__(self, data: IndexData, encoder: TextEncoder, *, weights: Weights, abstain_below: float,
                  candidates: int = 100, max_results: int = 30, spelling_correction: bool = True,
-                 known_words: Sequence[str] = (), cache_size: int = 1024) -> None:
+                 known_words: Sequence[str] = (), cache_size: int = 1024, rerank: int = 40) -> None:
         self.data = data
         self.encoder = encoder
         self.weights = weights
         self.abstain_below = abstain_below
         self.n_candidates = candidates
         self.max_results = max_results
+        self.rerank = rerank  # how many of the best candidates MaxSim re-scores
         self.spelling_correction = spelling_correction
         self.passages = np.asarray(data.passages)
         self.passage_docs = self.passages["doc"]
@@ -120,9 +133,19 @@ class Searcher:
         self.sentence_vectors = np.asarray(data.sentence_vectors)
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, Encoded] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # token vectors of every passage, back to back, stored by the index build (see index.py)
+        self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
+        self.token_starts = np.concatenate(([0], np.cumsum(self.token_lengths)[:-1])).astype(np.intp)
+        self._passage_token_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    @property
+    def uses_tokens(self) -> bool:
+        """Whether MaxSim takes part: it is weighted and the encoder can give token vectors."""
+        return (bool(self.weights.token_maxsim) and hasattr(self.encoder, "encode_with_tokens")
+                and len(self.passages) > 0)
 
     # ------------------------------------------------------------------------------ questions
 
@@ -133,24 +156,28 @@ class Searcher:
     def search_many(self, queries: Sequence[str], k: int = 3, offset: int = 0) -> list[SearchResult]:
         """Answer several questions, encoding them in one batch."""
         prepared = [self.prepare(q) for q in queries]
-        vectors = self._encode([text for p in prepared for text in (p[1], p[2])])
+        encoded = self._encode([text for p in prepared for text in (p[1], p[2])])
         results = []
-        for i, (query, corrected, focus) in enumerate(prepared):
+        for i, (query, corrected, _focus) in enumerate(prepared):
             if not words(corrected):
                 results.append(SearchResult(query, [], abstained=True))
                 continue
-            ranked = self.rank(corrected, vectors[2 * i], vectors[2 * i + 1])
+            (q, q_tokens), (q_focus, _) = encoded[2 * i], encoded[2 * i + 1]
+            ranked = self.rank(corrected, q, q_focus, q_tokens)
             results.append(self._result(query, corrected, ranked, k, offset))
         return results
 
     def prepare(self, query: str) -> tuple[str, str, str]:
         """(query, corrected query, focus query) — the texts that get encoded."""
-        query = " ".join(query.split())[:MAX_QUERY_CHARS]
+        # runs of punctuation ("?!", ",,,") say nothing more than their first mark
+        query = re.sub(r"([^\w\s])[^\w\s]+", r"\1", " ".join(query.split()))[:MAX_QUERY_CHARS]
         corrected = self.vocabulary.correct(query) if self.spelling_correction else query
         return query, corrected, strip_words(corrected, self.topic_words)
 
-    def rank(self, query: str, q: np.ndarray, q_focus: np.ndarray) -> _Ranked:
-        """Score the candidates of one question and order them, overlapping ones removed."""
+    def rank(self, query: str, q: np.ndarray, q_focus: np.ndarray, q_tokens: np.ndarray | None = None) -> _Ranked:
+        """Score the candidates of one question and order them, overlapping ones removed.
+
+        ``q_tokens`` are the question's token vectors, for MaxSim; without them it is left out."""
         bm25_all = self.lexical.scores(query)
         candidates = self._candidates(q, q_focus, bm25_all)
         rows = self.passages[candidates]
@@ -165,6 +192,10 @@ class Searcher:
         dense_sentence = segment_max(sent_q, lengths)
         dense_focus = (passage_vectors @ q_focus + segment_max(sent_focus, lengths)) / 2
         scores = fuse(dense_passage, dense_sentence, dense_focus, bm25_all[candidates], self.weights)
+        if q_tokens is not None and self.uses_tokens:
+            # MaxSim costs a product per passage token: re-score only the best candidates
+            top = np.argsort(-scores, kind="stable")[: self.rerank]
+            scores = rerank_with(scores, top, self.weights.token_maxsim * self._maxsim(q_tokens, candidates[top]))
         best_similarity = float(max(dense_passage.max(), dense_sentence.max()))
         order = select_non_overlapping(np.argsort(-scores, kind="stable"), rows["doc"], rows["start"], rows["end"],
                                        self.max_results)
@@ -209,19 +240,45 @@ class Searcher:
         return Hit(rank, score, document.doc_id, document.key, document.citation, document.text[start:end],
                    start, end, (int(sentence["start"]) - start, int(sentence["end"]) - start))
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        """Encode with a small cache: repeated questions (More results, inline typing) cost nothing."""
+    def _maxsim(self, q_tokens: np.ndarray, passages: np.ndarray) -> np.ndarray:
+        vectors = [self._passage_tokens(int(i)) for i in passages]
+        return maxsim(q_tokens, np.vstack(vectors), np.array([len(v) for v in vectors]))
+
+    def _passage_tokens(self, passage: int) -> np.ndarray:
+        """A passage's token vectors: from the index, or (for a large index built without them)
+        encoded now and kept in a small cache."""
+        if len(self.token_lengths):
+            start = self.token_starts[passage]
+            return np.asarray(self.data.token_vectors[start : start + self.token_lengths[passage]], dtype=np.float32)
         with self._lock:
-            known = {t: self._cache[t] for t in texts if t in self._cache}
+            cached = self._passage_token_cache.get(passage)
+        if cached is None:
+            cached = self.encoder.encode_with_tokens([self.data.passage_text(passage)])[0][1]
+            with self._lock:
+                self._passage_token_cache[passage] = cached
+                while len(self._passage_token_cache) > 20_000:
+                    self._passage_token_cache.popitem(last=False)
+        return cached
+
+    def _encode(self, texts: list[str]) -> list[Encoded]:
+        """Encode in one batch, with a small cache: repeated questions (More results, inline
+        typing) cost nothing. Token vectors come from the same forward pass when MaxSim is on."""
+        tokens = self.uses_tokens
+        with self._lock:
+            known = {t: self._cache[t] for t in texts
+                     if t in self._cache and (not tokens or self._cache[t][1] is not None)}
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            fresh = dict(zip(missing, self.encoder.encode(missing), strict=True))
+            if tokens:
+                fresh = dict(zip(missing, self.encoder.encode_with_tokens(missing), strict=True))
+            else:
+                fresh = {t: (v, None) for t, v in zip(missing, self.encoder.encode(missing), strict=True)}
             known.update(fresh)
             with self._lock:
                 self._cache.update(fresh)
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        return np.stack([known[t] for t in texts])
+        return [known[t] for t in texts]
 
     # ------------------------------------------------------------------------------ browsing
 

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from citebot import engine  # noqa: E402
-from citebot.config import Settings, load_settings  # noqa: E402
+from citebot import engine
+from citebot.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -66,3 +67,68 @@ def seeds_copy(tmp_path) -> Path:
     target = tmp_path / "seeds"
     shutil.copytree(SEEDS, target)
     return target
+
+
+# ----------------------------------------------------------------------------- Telegram bot (bot/)
+# The real bot (python-telegram-bot Application from bot.app.build_application) against the
+# project's Bot API emulator over real HTTP on 127.0.0.1, with the session's real searcher.
+
+
+def check_bot_output(emulator) -> None:
+    """Every text the bot sent or edited (and every inline article) is valid Telegram HTML
+    within 4096 UTF-16 units, and every call it made was accepted, unless a failure was
+    injected on purpose or the user had blocked the bot (403)."""
+    from botapi_emulator import utf16_len, validate_telegram_html
+
+    for call in emulator.calls:
+        texts = []
+        if call.method in ("sendMessage", "editMessageText"):
+            texts.append(call.params.get("text", ""))
+        if call.method == "answerInlineQuery":
+            texts += [r["input_message_content"]["message_text"] for r in call.params.get("results") or []]
+        for text in texts:
+            plain, _ = validate_telegram_html(text)
+            assert 0 < utf16_len(plain) <= 4096, (call.method, utf16_len(plain))
+        if call.method != "getUpdates" and call.injected is None and call.status != 0:
+            assert call.ok or call.status == 403, call.summary()
+
+
+@pytest_asyncio.fixture
+async def emulator():
+    """A started Bot API emulator on 127.0.0.1 (stopped after the test)."""
+    from botapi_emulator import BotApiEmulator
+
+    emu = BotApiEmulator()
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest_asyncio.fixture
+async def start_bot(emulator, settings, searcher):
+    """``await start_bot(settings=None, searcher=None, **build_application_kwargs)`` starts the
+    real bot polling the emulator. Every bot started is stopped after the test, then all its
+    output is checked with :func:`check_bot_output`."""
+    from bot import app as bot_app
+
+    running = []
+
+    async def launch(custom_settings=None, custom_searcher=None, **kwargs):
+        app = bot_app.build_application(custom_settings or settings, custom_searcher or searcher,
+                                        base_url=emulator.base_url, token=emulator.token, **kwargs)
+        await bot_app.start_bot(app, poll_timeout=2.0)
+        running.append(app)
+        return app
+
+    yield launch
+    for app in running:
+        await bot_app.stop_bot(app)
+    check_bot_output(emulator)
+
+
+@pytest_asyncio.fixture
+async def running_bot(start_bot):
+    """The real bot with the session's settings and searcher, running during one async test."""
+    return await start_bot()
