@@ -1,0 +1,593 @@
+"""Pure functions that turn search results into Telegram messages (HTML parse mode) and back.
+
+Nothing here talks to Telegram or searches: every function takes plain data and returns
+strings, keyboards or small records, so all of it is unit-tested without a network.
+
+Rules every message follows:
+
+* all source and user text goes through :func:`esc` (``html.escape``); the only tags used are
+  ``b``, ``i``, ``code``, ``a href`` and ``blockquote``, always closed in order;
+* no message is longer than :data:`MAX_MESSAGE` UTF-16 code units *as Telegram counts them*
+  (the text after entity parsing). Long text is cut at a sentence or word boundary with
+  :func:`clip`, never inside a tag, an entity or a surrogate pair, and :func:`fit_html` is the
+  last guard on every outgoing message;
+* callback data is at most :data:`MAX_CALLBACK_BYTES` bytes and decoding never raises.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from embeddings.search import Context, DocumentInfo, Hit, SearchResult
+from embeddings.sources import Citation
+
+MAX_MESSAGE = 4096  # UTF-16 code units of text after entity parsing
+MAX_CALLBACK_BYTES = 64
+MAX_PAGE = 9999  # pages of "More results" (callback data holds up to 4 digits)
+COMPACT_PASSAGE = 420  # units per passage in group answers (the best sentence is kept whole if it fits)
+MAX_INLINE_TITLE = 120
+MAX_INLINE_DESCRIPTION = 140
+ELLIPSIS = "…"
+
+EXAMPLE_QUESTIONS = (
+    "Why did Russia start talking to the Taliban?",
+    "Who overthrew King Zahir Shah?",
+    "Has Russia recognised the Taliban government?",
+)
+
+
+# ------------------------------------------------------------------------------------ text basics
+
+def esc(text: str) -> str:
+    """Escape text for Telegram HTML (``&``, ``<``, ``>`` and both quotes)."""
+    return html.escape(text, quote=True)
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def squash(text: str) -> str:
+    """Collapse every run of whitespace (line breaks of the source included) to one space."""
+    return re.sub(r"\s+", " ", text)
+
+
+def tidy(text: str) -> str:
+    """Like :func:`squash`, but a run of whitespace holding a line break becomes one line break
+    (paragraphs and headings of a source stay on their own lines)."""
+    return re.sub(r"\s+", lambda m: "\n" if "\n" in m.group() else " ", text)
+
+
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s")
+_JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}
+
+
+def _unsafe_cut(text: str, i: int) -> bool:
+    """True when cutting ``text`` before index ``i`` would split a character Telegram shows as one:
+    a surrogate pair (in strings holding lone surrogates), an emoji ZWJ sequence, a variation
+    selector or a combining mark, or a skin-tone modifier from its emoji."""
+    if i <= 0 or i >= len(text):
+        return False
+    before, after = text[i - 1], text[i]
+    if "\ud800" <= before <= "\udbff" and "\udc00" <= after <= "\udfff":
+        return True
+    if before in _JOINERS or after in _JOINERS:
+        return True
+    if "\U0001f3fb" <= after <= "\U0001f3ff":  # skin tone modifiers
+        return True
+    if "\U0001f1e6" <= before <= "\U0001f1ff" and "\U0001f1e6" <= after <= "\U0001f1ff":
+        # regional indicators pair up into flags: only cut after an even number of them
+        run = 0
+        j = i - 1
+        while j >= 0 and "\U0001f1e6" <= text[j] <= "\U0001f1ff":
+            run += 1
+            j -= 1
+        return run % 2 == 1
+    return unicodedata.combining(after) != 0
+
+
+def _prefix_fitting(text: str, units: int) -> int:
+    """The largest index ``i`` with ``utf16_len(text[:i]) <= units``, moved back to a safe cut."""
+    if units <= 0:
+        return 0
+    used = 0
+    i = 0
+    for ch in text:
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if used + width > units:
+            break
+        used += width
+        i += 1
+    while i > 0 and _unsafe_cut(text, i):
+        i -= 1
+    return i
+
+
+def clip(text: str, limit: int, *, min_keep: float = 0.5) -> str:
+    """Cut ``text`` to at most ``limit`` UTF-16 units, marking the cut with "…".
+
+    The cut falls after the last full sentence if that keeps at least ``min_keep`` of the room,
+    else after the last whole word, and only as a last resort inside a word. It never splits a
+    surrogate pair or an emoji sequence. ``text`` is plain text (escape it afterwards).
+    """
+    if utf16_len(text) <= limit:
+        return text
+    if limit <= 0:
+        return ""
+    if limit == 1:
+        return ELLIPSIS
+    room = _prefix_fitting(text, limit - 1)  # keep one unit for the ellipsis
+    head = text[:room]
+    floor = int(len(head) * min_keep)
+    sentence_end = -1
+    probe = head + (" " if room < len(text) and text[room].isspace() else "")
+    for match in _SENTENCE_END.finditer(probe):
+        sentence_end = match.end() - 1
+    if sentence_end >= floor and sentence_end > 0:
+        cut = head[:sentence_end].rstrip()
+        if utf16_len(cut) + 2 <= limit:
+            return cut + " " + ELLIPSIS
+        return cut + ELLIPSIS
+    space = max(head.rfind(" "), head.rfind("\n"))
+    if room < len(text) and text[room].isspace():
+        space = room  # the cut already falls on a word boundary
+    if space >= floor and space > 0:
+        return head[:space].rstrip(" ,;:—–-\n") + ELLIPSIS
+    return head + ELLIPSIS
+
+
+def clip_left(text: str, limit: int, *, min_keep: float = 0.5) -> str:
+    """Like :func:`clip` but keeps the *end* of ``text`` ("… rest of the text")."""
+    if utf16_len(text) <= limit:
+        return text
+    if limit <= 1:
+        return ELLIPSIS if limit == 1 else ""
+    # mirror: find the shortest suffix start so that the suffix fits in limit - 1 units
+    units = limit - 1
+    start = len(text)
+    used = 0
+    while start > 0:
+        width = 2 if ord(text[start - 1]) > 0xFFFF else 1
+        if used + width > units:
+            break
+        used += width
+        start -= 1
+    while start < len(text) and _unsafe_cut(text, start):
+        start += 1
+    tail = text[start:]
+    ceiling = len(tail) - int(len(tail) * min_keep)
+    # prefer starting right after a sentence end, else after a space
+    best = -1
+    for match in _SENTENCE_END.finditer(tail):
+        best = match.end()
+        break
+    if 0 <= best <= ceiling:
+        return ELLIPSIS + " " + tail[best:].lstrip() if utf16_len(tail[best:].lstrip()) + 2 <= limit \
+            else ELLIPSIS + tail[best:].lstrip()
+    space = re.search(r"\s", tail)
+    if space is not None and space.start() <= ceiling:
+        return ELLIPSIS + tail[space.start():].lstrip()
+    return ELLIPSIS + tail
+
+
+# --------------------------------------------------------------------------- HTML measuring and fitting
+
+_TOKEN = re.compile(r"<[^>]*>|[^<]+")
+_TAG = re.compile(r"<\s*(/?)\s*([a-zA-Z][\w-]*)")
+
+
+def html_to_text(message: str) -> str:
+    """The plain text Telegram shows for our HTML (tags dropped, character references decoded)."""
+    return html.unescape(re.sub(r"<[^>]*>", "", message))
+
+
+def html_len(message: str) -> int:
+    """Length of an HTML message as Telegram counts it (after entity parsing, trimmed)."""
+    return utf16_len(html_to_text(message).strip())
+
+
+def fit_html(message: str, limit: int = MAX_MESSAGE) -> str:
+    """Return ``message`` cut to ``limit`` units of visible text, tags kept balanced.
+
+    The cut falls in a text run, at a sentence or word boundary (see :func:`clip`); tags that
+    are open at that point are closed in order; nothing after the cut is kept.
+    """
+    if html_len(message) <= limit:
+        return message
+    out: list[str] = []
+    stack: list[str] = []
+    used = 0
+    for token in _TOKEN.findall(message):
+        if token.startswith("<"):
+            match = _TAG.match(token)
+            if match:
+                closing, name = match.group(1), match.group(2).lower()
+                if closing:
+                    if stack and stack[-1] == name:
+                        stack.pop()
+                else:
+                    stack.append(name)
+            out.append(token)
+            continue
+        text = html.unescape(token)
+        width = utf16_len(text)
+        if used + width <= limit:
+            out.append(token)
+            used += width
+            continue
+        out.append(esc(clip(text, limit - used)))
+        break
+    out.extend(f"</{name}>" for name in reversed(stack))
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------------------ citations
+
+def safe_url(url: str) -> str | None:
+    """The URL if it can go in an ``href`` (http or https with a host), else None."""
+    url = url.strip()
+    if not url or any(ch.isspace() for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def citation_html(citation: Citation, *, max_title: int = 200) -> str:
+    """Title (linked to the source when its URL is known), then author or publisher and date."""
+    title = esc(clip(squash(citation.title).strip() or "Untitled", max_title))
+    url = safe_url(citation.url)
+    head = f'<a href="{esc(url)}">{title}</a>' if url else f"<i>{title}</i>"
+    byline = squash(citation.byline()).strip()
+    return f"{head} — {esc(byline)}" if byline else head
+
+
+def citation_text(citation: Citation) -> str:
+    """The citation as one line of plain text (for descriptions and the sandbox)."""
+    return squash(citation.text()).strip()
+
+
+# -------------------------------------------------------------------------------------------- passages
+
+def passage_html(text: str, highlight: tuple[int, int] | None, budget: int) -> str:
+    """A passage with its best sentence in bold, cut to ``budget`` units around that sentence."""
+    if highlight is not None:
+        lo, hi = highlight
+        lo, hi = max(0, min(lo, len(text))), max(0, min(hi, len(text)))
+        if hi <= lo:
+            lo = hi = 0
+    else:
+        lo = hi = 0
+    before, sentence, after = tidy(text[:lo]).lstrip(), tidy(text[lo:hi]), tidy(text[hi:]).rstrip()
+    if not sentence.strip():
+        return esc(clip(tidy(text).strip(), budget))
+    # spaces around the bold sentence stay outside the tag
+    lead = sentence[: len(sentence) - len(sentence.lstrip())]
+    trail = sentence[len(sentence.rstrip()) :]
+    sentence = sentence.strip()
+    before += lead
+    after = trail + after
+    budget = max(budget, 1)
+    if utf16_len(sentence) >= budget:
+        return f"<b>{esc(clip(sentence, budget))}</b>"
+    room = budget - utf16_len(sentence)
+    # the text before the sentence gets half of the room, or more when the text after is short
+    before_room = min(utf16_len(before), max(room - utf16_len(after), room // 2))
+    before_part = clip_left(before, before_room) if before else ""
+    after_part = clip(after, room - utf16_len(before_part)) if after else ""
+    return f"{esc(before_part)}<b>{esc(sentence)}</b>{esc(after_part)}"
+
+
+def hit_html(hit: Hit, budget: int) -> str:
+    """One numbered passage: citation line, then the passage quoted with its best sentence bold."""
+    return (f"<b>{hit.rank}.</b> {citation_html(hit.citation)}\n"
+            f"<blockquote>{passage_html(hit.text, hit.highlight, budget)}</blockquote>")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A message ready to send: HTML text and its inline keyboard (or None)."""
+
+    html: str
+    keyboard: InlineKeyboardMarkup | None = None
+
+
+def question_note(question: str, cut: bool, corrected: str | None) -> str:
+    lines = []
+    if cut:
+        lines.append("✂️ <i>Your question was long, so I used only its beginning.</i>")
+    if corrected:
+        lines.append(f"Showing results for “<i>{esc(clip(squash(corrected).strip(), 300))}</i>”.")
+    return "\n".join(lines)
+
+
+def answer_html(result: SearchResult, *, question: str | None = None, page: int = 0, per_page: int = 3,
+                cut: bool = False, limit: int = MAX_MESSAGE, passage_limit: int | None = None) -> str:
+    """The text of an answer: a short header, then the passages, all within ``limit``."""
+    question = squash(question if question is not None else result.query).strip()
+    note = question_note(question, cut, result.corrected_query)
+    if result.abstained or not result.hits:
+        return fit_html(abstain_html(question, note, paged=page > 0 and not result.abstained), limit)
+    first = result.hits[0].rank
+    last = result.hits[-1].rank
+    span = f"{first}–{last}" if last > first else f"{first}"
+    total = f" of {result.total}" if result.total >= last else ""
+    header = f"🔎 <b>Passages {span}{total}</b> for “<i>{esc(clip(question, 200))}</i>”"
+    head = header + (f"\n{note}" if note else "")
+    # share the room left by the header and citations among the passages
+    overhead = html_len(head) + sum(html_len(hit_html(h, 0)) + 2 for h in result.hits) + 8
+    budget = max(80, (limit - overhead) // len(result.hits))
+    if passage_limit is not None:
+        budget = min(budget, passage_limit)
+    blocks = [hit_html(h, budget) for h in result.hits]
+    return fit_html(head + "\n\n" + "\n\n".join(blocks), limit)
+
+
+def abstain_html(question: str, note: str = "", *, paged: bool = False) -> str:
+    if paged:
+        text = "That was the last of the passages for this question."
+    else:
+        text = ("🤷 <b>The sources don't cover that.</b>\n"
+                "I can only answer from five documents about Russia–Taliban relations. "
+                "Try rephrasing, or ask something like “<i>" + esc(EXAMPLE_QUESTIONS[0]) + "</i>”.")
+    return (note + "\n" if note else "") + text
+
+
+# -------------------------------------------------------------------------------------- callback data
+
+@dataclass(frozen=True)
+class MoreData:
+    """ "More results": the question under ``token`` in the query cache, page ``page``."""
+
+    token: str
+    page: int
+
+
+@dataclass(frozen=True)
+class ContextData:
+    """ "Context": the text around ``start..end`` of document ``doc_key``."""
+
+    doc_key: str
+    start: int
+    end: int
+
+
+_MORE_RE = re.compile(r"m:([A-Za-z0-9_-]{1,22}):([0-9]{1,4})")
+_CONTEXT_RE = re.compile(r"c:([A-Za-z0-9_.-]{1,40}):([0-9]{1,10}):([0-9]{1,10})")
+
+
+def encode_more(token: str, page: int) -> str:
+    return _checked(f"m:{token}:{page}")
+
+
+def encode_context(doc_key: str, start: int, end: int) -> str:
+    return _checked(f"c:{doc_key}:{start}:{end}")
+
+
+def _checked(data: str) -> str:
+    if len(data.encode("utf-8")) > MAX_CALLBACK_BYTES:
+        raise ValueError(f"callback data longer than {MAX_CALLBACK_BYTES} bytes: {data!r}")
+    if decode_callback(data) is None:
+        raise ValueError(f"callback data would not decode: {data!r}")
+    return data
+
+
+def decode_callback(data: object) -> MoreData | ContextData | None:
+    """Parse callback data; anything malformed, forged or oversized gives None (never raises)."""
+    if not isinstance(data, str) or len(data.encode("utf-8", "surrogatepass")) > MAX_CALLBACK_BYTES:
+        return None
+    match = _MORE_RE.fullmatch(data)
+    if match:
+        return MoreData(match.group(1), int(match.group(2)))
+    match = _CONTEXT_RE.fullmatch(data)
+    if match:
+        start, end = int(match.group(2)), int(match.group(3))
+        if start < end:
+            return ContextData(match.group(1), start, end)
+    return None
+
+
+def answer_keyboard(hits: Sequence[Hit], *, token: str | None, page: int, has_more: bool,
+                    compact: bool = False) -> InlineKeyboardMarkup | None:
+    """Context buttons (one per passage) and the paging buttons."""
+    rows: list[list[InlineKeyboardButton]] = []
+    context_row = [InlineKeyboardButton(f"📖 {h.rank}" if compact else f"📖 Context {h.rank}",
+                                        callback_data=encode_context(h.doc_key, h.start, h.end))
+                   for h in hits]
+    if context_row:
+        rows.append(context_row)
+    paging = []
+    if token is not None and page > 0:
+        paging.append(InlineKeyboardButton("◀ Back", callback_data=encode_more(token, page - 1)))
+    if token is not None and has_more and page + 1 <= MAX_PAGE:
+        paging.append(InlineKeyboardButton("More results ▶", callback_data=encode_more(token, page + 1)))
+    if paging:
+        rows.append(paging)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def build_answer(result: SearchResult, *, question: str, token: str | None, page: int, per_page: int,
+                 cut: bool = False, compact: bool = False) -> Answer:
+    """The full answer message for one page of a result."""
+    text = answer_html(result, question=question, page=page, per_page=per_page, cut=cut,
+                       passage_limit=COMPACT_PASSAGE if compact else None)
+    if result.abstained or not result.hits:
+        back = answer_keyboard([], token=token, page=page, has_more=False) if page > 0 else None
+        return Answer(text, back)
+    has_more = result.total > result.hits[-1].rank
+    keyboard = answer_keyboard(result.hits, token=token, page=page, has_more=has_more, compact=compact)
+    return Answer(text, keyboard)
+
+
+# ---------------------------------------------------------------------------------------- context
+
+def context_html(context: Context, limit: int = MAX_MESSAGE) -> str:
+    """The text around a passage, the passage itself in bold, under its citation."""
+    lo, hi = context.passage
+    header = f"📖 <b>Context</b> · {citation_html(context.citation)}\n"
+    room = max(200, limit - html_len(header) - 4)
+    body = passage_html(context.text, (lo, hi), room)
+    return fit_html(f"{header}<blockquote>{body}</blockquote>", limit)
+
+
+# ---------------------------------------------------------------------------------------- commands
+
+def start_html(bot_username: str | None) -> str:
+    mention = f"@{bot_username}" if bot_username else "this bot"
+    examples = "\n".join(f"• <i>{esc(q)}</i>" for q in EXAMPLE_QUESTIONS)
+    return (
+        "👋 <b>Hello!</b> I answer questions about <b>Russia–Taliban relations</b> with the most relevant "
+        "passages from a small library of five documents, each with its citation. I quote my sources; "
+        "I don't make anything up.\n\n"
+        f"Just send me a question, for example:\n{examples}\n\n"
+        f"In groups, use /ask or mention {esc(mention)}. /help tells you more."
+    )
+
+
+def help_html(bot_username: str | None, *, results_private: int, results_group: int) -> str:
+    mention = f"@{bot_username}" if bot_username else "@botname"
+    return (
+        "ℹ️ <b>How to use me</b>\n\n"
+        f"<b>Private chat:</b> send any question. I reply with the {results_private} best passages, "
+        "the sentence that matches best in bold. <b>More results</b> shows the next passages, "
+        "<b>Context</b> shows the text around a passage.\n\n"
+        f"<b>Groups:</b> <code>/ask your question</code>, mention {esc(mention)} in a message, or reply to "
+        f"one of my messages. I answer with the {results_group} best passages and stay quiet otherwise.\n\n"
+        f"<b>Any chat:</b> type {esc(mention)} and a question to pick a passage to share.\n\n"
+        "<b>Commands</b>\n"
+        "/ask <i>question</i> — ask a question\n"
+        "/sources — the documents I quote\n"
+        "/about — version and index\n"
+        "/help — this message\n\n"
+        "Edited messages are ignored: send a corrected question as a new message."
+    )
+
+
+def sources_html(documents: Iterable[DocumentInfo]) -> str:
+    lines = ["📚 <b>Sources</b>"]
+    for n, doc in enumerate(documents, start=1):
+        lines.append(f"{n}. {citation_html(doc.citation)} <i>({doc.passages} passages)</i>")
+    if len(lines) == 1:
+        lines.append("The index holds no documents.")
+    return fit_html("\n".join(lines))
+
+
+def about_html(version: str, manifest: dict, documents: int, passages: int) -> str:
+    built = str(manifest.get("built_at") or "unknown")
+    model = str(manifest.get("model") or "unknown")
+    return fit_html(
+        "🤖 <b>citebot</b> " + esc(version) + "\n"
+        "Cited answers about Russia–Taliban relations.\n\n"
+        f"<b>Index:</b> {documents} documents, {passages} passages\n"
+        f"<b>Built:</b> {esc(built)}\n"
+        f"<b>Model:</b> {esc(model)}"
+    )
+
+
+USAGE_ASK = "Usage: <code>/ask your question</code>, e.g. <code>/ask " + esc(EXAMPLE_QUESTIONS[0]) + "</code>"
+EMPTY_QUESTION = ("Please send your question as text, e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”. "
+                  "/help explains more.")
+NOT_TEXT = "I can only read text. Send me your question as a message — /help explains how."
+RATE_LIMITED = ("⏳ You are asking faster than I can answer ({limit} questions a minute). "
+                "Please wait about {seconds} seconds — I'll answer new questions then.")
+SOMETHING_WRONG = "⚠️ Sorry, something went wrong on my side. Please try again in a moment."
+STALE_BUTTON = "This button has expired. Please ask your question again."
+UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
+NO_MORE = "No more passages for this question."
+
+
+def rate_limited_html(limit: int, seconds: float) -> str:
+    return RATE_LIMITED.format(limit=limit, seconds=max(1, round(seconds)))
+
+
+# ------------------------------------------------------------------------------------------ inline
+
+@dataclass(frozen=True)
+class InlineArticle:
+    id: str
+    title: str
+    description: str
+    html: str
+
+
+def inline_article(hit: Hit) -> InlineArticle:
+    """One inline result: title = document, description = start of the passage, message = passage
+    with its citation."""
+    body = passage_html(hit.text, hit.highlight, 3000)
+    message = fit_html(f"<blockquote>{body}</blockquote>\n— {citation_html(hit.citation)}")
+    return InlineArticle(
+        id=f"{hit.doc_key}:{hit.start}:{hit.end}"[:64],
+        title=clip(squash(hit.citation.title).strip() or "Untitled", MAX_INLINE_TITLE),
+        description=clip(squash(hit.text).strip(), MAX_INLINE_DESCRIPTION),
+        html=message,
+    )
+
+
+def inline_help_article(bot_username: str | None) -> InlineArticle:
+    mention = f"@{bot_username}" if bot_username else "@botname"
+    return InlineArticle(
+        id="help",
+        title="Ask about Russia–Taliban relations",
+        description=f"Type a question after {mention} to find a cited passage",
+        html=(f"Type {esc(mention)} followed by a question about Russia–Taliban relations to share a cited "
+              f"passage, e.g. <i>{esc(mention)} {esc(EXAMPLE_QUESTIONS[1])}</i>"),
+    )
+
+
+def inline_nothing_article(query: str) -> InlineArticle:
+    return InlineArticle(
+        id="none",
+        title="The sources don't cover that",
+        description="Try rephrasing your question about Russia–Taliban relations",
+        html=f"🤷 The sources don't cover “<i>{esc(clip(squash(query).strip(), 300))}</i>”.",
+    )
+
+
+# ----------------------------------------------------------------------------------- questions
+
+def clean_question(text: str, max_chars: int) -> tuple[str, bool]:
+    """The question to search for and whether it had to be cut to ``max_chars``."""
+    text = squash(text).strip()
+    if len(text) <= max_chars:
+        return text, False
+    return clip(text, max_chars).rstrip(ELLIPSIS).rstrip(), True
+
+
+def has_words(text: str) -> bool:
+    """True if ``text`` holds at least one letter or digit (not only emoji or punctuation)."""
+    return any(ch.isalnum() for ch in text)
+
+
+def strip_mention(text: str, username: str | None) -> str:
+    """The message text without ``@username`` mentions of the bot."""
+    if not username:
+        return text
+    return re.sub(rf"(?<![\w@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
+
+
+def plain_message(message_html: str, buttons: Sequence[Sequence[str]] = ()) -> str:
+    """A message as readable plain text (the sandbox prints this): links show their URL, button
+    labels are listed below."""
+    def link(match: re.Match[str]) -> str:
+        url = html.unescape(match.group(1))
+        return f"{match.group(2)} ({match.group(1)})" if url else match.group(2)
+
+    text = re.sub(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', link, message_html, flags=re.DOTALL)
+    text = html_to_text(text.replace("<blockquote>", "<blockquote>  ").replace("<BLOCKQUOTE>", "  "))
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    labels = [label for row in buttons for label in row]
+    if labels:
+        lines.append("Buttons: " + "  ".join(f"[{label}]" for label in labels))
+    return "\n".join(lines)

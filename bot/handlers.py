@@ -1,0 +1,327 @@
+"""The bot's update handlers: small async functions over ``context.bot_data``.
+
+State (settings, searcher, executor, query cache, rate limiter) lives in
+``application.bot_data`` under the keys below; :func:`bot.app.build_application` fills it.
+Retrieval runs in a thread pool so a slow question never blocks other chats.
+
+Behaviour worth knowing:
+
+* private chats: every text message is a question; other messages get a short hint;
+* groups: only ``/ask``, ``/ask@bot``, messages that mention the bot and replies to the bot's
+  messages are answered (as replies); everything else is ignored, which works with privacy mode;
+* edited messages are ignored (they are neither requested nor handled): ask again instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from telegram import (
+    Chat,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+import citebot
+
+from . import formatting as fmt
+from .ratelimit import Verdict
+from .state import StoredQuery
+
+log = logging.getLogger(__name__)
+
+SETTINGS = "settings"
+SEARCHER = "searcher"
+EXECUTOR = "executor"
+QUERIES = "queries"
+LIMITER = "limiter"
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+async def run_blocking(context: ContextTypes.DEFAULT_TYPE, func: Callable[..., T], *args: Any,
+                       **kwargs: Any) -> T:
+    """Run ``func`` in the bot's thread pool (retrieval must never block the event loop)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(context.bot_data.get(EXECUTOR), partial(func, *args, **kwargs))
+
+
+async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, *,
+               reply_to: int | None = None, keyboard: InlineKeyboardMarkup | None = None,
+               thread_id: int | None = None) -> Message | None:
+    """Send one HTML message (cut to Telegram's limit); a user who blocked the bot is logged
+    and skipped. Flood control and network errors are retried by the request layer."""
+    reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+    try:
+        return await context.bot.send_message(
+            chat_id, fmt.fit_html(text), parse_mode=ParseMode.HTML, reply_markup=keyboard,
+            reply_parameters=reply, link_preview_options=NO_PREVIEW, message_thread_id=thread_id)
+    except Forbidden as exc:
+        log.info("chat %s cannot be reached (%s): skipped", chat_id, exc.message)
+        return None
+
+
+async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *,
+                keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
+    """Answer the message of ``update``: quoted in groups, plain in private chats."""
+    message = update.effective_message
+    if message is None:
+        return None
+    in_group = message.chat.type != Chat.PRIVATE
+    thread = message.message_thread_id if message.is_topic_message else None
+    return await send(context, message.chat_id, text, reply_to=message.message_id if in_group else None,
+                      keyboard=keyboard, thread_id=thread)
+
+
+def command_argument(message: Message) -> str:
+    """The text after the command (``/ask@bot   question`` → ``question``), line breaks kept."""
+    text = message.text or ""
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> bool:
+    """Whether a group message speaks to the bot: a reply to its message or a mention."""
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
+        return True
+    for entity, text in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot_id:
+            return True
+        if entity.type == MessageEntity.MENTION and username and text.lower() == f"@{username.lower()}":
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------- gate
+
+async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Drop updates from chats outside ``telegram.allowed_chats`` (when that list is set)."""
+    allowed = context.bot_data[SETTINGS].telegram.allowed_chats
+    if allowed is None:
+        return
+    chat = update.effective_chat
+    user = update.effective_user
+    if chat is not None:
+        if chat.id in allowed:
+            return
+    elif user is not None and user.id in allowed:  # inline queries have no chat
+        return
+    raise ApplicationHandlerStop
+
+
+# ------------------------------------------------------------------------------------- commands
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply(update, context, fmt.start_html(context.bot.username))
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    telegram = context.bot_data[SETTINGS].telegram
+    await reply(update, context, fmt.help_html(context.bot.username, results_private=telegram.results_private,
+                                               results_group=telegram.results_group))
+
+
+async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    documents = await run_blocking(context, context.bot_data[SEARCHER].documents)
+    await reply(update, context, fmt.sources_html(documents))
+
+
+async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    searcher = context.bot_data[SEARCHER]
+    documents = await run_blocking(context, searcher.documents)
+    passages = sum(d.passages for d in documents)
+    await reply(update, context, fmt.about_html(citebot.__version__, dict(searcher.manifest), len(documents),
+                                                passages))
+
+
+async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/ask QUESTION (also /ask@bot QUESTION in groups)."""
+    message = update.effective_message
+    question = command_argument(message)
+    if not question:
+        await reply(update, context, fmt.USAGE_ASK)
+        return
+    await answer_question(update, context, question)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply(update, context, fmt.UNKNOWN_COMMAND)
+
+
+# ------------------------------------------------------------------------------------ questions
+
+async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any text in a private chat is a question."""
+    await answer_question(update, context, update.effective_message.text or "")
+
+
+async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Group text: answered only when it mentions the bot or replies to one of its messages."""
+    message = update.effective_message
+    if not addressed_to_bot(message, context.bot.id, context.bot.username):
+        return
+    await answer_question(update, context, fmt.strip_mention(message.text or "", context.bot.username))
+
+
+async def private_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice... in a private chat: a short hint (groups: silence)."""
+    await reply(update, context, fmt.NOT_TEXT)
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, raw: str) -> None:
+    """Search for ``raw`` and reply with the first page of passages."""
+    settings = context.bot_data[SETTINGS]
+    if not fmt.has_words(raw):
+        await reply(update, context, fmt.EMPTY_QUESTION)
+        return
+    user = update.effective_user
+    decision = context.bot_data[LIMITER].check(user.id if user else update.effective_chat.id)
+    if decision.verdict is Verdict.NOTICE:
+        await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
+                                                           decision.retry_in))
+        return
+    if decision.verdict is Verdict.SILENT:
+        return
+    question, cut = fmt.clean_question(raw, settings.telegram.max_question_chars)
+    compact = update.effective_chat.type != Chat.PRIVATE
+    per_page = settings.telegram.results_group if compact else settings.telegram.results_private
+    result = await run_blocking(context, context.bot_data[SEARCHER].search, question, per_page, 0)
+    token = None
+    if not result.abstained and result.total > len(result.hits):
+        token = context.bot_data[QUERIES].put(StoredQuery(question, per_page, cut, compact))
+    answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
+                              compact=compact)
+    await reply(update, context, answer.html, keyboard=answer.keyboard)
+
+
+# ------------------------------------------------------------------------------------- buttons
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"More results" and "Context" buttons; stale or forged data gets a polite answer."""
+    query = update.callback_query
+    data = fmt.decode_callback(query.data)
+    if isinstance(data, fmt.MoreData):
+        await more_results(update, context, data)
+    elif isinstance(data, fmt.ContextData):
+        await show_context(update, context, data)
+    else:
+        log.info("unusable callback data %r", (query.data or "")[:80])
+        await query.answer(fmt.STALE_BUTTON)
+
+
+async def more_results(update: Update, context: ContextTypes.DEFAULT_TYPE, data: fmt.MoreData) -> None:
+    query = update.callback_query
+    stored = context.bot_data[QUERIES].get(data.token)
+    if stored is None or query.message is None:
+        await query.answer(fmt.STALE_BUTTON)
+        return
+    result = await run_blocking(context, context.bot_data[SEARCHER].search, stored.question, stored.per_page,
+                                data.page * stored.per_page)
+    if not result.hits and not result.abstained and data.page > 0:
+        await query.answer(fmt.NO_MORE)
+        return
+    answer = fmt.build_answer(result, question=stored.question, token=data.token, page=data.page,
+                              per_page=stored.per_page, cut=stored.cut, compact=stored.compact)
+    try:
+        await query.edit_message_text(fmt.fit_html(answer.html), parse_mode=ParseMode.HTML,
+                                      reply_markup=answer.keyboard, link_preview_options=NO_PREVIEW)
+    except BadRequest as exc:
+        problem = exc.message.lower()
+        if "not modified" in problem:
+            pass
+        elif "not found" in problem or "can't be edited" in problem:
+            # the answer was deleted or is too old to edit: send the page as a new message
+            await send(context, query.message.chat.id, answer.html, keyboard=answer.keyboard)
+        else:
+            raise
+    await query.answer()
+
+
+async def show_context(update: Update, context: ContextTypes.DEFAULT_TYPE, data: fmt.ContextData) -> None:
+    query = update.callback_query
+    settings = context.bot_data[SETTINGS]
+    found = await run_blocking(context, context.bot_data[SEARCHER].context, data.doc_key, data.start,
+                               data.end, settings.chunking.context_chars)
+    message = query.message
+    if found is None or message is None or not isinstance(message, Message):
+        await query.answer(fmt.STALE_BUTTON)
+        return
+    thread = message.message_thread_id if message.is_topic_message else None
+    await send(context, message.chat_id, fmt.context_html(found), reply_to=message.message_id,
+               thread_id=thread)
+    await query.answer()
+
+
+# -------------------------------------------------------------------------------------- inline
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
+    query = update.inline_query
+    settings = context.bot_data[SETTINGS]
+    cache = settings.telegram.inline_cache_seconds
+    text = query.query.strip()
+    if not fmt.has_words(text):
+        articles = [fmt.inline_help_article(context.bot.username)]
+        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        return
+    offset = int(query.offset) if re.fullmatch(r"[0-9]{1,4}", query.offset or "") else 0
+    per_page = min(settings.telegram.results_inline, 50)
+    question, _ = fmt.clean_question(text, settings.telegram.max_question_chars)
+    result = await run_blocking(context, context.bot_data[SEARCHER].search, question, per_page, offset)
+    if result.abstained or not result.hits:
+        articles = [fmt.inline_nothing_article(question)] if offset == 0 else []
+        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        return
+    articles = [fmt.inline_article(hit) for hit in result.hits]
+    next_offset = str(offset + per_page) if result.total > offset + len(result.hits) else ""
+    await query.answer(_articles(articles), cache_time=cache, is_personal=False, next_offset=next_offset)
+
+
+def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticle]:
+    return [
+        InlineQueryResultArticle(
+            id=a.id, title=a.title, description=a.description,
+            input_message_content=InputTextMessageContent(a.html, parse_mode=ParseMode.HTML,
+                                                          link_preview_options=NO_PREVIEW))
+        for a in articles
+    ]
+
+
+# --------------------------------------------------------------------------------------- errors
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure and tell the user something went wrong (never raises)."""
+    error = context.error
+    if isinstance(error, Forbidden):
+        log.info("the bot was blocked or removed: %s", error.message)
+        return
+    log.error("error while handling an update: %r", error, exc_info=error)
+    if not isinstance(update, Update):
+        return
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(fmt.SOMETHING_WRONG, show_alert=False)
+        elif update.inline_query is not None:
+            return
+        elif update.effective_message is not None and update.effective_chat is not None:
+            await reply(update, context, fmt.SOMETHING_WRONG)
+    except TelegramError as exc:
+        log.warning("could not tell the user about the error: %r", exc)

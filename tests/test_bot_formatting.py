@@ -1,0 +1,408 @@
+"""Unit tests of the bot's pure functions: formatting, trimming, callback data, rate limit, redaction."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot import formatting as fmt
+from bot.app import RedactingFilter
+from bot.ratelimit import RateLimiter, Verdict
+from bot.state import QueryCache, StoredQuery
+from botapi_emulator import utf16_len, validate_telegram_html
+from embeddings.search import Context, DocumentInfo, Hit, SearchResult
+from embeddings.sources import Citation
+
+FULL = Citation("Russia & the <Taliban>", ("Harsh V. Pant", "Aleksei Zakharov"), "ORF", "2025-07-28",
+                "https://example.org/a?x=1&y=2")
+BARE = Citation("[An issue brief]")
+
+
+def valid(message: str) -> str:
+    """The plain text Telegram would show; fails the test if Telegram would refuse the HTML."""
+    plain, _ = validate_telegram_html(message)
+    assert utf16_len(plain) <= fmt.MAX_MESSAGE
+    return plain
+
+
+def hit(rank: int = 1, text: str = "First sentence. The best sentence here. Last one.", citation=FULL,
+        highlight: tuple[int, int] | None = None, doc_key: str = "71d372cd23") -> Hit:
+    if highlight is None:
+        lo = text.find("The best")
+        highlight = (lo, lo + len("The best sentence here.")) if lo >= 0 else (0, len(text))
+    return Hit(rank, 1.0, "doc.txt", doc_key, citation, text, 100 * rank, 100 * rank + len(text), highlight)
+
+
+# --------------------------------------------------------------------------------------- escaping
+
+def test_escape_round_trips_through_telegram_html():
+    text = 'a < b && c > "d" \'e\''
+    assert fmt.esc(text) == "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#x27;e&#x27;"
+    assert valid(fmt.esc(text)) == text
+
+
+def test_utf16_len_counts_astral_characters_twice():
+    assert fmt.utf16_len("abc") == 3
+    assert fmt.utf16_len("a😀") == 3
+    assert fmt.utf16_len("🇷🇺") == 4
+
+
+# ------------------------------------------------------------------------------------------ clipping
+
+def test_clip_keeps_short_text():
+    assert fmt.clip("Short.", 10) == "Short."
+
+
+def test_clip_prefers_a_sentence_boundary():
+    text = "One two three. Four five six seven. Eight nine ten eleven twelve."
+    out = fmt.clip(text, 40)
+    assert out == "One two three. Four five six seven. …"
+    assert utf16_len(out) <= 40
+
+
+def test_clip_falls_back_to_a_word_boundary():
+    text = "alpha beta gamma delta epsilon zeta eta theta"
+    out = fmt.clip(text, 20)
+    assert out.endswith("…") and utf16_len(out) <= 20
+    assert text.startswith(out[:-1])
+    assert out[:-1].split()[-1] in text.split()  # no word cut in half
+
+
+def test_clip_never_splits_an_emoji_at_the_boundary():
+    text = "😀" * 10
+    for limit in range(1, 22):
+        out = fmt.clip(text, limit)
+        assert utf16_len(out) <= limit
+        out.encode("utf-8")  # raises on a lone surrogate
+        assert set(out) <= {"😀", "…"}
+
+
+def test_clip_never_splits_surrogate_pairs_written_as_two_code_units():
+    pair = "\ud83d\ude00"  # a surrogate pair kept as two code units (e.g. from surrogatepass)
+    text = "ab" + pair * 5
+    for limit in range(1, 14):
+        out = fmt.clip(text, limit)
+        assert utf16_len(out) <= limit
+        assert not out.rstrip("…").endswith("\ud83d")
+
+
+def test_clip_keeps_emoji_sequences_whole():
+    family = "👨\u200d👩\u200d👧"
+    text = "x " + family * 3
+    for limit in range(2, 26):
+        out = fmt.clip(text, limit).rstrip("…")
+        assert not out.endswith("\u200d")
+        assert out.count("\u200d") % 2 == 0
+
+
+def test_clip_left_keeps_the_end():
+    text = "One two three. Four five six. Seven eight nine."
+    out = fmt.clip_left(text, 30)
+    assert out.startswith("…") and text.endswith(out.lstrip("… "))
+    assert utf16_len(out) <= 30
+
+
+@given(st.text(max_size=300), st.integers(min_value=0, max_value=320))
+@settings(max_examples=300, deadline=None)
+def test_clip_property(text, limit):
+    out = fmt.clip(text, limit)
+    assert utf16_len(out) <= max(limit, 0)
+    if utf16_len(text) <= limit:
+        assert out == text
+    else:
+        kept = out.removesuffix("…").rstrip(" ")
+        assert text.startswith(kept.rstrip(" ,;:—–-\n")) or kept == ""
+
+
+# ------------------------------------------------------------------------------------ fitting HTML
+
+def test_fit_html_cuts_text_not_tags_or_entities():
+    message = "<b>Title</b>\n<blockquote>" + "fish &amp; chips &lt;3 " * 400 + "</blockquote>"
+    out = fmt.fit_html(message, 500)
+    plain = valid(out)
+    assert utf16_len(plain) <= 500
+    assert out.endswith("</blockquote>")
+    assert "&amp" not in out.replace("&amp;", "")  # no entity cut in half
+
+
+def test_fit_html_leaves_short_messages_alone():
+    assert fmt.fit_html("<b>hi</b>", 10) == "<b>hi</b>"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["", "b", "i", "blockquote"]), st.text(max_size=80)), max_size=30),
+       st.integers(min_value=1, max_value=400))
+@settings(max_examples=200, deadline=None)
+def test_fit_html_property(parts, limit):
+    message = "".join(f"<{tag}>{fmt.esc(text)}</{tag}>" if tag else fmt.esc(text) for tag, text in parts)
+    out = fmt.fit_html(message, limit)
+    plain, _ = validate_telegram_html(out) if out.strip() else ("", [])
+    assert utf16_len(plain) <= limit
+
+
+# ---------------------------------------------------------------------------------------- citations
+
+def test_citation_with_url_authors_publisher_and_date():
+    html = fmt.citation_html(FULL)
+    assert html.startswith('<a href="https://example.org/a?x=1&amp;y=2">Russia &amp; the &lt;Taliban&gt;</a>')
+    assert valid(html) == "Russia & the <Taliban> — Harsh V. Pant, Aleksei Zakharov (ORF), 2025-07-28"
+
+
+def test_citation_without_url_or_authors():
+    assert fmt.citation_html(BARE) == "<i>[An issue brief]</i>"
+    publisher_only = Citation("Title", (), "EurAsian Times", "2024", "")
+    assert valid(fmt.citation_html(publisher_only)) == "Title — EurAsian Times, 2024"
+
+
+def test_citation_never_links_an_unsafe_url():
+    for url in ("javascript:alert(1)", "ftp://x.org/f", "not a url", "http://"):
+        html = fmt.citation_html(Citation("T", url=url))
+        assert "href" not in html
+        valid(html)
+
+
+# ------------------------------------------------------------------------------------------- answers
+
+def test_answer_bolds_the_best_sentence_and_cites():
+    result = SearchResult("q", [hit(1), hit(2, citation=BARE)], False, None, 9, 0.8)
+    html = fmt.answer_html(result, question="What <is> this?")
+    plain = valid(html)
+    assert "<b>The best sentence here.</b>" in html
+    assert "Passages 1–2 of 9" in plain and "What <is> this?" in plain
+    assert "Harsh V. Pant" in plain and "[An issue brief]" in plain
+    assert "Showing results for" not in plain
+
+
+def test_answer_says_when_spelling_was_corrected_or_question_cut():
+    result = SearchResult("talibn", [hit()], False, "taliban", 1, 0.8)
+    plain = valid(fmt.answer_html(result, question="talibn", cut=True))
+    assert "Showing results for “taliban”" in plain
+    assert "only its beginning" in plain
+
+
+def test_abstention_has_no_passages_and_a_hint():
+    result = SearchResult("What is the capital of France?", [], True)
+    answer = fmt.build_answer(result, question=result.query, token=None, page=0, per_page=3)
+    plain = valid(answer.html)
+    assert "don't cover" in plain and "Try" in plain
+    assert answer.keyboard is None
+
+
+def test_long_answers_are_trimmed_to_4096_units_around_the_highlight():
+    body = ("Filler words about nothing in particular 😀. " * 60 + "The best sentence here. "
+            + "More trailing filler text 🇷🇺. " * 60)
+    hits = [hit(i, text=body) for i in range(1, 11)]
+    html = fmt.answer_html(SearchResult("q", hits, False, None, 10, 0.8), question="q" * 400)
+    plain = valid(html)
+    assert utf16_len(plain) <= 4096
+    assert plain.count("The best sentence here.") == 10  # every highlight survives the cut
+
+
+def test_answer_keyboard_callback_data_fits_64_bytes():
+    hits = [hit(i, doc_key="f" * 10) for i in range(28, 31)]
+    hits = [Hit(h.rank, h.score, h.doc_id, h.doc_key, h.citation, h.text, 9_999_999, 10_000_000, h.highlight)
+            for h in hits]
+    keyboard = fmt.answer_keyboard(hits, token="A" * 8, page=9998, has_more=True)
+    data = [b.callback_data for row in keyboard.inline_keyboard for b in row]
+    assert len(data) == 5  # three Context, Back, More
+    last = fmt.answer_keyboard(hits, token="A" * 8, page=fmt.MAX_PAGE, has_more=True)
+    assert [b.text for b in last.inline_keyboard[-1]] == ["◀ Back"]
+    assert all(len(d.encode()) <= 64 for d in data)
+    assert all(fmt.decode_callback(d) is not None for d in data)
+
+
+# --------------------------------------------------------------------------------------- callback data
+
+def test_callback_data_round_trip():
+    assert fmt.decode_callback(fmt.encode_more("abc_-123", 4)) == fmt.MoreData("abc_-123", 4)
+    assert fmt.decode_callback(fmt.encode_context("71d372cd23", 107, 357)) == fmt.ContextData("71d372cd23", 107, 357)
+
+
+@pytest.mark.parametrize("forged", [
+    "", "m:", "m:tok", "m:tok:", "m:tok:-1", "m:tok:1:2", "m:to k:1", "m:tok:99999", "c:key:5:2", "c:key:5:5",
+    "c:key:1", "c:ke/y:1:2", "c::1:2", "x:1", "m:" + "a" * 70 + ":1", None, 42, "m:tok:１",
+])
+def test_forged_callback_data_decodes_to_none(forged):
+    assert fmt.decode_callback(forged) is None
+
+
+@given(st.text(max_size=100))
+def test_decode_callback_never_raises(data):
+    decoded = fmt.decode_callback(data)
+    assert decoded is None or len(data.encode()) <= 64
+
+
+def test_encoding_refuses_oversized_data():
+    with pytest.raises(ValueError):
+        fmt.encode_context("k" * 45, 10**9, 10**9 + 1)
+    with pytest.raises(ValueError):
+        fmt.encode_more("bad token", 1)
+
+
+# --------------------------------------------------------------------------------------- other texts
+
+def test_context_message_bolds_the_passage():
+    context = Context("doc.txt", FULL, "Before it. The passage <itself>. After it.", (11, 32))
+    html = fmt.context_html(context)
+    plain = valid(html)
+    assert "<b>The passage &lt;itself&gt;.</b>" in html
+    assert plain.startswith("📖 Context") and "Harsh V. Pant" in plain
+
+
+def test_command_texts_are_valid():
+    start = valid(fmt.start_html("citebot_bot"))
+    assert all(q in start for q in fmt.EXAMPLE_QUESTIONS)
+    assert "/ask" in valid(fmt.help_html("citebot_bot", results_private=3, results_group=2))
+    docs = [DocumentInfo("a.txt", "k1", FULL, 10, 1000), DocumentInfo("b.txt", "k2", BARE, 5, 500)]
+    sources = valid(fmt.sources_html(docs))
+    assert "1. Russia & the <Taliban>" in sources and "2. [An issue brief]" in sources
+    about = valid(fmt.about_html("0.1.0", {"built_at": "2026-01-01T00:00:00+00:00"}, 5, 289))
+    assert "0.1.0" in about and "2026-01-01T00:00:00+00:00" in about and "289 passages" in about
+    for text in (fmt.USAGE_ASK, fmt.EMPTY_QUESTION, fmt.NOT_TEXT, fmt.SOMETHING_WRONG, fmt.UNKNOWN_COMMAND,
+                 fmt.rate_limited_html(20, 12.3)):
+        valid(text)
+
+
+def test_inline_article():
+    article = fmt.inline_article(hit(text="A passage & more. The best sentence here. " + "x " * 500))
+    assert article.title == "Russia & the <Taliban>"
+    assert article.description.startswith("A passage & more.") and len(article.description) <= 140
+    assert len(article.id.encode()) <= 64
+    plain = valid(article.html)
+    assert "Harsh V. Pant" in plain and "The best sentence here." in plain
+    valid(fmt.inline_help_article("citebot_bot").html)
+    valid(fmt.inline_nothing_article("<script>").html)
+
+
+def test_questions_are_cleaned_and_cut():
+    assert fmt.clean_question("  who\n overthrew   Zahir? ", 500) == ("who overthrew Zahir?", False)
+    question, cut = fmt.clean_question("word " * 300, 100)
+    assert cut and len(question) <= 100 and question.endswith("word")
+    assert not fmt.has_words("😀 🎉 !!") and not fmt.has_words("   ")
+    assert fmt.has_words("Кто? 2021")
+    assert fmt.strip_mention("@Citebot_Bot who are you? @other", "citebot_bot").split() == ["who", "are",
+                                                                                          "you?", "@other"]
+
+
+def test_plain_message_lists_buttons_and_links():
+    html = '<b>1.</b> <a href="https://x.org/?a=1&amp;b=2">T &amp; U</a>\n<blockquote>q</blockquote>'
+    out = fmt.plain_message(html, [["A", "B"], ["More"]])
+    assert "T & U (https://x.org/?a=1&b=2)" in out
+    assert out.splitlines()[-1] == "Buttons: [A]  [B]  [More]"
+
+
+# ------------------------------------------------------------------------------- rate limit and stores
+
+def test_rate_limiter_sliding_window_with_one_notice():
+    now = [0.0]
+    limiter = RateLimiter(3, 60.0, clock=lambda: now[0])
+    verdicts = []
+    for t in (0, 10, 20, 30, 40, 59.9):
+        now[0] = t
+        verdicts.append(limiter.check("u").verdict)
+    assert verdicts == [Verdict.ALLOW] * 3 + [Verdict.NOTICE, Verdict.SILENT, Verdict.SILENT]
+    now[0] = 60.0  # the first question leaves the window
+    assert limiter.check("u").verdict is Verdict.ALLOW
+    now[0] = 61.0
+    decision = limiter.check("u")
+    assert decision.verdict is Verdict.NOTICE and decision.retry_in == pytest.approx(9.0)
+    assert limiter.check("other").verdict is Verdict.ALLOW
+
+
+def test_query_cache_is_a_bounded_lru():
+    cache = QueryCache(size=2)
+    a = cache.put(StoredQuery("a", 3))
+    b = cache.put(StoredQuery("b", 3))
+    assert cache.get(a).question == "a"  # a becomes the most recent
+    c = cache.put(StoredQuery("c", 3))
+    assert cache.get(b) is None and cache.get(a) is not None and cache.get(c) is not None
+    assert len(a) <= 16 and len(cache) == 2
+
+
+# --------------------------------------------------------------------------------------- redaction
+
+def test_redacting_filter_hides_the_token_everywhere():
+    token = "123456:SECRET-token_abc"
+    redactor = RedactingFilter([token])
+    try:
+        raise RuntimeError(f"connect failed for https://api.telegram.org/bot{token}/getUpdates")
+    except RuntimeError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "url %s and %s", (
+        f"http://127.0.0.1:8081/bot{token}/sendMessage", token), exc_info)
+    assert redactor.filter(record)
+    text = logging.Formatter().format(record)
+    assert token not in text and "SECRET" not in text
+    assert "/bot<redacted>/sendMessage" in text and "/bot<redacted>/getUpdates" in text
+    # a different token in a URL is redacted too
+    other = RedactingFilter([])
+    assert other.redact("GET /bot999:zzz/getMe") == "GET /bot<redacted>/getMe"
+
+
+def test_group_answers_are_compact():
+    body = "Some context before the point. " * 20 + "The best sentence here. " + "And more after it. " * 20
+    result = SearchResult("q", [hit(1, text=body), hit(2, text=body)], False, None, 5, 0.8)
+    full = fmt.build_answer(result, question="q", token="tok", page=0, per_page=2)
+    compact = fmt.build_answer(result, question="q", token="tok", page=0, per_page=2, compact=True)
+    assert utf16_len(valid(compact.html)) < utf16_len(valid(full.html)) - 500
+    assert valid(compact.html).count("The best sentence here.") == 2
+    assert [b.text for b in compact.keyboard.inline_keyboard[0]] == ["📖 1", "📖 2"]
+    assert [b.text for b in compact.keyboard.inline_keyboard[1]] == ["More results ▶"]
+
+
+# --------------------------------------------------------------------------------- request retries
+
+class ScriptedRequest:
+    """A RetryingRequest whose HTTP answers (or exceptions) follow a script."""
+
+    @staticmethod
+    def make(script, **kwargs):
+        from bot.app import RetryingRequest
+
+        class Scripted(RetryingRequest):
+            async def do_request(self, url, method, request_data=None, **_):
+                self.seen.append(url)
+                step = script.pop(0)
+                if isinstance(step, Exception):
+                    raise step
+                return step
+
+        request = Scripted(backoff=0.001, **kwargs)
+        request.seen = []
+        return request
+
+
+@pytest.mark.asyncio
+async def test_timeouts_and_network_errors_are_retried_then_given_up():
+    from telegram.error import NetworkError, TimedOut
+
+    ok = (200, b'{"ok": true, "result": {"message_id": 1}}')
+    request = ScriptedRequest.make([TimedOut(), (502, b'{"ok": false, "description": "Bad Gateway"}'), ok])
+    assert await request.post("http://127.0.0.1/botT/sendMessage") == {"message_id": 1}
+    assert len(request.seen) == 3
+    failing = ScriptedRequest.make([TimedOut()] * 4, retries=3)
+    with pytest.raises(NetworkError):
+        await failing.post("http://127.0.0.1/botT/sendMessage")
+    assert len(failing.seen) == 4
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+async def test_flood_waits_are_honoured_and_client_errors_are_not_retried():
+    from telegram.error import BadRequest, RetryAfter
+
+    flood = (429, b'{"ok": false, "description": "Too Many Requests", "parameters": {"retry_after": 1}}')
+    ok = (200, b'{"ok": true, "result": true}')
+    request = ScriptedRequest.make([flood, ok])
+    assert await request.post("http://127.0.0.1/botT/sendMessage") is True
+    too_long = ScriptedRequest.make([(429, flood[1].replace(b'"retry_after": 1', b'"retry_after": 3600'))])
+    with pytest.raises(RetryAfter):
+        await too_long.post("http://127.0.0.1/botT/sendMessage")
+    bad = ScriptedRequest.make([(400, b'{"ok": false, "description": "Bad Request: message is too long"}')])
+    with pytest.raises(BadRequest):
+        await bad.post("http://127.0.0.1/botT/sendMessage")
+    assert len(bad.seen) == 1

@@ -1,0 +1,90 @@
+"""The bot as a program: ``python -m bot`` (what ``citebot serve`` runs) stopped by SIGTERM, and the
+local sandbox chatting over standard input and output."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import run_sandbox
+
+REPO = Path(__file__).resolve().parent.parent
+ZAHIR = "Who overthrew King Zahir Shah?"
+ARMS = "Is Russia arming the Taliban?"
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The test process's environment without any CITEBOT_* or Telegram settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
+    return env
+
+
+@pytest.mark.asyncio
+async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built_index_dir):
+    env = clean_environment(TELEGRAM_BOT_TOKEN=emulator.token, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
+                            CITEBOT_INDEX_DIR=str(built_index_dir))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await emulator.wait_for("getUpdates", timeout=120)
+        registered = await emulator.wait_for("setMyCommands", timeout=30)
+        assert registered[0].ok
+        alice = emulator.user(601, "Alice")
+        chat = emulator.private_chat(alice)
+        emulator.delay_next("sendMessage", 1.5)  # the answer is still in flight when SIGTERM arrives
+        emulator.send_text(chat, alice, ZAHIR)
+        await emulator.wait_until(lambda: not emulator.pending_updates, timeout=30)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = stderr.decode()
+    assert process.returncode == 0, log[-3000:]
+    answers = emulator.sent_messages(chat["id"])
+    assert len(answers) == 1 and "Mohammed Daud Khan" in answers[0]["text"]
+    assert "serving by long polling" in log and "stopped" in log
+    assert emulator.token not in log + stdout.decode()
+    assert emulator.token.split(":")[1] not in log
+
+
+def test_sandbox_answers_piped_questions(settings, searcher):
+    stdin = io.StringIO(f"{ZAHIR}\n\n{ARMS}\n#4\n")
+    stdout = io.StringIO()
+    assert run_sandbox(settings, searcher, stdin, stdout) == 0
+    out = stdout.getvalue()
+    assert "sandbox" in out and "local Bot API emulator on http://127.0.0.1:" in out and "not Telegram" in out
+    first, second = out.split(f"> {ZAHIR}")[1].split(f"> {ARMS}")
+    assert "Mohammed Daud Khan" in first and "<b>" not in first
+    assert "[Russia’s policy in Afghanistan and its outreach to the Taliban: an issue brief] — 2017" in first
+    assert "Buttons: #1 [📖 Context 1]" in first
+    assert "arming" in second.split("> #4")[0]
+    assert "(edited) 🔎 Passages 4–6 of" in second.split("> #4")[1]  # the button press paged on
+
+
+def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, searcher, monkeypatch):
+    """`echo QUESTION | citebot serve` with no token: serve() runs the sandbox on the given streams and
+    returns 0 at the end of the input. (The session's searcher stands in for the one serve() would
+    load, which takes seconds; loading is engine.open_searcher's job and tested with it.)"""
+    from bot import app
+
+    no_token = make_settings(index_dir=built_index_dir)
+    assert no_token.bot_token() is None
+    loaded = []
+    monkeypatch.setattr(app, "load_searcher", lambda s: loaded.append(s) or searcher)
+    stdout = io.StringIO()
+    assert app.serve(no_token, stdin=io.StringIO(ARMS + "\n/about\n"), stdout=stdout) == 0
+    assert loaded == [no_token]
+    out = stdout.getvalue()
+    assert "citebot sandbox" in out
+    assert "Understanding Russia’s Taliban gauntlet — Harsh V. Pant, Aleksei Zakharov, 2025-07-28" in out
+    assert "citebot 0.1.0" in out and "Built: " in out
