@@ -62,7 +62,9 @@ def open_index(settings: Settings) -> IndexData:
 
 def make_searcher(settings: Settings, encoder: Encoder, data: IndexData) -> Searcher:
     r = settings.retrieval
-    known = [w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()]
+    from embeddings.lexical import english_words
+
+    known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
     return Searcher(
         data, encoder,
         weights=Weights(**r.weights.model_dump()),

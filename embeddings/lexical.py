@@ -121,6 +121,16 @@ class Vocabulary:
         return frozenset(w for w, f in self.document_frequency.items() if f > share and w not in STOPWORDS)
 
 
+@lru_cache(maxsize=1)
+def english_words(min_count: int = 50) -> frozenset[str]:
+    """Common English words (pyspellchecker's frequency list, shipped in the package): a word
+    listed here is spelled right even if the corpus lacks it ("overthrew" is not "overthrow")."""
+    from spellchecker import SpellChecker
+
+    frequencies = SpellChecker(distance=1).word_frequency
+    return frozenset(w for w, n in frequencies.dictionary.items() if n >= min_count and w.isalpha())
+
+
 def closest_word(word: str, counts: dict[str, int]) -> str | None:
     """The most frequent corpus word within the allowed edit distance of ``word``, if any."""
     from rapidfuzz.distance import Levenshtein
@@ -130,8 +140,11 @@ def closest_word(word: str, counts: dict[str, int]) -> str | None:
     matches = extract(word, list(counts), scorer=Levenshtein.distance, score_cutoff=limit, limit=20)
     if not matches:
         return None
-    # Nearest first, then the more common word; a shared first letter breaks remaining ties.
-    matches.sort(key=lambda m: (m[1], m[0][0] != word[0], -counts[m[0]]))
+    from rapidfuzz.fuzz import ratio
+
+    # Nearest first; then the word that keeps more of the typed letters ("kabulv" → "kabulov",
+    # not "kabul"); then a shared first letter; then the more common word.
+    matches.sort(key=lambda m: (m[1], -ratio(word, m[0]), m[0][0] != word[0], -counts[m[0]]))
     return matches[0][0]
 
 

@@ -72,3 +72,9 @@ def test_evidence_normalisation():
     assert normalize("Lashkar-e-Taiba, and  Sipah-e-Sahaba!") == "lashkar e taiba and sipah e sahaba"
     assert hit_rank(["nothing", "the U.S.-led war"], ["u s led war"]) == 2
     assert hit_rank(["nothing"], ["u s led war"]) is None
+
+
+def test_correct_english_words_are_not_corrected_into_corpus_words(searcher):
+    result = searcher.search("Who overthrew King Zahir Shah?")
+    assert result.corrected_query is None
+    assert searcher.search("afganistan kabulv talibn").corrected_query.lower() == "afghanistan kabulov taliban"
