@@ -178,18 +178,11 @@ def test_unusable_seed_files_are_skipped_with_a_warning(private_index, encoder):
     assert "Café society" in doc.text
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete", "other-version"])
-def test_start_up_with_a_damaged_index_rebuilds_and_serves(private_index, damage):
+def test_start_up_with_a_damaged_index_rebuilds_and_serves(private_index):
+    # (each kind of damage is detected by load_index, tested above; one full rebuild is enough here)
     index_dir = private_index.path(private_index.index.dir)
     build = current_build(index_dir).resolve()
-    if damage == "truncate":
-        (build / "documents.json").write_text('[{"doc_id": ')
-    elif damage == "delete":
-        (build / "sentences.npy").unlink()
-    else:
-        manifest = json.loads((build / "manifest.json").read_text())
-        manifest["format_version"] = FORMAT_VERSION - 1
-        (build / "manifest.json").write_text(json.dumps(manifest))
+    (build / "documents.json").write_text('[{"doc_id": ')
     searcher = engine.open_searcher(private_index)
     assert current_build(index_dir).resolve() != build
     assert searcher.search("Do Afghans still speak Russian?").hits
