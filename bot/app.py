@@ -2,26 +2,35 @@
 
 ``serve(settings)`` is what ``citebot serve`` calls: with a token it runs the real bot (long
 polling, or a webhook when ``telegram.webhook_url`` is set); without one it runs the local
-sandbox (:mod:`bot.sandbox`). SIGINT/SIGTERM stop fetching updates, let the answers in flight
-finish and return 0.
+sandbox (:mod:`bot.sandbox`). While it runs, the index follows the seeds folder
+(:class:`citebot.lifecycle.IndexKeeper`): a change is picked up by a watcher and swapped in
+without a gap (questions are answered from the old index meanwhile); ``/reload`` (admins) and
+SIGHUP rebuild at once; a failed rebuild keeps the old index and is sent to the admins.
+
+Exit codes: 0 after SIGINT/SIGTERM (answers in flight finish first); 1 the bot could not start
+or stopped on an error (e.g. the token was refused); 2 configuration error; 3 another instance
+is polling the same token (Telegram answers 409 Conflict), see :class:`PollingGuard`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
 import sys
+import threading
+import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -36,6 +45,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from citebot.config import ConfigError, Settings
+from citebot.lifecycle import IndexKeeper, RebuildOutcome
 
 from . import handlers
 from .ratelimit import RateLimiter
@@ -52,24 +62,44 @@ COMMANDS = (
 )
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONFLICT = 0, 1, 2, 3
+# A 409 Conflict this soon after this instance began polling means that it is the newcomer:
+# it says so and exits (EXIT_CONFLICT). An instance that has been serving for longer keeps
+# serving and logs the conflict (the newcomer, if it runs this code, exits within seconds).
+CONFLICT_STARTUP_SECONDS = 30.0
+CONFLICT_REPEAT_LOG_SECONDS = 60.0
+WATCH_STOP_SECONDS = 10.0  # at shutdown, how long a rebuild in progress may finish before it is cancelled
+WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watcher to be in place
+WATCH = "seed_watch"  # bot_data key: (task, stop event) of the seeds watcher
+WATCH_WANTED = "watch_seeds"  # bot_data key: whether post_init starts the watcher
+
 
 # ------------------------------------------------------------------------------ log redaction
 
 class RedactingFilter(logging.Filter):
-    """Replace the bot token, and any ``/bot<token>`` in a URL, with ``<redacted>`` in log records
-    (message, arguments and exception text). Install it on handlers so that it sees records
-    propagated from every logger."""
+    """Replace the secrets (bot token, webhook secret), any ``/bot<token>`` in a URL and anything
+    shaped like a bot token with ``<redacted>`` in log records (message, arguments, exception
+    text and stack)."""
 
-    _BOT_PATH = re.compile(r"/bot[^/\s'\"?]+")
+    _BOT_PATH = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
+    _TOKEN_SHAPE = re.compile(r"\b\d{6,}:[A-Za-z0-9_-]{30,}")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str | None]) -> None:
+        for secret in secrets:
+            if secret and secret not in self.secrets:
+                self.secrets.append(secret)
+        self.secrets.sort(key=len, reverse=True)  # a secret inside another is replaced after it
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "<redacted>")
-        return self._BOT_PATH.sub("/bot<redacted>", text)
+        text = self._BOT_PATH.sub("/bot<redacted>", text)
+        return self._TOKEN_SHAPE.sub("<redacted>", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -86,19 +116,63 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_log_redaction(token: str | None, logger: logging.Logger | None = None) -> RedactingFilter:
-    """Keep the token out of the logs: quiet httpx/httpcore (they log request URLs at INFO) and
-    redact every handler of ``logger`` (the root logger by default)."""
+_RECORDS = RedactingFilter()  # applied to every log record as it is made, see _redacting_factory
+_factory_lock = threading.Lock()
+
+
+def install_log_redaction(token: str | None, *secrets: str | None,
+                          logger: logging.Logger | None = None) -> RedactingFilter:
+    """Keep the token (and the other ``secrets``, e.g. the webhook secret) out of the logs.
+
+    Quiets httpx/httpcore (they log request URLs at INFO), redacts every handler of ``logger``
+    (the root logger by default) and, so that handlers added later and records of any logger
+    are covered too, redacts every log record as it is created (a log record factory).
+    """
     for name in ("httpx", "httpcore"):
         noisy = logging.getLogger(name)
         if noisy.getEffectiveLevel() < logging.WARNING:
             noisy.setLevel(logging.WARNING)
-    redacting = RedactingFilter([token])
+    redacting = RedactingFilter([token, *secrets])
     for handler in (logger or logging.getLogger()).handlers:
         for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
             handler.removeFilter(old)
         handler.addFilter(redacting)
+    _RECORDS.add([token, *secrets])
+    with _factory_lock:
+        current = logging.getLogRecordFactory()
+        if not getattr(current, "citebot_redacting", False):
+            logging.setLogRecordFactory(_redacting_factory(current))
     return redacting
+
+
+def protect_logs(settings: Settings, token: str | None = None) -> RedactingFilter:
+    """:func:`install_log_redaction` for everything secret in ``settings``: the bot token (given,
+    or from the settings) and the webhook secret. ``serve`` calls this first."""
+    if token is None:
+        with contextlib.suppress(ConfigError):
+            token = settings.bot_token()
+    secret = settings.telegram.webhook_secret
+    return install_log_redaction(token, secret.get_secret_value() if secret else None)
+
+
+def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        _RECORDS.filter(record)
+        return record
+
+    factory.citebot_redacting = True  # type: ignore[attr-defined]
+    factory.wrapped = make  # type: ignore[attr-defined]
+    return factory
+
+
+def remove_log_redaction_factory() -> None:
+    """Undo the record factory of :func:`install_log_redaction` (tests)."""
+    with _factory_lock:
+        current = logging.getLogRecordFactory()
+        if getattr(current, "citebot_redacting", False):
+            logging.setLogRecordFactory(current.wrapped)  # type: ignore[attr-defined]
+        _RECORDS.secrets.clear()
 
 
 # ------------------------------------------------------------------------------- request layer
@@ -108,11 +182,26 @@ def _seconds(value: int | float | timedelta) -> float:
 
 
 class RetryingRequest(HTTPXRequest):
-    """HTTPXRequest that waits out flood control (429 ``retry_after``) and retries network errors
-    and timeouts with exponential backoff. A request refused by flood control was not carried
-    out, so retrying it delivers the message exactly once."""
+    """HTTPXRequest that waits out flood control (429 ``retry_after``) and retries network errors,
+    timeouts and 5xx answers with exponential backoff (by default 5 retries, 0.5 s doubling: an
+    answer survives about 15 s of trouble before the question is given up).
 
-    def __init__(self, *args: Any, retries: int = 3, backoff: float = 0.5, max_flood_wait: float = 120.0,
+    Delivery is at least once. A request refused by flood control or a 5xx was not carried out,
+    and a connection that could not be made never reached Telegram, so retrying those delivers a
+    message exactly once. A connection lost or a read timing out *after* the request was sent is
+    ambiguous: Telegram may have carried it out, and the Bot API has no idempotency key, so the
+    retry may send a message twice. We retry anyway: a rare duplicate answer is better than a
+    question left without one. (The project's emulator drops connections and cuts slow answers
+    before carrying the call out, so in tests every failed attempt is a clean one.) Where the
+    duplicate is detectable it is absorbed: answering a callback or inline query that the lost
+    attempt already answered returns "query is too old"/"query ID is invalid", which a retry
+    takes as success.
+    """
+
+    _ANSWERED = ("query is too old", "query id is invalid")
+    _QUERY_METHODS = ("answerCallbackQuery", "answerInlineQuery")
+
+    def __init__(self, *args: Any, retries: int = 5, backoff: float = 0.5, max_flood_wait: float = 120.0,
                  flood_retries: int = 5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retries = retries
@@ -125,6 +214,12 @@ class RetryingRequest(HTTPXRequest):
         while True:
             try:
                 return await super().post(url, request_data, *args, **kwargs)
+            except BadRequest as exc:
+                if failures and _method(url) in self._QUERY_METHODS and any(
+                        text in exc.message.lower() for text in self._ANSWERED):
+                    log.info("%s: the attempt that failed had gone through (%s)", _method(url), exc.message)
+                    return True
+                raise
             except RetryAfter as exc:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -157,21 +252,112 @@ async def _post_init(application: Application) -> None:
         log.warning("could not register the bot's commands (setMyCommands): %s", exc)
     except Exception as exc:  # never fatal
         log.warning("could not register the bot's commands (setMyCommands): %r", exc)
+    start_seed_watch(application)
 
 
 async def _post_shutdown(application: Application) -> None:
+    await stop_seed_watch(application)
     executor = application.bot_data.get(handlers.EXECUTOR)
     if executor is not None:
         await asyncio.to_thread(executor.shutdown, True)
 
 
+# ------------------------------------------------------------------------- the index follows the seeds
+
+def attach_keeper(application: Application, keeper: IndexKeeper, *, watch: bool = True) -> None:
+    """Let ``keeper`` own the application's searcher: a rebuilt index replaces
+    ``bot_data[SEARCHER]`` (handlers read it on every request, so the next question uses it and
+    the ones in flight finish with the old one), and a failed rebuild is sent to the admins.
+    With ``watch`` the seeds folder is watched while the bot runs; without, the index changes
+    only on /reload or SIGHUP (e.g. where file notifications don't work)."""
+    application.bot_data[handlers.KEEPER] = keeper
+    application.bot_data[WATCH_WANTED] = watch
+    application.bot_data[handlers.SEARCHER] = keeper.searcher
+
+    def on_swap(searcher: Any) -> None:
+        application.bot_data[handlers.SEARCHER] = searcher
+
+    async def on_error(message: str) -> None:
+        await handlers.notify_admins(application, message)
+
+    keeper.on_swap = on_swap
+    keeper.on_error = on_error
+
+
+def start_seed_watch(application: Application) -> asyncio.Task | None:
+    """Start following the seeds in the background (called at start-up by ``post_init``): one
+    incremental rebuild first (changes made while the bot was down), then the watcher."""
+    keeper = application.bot_data.get(handlers.KEEPER)
+    if keeper is None or not application.bot_data.get(WATCH_WANTED) or WATCH in application.bot_data:
+        return None
+    stop = asyncio.Event()
+    task = asyncio.create_task(_follow_seeds(application, keeper, stop), name="citebot-seed-watch")
+    application.bot_data[WATCH] = (task, stop)
+    return task
+
+
+async def _follow_seeds(application: Application, keeper: IndexKeeper, stop: asyncio.Event) -> None:
+    watcher = asyncio.create_task(keeper.watch(stop), name="citebot-seed-watcher")
+    try:
+        # let the watcher settle first, so that a change is seen by the watcher or by this rebuild
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_SETTLE_SECONDS)
+        if not stop.is_set():
+            await keeper.rebuild()  # changes made while the bot was down
+        await watcher
+    except asyncio.CancelledError:
+        watcher.cancel()
+        raise
+    except Exception as exc:  # the bot keeps serving the index it has
+        watcher.cancel()
+        log.error("watching the seeds failed, the index no longer follows them: %r", exc, exc_info=exc)
+        await handlers.notify_admins(application, f"watching the seeds failed: {type(exc).__name__}: {exc}; "
+                                                  "the index no longer follows them (use /reload)")
+
+
+async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:
+    """Stop the watcher; a rebuild in progress gets ``timeout`` seconds to finish, then it is
+    abandoned (its worker thread finishes the build on disk; the bot just doesn't swap it in)."""
+    state = application.bot_data.pop(WATCH, None)
+    if state is None:
+        return
+    task, stop = state
+    stop.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), WATCH_STOP_SECONDS if timeout is None else timeout)
+    except TimeoutError:
+        log.warning("a rebuild was still running at shutdown: abandoned")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    except Exception:  # already logged by _follow_seeds
+        pass
+
+
+async def reload_index(application: Application, reason: str, *, force: bool = False) -> RebuildOutcome | None:
+    """Rebuild now (SIGHUP does this) and log the summary."""
+    keeper = application.bot_data.get(handlers.KEEPER)
+    if keeper is None:
+        log.warning("%s: no index keeper, nothing to reload", reason)
+        return None
+    log.info("%s: rebuilding the index", reason)
+    outcome = await keeper.rebuild(force=force)
+    log.info("%s: %s", reason, outcome.summary())
+    return outcome
+
+
 def build_application(settings: Settings, searcher: Any, *, base_url: str | None = None,
-                      token: str | None = None, retries: int = 3, backoff: float = 0.5) -> Application:
+                      token: str | None = None, retries: int = 5, backoff: float = 0.5,
+                      keeper: IndexKeeper | None = None, watch_seeds: bool = True,
+                      get_updates_request: HTTPXRequest | None = None) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
     ``http://127.0.0.1:8081/bot``; it defaults to ``settings.telegram.base_url``; ``token``
-    defaults to ``settings.bot_token()``.
+    defaults to ``settings.bot_token()``. With a ``keeper`` the searcher served is the keeper's
+    and the index follows the seeds while the bot runs (:func:`attach_keeper`; the watcher starts
+    in ``post_init`` and stops in :func:`stop_bot`; ``watch_seeds=False``: only /reload and
+    SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates.
     """
     telegram = settings.telegram
     token = token or settings.bot_token()
@@ -187,7 +373,7 @@ def build_application(settings: Settings, searcher: Any, *, base_url: str | None
         .base_url(base_url)
         .base_file_url(_file_url(base_url))
         .request(request)
-        .get_updates_request(HTTPXRequest(read_timeout=40.0, connect_timeout=10.0))
+        .get_updates_request(get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0))
         .concurrent_updates(True)
         .defaults(Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
         .post_init(_post_init)
@@ -201,6 +387,8 @@ def build_application(settings: Settings, searcher: Any, *, base_url: str | None
         handlers.QUERIES: QueryCache(),
         handlers.LIMITER: RateLimiter(telegram.rate_limit_per_minute, 60.0),
     })
+    if keeper is not None:
+        attach_keeper(application, keeper, watch=watch_seeds)
     add_handlers(application)
     return application
 
@@ -218,7 +406,8 @@ def add_handlers(application: Application) -> None:
     groups = filters.ChatType.GROUPS
     application.add_handler(TypeHandler(Update, handlers.gate), group=-1)
     for name, callback in (("start", handlers.start), ("help", handlers.help_command),
-                           ("sources", handlers.sources), ("about", handlers.about), ("ask", handlers.ask)):
+                           ("sources", handlers.sources), ("about", handlers.about), ("ask", handlers.ask),
+                           ("reload", handlers.reload_command)):
         application.add_handler(CommandHandler(name, callback, filters=new))
     application.add_handler(MessageHandler(new & private & filters.COMMAND, handlers.unknown_command))
     text = filters.TEXT & ~filters.COMMAND
@@ -231,19 +420,27 @@ def add_handlers(application: Application) -> None:
     application.add_error_handler(handlers.on_error)
 
 
-async def start_bot(application: Application, *, poll_timeout: float = 10.0) -> None:
-    """Start an Application with long polling inside a running event loop, in the order of
-    ``run_polling`` (initialize, post_init, polling, start). Used by the sandbox and tests."""
+async def start_bot(application: Application, *, poll_timeout: float = 10.0,
+                    error_callback: Callable[[TelegramError], None] | None = None,
+                    webhook: dict[str, Any] | None = None) -> None:
+    """Start an Application inside a running event loop, in the order of ``run_polling``
+    (initialize, post_init, polling, start): long polling, or the webhook server when
+    ``webhook`` holds :func:`webhook_options`. Used by ``serve``, the sandbox and tests."""
     await application.initialize()
     if application.post_init is not None:
         await application.post_init(application)
-    await application.updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
-                                            allowed_updates=ALLOWED_UPDATES)
+    if webhook is not None:
+        await application.updater.start_webhook(**webhook, allowed_updates=ALLOWED_UPDATES)
+    else:
+        await application.updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
+                                                allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
     await application.start()
 
 
 async def stop_bot(application: Application) -> None:
-    """Stop what :func:`start_bot` started: no more updates, answers in flight finish first."""
+    """Stop what :func:`start_bot` started: the seeds watcher first, then no more updates;
+    answers in flight finish before the application shuts down."""
+    await stop_seed_watch(application)
     if application.updater is not None and application.updater.running:
         await application.updater.stop()
     if application.running:
@@ -288,50 +485,176 @@ def _configure_logging() -> None:
 
 
 def serve(settings: Settings, *, stdin: Any = None, stdout: Any = None) -> int:
-    """Run the bot until stopped; return the exit code (0 after SIGINT/SIGTERM).
+    """Run the bot until stopped; return the exit code (see the module docstring).
 
     Long polling by default; a webhook when ``telegram.webhook_url`` is set. Without a token (or
-    with ``telegram.mode: sandbox``) it runs the local sandbox on standard input/output.
+    with ``telegram.mode: sandbox``) it runs the local sandbox on standard input/output. In both
+    the index follows the seeds folder; SIGHUP rebuilds it at once.
     """
     _configure_logging()
     try:
         token = settings.bot_token()
     except ConfigError as exc:
         log.error("%s", exc)
-        return 2
-    install_log_redaction(token)
+        return EXIT_CONFIG
+    protect_logs(settings, token)
     mode = settings.telegram.mode
     if mode == "auto":
         mode = "telegram" if token else "sandbox"
     if mode == "telegram" and not token:
         log.error("telegram.mode is 'telegram' but there is no token: set TELEGRAM_BOT_TOKEN")
-        return 2
+        return EXIT_CONFIG
     try:
         searcher = load_searcher(settings)
     except Exception as exc:
         log.error("cannot open the index: %s", exc)
-        return 1
+        return EXIT_FAILED
+    keeper = IndexKeeper(settings, searcher.encoder, searcher)
     if mode == "sandbox":
         from .sandbox import run_sandbox
 
         for chatty in ("telegram.ext", "botapi_emulator"):  # keep the terminal chat readable
             logging.getLogger(chatty).setLevel(logging.WARNING)
 
-        return run_sandbox(settings, searcher, stdin or sys.stdin, stdout or sys.stdout)
-    application = build_application(settings, searcher, token=token)
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
+        return run_sandbox(settings, searcher, stdin or sys.stdin, stdout or sys.stdout, keeper=keeper)
+    guard = PollingGuard()
+    application = build_application(settings, searcher, token=token, keeper=keeper,
+                                    get_updates_request=GuardedRequest(guard, read_timeout=40.0,
+                                                                       connect_timeout=10.0))
+    try:
+        return asyncio.run(run_bot(application, settings, guard))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return EXIT_OK
+
+
+class PollingGuard:
+    """Tells a second instance polling the same token from a transient Conflict.
+
+    Telegram lets one getUpdates wait per token: a newer request ends the older one with 409
+    Conflict, so two instances keep knocking each other off and both see Conflicts. The
+    newcomer is the one that meets a Conflict within :data:`CONFLICT_STARTUP_SECONDS` of starting
+    to poll: it logs what is wrong and stops (``serve`` returns :data:`EXIT_CONFLICT`). An
+    instance that has been serving longer keeps serving and logs the conflict (once a minute),
+    since the newcomer, if it runs this code, goes away by itself. (Two instances started within
+    the same half minute both exit.) A Conflict can also mean a webhook is set for the token;
+    the message says which.
+
+    Use it as ``start_polling(error_callback=guard)``; :class:`GuardedRequest` tells it when a
+    getUpdates went through.
+    """
+
+    def __init__(self, stop: asyncio.Event | None = None, *, startup_seconds: float | None = None) -> None:
+        self.stop = stop
+        self.startup_seconds = CONFLICT_STARTUP_SECONDS if startup_seconds is None else startup_seconds
+        self.started: float | None = None
+        self.conflict: str | None = None  # why this instance must stop
+        self.conflicts = 0
+        self._logged_at: float | None = None
+
+    def polling_started(self) -> None:
+        self.started = time.monotonic()
+
+    def polled(self) -> None:
+        """A getUpdates went through: any conflict is over."""
+        if self._logged_at is not None:
+            log.info("polling works again: the other instance has stopped")
+        self._logged_at = None
+
+    def __call__(self, error: TelegramError) -> None:
+        """``error_callback`` of ``start_polling``: must never raise."""
+        try:
+            if isinstance(error, Conflict):
+                self._on_conflict(error)
+            else:
+                log.warning("fetching updates failed (%s); retrying", error)
+        except Exception:  # pragma: no cover - never break PTB's polling loop
+            log.exception("polling error callback failed")
+
+    def _on_conflict(self, error: Conflict) -> None:
+        self.conflicts += 1
+        now = time.monotonic()
+        webhook = "webhook" in error.message.lower()
+        what = ("a webhook is set for this token (is another instance serving it by webhook?)" if webhook
+                else "another instance is polling this token")
+        if self.started is None or now - self.started < self.startup_seconds:
+            if self.conflict is None:
+                self.conflict = what
+                log.error("%s (Telegram: %s). Only one instance may serve a bot token: stop the other "
+                          "instance or give this one its own token. Exiting.", what, error.message)
+                if self.stop is not None:
+                    self.stop.set()
+            return
+        if self._logged_at is None or now - self._logged_at >= CONFLICT_REPEAT_LOG_SECONDS:
+            self._logged_at = now
+            log.error("%s (Telegram: %s). This instance has been serving for %.0f s and keeps serving; "
+                      "stop the other one.", what, error.message, now - self.started)
+
+
+class GuardedRequest(HTTPXRequest):
+    """The getUpdates request of ``serve``: reports each poll that went through to a guard."""
+
+    def __init__(self, guard: PollingGuard, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+
+    async def post(self, url: str, request_data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        result = await super().post(url, request_data, *args, **kwargs)
+        if _method(url) == "getUpdates":
+            self.guard.polled()
+        return result
+
+
+async def run_bot(application: Application, settings: Settings, guard: PollingGuard | None = None,
+                  *, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (or ``stop``, or a Conflict at start-up); return the exit code.
+
+    SIGHUP rebuilds the index (like /reload) and logs the summary.
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    guard = guard or PollingGuard()
+    guard.stop = stop
+    background: set[asyncio.Task] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload_index(application, "SIGHUP"))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    installed = []
+    for sig, callback in ((signal.SIGINT, stop.set), (signal.SIGTERM, stop.set), (signal.SIGHUP, on_hangup)):
+        try:
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):  # not the main thread, Windows
+            pass
+    code = EXIT_OK
     try:
         if settings.telegram.webhook_url:
             options = webhook_options(settings)
             log.info("serving by webhook on %s:%d", options["listen"], options["port"])
-            application.run_webhook(**options, allowed_updates=ALLOWED_UPDATES, stop_signals=stop_signals,
-                                    close_loop=False)
+            await start_bot(application, webhook=options)
         else:
             log.info("serving by long polling")
-            application.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=stop_signals,
-                                    close_loop=False)
+            guard.polling_started()
+            await start_bot(application, error_callback=guard)
+        await stop.wait()
+        if guard.conflict is not None:
+            code = EXIT_CONFLICT
     except TelegramError as exc:
         log.error("the bot stopped: %s", exc)
-        return 1
-    log.info("stopped")
-    return 0
+        code = EXIT_FAILED
+    except OSError as exc:  # e.g. the webhook port is taken
+        log.error("the bot stopped: %s", exc)
+        code = EXIT_FAILED
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        try:
+            await stop_bot(application)
+        except Exception as exc:
+            log.error("error while stopping: %r", exc)
+        for task in list(background):
+            task.cancel()
+    log.info("stopped" if code == EXIT_OK else f"stopped (exit code {code})")
+    return code

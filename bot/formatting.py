@@ -55,6 +55,25 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` made safe to send: surrogate code points (a Python ``str`` can hold them, UTF-8 and
+    Telegram cannot) are paired up into the character they encode or replaced with U+FFFD, and
+    control characters other than tab, line feed and carriage return are dropped (those that count
+    as white space become a space). Everything else (right-to-left text, zero-width joiners, emoji
+    sequences) is kept as it is."""
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return _CONTROL.sub(_control_replacement, text)
+
+
+def _control_replacement(match: re.Match[str]) -> str:
+    return " " if match.group().isspace() else ""
+
+
 def squash(text: str) -> str:
     """Collapse every run of whitespace (line breaks of the source included) to one space."""
     return re.sub(r"\s+", " ", text)
@@ -189,9 +208,12 @@ def html_to_text(message: str) -> str:
     return html.unescape(re.sub(r"<[^>]*>", "", message))
 
 
+TELEGRAM_TRIMS = " \t\n\r\f\v"  # Telegram trims only these (not U+2028, U+00A0... which str.strip() drops)
+
+
 def html_len(message: str) -> int:
     """Length of an HTML message as Telegram counts it (after entity parsing, trimmed)."""
-    return utf16_len(html_to_text(message).strip())
+    return utf16_len(html_to_text(message).strip(TELEGRAM_TRIMS))
 
 
 def fit_html(message: str, limit: int = MAX_MESSAGE) -> str:
@@ -200,6 +222,7 @@ def fit_html(message: str, limit: int = MAX_MESSAGE) -> str:
     The cut falls in a text run, at a sentence or word boundary (see :func:`clip`); tags that
     are open at that point are closed in order; nothing after the cut is kept.
     """
+    message = clean_text(message)
     if html_len(message) <= limit:
         return message
     out: list[str] = []
@@ -506,6 +529,21 @@ SOMETHING_WRONG = "⚠️ Sorry, something went wrong on my side. Please try aga
 STALE_BUTTON = "This button has expired. Please ask your question again."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 NO_MORE = "No more passages for this question."
+NOT_ALLOWED = ("Sorry, this is a private bot: it only answers in the chats its owner has allowed. "
+               "It won't reply here again.")
+RELOAD_REFUSED = "Sorry, only the bot's administrators can reload the index."
+RELOAD_UNAVAILABLE = "This bot was started without an index keeper, so it cannot reload the index."
+
+
+def reload_html(summary: str, ok: bool) -> str:
+    """The answer to /reload: the rebuild's one-line summary."""
+    head = "🔄 <b>Index reloaded</b>" if ok else "⚠️ <b>Reload failed</b>"
+    return fit_html(f"{head}\n{esc(summary)}")
+
+
+def admin_alert_html(message: str) -> str:
+    """What the administrators are sent when the index could not follow the seeds."""
+    return fit_html(f"⚠️ <b>citebot: the index could not be updated</b>\n{esc(message)}")
 
 
 def rate_limited_html(limit: int, seconds: float) -> str:
@@ -529,8 +567,8 @@ def inline_article(hit: Hit) -> InlineArticle:
     message = fit_html(f"<blockquote>{body}</blockquote>\n— {citation_html(hit.citation)}")
     return InlineArticle(
         id=f"{hit.doc_key}:{hit.start}:{hit.end}"[:64],
-        title=clip(squash(hit.citation.title).strip() or "Untitled", MAX_INLINE_TITLE),
-        description=clip(squash(hit.text).strip(), MAX_INLINE_DESCRIPTION),
+        title=clip(squash(clean_text(hit.citation.title)).strip() or "Untitled", MAX_INLINE_TITLE),
+        description=clip(squash(clean_text(hit.text)).strip(), MAX_INLINE_DESCRIPTION),
         html=message,
     )
 
@@ -551,15 +589,16 @@ def inline_nothing_article(query: str) -> InlineArticle:
         id="none",
         title="The sources don't cover that",
         description="Try rephrasing your question about Russia–Taliban relations",
-        html=f"🤷 The sources don't cover “<i>{esc(clip(squash(query).strip(), 300))}</i>”.",
+        html=fit_html(f"🤷 The sources don't cover “<i>{esc(clip(squash(clean_text(query)).strip(), 300))}</i>”."),
     )
 
 
 # ----------------------------------------------------------------------------------- questions
 
 def clean_question(text: str, max_chars: int) -> tuple[str, bool]:
-    """The question to search for and whether it had to be cut to ``max_chars``."""
-    text = squash(text).strip()
+    """The question to search for and whether it had to be cut to ``max_chars`` (made safe with
+    :func:`clean_text` first: whatever a client sends, the question can be searched and quoted)."""
+    text = squash(clean_text(text)).strip()
     if len(text) <= max_chars:
         return text, False
     return clip(text, max_chars).rstrip(ELLIPSIS).rstrip(), True

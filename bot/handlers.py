@@ -9,7 +9,13 @@ Behaviour worth knowing:
 * private chats: every text message is a question; other messages get a short hint;
 * groups: only ``/ask``, ``/ask@bot``, messages that mention the bot and replies to the bot's
   messages are answered (as replies); everything else is ignored, which works with privacy mode;
-* edited messages are ignored (they are neither requested nor handled): ask again instead.
+* edited messages are ignored (they are neither requested nor handled): ask again instead;
+* with ``telegram.allowed_chats`` set, other private chats get one polite refusal (then silence),
+  other groups and inline queries silence; administrators (``telegram.admins``) always pass;
+* ``/reload`` (administrators only) brings the index up to date with the seeds folder now
+  (``/reload force``: re-embed everything) and replies with the rebuild's summary;
+* everything that comes from outside (text, callback data, deep-link payloads, inline offsets)
+  is treated as untrusted: it is parsed strictly, and anything unusable gets a polite answer.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import partial
 from typing import Any, TypeVar
 
@@ -49,8 +56,12 @@ SEARCHER = "searcher"
 EXECUTOR = "executor"
 QUERIES = "queries"
 LIMITER = "limiter"
+KEEPER = "keeper"  # citebot.lifecycle.IndexKeeper, when the index follows the seeds
+REFUSED = "refused_chats"  # private chats already told that the bot is not theirs
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# the admin whose /reload is running: told the outcome in the reply, so not alerted as well
+_RELOADING_ADMIN: ContextVar[int | None] = ContextVar("citebot_reloading_admin", default=None)
 T = TypeVar("T")
 
 
@@ -113,23 +124,56 @@ def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> boo
 # ---------------------------------------------------------------------------------------- gate
 
 async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Drop updates from chats outside ``telegram.allowed_chats`` (when that list is set)."""
-    allowed = context.bot_data[SETTINGS].telegram.allowed_chats
+    """Stop updates from chats outside ``telegram.allowed_chats`` (when that list is set).
+
+    Administrators always pass. A private chat that is not allowed is told so once (then
+    silence, so the bot cannot be used to pester anyone); groups and inline queries get silence.
+    """
+    telegram = context.bot_data[SETTINGS].telegram
+    allowed = telegram.allowed_chats
     if allowed is None:
         return
     chat = update.effective_chat
     user = update.effective_user
+    if user is not None and user.id in telegram.admins:
+        return
     if chat is not None:
         if chat.id in allowed:
             return
     elif user is not None and user.id in allowed:  # inline queries have no chat
         return
+    if chat is not None and chat.type == Chat.PRIVATE and update.message is not None:
+        refused = context.bot_data.setdefault(REFUSED, RecentSet())
+        if refused.add(chat.id):
+            try:
+                await reply(update, context, fmt.NOT_ALLOWED)
+            except TelegramError as exc:
+                log.info("could not tell chat %s that the bot is private: %r", chat.id, exc)
     raise ApplicationHandlerStop
+
+
+class RecentSet:
+    """A bounded set of ids (the oldest are forgotten beyond ``size``)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: dict[int, None] = {}
+
+    def add(self, item: int) -> bool:
+        """Add ``item``; True if it was not there yet."""
+        if item in self._items:
+            return False
+        self._items[item] = None
+        while len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+        return True
 
 
 # ------------------------------------------------------------------------------------- commands
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start, also with a deep-link payload (``t.me/bot?start=PAYLOAD`` sends ``/start PAYLOAD``):
+    no payload format is defined, so any payload, whatever it holds, gets the normal welcome."""
     await reply(update, context, fmt.start_html(context.bot.username))
 
 
@@ -160,6 +204,44 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, fmt.USAGE_ASK)
         return
     await answer_question(update, context, question)
+
+
+async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reload (administrators only): bring the index up to date with the seeds now and reply
+    with the summary; ``/reload force`` re-embeds every document. Questions keep being answered
+    from the current index meanwhile."""
+    settings = context.bot_data[SETTINGS]
+    user = update.effective_user
+    if user is None or user.id not in settings.telegram.admins:
+        log.info("/reload refused for user %s", user.id if user else None)
+        await reply(update, context, fmt.RELOAD_REFUSED)
+        return
+    keeper = context.bot_data.get(KEEPER)
+    if keeper is None:
+        await reply(update, context, fmt.RELOAD_UNAVAILABLE)
+        return
+    force = command_argument(update.effective_message).lower() in ("force", "full")
+    reloading = _RELOADING_ADMIN.set(user.id)
+    try:
+        outcome = await keeper.rebuild(force=force)
+    finally:
+        _RELOADING_ADMIN.reset(reloading)
+    log.info("/reload by %s: %s", user.id, outcome.summary())
+    await reply(update, context, fmt.reload_html(outcome.summary(), outcome.ok))
+
+
+async def notify_admins(context_or_app: Any, message: str) -> None:
+    """Send ``message`` to every user in ``telegram.admins``; failures are logged, never raised."""
+    bot_data = context_or_app.bot_data
+    bot = context_or_app.bot
+    text = fmt.admin_alert_html(message)
+    for admin in bot_data[SETTINGS].telegram.admins:
+        if admin == _RELOADING_ADMIN.get():
+            continue
+        try:
+            await bot.send_message(admin, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
+        except Exception as exc:  # an admin who never started the bot, a network failure...
+            log.warning("could not notify admin %s: %r", admin, exc)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -258,7 +340,7 @@ async def more_results(update: Update, context: ContextTypes.DEFAULT_TYPE, data:
 async def show_context(update: Update, context: ContextTypes.DEFAULT_TYPE, data: fmt.ContextData) -> None:
     query = update.callback_query
     settings = context.bot_data[SETTINGS]
-    found = await run_blocking(context, context.bot_data[SEARCHER].context, data.doc_key, data.start,
+    found = await run_blocking(context, passage_context, context.bot_data[SEARCHER], data.doc_key, data.start,
                                data.end, settings.chunking.context_chars)
     message = query.message
     if found is None or message is None or not isinstance(message, Message):
@@ -268,6 +350,26 @@ async def show_context(update: Update, context: ContextTypes.DEFAULT_TYPE, data:
     await send(context, message.chat_id, fmt.context_html(found), reply_to=message.message_id,
                thread_id=thread)
     await query.answer()
+
+
+def passage_context(searcher: Any, doc_key: str, start: int, end: int, chars: int) -> Any:
+    """The context of passage ``start..end`` of document ``doc_key``, or None when the current
+    index holds no such passage: the document was removed, or changed so that the passage is
+    gone (a button made before a rebuild), or the data was forged. Only the index in memory is
+    read; ``doc_key`` is never used as a path."""
+    document = searcher.document(doc_key)
+    if document is None:
+        return None
+    passages = getattr(searcher, "passages", None)
+    data = getattr(searcher, "data", None)
+    if passages is not None and data is not None:
+        doc_index = next((i for i, d in enumerate(data.documents) if d is document), None)
+        if doc_index is None:
+            return None
+        same = (passages["doc"] == doc_index) & (passages["start"] == start) & (passages["end"] == end)
+        if not same.any():
+            return None
+    return searcher.context(doc_key, start, end, chars)
 
 
 # -------------------------------------------------------------------------------------- inline
@@ -298,7 +400,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticle]:
     return [
         InlineQueryResultArticle(
-            id=a.id, title=a.title, description=a.description,
+            id=a.id, title=fmt.clean_text(a.title), description=fmt.clean_text(a.description),
             input_message_content=InputTextMessageContent(a.html, parse_mode=ParseMode.HTML,
                                                           link_preview_options=NO_PREVIEW))
         for a in articles

@@ -5,6 +5,9 @@ private message of one simulated user; every reply of the bot is printed as plai
 stripped, links shown, buttons listed and numbered: typing ``#N`` presses button N of the last
 answer). End of input stops everything once the answers to all lines have arrived; SIGINT and
 SIGTERM stop it early (the answer in flight still finishes). Nothing leaves 127.0.0.1.
+
+With an index keeper (``serve`` passes one) the index follows the seeds folder as in the real
+bot; the sandbox user is an administrator, so ``/reload`` works, and SIGHUP rebuilds too.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from botapi_emulator.server import BotApiEmulator
 from botapi_emulator.utf16 import utf16_slice
 from citebot.config import Settings
 
-from .app import build_application, start_bot, stop_bot
+from .app import build_application, reload_index, start_bot, stop_bot
 
 SANDBOX_TOKEN = "1000001:citebot-local-sandbox"
 SANDBOX_USERNAME = "citebot_sandbox_bot"
@@ -70,21 +73,25 @@ class _Tracker:
 
 
 def run_sandbox(settings: Settings, searcher: Any, stdin: TextIO, stdout: TextIO, *,
-                answer_timeout: float = 120.0) -> int:
-    """Run the bot in the local sandbox until the end of ``stdin``; return the exit code (0)."""
+                answer_timeout: float = 120.0, keeper: Any = None) -> int:
+    """Run the bot in the local sandbox until the end of ``stdin``; return the exit code (0).
+    ``keeper`` (a :class:`citebot.lifecycle.IndexKeeper` over ``searcher``) makes the index
+    follow the seeds while the sandbox runs."""
     try:
-        return asyncio.run(_Sandbox(settings, searcher, stdin, stdout, answer_timeout).run())
+        return asyncio.run(_Sandbox(settings, searcher, stdin, stdout, answer_timeout, keeper).run())
     except KeyboardInterrupt:
         return 0
 
 
 class _Sandbox:
     def __init__(self, settings: Settings, searcher: Any, stdin: TextIO, stdout: TextIO,
-                 answer_timeout: float) -> None:
-        # every chat is the sandbox's own: a configured allow-list must not silence it
-        telegram = settings.telegram.model_copy(update={"allowed_chats": None})
+                 answer_timeout: float, keeper: Any = None) -> None:
+        # every chat is the sandbox's own: a configured allow-list must not silence it, and the
+        # one user at the keyboard is the administrator
+        telegram = settings.telegram.model_copy(update={"allowed_chats": None, "admins": (SANDBOX_USER_ID,)})
         self.settings = settings.model_copy(update={"telegram": telegram})
         self.searcher = searcher
+        self.keeper = keeper
         self.stdin = stdin
         self.stdout = stdout
         self.answer_timeout = answer_timeout
@@ -96,10 +103,11 @@ class _Sandbox:
         await emulator.start()
         application: Application | None = None
         stop = asyncio.Event()
-        restore = self._install_signals(stop)
+        restore = _nothing
         try:
             application = build_application(self.settings, self.searcher, base_url=emulator.base_url,
-                                            token=emulator.token)
+                                            token=emulator.token, keeper=self.keeper)
+            restore = self._install_signals(stop, application)
             application.add_handler(TypeHandler(Update, self.tracker.mark), group=10_000)
             await start_bot(application, poll_timeout=5.0)
             self.write(INTRO.format(url=emulator.base_url.removesuffix("/bot")))
@@ -181,14 +189,24 @@ class _Sandbox:
             return None
 
     @staticmethod
-    def _install_signals(stop: asyncio.Event):
+    def _install_signals(stop: asyncio.Event, application: Application):
         if threading.current_thread() is not threading.main_thread():
-            return lambda: None
+            return _nothing
         loop = asyncio.get_running_loop()
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        reloads: set[asyncio.Task] = set()
+
+        def on_hangup() -> None:
+            task = loop.create_task(reload_index(application, "SIGHUP"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        for sig, callback in ((signal.SIGINT, stop.set), (signal.SIGTERM, stop.set),
+                              (getattr(signal, "SIGHUP", None), on_hangup)):
+            if sig is None:
+                continue
             try:
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, callback)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
@@ -231,6 +249,10 @@ class _Sandbox:
         self.stdout.write(text)
         with contextlib.suppress(OSError, ValueError):
             self.stdout.flush()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _isatty(stream: Any) -> bool:

@@ -132,3 +132,111 @@ async def start_bot(emulator, settings, searcher):
 async def running_bot(start_bot):
     """The real bot with the session's settings and searcher, running during one async test."""
     return await start_bot()
+
+
+# --------------------------------------------------------------------------- hardening (tests/test_hardening*.py)
+# A private copy of the seeds and of the index for tests that change them, an IndexKeeper over
+# it, and the real bot served from a background event loop for synchronous tests (hypothesis).
+
+
+@pytest.fixture
+def private_index_settings(tmp_path, seeds_copy, make_settings, built_index_dir):
+    """``private_index_settings(**overrides)``: settings over a private copy of the seeds and of
+    the session's index (copied once per test, symlinks kept), that the test may change."""
+    index_dir = tmp_path / "index"
+
+    def make(**overrides: object) -> Settings:
+        if not index_dir.exists():
+            shutil.copytree(built_index_dir, index_dir, symlinks=True)
+        return make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def make_keeper(encoder):
+    """``make_keeper(settings)``: an IndexKeeper over a searcher of ``settings``' index."""
+    from citebot.lifecycle import IndexKeeper
+
+    def make(settings: Settings) -> IndexKeeper:
+        return IndexKeeper(settings, encoder, engine.make_searcher(settings, encoder, engine.open_index(settings)))
+
+    return make
+
+
+@pytest.fixture
+def restore_log_factory():
+    """Undo bot.app.install_log_redaction's global log record factory after the test."""
+    yield
+    from bot.app import remove_log_redaction_factory
+
+    remove_log_redaction_factory()
+
+
+class LoopThread:
+    """An event loop running in a daemon thread; ``run(coroutine)`` waits for its result."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-bot-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout: float = 60.0):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, func, *args, **kwargs):
+        """Run the synchronous ``func`` on the loop (emulator methods must run there)."""
+
+        async def invoke():
+            return func(*args, **kwargs)
+
+        return self.run(invoke())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def threaded_bot(settings, searcher):
+    """``threaded_bot(settings=None, **build_application_kwargs)``: the emulator and the real bot
+    running in a background event loop, for synchronous tests. Returns a harness with
+    ``emulator``, ``application``, ``run(coroutine)`` and ``call(func, ...)``; everything is stopped
+    after the test and the bot's output checked with :func:`check_bot_output`."""
+    from types import SimpleNamespace
+
+    from bot import app as bot_app
+    from botapi_emulator import BotApiEmulator
+
+    loop = LoopThread()
+    started = []
+
+    def launch(custom_settings=None, **kwargs):
+        emulator = BotApiEmulator()
+        loop.run(emulator.start())
+
+        async def start():
+            app = bot_app.build_application(custom_settings or settings, kwargs.pop("custom_searcher", searcher),
+                                            base_url=emulator.base_url, token=emulator.token, **kwargs)
+            await bot_app.start_bot(app, poll_timeout=2.0)
+            return app
+
+        application = loop.run(start())
+        started.append((emulator, application))
+        return SimpleNamespace(emulator=emulator, application=application, run=loop.run, call=loop.call)
+
+    try:
+        yield launch
+    finally:
+        for emulator, application in started:
+            loop.run(bot_app.stop_bot(application))
+            loop.run(emulator.stop())
+        loop.close()
+    for emulator, _ in started:
+        check_bot_output(emulator)

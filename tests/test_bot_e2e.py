@@ -350,7 +350,7 @@ async def test_errors_are_logged_and_the_user_told(emulator, start_bot, searcher
     assert emulator.token not in caplog.text
 
 
-async def test_token_never_reaches_the_logs(emulator, start_bot, caplog):
+async def test_token_never_reaches_the_logs(emulator, start_bot, caplog, restore_log_factory):
     caplog.set_level(logging.DEBUG)
     install_log_redaction(emulator.token)
     httpx_logger = logging.getLogger("httpx")
@@ -408,14 +408,25 @@ async def test_a_slow_question_does_not_block_other_chats(emulator, start_bot, s
 # --------------------------------------------------------------------------------- configuration
 
 async def test_allowed_chats(emulator, start_bot, make_settings, built_index_dir):
-    await start_bot(make_settings(index_dir=built_index_dir, telegram_allowed_chats="[701]"))
-    allowed, stranger = emulator.user(701, "Alice"), emulator.user(702, "Mallory")
+    """Outside the allow-list: a private chat is told once that the bot is private, then silence;
+    groups and inline queries get silence; admins always pass."""
+    await start_bot(make_settings(index_dir=built_index_dir, telegram_allowed_chats="[701]",
+                                  telegram_admins="[703]"))
+    allowed, stranger, admin = emulator.user(701, "Alice"), emulator.user(702, "Mallory"), emulator.user(703, "Ann")
+    group = emulator.group_chat(-1702, "Strangers")
+    username = emulator.bot_user["username"]
     emulator.send_text(emulator.private_chat(stranger), stranger, ZAHIR)
+    emulator.send_text(emulator.private_chat(stranger), stranger, ARMS)
+    emulator.send_text(emulator.private_chat(stranger), stranger, "/start")
+    emulator.send_text(group, stranger, f"/ask@{username} {ZAHIR}")
+    emulator.send_text(group, allowed, f"@{username} {ZAHIR}")
     emulator.inline_query(stranger, ZAHIR)
     answer = await ask(emulator, emulator.private_chat(allowed), allowed, ZAHIR)
     assert "Daud" in answer["text"]
+    assert "Daud" in (await ask(emulator, emulator.private_chat(admin), admin, ZAHIR))["text"]
     await settle(emulator)
-    assert emulator.sent_messages(702) == []
+    assert [m["text"] for m in emulator.sent_messages(702)] == [fmt.NOT_ALLOWED]
+    assert emulator.sent_messages(group["id"]) == []
     assert emulator.calls_to("answerInlineQuery") == []
 
 

@@ -343,6 +343,34 @@ def test_redacting_filter_hides_the_token_everywhere():
     assert other.redact("GET /bot999:zzz/getMe") == "GET /bot<redacted>/getMe"
 
 
+def test_redaction_covers_secrets_token_shapes_and_handlers_added_later(restore_log_factory):
+    import io
+
+    from bot.app import RedactingFilter, install_log_redaction
+
+    token, secret = "5550123456:AAE-abcdefghijklmnopqrstuvwxyz0123456", "hook-secret-1"
+    assert RedactingFilter(["abc", "abcdef"]).redact("abcdef") == "<redacted>"  # the longer one first
+    assert RedactingFilter().redact(f"token={token} /bot{token}/getMe /botapi_emulator/x /bot/app.py") == \
+        "token=<redacted> /bot<redacted>/getMe /botapi_emulator/x /bot/app.py"
+    install_log_redaction("1:short", secret)
+    # a logger with its own handler, added afterwards and not propagating to the root's handlers
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("test.added_later")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("%s %s %s", "1:short", secret, token)
+        logger.error("failed", exc_info=RuntimeError(f"bad {secret}"))
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    text = stream.getvalue()
+    assert text == "<redacted> <redacted> <redacted>\nfailed\nRuntimeError: bad <redacted>\n"
+    assert "1:short" not in text and secret not in text and token not in text
+
+
 def test_group_answers_are_compact():
     body = "Some context before the point. " * 20 + "The best sentence here. " + "And more after it. " * 20
     result = SearchResult("q", [hit(1, text=body), hit(2, text=body)], False, None, 5, 0.8)
@@ -406,3 +434,21 @@ async def test_flood_waits_are_honoured_and_client_errors_are_not_retried():
     with pytest.raises(BadRequest):
         await bad.post("http://127.0.0.1/botT/sendMessage")
     assert len(bad.seen) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_query_answered_by_an_attempt_whose_reply_was_lost_counts_as_answered():
+    """A connection lost after Telegram answered the callback query: the retry is refused with
+    "query is too old", which means the first attempt went through."""
+    from telegram.error import BadRequest, NetworkError
+
+    too_old = (400, b'{"ok": false, "description": "Bad Request: query is too old and response timeout expired '
+                    b'or query ID is invalid"}')
+    request = ScriptedRequest.make([NetworkError("connection reset"), too_old])
+    assert await request.post("http://127.0.0.1/botT/answerCallbackQuery") is True
+    fresh = ScriptedRequest.make([too_old])  # no earlier attempt: really too old
+    with pytest.raises(BadRequest):
+        await fresh.post("http://127.0.0.1/botT/answerCallbackQuery")
+    other = ScriptedRequest.make([NetworkError("reset"), too_old])  # other methods are not second-guessed
+    with pytest.raises(BadRequest):
+        await other.post("http://127.0.0.1/botT/sendMessage")

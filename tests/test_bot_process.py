@@ -71,7 +71,8 @@ def test_sandbox_answers_piped_questions(settings, searcher):
     assert "(edited) 🔎 Passages 4–6 of" in second.split("> #4")[1]  # the button press paged on
 
 
-def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, searcher, monkeypatch):
+def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, searcher, monkeypatch,
+                                                restore_log_factory):
     """`echo QUESTION | citebot serve` with no token: serve() runs the sandbox on the given streams and
     returns 0 at the end of the input. (The session's searcher stands in for the one serve() would
     load, which takes seconds; loading is engine.open_searcher's job and tested with it.)"""
