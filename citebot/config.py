@@ -71,7 +71,7 @@ class RetrievalConfig(_Section):
     abstain_below: float = Field(0.35, ge=-1, le=1)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
-    exact_search_below: int = Field(200_000, ge=0)
+    exact_search_below: int = Field(100_000, ge=0)
 
 
 class TelegramConfig(_Section):

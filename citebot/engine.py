@@ -32,6 +32,14 @@ def _cached_encoder(model: str, offline: bool, device: str, batch_size: int, roo
     return Encoder(model, offline=offline, device=device, batch_size=batch_size, root=Path(root))
 
 
+def limit_search_threads() -> None:
+    """One OpenMP thread per FAISS search: questions run concurrently in worker threads, and
+    two-thread searches of tiny batches were measured 100× slower on a busy 2-core machine."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 def load_encoder(settings: Settings) -> Encoder:
     """The embedding model, loaded once per process (loading takes seconds)."""
     e = settings.embeddings
@@ -62,6 +70,7 @@ def open_index(settings: Settings) -> IndexData:
 
 def make_searcher(settings: Settings, encoder: Encoder, data: IndexData) -> Searcher:
     r = settings.retrieval
+    limit_search_threads()
     from embeddings.lexical import english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
@@ -73,6 +82,7 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData) -> Sear
         max_results=r.max_results,
         spelling_correction=r.spelling_correction,
         known_words=known,
+        exact_below=r.exact_search_below,
     )
 
 

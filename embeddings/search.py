@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import faiss
 import numpy as np
 
 from .fusion import (
@@ -35,6 +34,7 @@ from .fusion import (
 from .index import DocumentRecord, IndexData, TextEncoder
 from .lexical import LexicalIndex, Vocabulary, strip_words, words
 from .sources import Citation
+from .vector_index import make_vector_index
 
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
 
@@ -112,7 +112,8 @@ class Searcher:
 
     def __init__(self, data: IndexData, encoder: TextEncoder, *, weights: Weights, abstain_below: float,
                  candidates: int = 100, max_results: int = 30, spelling_correction: bool = True,
-                 known_words: Sequence[str] = (), cache_size: int = 1024, rerank: int = 40) -> None:
+                 known_words: Sequence[str] = (), cache_size: int = 1024, rerank: int = 40,
+                 exact_below: int = 100_000) -> None:
         self.data = data
         self.encoder = encoder
         self.weights = weights
@@ -127,8 +128,9 @@ class Searcher:
         self.lexical = LexicalIndex(texts)
         self.vocabulary = Vocabulary.build(texts, known_words)
         self.topic_words = self.vocabulary.topic_words()
-        self.passage_index = _flat_index(data.passage_vectors)
-        self.sentence_index = _flat_index(data.sentence_vectors)
+        # exact search for small corpora, IVF above ``exact_below`` (see vector_index.py and bench/)
+        self.passage_index = make_vector_index(np.asarray(data.passage_vectors), exact_below)
+        self.sentence_index = make_vector_index(np.asarray(data.sentence_vectors), exact_below)
         self.passage_vectors = np.asarray(data.passage_vectors)
         self.sentence_vectors = np.asarray(data.sentence_vectors)
         # which passage starts at each sentence, to map a matching sentence to its passages
@@ -308,11 +310,3 @@ class Searcher:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.data.manifest
-
-
-def _flat_index(vectors: np.ndarray) -> faiss.Index:
-    """Exact inner-product search over normalised vectors (cosine similarity)."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index

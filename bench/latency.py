@@ -1,0 +1,160 @@
+"""Query latency in process: the full pipeline (spelling, encode, FAISS, BM25, fusion, formatting)
+beside the bare model encode of the same questions, measured in the same run, question by question.
+
+Also: the same questions again (query-embedding cache hits), and concurrent questions batched into
+one encode (``Searcher.search_many``) against answering them one by one.
+
+    python -m bench.latency [--quick] [--repeats N] [--questions N]
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .common import latency_summary, open_searcher, over_runs, parser, scalar_over_runs, write_result
+from .questions import questions as make_questions
+
+
+class ModelTimer:
+    """Times every forward pass of the sentence-transformers model, whichever path calls it
+    (``Encoder.encode`` or the searcher's token-vector encode), by wrapping ``model.encode``."""
+
+    def __init__(self, model: Any) -> None:
+        self.spent = 0.0
+        self.model = model
+        self.own = "encode" in vars(model)  # already an instance attribute: put it back as it was
+        self.inner = inner = model.encode
+
+        def encode(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.spent += time.perf_counter() - start
+
+        model.encode = encode
+
+    def restore(self) -> None:
+        if self.own:
+            self.model.encode = self.inner
+        else:
+            del self.model.encode
+
+
+def formatter():
+    """The bot's answer formatting when bot/ is importable, else the CLI's."""
+    try:
+        from bot.formatting import answer_html
+
+        return "bot.formatting.answer_html", lambda result, q: answer_html(result, question=q, per_page=3)
+    except Exception:  # the bot is being written: fall back rather than fail the benchmark
+        from citebot.cli import format_result
+
+        return "citebot.cli.format_result", lambda result, q: format_result(result)
+
+
+def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> dict[str, Any]:
+    searcher = searcher or open_searcher()
+    bare = searcher.encoder
+    timed_encoder = ModelTimer(bare.model)
+    fmt_name, fmt = formatter()
+    questions = make_questions(n_questions)
+    for q in questions[: 3 if quick else 10]:  # warm up: first calls allocate
+        fmt(searcher.search(q), q)
+        bare.encode([q])
+    searcher._cache.clear()
+
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("bare_encode", "pipeline", "pipeline_encode",
+                                                               "pipeline_rest", "cached")}
+    ratios = []
+    for r in range(repeats):
+        searcher._cache.clear()  # every question is a cache miss on each run
+        t: dict[str, list[float]] = {k: [] for k in runs}
+        for i, q in enumerate(questions):
+            def encode_only(q=q, t=t):
+                start = time.perf_counter()
+                bare.encode([q])
+                t["bare_encode"].append(time.perf_counter() - start)
+
+            def pipeline(q=q, t=t):
+                searcher._cache.clear()  # variants of one question can share a focus text: no cache help
+                timed_encoder.spent = 0.0
+                start = time.perf_counter()
+                fmt(searcher.search(q, k=3), q)
+                total = time.perf_counter() - start
+                t["pipeline"].append(total)
+                t["pipeline_encode"].append(timed_encoder.spent)
+                t["pipeline_rest"].append(total - timed_encoder.spent)
+
+            # alternate the order so neither side always runs with warmer caches
+            first, second = (encode_only, pipeline) if (i + r) % 2 == 0 else (pipeline, encode_only)
+            first()
+            second()
+            start = time.perf_counter()
+            fmt(searcher.search(q, k=3), q)
+            t["cached"].append(time.perf_counter() - start)
+        for k in runs:
+            runs[k].append(latency_summary(t[k]))
+        ratios.append(runs["pipeline"][-1]["p50"] / runs["bare_encode"][-1]["p50"])
+
+    timed_encoder.restore()
+    batching = measure_batching(searcher, questions, quick)
+    threads = measure_faiss_threads(searcher, questions[: 30 if quick else 150], fmt)  # quick: ≤ n_questions
+    return {
+        "questions": len(questions), "repeats": repeats, "formatter": fmt_name,
+        "passages": len(searcher.passages), "sentences": len(searcher.sentence_vectors),
+        "latency_ms": {k: over_runs(v) for k, v in runs.items()},
+        "p50_ratio_pipeline_to_bare_encode": scalar_over_runs(ratios),
+        "target": "pipeline p50 <= 1.5 x bare encode p50",
+        "batching": batching,
+        "faiss_threads": threads,
+    }
+
+
+def measure_faiss_threads(searcher, questions: list[str], fmt) -> list[dict[str, Any]]:
+    """The pipeline with FAISS on its default OpenMP threads against one thread per question."""
+    import faiss
+
+    default = faiss.omp_get_max_threads()
+    rows = []
+    for threads in (default, 1):
+        faiss.omp_set_num_threads(threads)
+        searcher._cache.clear()
+        times = []
+        for q in questions:
+            start = time.perf_counter()
+            fmt(searcher.search(q, k=3), q)
+            times.append(time.perf_counter() - start)
+        rows.append({"faiss_threads": threads, **latency_summary(times)})
+    faiss.omp_set_num_threads(default)
+    return rows
+
+
+def measure_batching(searcher, questions: list[str], quick: bool) -> list[dict[str, Any]]:
+    """Questions answered per second, one by one versus in batches of concurrent questions."""
+    sample = questions[: 32 if quick else 128]  # quick: ≤ n_questions
+    rows = []
+    for size in (1, 4, 16, 32):
+        searcher._cache.clear()
+        start = time.perf_counter()
+        for i in range(0, len(sample), size):
+            searcher.search_many(sample[i : i + size], k=3)
+        seconds = time.perf_counter() - start
+        rows.append({"batch": size, "questions": len(sample), "seconds": seconds,
+                     "questions_per_second": len(sample) / seconds, "ms_per_question": 1000 * seconds / len(sample)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--questions", type=int, default=None, help="how many questions (default 300, quick 30)")
+    args = p.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    n = args.questions or (30 if args.quick else 300)
+    write_result("latency", run(args.quick, repeats, n), args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Smoke runs of the benchmarks' quick modes on the session's real index (nothing is timed against
+a target here). Results go to a temporary folder. Deselect with ``pytest -m "not bench"``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import bench.common
+from bench import latency, report, scale
+from bench.questions import questions
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, searcher, settings):
+    """Quick latency and scale runs written where the report reads them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench.common, "RESULTS", tmp_path_factory.mktemp("bench-results"))
+        bench.common.write_result("latency", latency.run(quick=True, repeats=1, n_questions=6, searcher=searcher),
+                                  quick=True)
+        data = scale.run([300, 1200], repeats=1, quick=True, bm25_max=1200, kinds=["hnsw", "ivf"],
+                         exact_below=1000, embed=40, settings=settings, n_questions=12)
+        bench.common.write_result("scale", data, quick=True)
+        yield bench.common.results_dir(True)
+
+
+def test_questions_are_distinct_and_varied():
+    qs = questions(400)
+    assert len(qs) == len(set(qs)) == 400
+    assert any(q.islower() for q in qs) and any(q.endswith("?") for q in qs)
+
+
+def test_latency_quick(results, searcher):
+    saved = json.loads((results / "latency.json").read_text())
+    assert saved["questions"] == 6 and saved["machine"]["cores"]
+    lat = saved["latency_ms"]
+    assert lat["pipeline"]["p50"]["median"] > 0 and lat["bare_encode"]["p50"]["median"] > 0
+    assert lat["pipeline_encode"]["p50"]["median"] > 0  # the model timer saw the pipeline's forward passes
+    assert "encode" not in vars(searcher.encoder.model)  # and was taken off again
+
+
+def test_scale_quick(results):
+    data = json.loads((results / "scale.json").read_text())
+    small, large = data["sizes"]
+    assert small["vectors"] == "synthetic" and small["chosen"] == "flat"
+    assert large["flat"]["recall@10"] == 1.0 and 0 <= large["hnsw"]["recall@10"] <= 1
+    assert data["embedding"]["passages_per_second"] > 0
+
+
+def test_synthetic_vectors_are_unit_and_near_the_real_ones():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((50, 16)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    fake = scale.synthetic_vectors(real, 500)
+    assert fake.shape == (500, 16) and np.allclose(np.linalg.norm(fake, axis=1), 1, atol=1e-5)
+    assert (fake @ real.T).max(axis=1).min() > 0.5
+
+
+def test_report_renders_what_was_measured(results):
+    text = report.render(results)
+    assert "## 1. Query latency in process" in text and "## 5. Scale" in text
+    assert "TODO" in text  # no round-trip result in this folder
+    assert (results / "latency_vs_corpus_size.png").stat().st_size > 1000
