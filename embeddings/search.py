@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import QueryBatcher
 from .fusion import (
     Weights,
     fuse,
@@ -138,6 +139,7 @@ class Searcher:
         self._cache: OrderedDict[str, Encoded] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._batcher = QueryBatcher(self.search_many)
         # token vectors of every passage, back to back, stored by the index build (see index.py)
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
         self.token_starts = np.concatenate(([0], np.cumsum(self.token_lengths)[:-1])).astype(np.intp)
@@ -152,8 +154,10 @@ class Searcher:
     # ------------------------------------------------------------------------------ questions
 
     def search(self, query: str, k: int = 3, offset: int = 0) -> SearchResult:
-        """The passages ranked ``offset .. offset+k`` for ``query`` (or an abstention)."""
-        return self.search_many([query], k, offset)[0]
+        """The passages ranked ``offset .. offset+k`` for ``query`` (or an abstention).
+
+        Safe to call from many threads at once: concurrent questions share one encode."""
+        return self._batcher.submit(query, k, offset)
 
     def search_many(self, queries: Sequence[str], k: int = 3, offset: int = 0) -> list[SearchResult]:
         """Answer several questions, encoding them in one batch."""
