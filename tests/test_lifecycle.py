@@ -82,3 +82,31 @@ async def test_watcher_picks_up_a_new_document_within_a_minute(keeper_settings, 
         await asyncio.wait_for(watcher, 10)
     assert outcomes[0].ok and outcomes[0].report.added == ["zebra.txt"]
     assert keeper.searcher.search("When do zebras cross the Mara river?").hits[0].doc_id == "zebra.txt"
+
+
+def test_index_watch_command_prints_each_rebuild_and_stops_on_sigterm(keeper_settings):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEBOT_")}
+    env.update(CITEBOT_INDEX_DIR=str(keeper_settings.path(keeper_settings.index.dir)),
+               CITEBOT_CORPUS_SEEDS_DIR=str(keeper_settings.path(keeper_settings.corpus.seeds_dir)),
+               HF_HUB_OFFLINE="1")
+    process = subprocess.Popen([sys.executable, "-m", "citebot.cli", "index", "--watch", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = json.loads(process.stdout.readline())
+        assert first["ok"] and not first["built"]  # the copied index was already up to date
+        time.sleep(1.5)  # the watcher is running by now
+        (keeper_settings.path(keeper_settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA)
+        second = json.loads(process.stdout.readline())
+        assert second["ok"] and second["added"] == ["zebra.txt"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        process.kill()
+        process.communicate()
