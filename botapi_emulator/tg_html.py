@@ -101,16 +101,11 @@ class _HtmlScanner:
         while i < self.n:
             ch = self.src[i]
             if ch == "&":
-                decoded = self._decode_entity(i)
+                decoded = self._entity(i)
                 if decoded is not None:
                     self._emit(decoded[0])
                     i = decoded[1]
                     continue
-                if self.strict:
-                    raise TelegramHtmlError(
-                        f"Unsupported HTML entity at byte offset {self._bo(i)} (strict mode: "
-                        "escape '&' as &amp;)"
-                    )
             if ch != "<":
                 self._emit(ch)
                 i += 1
@@ -147,6 +142,15 @@ class _HtmlScanner:
         self.utf16 += char_width(ch)
         if 0xD800 <= ord(ch) <= 0xDFFF:
             self.bad_surrogate = True
+
+    def _entity(self, i: int) -> tuple[str, int] | None:
+        """The character reference at ``i`` decoded, or None for a bare '&' (an error in strict mode)."""
+        decoded = self._decode_entity(i)
+        if decoded is None and self.strict:
+            raise TelegramHtmlError(
+                f"Unsupported HTML entity at byte offset {self._bo(i)} (strict mode: escape '&' as &amp;)"
+            )
+        return decoded
 
     def _decode_entity(self, i: int) -> tuple[str, int] | None:
         """Decode the character reference at ``i``; return (char, next index) or None."""
@@ -243,16 +247,11 @@ class _HtmlScanner:
         chars: list[str] = []
         while i < self.n and self.src[i] != quote:
             if self.src[i] == "&":
-                decoded = self._decode_entity(i)
+                decoded = self._entity(i)
                 if decoded is not None:
                     chars.append(decoded[0])
                     i = decoded[1]
                     continue
-                if self.strict:
-                    raise TelegramHtmlError(
-                        f"Unsupported HTML entity at byte offset {self._bo(i)} (strict mode: "
-                        "escape '&' as &amp;)"
-                    )
             chars.append(self.src[i])
             i += 1
         if i < self.n:

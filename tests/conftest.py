@@ -240,3 +240,17 @@ def threaded_bot(settings, searcher):
         loop.close()
     for emulator, _ in started:
         check_bot_output(emulator)
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a child process, without any CITEBOT_* or Telegram
+    settings of the developer's, offline, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def child_env():
+    """:func:`clean_environment`, for tests that start ``citebot`` in a subprocess."""
+    return clean_environment

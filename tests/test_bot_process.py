@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import signal
 import sys
 from pathlib import Path
@@ -19,16 +18,9 @@ ZAHIR = "Who overthrew King Zahir Shah?"
 ARMS = "Is Russia arming the Taliban?"
 
 
-def clean_environment(**extra: str) -> dict[str, str]:
-    """The test process's environment without any CITEBOT_* or Telegram settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
-    return env
-
-
 @pytest.mark.asyncio
-async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built_index_dir):
-    env = clean_environment(TELEGRAM_BOT_TOKEN=emulator.token, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
+async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built_index_dir, child_env):
+    env = child_env(TELEGRAM_BOT_TOKEN=emulator.token, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
                             CITEBOT_INDEX_DIR=str(built_index_dir))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", cwd=REPO, env=env,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from pathlib import Path
 
@@ -22,13 +21,6 @@ from botapi_emulator import BotApiEmulator
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "7012345678:AAGh-secretTokenPart_0123456789abcdefXYZ"
 WEBHOOK_SECRET = "whsec-Known_Secret-0123456789"
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """The test process's environment without any CITEBOT_* or Telegram settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
-    return env
 
 
 async def hold_the_token(base_url: str, token: str, stop: asyncio.Event) -> int:
@@ -44,11 +36,11 @@ async def hold_the_token(base_url: str, token: str, stop: asyncio.Event) -> int:
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(240)
-async def test_a_second_instance_says_another_is_polling_and_exits_3(built_index_dir):
+async def test_a_second_instance_says_another_is_polling_and_exits_3(built_index_dir, child_env):
     async with BotApiEmulator(token=TOKEN) as emulator:
         stop = asyncio.Event()
         other = asyncio.create_task(hold_the_token(emulator.base_url, TOKEN, stop))
-        env = clean_environment(TELEGRAM_BOT_TOKEN=TOKEN, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
+        env = child_env(TELEGRAM_BOT_TOKEN=TOKEN, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
                                 CITEBOT_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET, CITEBOT_INDEX_DIR=str(built_index_dir))
         citebot = Path(sys.executable).with_name("citebot")
         process = await asyncio.create_subprocess_exec(

@@ -84,18 +84,15 @@ async def test_watcher_picks_up_a_new_document_within_a_minute(keeper_settings, 
     assert keeper.searcher.search("When do zebras cross the Mara river?").hits[0].doc_id == "zebra.txt"
 
 
-def test_index_watch_command_prints_each_rebuild_and_stops_on_sigterm(keeper_settings):
+def test_index_watch_command_prints_each_rebuild_and_stops_on_sigterm(keeper_settings, child_env):
     import json
-    import os
     import signal
     import subprocess
     import sys
     import time
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEBOT_")}
-    env.update(CITEBOT_INDEX_DIR=str(keeper_settings.path(keeper_settings.index.dir)),
-               CITEBOT_CORPUS_SEEDS_DIR=str(keeper_settings.path(keeper_settings.corpus.seeds_dir)),
-               HF_HUB_OFFLINE="1")
+    env = child_env(CITEBOT_INDEX_DIR=str(keeper_settings.path(keeper_settings.index.dir)),
+                    CITEBOT_CORPUS_SEEDS_DIR=str(keeper_settings.path(keeper_settings.corpus.seeds_dir)))
     process = subprocess.Popen([sys.executable, "-m", "citebot.cli", "index", "--watch", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
