@@ -1,9 +1,11 @@
 """Answer concurrent questions with one model call: the batch forms while the model is busy.
 
-Threads call :meth:`QueryBatcher.submit`; one worker takes every question waiting, runs them
-through ``search_many`` (one encode for all of them), and hands each caller its result. No
-question waits for a timer: a lone question goes straight through, and questions that arrive
-while a batch is being encoded make up the next batch. Encoding 16 questions at once costs far
+Threads call :meth:`QueryBatcher.submit`. The first caller becomes the leader: in its own thread
+it runs every question waiting through ``search_many`` (one encode for all of them), hands each
+caller its result, and repeats until nothing waits. Callers arriving meanwhile just wait for
+their result. No question waits for a timer and no thread is handed work: a lone question runs
+straight through in its caller's thread, and questions that arrive while a batch is being encoded
+make up the next batch. Encoding 16 questions at once costs far
 less than 16 encodes (bench/README.md), which is where throughput under load comes from.
 """
 
@@ -21,30 +23,29 @@ BatchCall = Callable[[Sequence[str], int, int], list[Any]]
 class QueryBatcher:
     """Groups concurrent ``(question, k, offset)`` requests into calls of ``run_batch``."""
 
-    def __init__(self, run_batch: BatchCall, *, max_batch: int = 32, idle_exit: float = 5.0) -> None:
+    def __init__(self, run_batch: BatchCall, *, max_batch: int = 32) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
-        self.idle_exit = idle_exit  # the worker ends when idle this long (a swapped-out index leaks no thread)
         self._pending: list[tuple[str, int, int, Future]] = []
-        self._cond = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._leading = False
 
     def submit(self, question: str, k: int, offset: int) -> Any:
         """The result for one question; blocks until its batch is done (exceptions propagate)."""
         future: Future = Future()
-        with self._cond:
+        with self._lock:
             self._pending.append((question, k, offset, future))
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="citebot-batcher", daemon=True)
-                self._worker.start()
-            self._cond.notify()
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
         return future.result()
 
-    def _work(self) -> None:
+    def _lead(self) -> None:
         while True:
-            with self._cond:
-                if not self._pending and not self._cond.wait_for(lambda: self._pending, timeout=self.idle_exit):
-                    self._worker = None
+            with self._lock:
+                if not self._pending:
+                    self._leading = False
                     return
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             for group in group_requests(batch):

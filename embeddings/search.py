@@ -29,6 +29,7 @@ from .fusion import (
     maxsim,
     rerank_with,
     segment_max,
+    segment_rows,
     select_non_overlapping,
     should_abstain,
 )
@@ -37,6 +38,7 @@ from .lexical import LexicalIndex, Vocabulary, strip_words, words
 from .sources import Citation
 from .vector_index import make_vector_index
 
+TOKENS_IN_MEMORY_BYTES = 256 * 2**20  # up to this, passage token vectors are held as float32
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
 
 Encoded = tuple[np.ndarray, np.ndarray | None]  # pooled vector, token vectors (None: not asked for)
@@ -141,6 +143,10 @@ class Searcher:
         self._lock = threading.Lock()
         self._batcher = QueryBatcher(self.search_many)
         # token vectors of every passage, back to back, stored by the index build (see index.py)
+        self.token_vectors = np.asarray(data.token_vectors)  # float16, memory-mapped
+        if self.token_vectors.nbytes <= TOKENS_IN_MEMORY_BYTES // 2:
+            # a small corpus's tokens fit in memory as float32: no conversion per question
+            self.token_vectors = self.token_vectors.astype(np.float32)
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
         self.token_starts = np.concatenate(([0], np.cumsum(self.token_lengths)[:-1])).astype(np.intp)
         self._passage_token_cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -247,15 +253,15 @@ class Searcher:
                    start, end, (int(sentence["start"]) - start, int(sentence["end"]) - start))
 
     def _maxsim(self, q_tokens: np.ndarray, passages: np.ndarray) -> np.ndarray:
-        vectors = [self._passage_tokens(int(i)) for i in passages]
+        if len(self.token_lengths):  # stored by the index build: gather all rows in one step
+            lengths = self.token_lengths[passages]
+            rows = segment_rows(self.token_starts[passages], lengths)
+            return maxsim(q_tokens, self.token_vectors[rows].astype(np.float32, copy=False), lengths)
+        vectors = [self._encoded_tokens(int(i)) for i in passages]
         return maxsim(q_tokens, np.vstack(vectors), np.array([len(v) for v in vectors]))
 
-    def _passage_tokens(self, passage: int) -> np.ndarray:
-        """A passage's token vectors: from the index, or (for a large index built without them)
-        encoded now and kept in a small cache."""
-        if len(self.token_lengths):
-            start = self.token_starts[passage]
-            return np.asarray(self.data.token_vectors[start : start + self.token_lengths[passage]], dtype=np.float32)
+    def _encoded_tokens(self, passage: int) -> np.ndarray:
+        """Token vectors of a passage of an index built without them: encoded now, kept in a cache."""
         with self._lock:
             cached = self._passage_token_cache.get(passage)
         if cached is None:
