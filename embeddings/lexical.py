@@ -6,6 +6,7 @@ with a handful of strings.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -55,6 +56,8 @@ class LexicalIndex:
     def __init__(self, texts: Sequence[str]) -> None:
         import bm25s
 
+        # bm25s sets its own logger to DEBUG on import; its progress chatter is not ours to show
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.size = len(texts)
         self.retriever = bm25s.BM25()
         tokens = [tokenize(t) or ["\u2400"] for t in texts]  # an empty text still needs a row
