@@ -8,7 +8,6 @@ with its neighbours; overlapping results are merged away at search time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -120,22 +119,7 @@ def _paragraph_index(clean: CleanText, sentences: Sequence[Span]) -> list[int]:
     return index
 
 
-def heading_before(clean: CleanText, offset: int) -> str | None:
-    """The heading of the section that holds ``offset``, if any."""
-    heading = None
-    for block in clean.blocks:
-        if block.start > offset:
-            break
-        if block.kind == "heading":
-            heading = clean.text[block.start : block.end]
-    return heading
-
-
 def fixed_size_chunks(text: str, size: int = 1000, overlap: int = 200) -> list[tuple[int, int]]:
     """The tutorial baseline: fixed windows of characters, cut anywhere. Only for comparison."""
     step = max(1, size - overlap)
     return [(start, min(len(text), start + size)) for start in range(0, max(1, len(text) - overlap), step)]
-
-
-def collapse_whitespace(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
