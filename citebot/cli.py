@@ -241,9 +241,7 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
     from .engine import open_index
 
     data = open_index(settings)
-    import numpy as np
-
-    counts = np.bincount(np.asarray(data.passages["doc"]), minlength=len(data.documents))
+    counts = data.passage_counts()
     rows = [{"doc_id": d.doc_id, "citation": d.citation.text(), **d.citation.as_dict(), "passages": int(counts[i])}
             for i, d in enumerate(data.documents)]
     if args.json:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -132,6 +133,16 @@ class IndexData:
     sentence_vectors: np.ndarray
     token_vectors: np.ndarray  # (tokens, dim) float16; empty when not stored
     token_lengths: np.ndarray  # tokens per passage; empty when not stored
+
+    @functools.cached_property
+    def token_starts(self) -> np.ndarray:
+        """Where each passage's token vectors begin in ``token_vectors`` (empty when not stored)."""
+        lengths = np.asarray(self.token_lengths, dtype=np.intp)
+        return np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.intp) if len(lengths) else lengths
+
+    def passage_counts(self) -> np.ndarray:
+        """Passages per document, in document order."""
+        return np.bincount(np.asarray(self.passages["doc"]), minlength=len(self.documents))
 
     def passage_text(self, i: int) -> str:
         row = self.passages[i]
@@ -428,8 +439,7 @@ def _reuse(previous: IndexData, doc_index: int, sentence_base: int):
     rows_s = [(doc_index, int(r["start"]), int(r["end"])) for r in sentences[s_mask]]
     tokens = None
     if len(previous.token_lengths):
-        lengths = np.asarray(previous.token_lengths)
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        starts, lengths = previous.token_starts, previous.token_lengths
         tokens = [np.asarray(previous.token_vectors[starts[i] : starts[i] + lengths[i]])
                   for i in np.flatnonzero(p_mask)]
     return (previous.documents[doc_index], rows_p, rows_s,

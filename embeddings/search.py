@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -126,21 +126,18 @@ class Searcher:
         self.rerank = rerank  # how many of the best candidates MaxSim re-scores
         self.spelling_correction = spelling_correction
         self.passages = np.asarray(data.passages)
-        self.passage_docs = self.passages["doc"]
         texts = [data.passage_text(i) for i in range(len(self.passages))]
         self.lexical = LexicalIndex(texts)
         self.vocabulary = Vocabulary.build(texts, known_words)
         self.topic_words = self.vocabulary.topic_words()
         # exact search for small corpora, IVF above ``exact_below`` (see vector_index.py and bench/)
-        self.passage_index = make_vector_index(np.asarray(data.passage_vectors), exact_below)
-        self.sentence_index = make_vector_index(np.asarray(data.sentence_vectors), exact_below)
         self.passage_vectors = np.asarray(data.passage_vectors)
         self.sentence_vectors = np.asarray(data.sentence_vectors)
+        self.passage_index = make_vector_index(self.passage_vectors, exact_below)
+        self.sentence_index = make_vector_index(self.sentence_vectors, exact_below)
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
-        self._cache: OrderedDict[str, Encoded] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache: BoundedCache[str, Encoded] = BoundedCache(cache_size)
         self._batcher = QueryBatcher(self.search_many)
         # token vectors of every passage, back to back, stored by the index build (see index.py)
         self.token_vectors = np.asarray(data.token_vectors)  # float16, memory-mapped
@@ -148,8 +145,8 @@ class Searcher:
             # a small corpus's tokens fit in memory as float32: no conversion per question
             self.token_vectors = self.token_vectors.astype(np.float32)
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
-        self.token_starts = np.concatenate(([0], np.cumsum(self.token_lengths)[:-1])).astype(np.intp)
-        self._passage_token_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.token_starts = data.token_starts
+        self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000)
 
     @property
     def uses_tokens(self) -> bool:
@@ -194,9 +191,7 @@ class Searcher:
         candidates = self._candidates(q, q_focus, bm25_all)
         rows = self.passages[candidates]
         lengths = rows["last"] - rows["first"] + 1
-        sentence_ids = np.concatenate([np.arange(a, b + 1) for a, b in zip(rows["first"], rows["last"],
-                                                                             strict=True)])
-        sentence_vectors = self.sentence_vectors[sentence_ids]
+        sentence_vectors = self.sentence_vectors[segment_rows(rows["first"], lengths)]
         sent_q = sentence_vectors @ q
         sent_focus = sentence_vectors @ q_focus
         passage_vectors = self.passage_vectors[candidates]
@@ -262,23 +257,17 @@ class Searcher:
 
     def _encoded_tokens(self, passage: int) -> np.ndarray:
         """Token vectors of a passage of an index built without them: encoded now, kept in a cache."""
-        with self._lock:
-            cached = self._passage_token_cache.get(passage)
+        cached = self._passage_token_cache.get(passage)
         if cached is None:
             cached = self.encoder.encode_with_tokens([self.data.passage_text(passage)])[0][1]
-            with self._lock:
-                self._passage_token_cache[passage] = cached
-                while len(self._passage_token_cache) > 20_000:
-                    self._passage_token_cache.popitem(last=False)
+            self._passage_token_cache.put_all({passage: cached})
         return cached
 
     def _encode(self, texts: list[str]) -> list[Encoded]:
         """Encode in one batch, with a small cache: repeated questions (More results, inline
         typing) cost nothing. Token vectors come from the same forward pass when MaxSim is on."""
         tokens = self.uses_tokens
-        with self._lock:
-            known = {t: self._cache[t] for t in texts
-                     if t in self._cache and (not tokens or self._cache[t][1] is not None)}
+        known = {t: e for t in texts if (e := self._cache.get(t)) is not None and (not tokens or e[1] is not None)}
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
             if tokens:
@@ -286,10 +275,7 @@ class Searcher:
             else:
                 fresh = {t: (v, None) for t, v in zip(missing, self.encoder.encode(missing), strict=True)}
             known.update(fresh)
-            with self._lock:
-                self._cache.update(fresh)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            self._cache.put_all(fresh)
         return [known[t] for t in texts]
 
     # ------------------------------------------------------------------------------ browsing
@@ -310,7 +296,7 @@ class Searcher:
         return Context(document.doc_id, document.citation, document.text[lo:hi], (start - lo, end - lo))
 
     def documents(self) -> list[DocumentInfo]:
-        counts = np.bincount(self.passage_docs, minlength=len(self.data.documents))
+        counts = self.data.passage_counts()
         return [DocumentInfo(d.doc_id, d.key, d.citation, int(counts[i]), len(d.text))
                 for i, d in enumerate(self.data.documents)]
 
@@ -320,3 +306,38 @@ class Searcher:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.data.manifest
+
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+class BoundedCache(Generic[Key, Value]):
+    """A thread-safe least-recently-used map that forgets beyond ``size`` entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Key, Value] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Key) -> Value | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put_all(self, items: dict[Key, Value]) -> None:
+        with self._lock:
+            self._items.update(items)
+            for key in items:
+                self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
