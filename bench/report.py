@@ -179,7 +179,8 @@ def scale_section(r: dict[str, Any], folder: Path, link_prefix: str = "") -> lis
     return [*lines, ""]
 
 
-def plot_scale(r: dict[str, Any], folder: Path) -> str | None:
+def new_plot() -> tuple[Any, Any] | None:
+    """A figure and axes for a PNG plot, or None when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -187,7 +188,23 @@ def plot_scale(r: dict[str, Any], folder: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    return plt.subplots(figsize=(7, 4.5))
+
+
+def save_plot(fig: Any, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def plot_scale(r: dict[str, Any], folder: Path) -> str | None:
+    axes = new_plot()
+    if axes is None:
+        return None
+    fig, ax = axes
     for kind, style in (("flat", "o-"), ("hnsw", "s-"), ("ivf", "^-"), ("bm25", "x--")):
         points = [(row["passages"], row[kind]["latency_ms"]["p50"]["median"]) for row in r["sizes"] if kind in row]
         if points:
@@ -200,23 +217,15 @@ def plot_scale(r: dict[str, Any], folder: Path) -> str | None:
     ax.set_ylabel("ms per question (p50)")
     ax.set_title("Search latency against corpus size")
     ax.legend()
-    fig.tight_layout()
-    path = folder / "latency_vs_corpus_size.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return save_plot(fig, folder / "latency_vs_corpus_size.png")
 
 
 def plot_users(r: dict[str, Any], folder: Path) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    axes = new_plot()
+    if axes is None:
         return None
+    fig, ax = axes
     rows = r["users"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     for key in ("p50", "p95", "p99"):
         ax.plot([u["users"] for u in rows], [u["latency_ms"][key]["median"] for u in rows], "o-", label=key)
     ax.set_xscale("log")
@@ -224,11 +233,7 @@ def plot_users(r: dict[str, Any], folder: Path) -> str | None:
     ax.set_ylabel("round trip ms")
     ax.set_title("Bot round trip against concurrent users")
     ax.legend()
-    fig.tight_layout()
-    path = folder / "latency_vs_users.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return save_plot(fig, folder / "latency_vs_users.png")
 
 
 def naive_section(r: dict[str, Any]) -> list[str]:
