@@ -222,9 +222,8 @@ class Searcher:
         hits = hits[hits >= 0]
         lo = np.searchsorted(self.first_sentence, hits - 8, side="left")
         hi = np.searchsorted(self.first_sentence, hits, side="right")
-        for a, b, s in zip(lo, hi, hits, strict=True):
-            window = np.arange(a, b)
-            found.append(window[self.passages["last"][window] >= s])
+        window = segment_rows(lo, hi - lo)
+        found.append(window[self.passages["last"][window] >= np.repeat(hits, hi - lo)])
         if bm25_all.any():
             found.append(np.argpartition(-bm25_all, k - 1)[:k] if k < n else np.arange(n))
         merged = np.unique(np.concatenate(found))

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from embeddings.batching import QueryBatcher, group_requests
+from embeddings.batching import QueryBatcher, Request, group_requests
 
 
 def test_concurrent_questions_are_batched_and_answers_go_to_their_askers():
@@ -43,8 +43,36 @@ def test_a_failing_batch_raises_in_every_caller_and_the_batcher_keeps_working():
 
 
 def test_requests_are_grouped_by_page():
-    batch = [("a", 3, 0, None), ("b", 3, 3, None), ("c", 3, 0, None)]
-    assert [[r[0] for r in g] for g in group_requests(batch)] == [["a", "c"], ["b"]]
+    batch = [Request("a", 3, 0), Request("b", 3, 3), Request("c", 3, 0)]
+    assert [[r.question for r in g] for g in group_requests(batch)] == [["a", "c"], ["b"]]
+
+
+def test_a_leader_returns_after_its_own_batch_and_a_waiting_caller_runs_the_next():
+    batches: list[tuple[str, list[str]]] = []
+    second_batch_started = threading.Event()
+    release = {"q0": threading.Event(), "q1": threading.Event()}
+
+    def run_batch(questions, k, offset):
+        batches.append((threading.current_thread().name, list(questions)))
+        if "q1" in questions:
+            second_batch_started.set()
+        release.get(questions[0], threading.Event()).wait(5)
+        return [q.upper() for q in questions]
+
+    batcher = QueryBatcher(run_batch)
+    with ThreadPoolExecutor(3, thread_name_prefix="asker") as pool:
+        first = pool.submit(batcher.submit, "q0", 3, 0)
+        while not batches:
+            threading.Event().wait(0.01)
+        second = pool.submit(batcher.submit, "q1", 3, 0)
+        threading.Event().wait(0.1)
+        release["q0"].set()
+        assert first.result(5) == "Q0"  # answered while the next batch is still running
+        assert second_batch_started.wait(5) and not second.done()
+        release["q1"].set()
+        assert second.result(5) == "Q1"
+    (leader_one, _), (leader_two, _) = batches
+    assert leader_one != leader_two  # the second batch ran in its own asker's thread
 
 
 def test_real_searcher_answers_concurrent_questions_like_sequential_ones(searcher):

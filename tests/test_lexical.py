@@ -1,0 +1,59 @@
+"""The lexical side of retrieval (embeddings/lexical.py) on a handful of strings."""
+
+import numpy as np
+
+from embeddings.lexical import (
+    STOPWORDS,
+    LexicalIndex,
+    Vocabulary,
+    closest_word,
+    strip_words,
+    tokenize,
+    words,
+)
+
+TOPIC = frozenset({"russia", "taliban"})
+
+
+def test_words_are_lower_case_alphanumerics_without_possessive_s():
+    assert words("Russia’s envoy, Zamir Kabulov (2021)!") == ["russia", "envoy", "zamir", "kabulov", "2021"]
+
+
+def test_tokenize_drops_stop_words_and_stems():
+    assert tokenize("Why did the talks fail?") == ["talk", "fail"]
+    assert "not" not in STOPWORDS  # "does Russia not recognise ..." keeps its negation
+
+
+def test_bm25_ranks_the_text_with_the_rare_query_word_first():
+    index = LexicalIndex(["Moscow hosted talks.", "The embassy in Kabul stayed open.", ""])
+    scores = index.scores("Which embassy stayed open?")
+    assert scores.shape == (3,) and int(np.argmax(scores)) == 1
+    assert not index.scores("zzz unknown words").any()
+
+
+def test_spelling_correction_fixes_corpus_terms_and_leaves_english_words_alone():
+    passages = ["The Taliban met Russian envoys in Moscow."] * 10 + ["Kabulov spoke about the Taliban."] * 5
+    vocabulary = Vocabulary.build(passages, known_words=["overthrew", "meet", "them"])
+    assert vocabulary.correct("Did the Talibn meet Kabulv?") == "Did the Taliban meet Kabulov?"
+    # a word neither in the corpus nor known as English is taken for a typo of a corpus word
+    assert Vocabulary.build(passages).correct("meet") == "met"
+    assert vocabulary.correct("Who overthrew them") == "Who overthrew them"  # a known English word
+    assert vocabulary.correct("envoy") == "envoy"  # an inflection of a corpus word ("envoys")
+
+
+def test_closest_word_allows_one_edit_for_short_words_and_two_for_longer_ones():
+    counts = {"kabul": 5, "kabulov": 3, "moscow": 9}
+    assert closest_word("kabl", counts) == "kabul"
+    assert closest_word("moscwo", counts) == "moscow"
+    assert closest_word("paris", counts) is None
+
+
+def test_topic_words_are_the_non_stop_words_of_most_passages():
+    vocabulary = Vocabulary.build(["Russia and the Taliban", "the Taliban in Kabul", "Taliban envoys"])
+    assert vocabulary.topic_words(share=0.5) == frozenset({"taliban"})
+
+
+def test_strip_words_leaves_out_topic_words_but_never_everything():
+    assert strip_words("Is Russia arming the Taliban?", TOPIC) == "Is arming the"
+    assert strip_words("Russia Taliban", TOPIC) == "Russia Taliban"  # nothing would be left
+    assert strip_words("Russia's  envoy", TOPIC) == "Russia's envoy"  # "russias" is not a topic word
