@@ -33,11 +33,17 @@ def _cached_encoder(model: str, offline: bool, device: str, batch_size: int, roo
 
 
 def limit_search_threads() -> None:
-    """One OpenMP thread per FAISS search: questions run concurrently in worker threads, and
-    two-thread searches of tiny batches were measured 100× slower on a busy 2-core machine."""
+    """One thread per FAISS search and per numpy matrix product; torch keeps its own threads.
+
+    Questions already run concurrently in worker threads. Two-thread FAISS searches of tiny
+    batches were measured 100× slower on a busy 2-core machine, and OpenBLAS's spinning second
+    thread made each question's scoring cost 4× the CPU time (8 ms instead of 2), CPU the
+    model's encode needs under load (bench/README.md)."""
     import faiss
+    from threadpoolctl import threadpool_limits
 
     faiss.omp_set_num_threads(1)
+    threadpool_limits(1, user_api="blas")  # numpy's and FAISS's OpenBLAS; not torch's OpenMP
 
 
 def load_encoder(settings: Settings) -> Encoder:

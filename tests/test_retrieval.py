@@ -78,3 +78,11 @@ def test_correct_english_words_are_not_corrected_into_corpus_words(searcher):
     result = searcher.search("Who overthrew King Zahir Shah?")
     assert result.corrected_query is None
     assert searcher.search("afganistan kabulv talibn").corrected_query.lower() == "afghanistan kabulov taliban"
+
+
+
+def test_search_runs_numpy_and_faiss_matrix_products_on_one_thread(searcher):
+    from threadpoolctl import threadpool_info
+
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
