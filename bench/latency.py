@@ -9,6 +9,8 @@ one encode (``Searcher.search_many``) against answering them one by one.
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from typing import Any
 
@@ -100,7 +102,7 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
 
     timed_encoder.restore()
     batching = measure_batching(searcher, questions, quick)
-    threads = measure_faiss_threads(searcher, questions[: 30 if quick else 150], fmt)  # quick: ≤ n_questions
+    threads = measure_threads(searcher, questions[: 30 if quick else 150], fmt)  # quick: ≤ n_questions
     return {
         "questions": len(questions), "repeats": repeats, "formatter": fmt_name,
         "passages": len(searcher.passages), "sentences": len(searcher.sentence_vectors),
@@ -108,26 +110,30 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
         "p50_ratio_pipeline_to_bare_encode": scalar_over_runs(ratios),
         "target": "pipeline p50 <= 1.5 x bare encode p50",
         "batching": batching,
-        "faiss_threads": threads,
+        "threads": threads,
     }
 
 
-def measure_faiss_threads(searcher, questions: list[str], fmt) -> list[dict[str, Any]]:
-    """The pipeline with FAISS on its default OpenMP threads against one thread per question."""
+def measure_threads(searcher, questions: list[str], fmt) -> list[dict[str, Any]]:
+    """The pipeline with FAISS and numpy's BLAS on one thread each (what ``limit_search_threads``
+    sets) against the libraries' default of one per core: wall time, and CPU time per question
+    (all threads, the model's included), which is what concurrent questions compete for."""
     import faiss
+    from threadpoolctl import threadpool_limits
 
-    default = faiss.omp_get_max_threads()
     rows = []
-    for threads in (default, 1):
+    for threads in (os.cpu_count() or 1, 1):
         faiss.omp_set_num_threads(threads)
-        searcher._cache.clear()
-        times = []
-        for q in questions:
-            start = time.perf_counter()
-            fmt(searcher.search(q, k=3), q)
-            times.append(time.perf_counter() - start)
-        rows.append({"faiss_threads": threads, **latency_summary(times)})
-    faiss.omp_set_num_threads(default)
+        with threadpool_limits(threads, user_api="blas"):
+            searcher._cache.clear()
+            times, cpu = [], []
+            for q in questions:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                fmt(searcher.search(q, k=3), q)
+                times.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+        rows.append({"threads": threads, **latency_summary(times), "cpu_ms_per_question": 1000 * statistics.mean(cpu)})
+    faiss.omp_set_num_threads(1)
     return rows
 
 
