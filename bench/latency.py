@@ -65,13 +65,13 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
     for q in questions[: 3 if quick else 10]:  # warm up: first calls allocate
         fmt(searcher.search(q), q)
         bare.encode([q])
-    searcher._cache.clear()
+    searcher.forget_questions()
 
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("bare_encode", "pipeline", "pipeline_encode",
                                                                "pipeline_rest", "cached")}
     ratios = []
     for r in range(repeats):
-        searcher._cache.clear()  # every question is a cache miss on each run
+        searcher.forget_questions()  # every question is a cache miss on each run
         t: dict[str, list[float]] = {k: [] for k in runs}
         for i, q in enumerate(questions):
             def encode_only(q=q, t=t):
@@ -80,7 +80,7 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
                 t["bare_encode"].append(time.perf_counter() - start)
 
             def pipeline(q=q, t=t):
-                searcher._cache.clear()  # variants of one question can share a focus text: no cache help
+                searcher.forget_questions()  # variants of one question can share a focus text: no cache help
                 timed_encoder.spent = 0.0
                 start = time.perf_counter()
                 fmt(searcher.search(q, k=3), q)
@@ -125,7 +125,7 @@ def measure_threads(searcher, questions: list[str], fmt) -> list[dict[str, Any]]
     for threads in (os.cpu_count() or 1, 1):
         faiss.omp_set_num_threads(threads)
         with threadpool_limits(threads, user_api="blas"):
-            searcher._cache.clear()
+            searcher.forget_questions()
             times, cpu = [], []
             for q in questions:
                 start, start_cpu = time.perf_counter(), time.process_time()
@@ -142,7 +142,7 @@ def measure_batching(searcher, questions: list[str], quick: bool) -> list[dict[s
     sample = questions[: 32 if quick else 128]  # quick: ≤ n_questions
     rows = []
     for size in (1, 4, 16, 32):
-        searcher._cache.clear()
+        searcher.forget_questions()
         start = time.perf_counter()
         for i in range(0, len(sample), size):
             searcher.search_many(sample[i : i + size], k=3)

@@ -48,7 +48,7 @@ def speed(repeats: int, n: int) -> dict[str, Any]:
     searcher.search(questions[0])
     runs: dict[str, list] = {"full": [], "naive": []}
     for r in range(repeats):
-        searcher._cache.clear()
+        searcher.forget_questions()
         t: dict[str, list[float]] = {"full": [], "naive": []}
         for i, q in enumerate(questions):
             order = ("full", "naive") if (i + r) % 2 == 0 else ("naive", "full")

@@ -1,108 +1,208 @@
 """Bot round trip: from an update offered by the Bot API emulator to the bot's sendMessage,
-with 1, 20 and 100 simulated users asking at the same time.
+with 1, 20 and 100 simulated users.
 
-The real bot (``bot.app.build_application``) long-polls a ``botapi_emulator`` on 127.0.0.1 in the
-same event loop. Each simulated user asks its next question as soon as the previous answer arrives
-(closed loop); the time is taken from just before the emulator queues the update to the moment the
-bot's sendMessage request reaches the emulator. The rate limit is lifted for the run.
+Two processes, as in production where Telegram is not on the bot's machine:
 
-    python -m bench.roundtrip [--quick] [--repeats N]
+* the bot — this process: the real application (``bot.app.build_application`` with the real
+  searcher, started by ``bot.app.start_bot`` exactly as ``citebot serve`` starts it: post_init,
+  long polling with ``allowed_updates``), its ``base_url`` pointing at the emulator;
+* Telegram and the users — a child process (``python -m botapi_emulator.loadgen``): the emulator on
+  127.0.0.1 and the simulated users. Both ends of every timing are taken there with
+  ``time.monotonic()``: just before the question is queued as an update, and when the bot's
+  sendMessage request reaches the emulator.
+
+Scenarios, for each number of users (each user has its own private chat; every question distinct
+within a run; the query cache cleared before each run):
+
+* ``thinking`` — users at a (brisk) human pace: ask, wait for the answer, think an exponentially
+  distributed time of mean THINK_SECONDS (seeded), ask again. 1 s is far quicker than anyone reads a
+  cited answer, so N users offer at most about N questions per second;
+* ``closed`` — no think time: each user asks again as soon as the answer arrives. This saturates
+  the bot; its questions/s is the throughput at saturation;
+* ``burst`` — every user asks at the same instant, round after round (rounds 0.3 s apart).
+
+Every question must get exactly one sendMessage in its chat: lost and duplicated answers are
+counted, and the script exits with 1 if there were any. The rate limit is lifted for the run.
+
+    python -m bench.roundtrip [--quick] [--repeats N] [--profile FILE]
+
+``--profile FILE`` runs cProfile on the bot's event-loop thread during the measured scenarios (the
+search threads are not profiled: what is left is the per-update overhead) and writes pstats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import cProfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .common import bench_settings, latency_summary, open_searcher, over_runs, parser, write_result
 from .questions import questions as make_questions
 
 USERS = (1, 20, 100)
-QUESTIONS_PER_USER = {1: 40, 20: 5, 100: 2}
+THINK_SECONDS = 1.0  # mean think time of the "thinking" users
+TIMEOUT_SECONDS = 30.0  # an answer later than this counts as a timeout (and, if it never comes, as lost)
+KINDS = ("thinking", "closed", "burst")
+# seconds per run (burst: rounds per run); users start no question after the run's time is up
+PLAN = {"thinking": {1: 20, 20: 10, 100: 8}, "closed": {1: 4, 20: 5, 100: 6}, "burst": {1: 10, 20: 5, 100: 3}}
+QUICK_PLAN = {"thinking": {1: 2, 20: 2}, "closed": {1: 1, 20: 1}, "burst": {1: 2, 20: 1}}
+MARKERS = {"passages": "Passages", "errors": "went wrong"}  # answers with passages; "Something went wrong"
+TARGETS = {"users": 20, "p50_ms": 30.0, "p99_ms": 150.0, "questions_per_second": 100.0}
 
 
-async def one_level(app_factory, searcher, users: int, per_user: int, pool: list[str]) -> dict[str, Any]:
-    from botapi_emulator import BotApiEmulator
+def assign(pool: list[str], users: int, shift: int) -> list[list[str]]:
+    """Each user its own slice of the pool (rotated by ``shift`` so that repeats differ): no question
+    is asked twice in a run unless a user gets through its whole slice."""
+    rotated = pool[shift % len(pool):] + pool[: shift % len(pool)]
+    per_user = max(1, len(rotated) // users)
+    return [rotated[u * per_user:(u + 1) * per_user] for u in range(users)]
 
-    emu = BotApiEmulator(strict_html=False)
-    await emu.start()
-    emu.disable_flood_limits()
-    waiting: dict[int, asyncio.Future] = {}
 
-    def listener(call) -> None:
-        if call.method.lower() == "sendmessage":
-            future = waiting.pop(int(call.params.get("chat_id", 0)), None)
-            if future is not None and not future.done():
-                future.set_result((call.time, str(call.params.get("text", ""))))
+def command(kind: str, questions: list[list[str]], amount: float, seed: int) -> dict[str, Any]:
+    """The load generator's command for one run: ``amount`` is seconds, or rounds of a burst."""
+    if kind == "burst":
+        questions = [qs[: int(amount)] for qs in questions]
+    return {"kind": kind, "questions": questions, "duration_seconds": amount, "think_seconds": THINK_SECONDS,
+            "seed": seed, "timeout_seconds": TIMEOUT_SECONDS, "grace_seconds": 1.0, "pause_seconds": 0.3,
+            "markers": MARKERS}
 
-    emu.add_listener(listener)
-    app = app_factory(emu)
-    await app.initialize()
-    await app.start()
-    await app.updater.start_polling(poll_interval=0.0, timeout=10)
-    times: list[float] = []
-    texts: list[str] = []
+
+@contextlib.contextmanager
+def profiled(profiler: cProfile.Profile | None) -> Iterator[None]:
+    """Profile the block on this (the event loop's) thread when a profiler is given."""
+    if profiler is None:
+        yield
+        return
+    profiler.enable()
     try:
-        async def user(uid: int) -> None:
-            person = emu.user(uid, f"User{uid}")
-            chat = emu.private_chat(person)
-            for j in range(per_user):
-                question = pool[(uid * per_user + j) % len(pool)]
-                future = asyncio.get_running_loop().create_future()
-                waiting[chat["id"]] = future
-                offered = time.monotonic()
-                emu.send_text(chat, person, question)
-                arrived, text = await asyncio.wait_for(future, 120)
-                times.append(arrived - offered)
-                texts.append(text)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(user(1000 + i) for i in range(users)))
-        seconds = time.perf_counter() - start
+        yield
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
-        await emu.stop()
-    with_passages = sum("Passages" in t for t in texts) / max(1, len(texts))  # the rest: abstentions or errors
-    return {"summary": latency_summary(times), "questions": len(times), "questions_per_second": len(times) / seconds,
-            "answers_with_passages": with_passages, "sample_answer": texts[0][:300] if texts else ""}
+        profiler.disable()
 
 
-def run(repeats: int, quick: bool) -> dict[str, Any]:
-    from bot.app import build_application
+class BotSide:
+    """The real bot, long-polling the load generator's emulator, in this process."""
 
-    settings = bench_settings()
+    def __init__(self, settings: Any, searcher: Any) -> None:
+        self.settings = settings
+        self.searcher = searcher
+        self.application: Any = None
+
+    async def start(self, base_url: str, token: str) -> None:
+        from bot.app import build_application, start_bot
+
+        self.application = build_application(self.settings, self.searcher, base_url=base_url, token=token)
+        await start_bot(self.application)
+
+    async def stop(self) -> None:
+        from bot.app import stop_bot
+
+        if self.application is not None:
+            await stop_bot(self.application)
+
+    def forget(self) -> None:
+        """Empty the searcher's query cache, so that no run is flattered by an earlier one."""
+        self.searcher.forget_questions()
+
+
+async def one_run(users: Any, bot: BotSide, run: dict[str, Any], profiler: cProfile.Profile | None) -> dict[str, Any]:
+    """One scenario run; adds the bot process's CPU time (every thread) to the generator's result."""
+    bot.forget()
+    cpu = time.process_time()
+    with profiled(profiler):
+        result = await users.run(run)
+    result["bot_cpu_seconds"] = time.process_time() - cpu
+    return result
+
+
+def summarise(kind: str, n_users: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and spread over repeated runs of one scenario, and the answer counts of all runs."""
+    per_run = [{"q": r["answers_per_second"], "asked": r["asked"],
+                "bot": 1000 * r["bot_cpu_seconds"] / max(1, r["asked"]),
+                "users": 1000 * r["cpu_seconds"] / max(1, r["asked"])} for r in runs]
+    rates = over_runs(per_run)
+    asked = sum(r["asked"] for r in runs)
+    return {"scenario": kind, "users": n_users, "questions": rates["asked"]["median"],
+            "latency_ms": over_runs([latency_summary(r["latencies"]) for r in runs]),
+            "questions_per_second": rates["q"],
+            "cpu_ms_per_question": {"bot": rates["bot"], "telegram_and_users": rates["users"]},
+            "asked": asked, **{k: sum(r[k] for r in runs) for k in ("timeouts", "lost", "duplicated", "failed_sends")},
+            "answers_with_passages": sum(r["marker_counts"]["passages"] for r in runs) / max(1, asked),
+            "error_answers": sum(r["marker_counts"]["errors"] for r in runs),
+            "sample_answer": runs[0]["sample_answer"]}
+
+
+async def measure(settings: Any, searcher: Any, plan: dict[str, dict[int, int]], repeats: int,
+                  profiler: cProfile.Profile | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Every scenario of ``plan`` ``repeats`` times; returns the summaries and the generator's pid."""
+    from botapi_emulator.loadgen import LoadGenerator
+
+    pool = make_questions(800)
+    bot = BotSide(settings, searcher)
+    async with LoadGenerator() as users:
+        await bot.start(users.base_url, users.token)
+        try:
+            await users.run(command("closed", assign(pool[::-1], 4, 0), 1.0, seed=0))  # warm-up, not reported
+            rows = []
+            for n_users in USERS:
+                for kind in KINDS:
+                    if n_users not in plan[kind]:
+                        continue
+                    runs = [await one_run(users, bot, command(kind, assign(pool, n_users, 97 * r),
+                                                              plan[kind][n_users], seed=r), profiler)
+                            for r in range(repeats)]
+                    rows.append(summarise(kind, n_users, runs))
+                    print(f"roundtrip: {n_users} users, {kind}: p50 {rows[-1]['latency_ms']['p50']['median']:.0f} ms, "
+                          f"{rows[-1]['questions_per_second']['median']:.0f} q/s", flush=True)
+        finally:
+            await bot.stop()
+        return rows, users.pid or 0
+
+
+def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's targets against the figures: latency at 20 thinking users, throughput at
+    saturation (the best closed-loop questions/s), and not one lost or duplicated answer."""
+    at = next((r for r in rows if r["scenario"] == "thinking" and r["users"] == TARGETS["users"]), None)
+    saturation = max((r["questions_per_second"]["median"] for r in rows if r["scenario"] == "closed"), default=0.0)
+    lost, duplicated = sum(r["lost"] for r in rows), sum(r["duplicated"] for r in rows)
+    met = {"questions_per_second": saturation >= TARGETS["questions_per_second"],
+           "no_lost_or_duplicated": lost == duplicated == 0}
+    if at is not None:
+        met["p50"] = at["latency_ms"]["p50"]["median"] <= TARGETS["p50_ms"]
+        met["p99"] = at["latency_ms"]["p99"]["median"] <= TARGETS["p99_ms"]
+    return {"saturation_questions_per_second": saturation, "lost": lost, "duplicated": duplicated,
+            "targets": TARGETS, "met": met}
+
+
+def run(repeats: int, quick: bool, profile: str | None = None, *, plan: dict[str, dict[int, int]] | None = None,
+        settings: Any = None, searcher: Any = None) -> dict[str, Any]:
+    """Measure every scenario of ``plan`` (default: the full or the quick plan); the tests pass a
+    tiny plan and their own settings and searcher."""
+    settings = settings or bench_settings()
     settings = settings.model_copy(update={"telegram": settings.telegram.model_copy(
         update={"rate_limit_per_minute": 1_000_000})})
-    searcher = open_searcher(settings)
-    pool = make_questions(400)
-
-    def factory(emu):
-        return build_application(settings, searcher, base_url=emu.base_url, token=emu.token)
-
-    rows = []
-    for users in USERS:
-        per_user = 1 if quick else QUESTIONS_PER_USER[users]
-        if quick and users > 20:
-            continue
-        runs = []
-        for r in range(repeats):
-            searcher._cache.clear()
-            runs.append(asyncio.run(one_level(factory, searcher, users, per_user, pool[r * 7 :] + pool[: r * 7])))
-        rows.append({"users": users, "questions": runs[0]["questions"],
-                     "latency_ms": over_runs([x["summary"] for x in runs]),
-                     "questions_per_second": over_runs([{"q": x["questions_per_second"]} for x in runs])["q"],
-                     "answers_with_passages": runs[0]["answers_with_passages"],
-                     "sample_answer": runs[0]["sample_answer"]})
-        print(f"roundtrip: {users} users done", flush=True)
-    return {"repeats": repeats, "workers": settings.telegram.workers, "users": rows}
+    searcher = searcher or open_searcher(settings)
+    plan = plan or (QUICK_PLAN if quick else PLAN)
+    profiler = cProfile.Profile() if profile else None
+    rows, _ = asyncio.run(measure(settings, searcher, plan, repeats, profiler))
+    if profiler is not None:
+        profiler.dump_stats(profile)
+    return {"repeats": repeats, "workers": settings.telegram.workers, "think_seconds": THINK_SECONDS,
+            "plan": plan, "timeout_seconds": TIMEOUT_SECONDS, "scenarios": rows, **verdicts(rows)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    write_result("roundtrip", run(args.repeats or (1 if args.quick else 2), args.quick), args.quick)
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--profile", default=None, help="write a cProfile of the bot's event-loop thread here")
+    args = p.parse_args(argv)
+    data = run(args.repeats or (1 if args.quick else 3), args.quick, args.profile)
+    write_result("roundtrip", data, args.quick)
+    if data["lost"] or data["duplicated"]:
+        print(f"roundtrip: {data['lost']} lost and {data['duplicated']} duplicated answers", flush=True)
+        return 1
     return 0
 
 

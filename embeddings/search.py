@@ -176,6 +176,10 @@ class Searcher:
             results.append(self._result(query, corrected, ranked, k, offset))
         return results
 
+    def forget_questions(self) -> None:
+        """Empty the cache of question embeddings (benchmarks time cache misses)."""
+        self._cache.clear()
+
     def prepare(self, query: str) -> tuple[str, str, str]:
         """(query, corrected query, focus query) — the texts that get encoded."""
         # runs of punctuation ("?!", ",,,") say nothing more than their first mark

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bench.common
-from bench import latency, report, scale
+from bench import latency, report, roundtrip, scale
 from bench.questions import questions
 
 pytestmark = pytest.mark.bench
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.bench
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, searcher, settings):
-    """Quick latency and scale runs written where the report reads them."""
+    """Quick latency, scale and round-trip runs written where the report reads them."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bench.common, "RESULTS", tmp_path_factory.mktemp("bench-results"))
         bench.common.write_result("latency", latency.run(quick=True, repeats=1, n_questions=6, searcher=searcher),
@@ -26,6 +26,10 @@ def results(tmp_path_factory, searcher, settings):
         data = scale.run([300, 1200], repeats=1, quick=True, bm25_max=1200, kinds=["hnsw", "ivf"],
                          exact_below=1000, embed=40, settings=settings, n_questions=12)
         bench.common.write_result("scale", data, quick=True)
+        # one user for a few seconds in each scenario: the real bot against the load generator's emulator
+        tiny = {"thinking": {1: 3}, "closed": {1: 1}, "burst": {1: 2}}
+        bench.common.write_result("roundtrip", roundtrip.run(1, True, plan=tiny, settings=settings, searcher=searcher),
+                                  quick=True)
         yield bench.common.results_dir(True)
 
 
@@ -61,8 +65,20 @@ def test_synthetic_vectors_are_unit_and_near_the_real_ones():
     assert (fake @ real.T).max(axis=1).min() > 0.5
 
 
+def test_roundtrip_quick_answers_every_question_once(results):
+    data = json.loads((results / "roundtrip.json").read_text())
+    assert [(r["scenario"], r["users"]) for r in data["scenarios"]] == [("thinking", 1), ("closed", 1), ("burst", 1)]
+    for row in data["scenarios"]:
+        assert row["asked"] > 0 and row["lost"] == row["duplicated"] == row["timeouts"] == row["error_answers"] == 0
+        assert row["latency_ms"]["p50"]["median"] > 0
+    assert max(row["answers_with_passages"] for row in data["scenarios"]) > 0.5  # some questions are off-topic
+    assert data["met"]["no_lost_or_duplicated"] and "questions_per_second" in data["met"]
+
+
 def test_report_renders_what_was_measured(results):
     text = report.render(results)
-    assert "## 1. Query latency in process" in text and "## 5. Scale" in text
-    assert "TODO" in text  # no round-trip result in this folder
+    assert "## 1. Query latency in process" in text and "## 5. Scale" in text and "## 2. Bot round trip" in text
+    assert "| 1 | closed loop |" in text
+    assert "## naive\n\nNot measured yet." in text  # no naive result in this folder
     assert (results / "latency_vs_corpus_size.png").stat().st_size > 1000
+    assert (results / "latency_vs_users.png").stat().st_size > 1000

@@ -81,3 +81,20 @@ def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, 
     assert "citebot sandbox" in out
     assert "Understanding Russia’s Taliban gauntlet — Harsh V. Pant, Aleksei Zakharov, 2025-07-28" in out
     assert "citebot 0.1.0" in out and "Built: " in out
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_a_missing_sniffio_fails_its_import_at_once_and_an_installed_one_is_left_alone(installed, monkeypatch):
+    import importlib.util
+
+    from bot.app import skip_missing_sniffio
+
+    monkeypatch.delitem(sys.modules, "sniffio", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if installed else None)
+    skip_missing_sniffio()
+    if installed:
+        assert "sniffio" not in sys.modules
+    else:
+        assert sys.modules["sniffio"] is None
+        with pytest.raises(ImportError):
+            import sniffio  # noqa: F401

@@ -37,6 +37,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.app import start_bot, stop_bot
 from botapi_emulator import (
     BotApiEmulator,
     EmulatorThread,
@@ -98,15 +99,11 @@ async def running_app(emu: BotApiEmulator, *handlers: Any) -> AsyncIterator[Runn
     for handler in handlers:
         app.add_handler(handler)
     app.add_error_handler(running.on_error)
-    await app.initialize()
-    await app.start()
-    await app.updater.start_polling(poll_interval=0, timeout=1)
+    await start_bot(app, poll_timeout=1)
     try:
         yield running
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
+        await stop_bot(app)
     assert running.errors == []
 
 

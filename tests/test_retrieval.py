@@ -86,3 +86,24 @@ def test_search_runs_numpy_and_faiss_matrix_products_on_one_thread(searcher):
 
     blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert blas and all(lib["num_threads"] == 1 for lib in blas)
+
+
+def test_a_repeated_question_reuses_its_embedding_until_the_cache_is_forgotten(searcher, monkeypatch):
+    encoded: list[str] = []
+    real = searcher.encoder.encode_with_tokens if searcher.uses_tokens else searcher.encoder.encode
+
+    def counting(texts, *args, **kwargs):
+        encoded.extend(texts)
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(searcher.encoder, "encode_with_tokens" if searcher.uses_tokens else "encode", counting)
+    question = "Which Russian envoy met Taliban leaders in Kabul?"
+    searcher.forget_questions()
+    first = searcher.search(question)
+    after_first = len(encoded)
+    again = searcher.search(question)
+    assert after_first > 0 and len(encoded) == after_first  # the second search encoded nothing
+    assert [(h.doc_key, h.start) for h in again.hits] == [(h.doc_key, h.start) for h in first.hits]
+    searcher.forget_questions()
+    searcher.search(question)
+    assert len(encoded) == 2 * after_first
