@@ -90,7 +90,7 @@ class TelegramConfig(_Section):
     rate_limit_per_minute: int = Field(20, ge=1)
     admins: tuple[int, ...] = ()
     allowed_chats: tuple[int, ...] | None = None
-    workers: int = Field(16, ge=1)
+    workers: int = Field(64, ge=1)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
 
 

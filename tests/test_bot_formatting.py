@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -452,3 +453,14 @@ async def test_a_query_answered_by_an_attempt_whose_reply_was_lost_counts_as_ans
     other = ScriptedRequest.make([NetworkError("reset"), too_old])  # other methods are not second-guessed
     with pytest.raises(BadRequest):
         await other.post("http://127.0.0.1/botT/sendMessage")
+
+
+def test_tidy_keeps_one_line_break_per_broken_run_and_one_space_otherwise():
+    assert fmt.tidy("a  \t b \n\n  c\r\n d\u00a0 e") == "a b\nc\nd e"
+    assert fmt.tidy(" \n x \n ") == "\nx\n"
+
+
+@given(st.text(alphabet=st.sampled_from("ab \t\n\r\u00a0\u2028.")))
+def test_tidy_replaces_every_whitespace_run_as_a_whole(text):
+    expected = re.sub(r"\s+", lambda m: "\n" if "\n" in m.group() else " ", text)  # the definition
+    assert fmt.tidy(text) == expected

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from telegram import Update
 
@@ -133,6 +133,8 @@ def test_arbitrary_unicode_through_the_real_handlers(threaded_bot, make_settings
               derandomize=not os.environ.get("HARDENING_EXAMPLES"), database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(TEXTS)
+    @example("Russia \ud83d Taliban")  # a lone surrogate: only an injected update carries it
+    @example("Russia Taliban arms " * 300)  # longer than one Telegram message
     def check(text: str) -> None:
         seen["examples"] += 1
         seen["long"] += len(text) > 4096
