@@ -51,6 +51,18 @@ def maxsim(query_tokens: np.ndarray, passage_tokens: np.ndarray, lengths: np.nda
     return best.mean(axis=1)
 
 
+def maxsim_in_place(query_tokens: np.ndarray, token_vectors: np.ndarray, starts: np.ndarray,
+                    lengths: np.ndarray) -> np.ndarray:
+    """:func:`maxsim` of passages whose token vectors are the rows ``starts[i] .. starts[i] +
+    lengths[i]`` of ``token_vectors``, read where they lie: gathering them into one matrix first
+    copied megabytes per question and was slower (bench/latency.py)."""
+    query_t = np.ascontiguousarray(query_tokens.T, dtype=np.float32)
+    best = np.empty((len(starts), query_t.shape[1]), dtype=np.float32)  # (passages, question tokens)
+    for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        np.max(token_vectors[start:start + length] @ query_t, axis=0, out=best[row])
+    return best.mean(axis=1)
+
+
 def fuse(
     dense_passage: np.ndarray,
     dense_sentence: np.ndarray,
@@ -95,11 +107,17 @@ def select_non_overlapping(
     order: Sequence[int], docs: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int
 ) -> list[int]:
     """Walk candidates best-first, keeping those that overlap no kept passage of the same document."""
+    # plain Python lists: reading numpy arrays element by element was most of this function's time
+    docs_, starts_, ends_ = np.asarray(docs).tolist(), np.asarray(starts).tolist(), np.asarray(ends).tolist()
     kept: list[int] = []
-    for i in order:
-        if any(docs[j] == docs[i] and starts[i] < ends[j] and starts[j] < ends[i] for j in kept):
+    kept_spans: dict[object, list[tuple[int, int]]] = {}  # document → (start, end) of its kept passages
+    for i in np.asarray(order).tolist():
+        start, end = starts_[i], ends_[i]
+        spans = kept_spans.setdefault(docs_[i], [])
+        if any(start < kept_end and kept_start < end for kept_start, kept_end in spans):
             continue
-        kept.append(int(i))
+        spans.append((start, end))
+        kept.append(i)
         if len(kept) >= limit:
             break
     return kept

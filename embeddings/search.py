@@ -27,6 +27,7 @@ from .fusion import (
     Weights,
     fuse,
     maxsim,
+    maxsim_in_place,
     rerank_with,
     segment_max,
     segment_rows,
@@ -39,6 +40,8 @@ from .sources import Citation
 from .vector_index import make_vector_index
 
 TOKENS_IN_MEMORY_BYTES = 256 * 2**20  # up to this, passage token vectors are held as float32
+# a corpus of at most this many times ``candidates`` passages is scored whole (no candidate search)
+SCORE_ALL_UP_TO = 4
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
 
 Encoded = tuple[np.ndarray, np.ndarray | None]  # pooled vector, token vectors (None: not asked for)
@@ -195,13 +198,19 @@ class Searcher:
         candidates = self._candidates(q, q_focus, bm25_all)
         rows = self.passages[candidates]
         lengths = rows["last"] - rows["first"] + 1
-        sentence_vectors = self.sentence_vectors[segment_rows(rows["first"], lengths)]
-        sent_q = sentence_vectors @ q
-        sent_focus = sentence_vectors @ q_focus
-        passage_vectors = self.passage_vectors[candidates]
-        dense_passage = passage_vectors @ q
+        sentence_rows = segment_rows(rows["first"], lengths)
+        both = np.stack([q, q_focus], axis=1)  # question and focus: one matrix product, not two
+        if len(candidates) == len(self.passages):
+            # every passage: score each sentence once (passages overlap, so rows repeat)
+            sent = (self.sentence_vectors @ both)[sentence_rows]
+            dense = self.passage_vectors @ both
+        else:
+            sent = self.sentence_vectors[sentence_rows] @ both
+            dense = self.passage_vectors[candidates] @ both
+        sent_q, sent_focus = sent[:, 0], sent[:, 1]
+        dense_passage = dense[:, 0]
         dense_sentence = segment_max(sent_q, lengths)
-        dense_focus = (passage_vectors @ q_focus + segment_max(sent_focus, lengths)) / 2
+        dense_focus = (dense[:, 1] + segment_max(sent_focus, lengths)) / 2
         scores = fuse(dense_passage, dense_sentence, dense_focus, bm25_all[candidates], self.weights)
         if q_tokens is not None and self.uses_tokens:
             # MaxSim costs a product per passage token: re-score only the best candidates
@@ -218,6 +227,10 @@ class Searcher:
 
     def _candidates(self, q: np.ndarray, q_focus: np.ndarray, bm25_all: np.ndarray) -> np.ndarray:
         n = len(self.passages)
+        if n <= SCORE_ALL_UP_TO * self.n_candidates:
+            # the searches below would return most of a corpus this small (188 of the 264 seed
+            # passages): scoring every passage costs less than finding them, and ranks the same
+            return np.arange(n)
         k = min(self.n_candidates, n)
         found = [self.passage_index.search(np.stack([q, q_focus]), k)[1].ravel()]
         _, sentence_hits = self.sentence_index.search(np.stack([q, q_focus]), min(k, len(self.sentence_vectors)))
@@ -251,10 +264,9 @@ class Searcher:
                    start, end, (int(sentence["start"]) - start, int(sentence["end"]) - start))
 
     def _maxsim(self, q_tokens: np.ndarray, passages: np.ndarray) -> np.ndarray:
-        if len(self.token_lengths):  # stored by the index build: gather all rows in one step
-            lengths = self.token_lengths[passages]
-            rows = segment_rows(self.token_starts[passages], lengths)
-            return maxsim(q_tokens, self.token_vectors[rows].astype(np.float32, copy=False), lengths)
+        if len(self.token_lengths):  # stored by the index build, each passage's rows back to back
+            return maxsim_in_place(q_tokens, self.token_vectors, self.token_starts[passages],
+                                   self.token_lengths[passages])
         vectors = [self._encoded_tokens(int(i)) for i in passages]
         return maxsim(q_tokens, np.vstack(vectors), np.array([len(v) for v in vectors]))
 

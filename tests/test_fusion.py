@@ -2,12 +2,15 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from embeddings.fusion import (
     Weights,
     calibrate_threshold,
     fuse,
     maxsim,
+    maxsim_in_place,
     normalize_by_max,
     rerank_with,
     segment_max,
@@ -51,6 +54,18 @@ def test_maxsim_rewards_the_passage_that_matches_every_question_token():
     assert maxsim(question, passages, np.array([], dtype=int)).size == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_maxsim_in_place_equals_maxsim_of_the_gathered_rows(dtype):
+    rng = np.random.default_rng(1)
+    tokens = rng.standard_normal((30, 8)).astype(dtype)
+    question = rng.standard_normal((3, 8)).astype(np.float32)
+    starts, lengths = np.array([20, 0, 7]), np.array([10, 3, 1])
+    gathered = tokens[segment_rows(starts, lengths)].astype(np.float32)
+    assert np.allclose(maxsim_in_place(question, tokens, starts, lengths), maxsim(question, gathered, lengths),
+                       atol=1e-5)
+    assert maxsim_in_place(question, tokens, starts[:0], lengths[:0]).size == 0
+
+
 def test_rerank_adds_extra_to_the_top_and_the_smallest_extra_to_the_rest():
     out = rerank_with(np.array([1.0, 0.9, 0.1]), np.array([0, 1]), np.array([0.2, 0.5]))
     assert np.allclose(out, [1.2, 1.4, 0.3])  # the unscored third gets the smallest extra, 0.2
@@ -64,6 +79,21 @@ def test_select_non_overlapping_skips_passages_that_overlap_a_kept_one_of_the_sa
     # 1 overlaps 0 (same document); 2 is another document; 3 only touches 0's end
     assert select_non_overlapping([0, 1, 2, 3], docs, starts, ends, limit=10) == [0, 2, 3]
     assert select_non_overlapping([1, 0, 2, 3], docs, starts, ends, limit=2) == [1, 2]
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 50), st.integers(1, 30)), min_size=1, max_size=25),
+       st.randoms(use_true_random=False), st.integers(1, 30))
+def test_select_non_overlapping_matches_its_definition(passages, random, limit):
+    docs = np.array([d for d, _, _ in passages])
+    starts = np.array([s for _, s, _ in passages])
+    ends = starts + np.array([n for _, _, n in passages])
+    order = list(range(len(passages)))
+    random.shuffle(order)
+    expected: list[int] = []
+    for i in order:  # the definition, pair by pair
+        if not any(docs[j] == docs[i] and starts[i] < ends[j] and starts[j] < ends[i] for j in expected):
+            expected.append(i)
+    assert select_non_overlapping(np.array(order), docs, starts, ends, limit) == expected[:limit]
 
 
 def test_abstain_below_the_threshold_and_on_nan():

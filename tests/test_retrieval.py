@@ -107,3 +107,20 @@ def test_a_repeated_question_reuses_its_embedding_until_the_cache_is_forgotten(s
     searcher.forget_questions()
     searcher.search(question)
     assert len(encoded) == 2 * after_first
+
+
+def test_candidate_search_of_a_larger_corpus_finds_what_scoring_every_passage_finds(searcher, monkeypatch):
+    import embeddings.search
+
+    questions = ["Who overthrew King Zahir Shah?", "Do Afghans still speak Russian?",
+                 "Why did Russia remove the Taliban from its list of terrorist organisations?"]
+    everything = [searcher.search(q, k=3) for q in questions]
+    searcher.forget_questions()
+    monkeypatch.setattr(embeddings.search, "SCORE_ALL_UP_TO", 0)  # as if the corpus were large
+    n = len(searcher.passages)
+    vector = searcher.passage_vectors[0]
+    found = searcher._candidates(vector, vector, searcher.lexical.scores(questions[0]))
+    assert 0 < len(found) < n  # the candidate search ran, and returned part of the corpus
+    searched = [searcher.search(q, k=3) for q in questions]
+    assert [[(h.doc_key, h.start) for h in r.hits] for r in searched] == \
+        [[(h.doc_key, h.start) for h in r.hits] for r in everything]
