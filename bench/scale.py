@@ -23,7 +23,7 @@ import numpy as np
 
 from embeddings.vector_index import index_kind, make_vector_index, recall_at_k, set_search_effort
 
-from .common import latency_summary, over_runs, parser, rss_mib, write_result
+from .common import bench_settings, latency_summary, over_runs, parser, peak_rss_mib, rss_mib, write_result
 from .questions import questions as make_questions
 
 CANDIDATES = 100  # the Searcher asks FAISS for this many neighbours of the question and its focus
@@ -34,8 +34,6 @@ IVF_NPROBE = (16, 32, 64)
 def seed_sentences(settings: Any = None) -> tuple[list[list[str]], Any]:
     """The seed documents' sentences (per document), from the bench index, and the encoder."""
     from citebot import engine
-
-    from .common import bench_settings
 
     settings = settings or bench_settings()
     encoder = engine.load_encoder(settings)
@@ -209,13 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bm25-max", type=int, default=100_000, help="largest corpus to build BM25 for")
     p.add_argument("--kinds", default="hnsw,ivf", help="approximate index kinds to measure")
     p.add_argument("--embed", type=int, default=10_000, help="passages embedded for real (the smallest size)")
-    p.add_argument("--exact-below", type=int, default=200_000, help="retrieval.exact_search_below")
+    p.add_argument("--exact-below", type=int, default=None,
+                   help="exact search below this many passages (default: the config's retrieval.exact_search_below)")
     args = p.parse_args(argv)
     sizes = [int(s) for s in (args.sizes or ("1000,5000" if args.quick else "10000,100000,1000000")).split(",")]
+    settings = bench_settings()
+    exact_below = settings.retrieval.exact_search_below if args.exact_below is None else args.exact_below
     result = run(sizes, args.repeats or (1 if args.quick else 3), args.quick, args.bm25_max,
-                 [k for k in args.kinds.split(",") if k], args.exact_below, args.embed)
+                 [k for k in args.kinds.split(",") if k], exact_below, args.embed, settings)
     result["sizes_requested"] = sizes
-    result["peak_rss_mib"] = __import__("bench.common", fromlist=["peak_rss_mib"]).peak_rss_mib()
+    result["peak_rss_mib"] = peak_rss_mib()
     write_result("scale", result, args.quick)
     return 0
 

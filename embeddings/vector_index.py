@@ -3,16 +3,16 @@
 Plain functions, so the choice of index type is one call and a second backend (a remote vector
 engine) can slot in behind the same ``search(queries, k) -> (scores, ids)`` shape:
 
-    index = make_vector_index(vectors, exact_below=200_000)
+    index = make_vector_index(vectors, exact_below=100_000)
     scores, ids = index.search(queries, k)
 
 Vectors are L2-normalised float32 rows, so inner product is cosine similarity.
 
 Below ``exact_below`` rows the index is ``IndexFlatIP`` (exact, no build cost). At or above it,
 ``IndexIVFFlat`` (the default) or ``IndexHNSWFlat``, both with the inner-product metric. bench/scale.py
-measured both on 100k and 1M vectors (bench/README.md): at 1M, IVF with nprobe 64 reached
-recall@10 0.96 at ~5 ms per question and built in ~46 s, while HNSW (M 32, efConstruction 64)
-stayed at recall 0.85 even with efSearch 256 and took ~160 s to build — so "auto" means IVF.
+measured both on 100k and 1M vectors (bench/README.md §5): at 1M, IVF with nprobe 64 reached
+recall@10 0.96 at ~5 ms per question and built in ~36 s, while HNSW (M 32, efConstruction 64)
+stayed at recall 0.85 even with efSearch 256 and took ~140 s to build — so "auto" means IVF.
 A large index is built once at index-build time with :func:`save_vector_index` and memory-mapped
 by readers with :func:`load_vector_index`.
 """
