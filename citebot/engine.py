@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from embeddings.fusion import Weights
 from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
@@ -16,6 +17,11 @@ from embeddings.search import Searcher
 from embeddings.sources import load_catalog
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from embeddings.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,9 @@ def open_index(settings: Settings) -> IndexData:
     return load_index(settings.path(settings.index.dir), build_params(settings))
 
 
-def make_searcher(settings: Settings, encoder: Encoder, data: IndexData) -> Searcher:
+def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
+                  vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> Searcher:
+    """The searcher the settings describe; ``vector_index`` builds a non-FAISS vector backend."""
     r = settings.retrieval
     limit_search_threads()
     from embeddings.lexical import english_words
@@ -89,6 +97,7 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData) -> Sear
         spelling_correction=r.spelling_correction,
         known_words=known,
         exact_below=r.exact_search_below,
+        vector_index=vector_index,
     )
 
 

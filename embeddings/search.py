@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -37,7 +37,7 @@ from .fusion import (
 from .index import DocumentRecord, IndexData, TextEncoder
 from .lexical import LexicalIndex, Vocabulary, strip_words, words
 from .sources import Citation
-from .vector_index import make_vector_index
+from .vector_index import VectorIndex, make_vector_index
 
 TOKENS_IN_MEMORY_BYTES = 256 * 2**20  # up to this, passage token vectors are held as float32
 # a corpus of at most this many times ``candidates`` passages is scored whole (no candidate search)
@@ -119,7 +119,8 @@ class Searcher:
     def __init__(self, data: IndexData, encoder: TextEncoder, *, weights: Weights, abstain_below: float,
                  candidates: int = 100, max_results: int = 30, spelling_correction: bool = True,
                  known_words: Sequence[str] = (), cache_size: int = 1024, rerank: int = 40,
-                 exact_below: int = 100_000) -> None:
+                 exact_below: int = 100_000,
+                 vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> None:
         self.data = data
         self.encoder = encoder
         self.weights = weights
@@ -133,11 +134,13 @@ class Searcher:
         self.lexical = LexicalIndex(texts)
         self.vocabulary = Vocabulary.build(texts, known_words)
         self.topic_words = self.vocabulary.topic_words()
-        # exact search for small corpora, IVF above ``exact_below`` (see vector_index.py and bench/)
         self.passage_vectors = np.asarray(data.passage_vectors)
         self.sentence_vectors = np.asarray(data.sentence_vectors)
-        self.passage_index = make_vector_index(self.passage_vectors, exact_below)
-        self.sentence_index = make_vector_index(self.sentence_vectors, exact_below)
+        # by default FAISS: exact search for small corpora, IVF above ``exact_below`` (see
+        # vector_index.py and bench/); ``vector_index`` lets another backend slot in
+        build = vector_index or (lambda vectors: make_vector_index(vectors, exact_below))
+        self.passage_index = build(self.passage_vectors)
+        self.sentence_index = build(self.sentence_vectors)
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
         self._cache: BoundedCache[str, Encoded] = BoundedCache(cache_size)

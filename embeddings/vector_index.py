@@ -20,12 +20,21 @@ by readers with :func:`load_vector_index`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import faiss
 import numpy as np
 
 Kind = Literal["auto", "flat", "hnsw", "ivf"]
+
+
+class VectorIndex(Protocol):
+    """All the Searcher asks of a vector backend. A FAISS index is one as it is; a remote engine
+    (Qdrant, OpenSearch) would be an adapter sending the batch of queries in one request."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and row ids (each ``len(queries) × k``, best first) of the nearest rows."""
+        ...
 
 DEFAULT_HNSW_M = 32
 DEFAULT_EF_CONSTRUCTION = 64

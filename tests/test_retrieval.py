@@ -1,7 +1,9 @@
 """Search over the real index with the real model: known passages, robustness, abstention."""
 
+import numpy as np
 import pytest
 
+from citebot import engine
 from embeddings.evaluation import hit_rank, normalize
 
 
@@ -109,11 +111,18 @@ def test_a_repeated_question_reuses_its_embedding_until_the_cache_is_forgotten(s
     assert len(encoded) == 2 * after_first
 
 
+LARGE_CORPUS_QUESTIONS = ["Who overthrew King Zahir Shah?", "Do Afghans still speak Russian?",
+                          "Why did Russia remove the Taliban from its list of terrorist organisations?"]
+
+
+def hit_places(results) -> list[list[tuple[str, int]]]:
+    return [[(h.doc_key, h.start) for h in r.hits] for r in results]
+
+
 def test_candidate_search_of_a_larger_corpus_finds_what_scoring_every_passage_finds(searcher, monkeypatch):
     import embeddings.search
 
-    questions = ["Who overthrew King Zahir Shah?", "Do Afghans still speak Russian?",
-                 "Why did Russia remove the Taliban from its list of terrorist organisations?"]
+    questions = LARGE_CORPUS_QUESTIONS
     everything = [searcher.search(q, k=3) for q in questions]
     searcher.forget_questions()
     monkeypatch.setattr(embeddings.search, "SCORE_ALL_UP_TO", 0)  # as if the corpus were large
@@ -122,5 +131,36 @@ def test_candidate_search_of_a_larger_corpus_finds_what_scoring_every_passage_fi
     found = searcher._candidates(vector, vector, searcher.lexical.scores(questions[0]))
     assert 0 < len(found) < n  # the candidate search ran, and returned part of the corpus
     searched = [searcher.search(q, k=3) for q in questions]
-    assert [[(h.doc_key, h.start) for h in r.hits] for r in searched] == \
-        [[(h.doc_key, h.start) for h in r.hits] for r in everything]
+    assert hit_places(searched) == hit_places(everything)
+
+
+class NumpyVectorIndex:
+    """A second vector backend in a few lines, no FAISS: what a Qdrant adapter would stand in for."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.searches = 0
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.searches += 1
+        scores = queries @ self.vectors.T
+        ids = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, ids, axis=1), ids
+
+
+def test_another_vector_backend_slots_in_behind_the_search_interface(settings, encoder, searcher, monkeypatch):
+    import embeddings.search
+
+    monkeypatch.setattr(embeddings.search, "SCORE_ALL_UP_TO", 0)  # as if the corpus were large
+    backends: list[NumpyVectorIndex] = []
+
+    def numpy_backend(vectors: np.ndarray) -> NumpyVectorIndex:
+        backends.append(NumpyVectorIndex(vectors))
+        return backends[-1]
+
+    other = engine.make_searcher(settings, encoder, engine.open_index(settings), vector_index=numpy_backend)
+    assert len(backends) == 2  # passages and sentences
+    searcher.forget_questions()
+    assert hit_places(other.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS) == \
+        hit_places(searcher.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS)
+    assert all(b.searches >= len(LARGE_CORPUS_QUESTIONS) for b in backends)
