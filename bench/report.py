@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import REPO, results_dir
+from .roundtrip import target_row
 
 INTRO = """# citebot benchmarks
 
@@ -346,7 +347,7 @@ def roundtrip_table(r: dict[str, Any]) -> list[str]:
 def roundtrip_verdicts(r: dict[str, Any]) -> list[str]:
     """The issue's targets against the figures (the bench decides which are met)."""
     t, met = r["targets"], r["met"]
-    at = next((u for u in r["scenarios"] if u["scenario"] == "thinking" and u["users"] == t["users"]), None)
+    at = target_row(r["scenarios"], t["users"])
 
     def verdict(key: str) -> str:
         return "met" if met.get(key) else "**not met**"

@@ -201,7 +201,7 @@ async def serve(strict_html: bool = False) -> None:
     _say({"base_url": emulator.base_url, "token": emulator.token})
     reader = await _stdin_reader()
     try:
-        for run_no in range(1, 1_000_000):
+        for run_no in itertools.count(1):
             line = await reader.readline()
             command = json.loads(line) if line.strip() else {"command": "quit"}
             if command.get("command") == "quit":
@@ -238,7 +238,6 @@ class LoadGenerator:
         self.strict_html = strict_html
         self.base_url = ""
         self.token = ""
-        self.pid: int | None = None
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> LoadGenerator:
@@ -246,7 +245,6 @@ class LoadGenerator:
         args = [self.python, "-m", "botapi_emulator.loadgen", *(["--strict-html"] if self.strict_html else [])]
         self._process = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
-        self.pid = self._process.pid
         hello = await self._read()
         self.base_url, self.token = hello["base_url"], hello["token"]
         return self

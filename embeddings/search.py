@@ -235,8 +235,9 @@ class Searcher:
             # passages): scoring every passage costs less than finding them, and ranks the same
             return np.arange(n)
         k = min(self.n_candidates, n)
-        found = [self.passage_index.search(np.stack([q, q_focus]), k)[1].ravel()]
-        _, sentence_hits = self.sentence_index.search(np.stack([q, q_focus]), min(k, len(self.sentence_vectors)))
+        queries = np.stack([q, q_focus])
+        found = [self.passage_index.search(queries, k)[1].ravel()]
+        _, sentence_hits = self.sentence_index.search(queries, min(k, len(self.sentence_vectors)))
         # a matching sentence brings every passage that contains it (they start at most a few sentences before)
         hits = sentence_hits.ravel()
         hits = hits[hits >= 0]

@@ -36,6 +36,7 @@ class VectorIndex(Protocol):
         """Scores and row ids (each ``len(queries) × k``, best first) of the nearest rows."""
         ...
 
+
 DEFAULT_HNSW_M = 32
 DEFAULT_EF_CONSTRUCTION = 64
 DEFAULT_EF_SEARCH = 128
