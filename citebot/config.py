@@ -65,7 +65,7 @@ class RetrievalWeights(_Section):
 
 
 class KindBoosts(_Section):
-    why: float = 0.0
+    why: float = 0.1
     when: float = 0.0
     how_many: float = 0.0
     who: float = 0.0
@@ -75,9 +75,9 @@ class RetrievalConfig(_Section):
     top_k: int = Field(3, ge=1, le=50)
     max_results: int = Field(30, ge=1, le=200)
     candidates: int = Field(100, ge=10)
-    abstain_below: float = Field(0.35, ge=-1, le=1)
+    abstain_below: float = Field(0.25, ge=-1, le=1)
     abstain_margin: float = Field(0.0, ge=-1, le=1)
-    recency_margin: float = Field(0.0, ge=0)
+    recency_margin: float = Field(0.3, ge=0)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
     kind_boosts: KindBoosts = KindBoosts()

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .lexical import STOPWORDS, Vocabulary, closest_word, words
+from .temporal import is_current_question
 
 CALIBRATION_VERSION = 1
 
@@ -148,42 +149,69 @@ def usable_words(text: str) -> list[str]:
 def _name_words(question: str) -> set[str]:
     """Lower-cased words written capitalised inside the question (not as its first word)."""
     tokens = re.findall(r"[A-Za-z][\w'’-]*", question)
-    return {t.lower() for t in tokens[1:] if t[0].isupper()}
+    return {w for t in tokens[1:] if t[0].isupper() for w in words(t)}
 
 
 def missing_terms(question: str, vocabulary: Vocabulary, common: frozenset[str], *,
-                  min_length: int = 3) -> list[str]:
+                  also_known: frozenset[str] = frozenset(), min_length: int = 3) -> list[str]:
     """Content words of ``question`` the corpus never uses: not as written, not inflected (same
-    stem), not one edit away. Very common English words ("use", "ever", "happen") never count:
-    they are not what a question is about."""
+    stem), not spelled another way, nor in ``also_known`` (the citations' words: an author's
+    name). Very common English words ("use", "ever", "happen") never count: they are not what a
+    question is about."""
     from .lexical import _stemmer
 
     missing = []
     for word in dict.fromkeys(usable_words(question)):
-        if len(word) < min_length or word.isdigit() or word in common or word in vocabulary.counts:
+        if len(word) < min_length or word.isdigit() or word in common or word in vocabulary.counts \
+                or word in also_known or word in ANSWER_FORM_WORDS:
             continue
+        if word.endswith("ly") or is_current_question(word):
+            continue  # "currently", "nowadays", "formally": how the question asks, not what about
         if _stemmer().stemWord(word) in vocabulary.stems:
             continue
-        if len(word) >= 4 and closest_word(word, vocabulary.counts, limit=1) is not None:
+        if _spelling_variant(word, vocabulary):
             continue
         missing.append(word)
     return missing
 
 
+def _spelling_variant(word: str, vocabulary: Vocabulary) -> bool:
+    """Whether the corpus spells ``word`` another way: "-ize" as "-ise", or, for a word that is
+    not an English word, one letter off with the same first and last letters ("Kofi" for
+    "Koofi", "Zhirnof" for "Zhirnov"; not "Panj" for "pan", nor "flights" for "fights")."""
+    from .lexical import _stemmer
+
+    british = re.sub(r"iz(e|ed|es|ing|ation|ations)$", r"is\1", word)
+    if british != word and (british in vocabulary.counts or _stemmer().stemWord(british) in vocabulary.stems):
+        return True
+    if word in vocabulary.known or len(word) < 4:
+        return False
+    near = closest_word(word, vocabulary.counts, limit=1)
+    return near is not None and near[0] == word[0] and (near[-1] == word[-1] or len(word) >= 6)
+
+
 # Where a question names what it asks about: "how many X", "what/which X", "the X of"
 _FOCUS_SLOTS = (
-    re.compile(r"\bhow\s+(?:many|much)\s+([a-z0-9]+)"),
-    re.compile(r"\b(?:what|which)\s+([a-z0-9]+)"),
-    re.compile(r"\b(?:the|a|an)\s+([a-z0-9]+)\s+(?:of|in)\b"),
+    re.compile(r"\bhow\s+(?:many|much|long|far|big|large|old|high)\s+(?:in\s+)?([a-z0-9]+)"),
+    re.compile(r"\b(?:the|a|an)\s+([a-z0-9]+)(?:\s+([a-z0-9]+))?\s+(?:of|in)\b"),
+    re.compile(r"\b(?:is|are|was|were)\s+there\s+(?:any\s+|a\s+|an\s+)?([a-z0-9]+)(?:\s+([a-z0-9]+))?"
+               r"(?:\s+([a-z0-9]+))?"),
 )
+# Words that say what kind of answer is wanted, not what it is about: "the purpose of", "the
+# name of". ("Which river" names a type the answer need not use either: "which"/"what" slots
+# are left to the share of missing words.)
+_ANSWER_FORM_TEXT = """purpose purposes reason reasons motive motives motivation aim aims goal goals cause
+    causes effect effects impact consequences role significance meaning view views opinion position stance name
+    names number amount date year years time kind type sort way ways extent level size"""
+ANSWER_FORM_WORDS = frozenset(_ANSWER_FORM_TEXT.split())
 
 
 def focus_words(question: str) -> set[str]:
-    """Words in the slots that name a question's focus ("how many mosques", "what currency",
-    "the population of"), plus names written capitalised inside the question."""
+    """Words where a question names its focus ("how many mosques", "the population of", "are
+    there direct flights"), plus names written capitalised inside the question ("Akhundzada")."""
     text = " ".join(words(question))
-    slots = {m.group(1) for pattern in _FOCUS_SLOTS for m in pattern.finditer(text)}
-    return {w for w in slots if w not in STOPWORDS} | _name_words(question)
+    slots = {w for pattern in _FOCUS_SLOTS for m in pattern.finditer(text) for w in m.groups() if w}
+    return {w for w in slots if w not in STOPWORDS and w not in ANSWER_FORM_WORDS} | _name_words(question)
 
 
 def focus_missing(question: str, missing: Sequence[str], topic_words: frozenset[str],

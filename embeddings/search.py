@@ -36,7 +36,7 @@ from .fusion import (
     should_abstain,
 )
 from .index import DocumentRecord, IndexData, TextEncoder
-from .lexical import LexicalIndex, Vocabulary, strip_words
+from .lexical import LexicalIndex, Vocabulary, strip_words, words
 from .sources import Citation
 from .vector_index import VectorIndex, make_vector_index
 
@@ -186,6 +186,7 @@ class Searcher:
                                           for i in range(len(data.sentences))], dtype=bool)
         self.calibration = coverage.Calibration.from_dict(data.manifest.get("calibration")) \
             or coverage.calibrate(encoder, self.passage_vectors, self.sentence_vectors)
+        self.citation_words = frozenset(w for d in data.documents for w in words(d.citation.text()))
         self.rare_postings = coverage.rare_word_sentences(
             (data.sentence_text(i) for i in range(len(data.sentences))), self.vocabulary.document_frequency,
             self.common_words | self.topic_words)
@@ -320,7 +321,8 @@ class Searcher:
 
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""
-        missing = coverage.missing_terms(question, self.vocabulary, self.common_words)
+        missing = coverage.missing_terms(question, self.vocabulary, self.common_words,
+                                         also_known=self.citation_words)
         return coverage.focus_missing(question, missing, self.topic_words, self.common_words)
 
     def _hit(self, rank: int, passage: int, score: float, highlight_sentence: int) -> Hit:
