@@ -29,7 +29,7 @@ EVAL_FILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "eval.ya
 K = 5
 
 GRIDS: dict[str, tuple[float, ...]] = {
-    "recency_margin": (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8),
+    "recency_margin": (0.0, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8),
     "why": (0.0, 0.01, 0.02, 0.04, 0.06, 0.1, 0.15),
     "when": (0.0, 0.01, 0.02, 0.04, 0.06, 0.1, 0.15),
     "how_many": (0.0, 0.01, 0.02, 0.04, 0.06, 0.1, 0.15),

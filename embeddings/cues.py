@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .lexical import STOPWORDS
+
 KINDS = ("why", "when", "how_many", "who")
 
 _QUESTION_KIND = {
@@ -27,7 +29,7 @@ _QUESTION_KIND = {
     "how_many": re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:number|share|percentage|proportion)\b|"
                            r"\bnumber\s+of\b|\bhow\s+(?:large|big)\b", re.IGNORECASE),
     "who": re.compile(r"^\W*who\b|\bwho(?:m|se)?\s+(?:is|was|are|were|did|does|do|has|have|had|said|says|"
-                      r"attacked|led|leads|founded|backed|met)\b|\bwhich\s+(?:person|people|official|officials|"
+                      r"attacked|led|leads|founded|backed|met)\b|\bwhich\s+(?:\w+\s+){0,2}(?:person|people|official|officials|"
                       r"leader|leaders|minister|envoy|ambassador|spokesman|spokesperson|analyst|expert|group|"
                       r"groups|organisation|organization|faction|country|countries)\b|\bname\s+of\b",
                       re.IGNORECASE),
@@ -66,7 +68,8 @@ def passage_features(text: str, skip_names: frozenset[str] = frozenset()) -> dic
 
     ``skip_names``: lower-case words that do not make a name (the corpus's topic words:
     "Russian Federation" is not a person)."""
-    names = sum(1 for m in _NAME.finditer(text) if any(w.lower() not in skip_names for w in m.group(0).split()))
+    names = sum(1 for m in _NAME.finditer(text)
+                if any(w.lower() not in skip_names and w.lower() not in STOPWORDS for w in m.group(0).split()))
     return {
         "why": _saturating(len(_CAUSAL.findall(text))),
         "when": _saturating(len(_YEAR.findall(text))),

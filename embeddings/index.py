@@ -416,8 +416,12 @@ def corpus_calibration(encoder: TextEncoder, build: dict[str, Any]) -> dict[str,
     kept in the manifest: the searcher's off-topic threshold follows the corpus as documents
     are added or removed (see coverage.calibrate)."""
     from .coverage import calibrate
+    from .cues import has_content
 
-    return calibrate(encoder, build["passage_vectors"], build["sentence_vectors"]).as_dict()
+    texts = {i: d.text for i, d in enumerate(build["documents"])}
+    content = np.array([has_content(texts[int(r["doc"])][int(r["start"]):int(r["end"])]) for r in build["sentences"]],
+                       dtype=bool)
+    return calibrate(encoder, build["passage_vectors"], build["sentence_vectors"][content]).as_dict()
 
 
 def _gives_tokens(encoder: TextEncoder) -> bool:

@@ -128,6 +128,7 @@ class _Ranked:
     best_similarity: float
     highlights: dict[int, int] = field(default_factory=dict)
     current: bool = False  # a question about the present (newest source first)
+    small_talk: float = -1.0  # the question's best cosine with the small-talk probes
 
 
 class Searcher:
@@ -185,7 +186,10 @@ class Searcher:
         self.sentence_content = np.array([cues.has_content(data.sentence_text(i))
                                           for i in range(len(data.sentences))], dtype=bool)
         self.calibration = coverage.Calibration.from_dict(data.manifest.get("calibration")) \
-            or coverage.calibrate(encoder, self.passage_vectors, self.sentence_vectors)
+            or coverage.calibrate(encoder, self.passage_vectors, self.sentence_vectors[self.sentence_content])
+        # questions closer to one of these than to any passage are small talk, whatever the corpus holds
+        self.small_talk_vectors = np.asarray(encoder.encode(list(coverage.SMALL_TALK)), dtype=np.float32) \
+            if len(self.passages) else np.zeros((0, self.passage_vectors.shape[1]), np.float32)
         self.citation_words = frozenset(w for d in data.documents for w in words(d.citation.text()))
         self.rare_postings = coverage.rare_word_sentences(
             (data.sentence_text(i) for i in range(len(data.sentences))), self.vocabulary.document_frequency,
@@ -270,7 +274,12 @@ class Searcher:
             # MaxSim costs a product per passage token: re-score only the best candidates
             top = np.argsort(-scores, kind="stable")[: self.rerank]
             scores = rerank_with(scores, top, self.weights.token_maxsim * self._maxsim(q_tokens, candidates[top]))
-        best_similarity = float(max(dense_passage.max(), dense_sentence.max()))
+        # how close the corpus comes to the question: a bare "OK." or "Hello, readers!" of a
+        # document does not count (it is close to small talk, and says nothing)
+        content = self.sentence_content[sentence_rows]
+        best_sentence = float(sent_q[content].max()) if content.any() else -1.0
+        best_similarity = max(float(dense_passage.max()), best_sentence)
+        small_talk = float((self.small_talk_vectors @ q).max()) if len(self.small_talk_vectors) else -1.0
         order = select_non_overlapping(np.argsort(-scores, kind="stable"), rows["doc"], rows["start"], rows["end"],
                                        self.max_results)
         current = temporal.is_current_question(query)
@@ -282,7 +291,7 @@ class Searcher:
         offsets = np.concatenate(([0], np.cumsum(lengths)))
         combined = sent_q + sent_focus - 10.0 * ~self.sentence_content[sentence_rows]
         highlights = {i: int(np.argmax(combined[offsets[i] : offsets[i + 1]])) for i in order}
-        return _Ranked(order, scores, candidates, best_similarity, highlights, current)
+        return _Ranked(order, scores, candidates, best_similarity, highlights, current, small_talk)
 
     def _candidates(self, q: np.ndarray, q_focus: np.ndarray, bm25_all: np.ndarray) -> np.ndarray:
         n = len(self.passages)
@@ -308,7 +317,8 @@ class Searcher:
 
     def _result(self, query: str, corrected: str, ranked: _Ranked, k: int, offset: int) -> SearchResult:
         changed = corrected if corrected.lower() != query.lower() else None
-        if should_abstain(ranked.best_similarity, self.off_topic_below(corrected)):
+        if should_abstain(ranked.best_similarity, self.off_topic_below(corrected)) \
+                or ranked.small_talk >= ranked.best_similarity:  # closer to chat than to any passage
             return SearchResult(query, [], True, changed, 0, ranked.best_similarity, OFF_TOPIC)
         hits = [self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
                 for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)]
