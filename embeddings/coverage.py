@@ -59,9 +59,9 @@ class Calibration:
 
     @property
     def lenient_threshold(self) -> float:
-        """For a question that shares a rare phrase with the corpus: only below what nine in ten
+        """For a question that shares a rare phrase with the corpus: only below what half the
         probes reach is it off topic."""
-        return min(self.threshold, self.probe_quantiles.get("q90", self.threshold))
+        return min(self.threshold, self.probe_quantiles.get("q50", self.threshold))
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": CALIBRATION_VERSION, "threshold": round(self.threshold, 4),
