@@ -27,6 +27,8 @@ _STOPWORD_TEXT = """a about above after again against all am an and any are as a
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _WORD = re.compile(r"[a-z0-9]+")
+SOURCE_TYPO_MAX_COUNT = 3  # a corpus word seen more often than this is never a typo
+SOURCE_TYPO_RATIO = 50  # ... and a rarer one only yields to a word this many times as common
 
 
 @lru_cache(maxsize=1)
@@ -93,17 +95,26 @@ class Vocabulary:
     def correct(self, query: str) -> str:
         """The query with misspelled words corrected ("talibn rusia" → "taliban rusia").
 
-        Only a word that is not a real word or name may change: a word the corpus uses (as
-        itself or inflected), a known English word, or a word written capitalised (a name:
-        "Panj river" stays) is never corrected. Others are replaced by the most common corpus
-        word within a small edit distance (1 for short words, 2 for longer ones), if any.
+        Only a word that is not a real word or name may change: a known English word, a word
+        written capitalised (a name: "Panj river" stays) or a word the corpus uses (as itself or
+        inflected) is never corrected, save the source's own rare misspelling of a far more
+        common corpus word ("rusia"). Others are replaced by the most common corpus word within
+        a small edit distance (1 for short words, 2 for longer ones), if any.
         """
         return re.sub(r"[A-Za-z]{4,}", lambda m: self._correct_word(m.group(0)), query)
 
     def _correct_word(self, word: str) -> str:
         lower = word.lower()
-        if word[0].isupper() or lower in self.known or lower in self.counts:
+        if word[0].isupper() or lower in self.known:
             return word
+        seen = self.counts.get(lower, 0)
+        if seen:
+            # a corpus word is left alone, unless it is the source's own rare typo of a word it
+            # spells right far more often ("rusia" once, "russia" 300 times): one letter off
+            if seen > SOURCE_TYPO_MAX_COUNT:
+                return word
+            common = {w: n for w, n in self.counts.items() if n >= SOURCE_TYPO_RATIO * seen}
+            return closest_word(lower, common, limit=1) or word
         if _stemmer().stemWord(lower) in self.stems:
             return word
         return closest_word(lower, self.counts) or word

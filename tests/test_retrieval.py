@@ -32,8 +32,8 @@ def test_casing_punctuation_whitespace_and_misspellings_find_the_same_passage(se
         result = searcher.search(variant, k=3)
         assert (reference.doc_id, reference.start) in {(h.doc_id, h.start) for h in result.hits}
     corrected = searcher.search("rusia talibn common enemy isis").corrected_query
-    # "talibn" is no word; "rusia" is left alone: the corpus itself spells it so once
-    assert corrected and "taliban" in corrected.lower() and "rusia" in corrected.lower()
+    # "rusia" is in the corpus once, as the source's typo of "Russia" (300 times): it yields
+    assert corrected and "russia" in corrected.lower() and "taliban" in corrected.lower()
 
 
 @pytest.mark.parametrize("question", ["What is the capital of France?", "How do I bake sourdough bread?",
