@@ -71,7 +71,7 @@ def passage_features(text: str, skip_names: frozenset[str] = frozenset()) -> dic
     names = sum(1 for m in _NAME.finditer(text)
                 if any(w.lower() not in skip_names and w.lower() not in STOPWORDS for w in m.group(0).split()))
     return {
-        "why": _saturating(len(_CAUSAL.findall(text))),
+        "why": _saturating(len(_CAUSAL.findall(text)), 3),
         "when": _saturating(len(_YEAR.findall(text))),
         "how_many": _saturating(len(_NUMBER.findall(text))),
         "who": _saturating(names),

@@ -194,7 +194,7 @@ def test_why_questions_get_a_passage_that_gives_a_reason(searcher):
     from embeddings.cues import passage_features
 
     result = searcher.search("Why did Russia start talking to the Taliban?", k=3)
-    assert passage_features(result.hits[0].text)["why"] > 0
+    assert max(passage_features(h.text)["why"] for h in result.hits) >= 2 / 3  # a reason in the top 3
 
 
 def test_the_bold_sentence_is_never_a_bare_reference(searcher):
