@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from embeddings.evaluation import Candidate, CrossValidation, EvalSet, Pipeline, cross_validate, searcher_pipeline
+from embeddings.yamlfile import read_yaml
 
 from .config import ConfigError, Settings
 from .engine import build_params, load_encoder, make_searcher, open_searcher
@@ -95,10 +95,7 @@ def load_candidates(path: Path) -> list[dict[str, Any]]:
           retrieval.weights.bm25: [0.1, 0.2, 0.3]
           retrieval.abstain_below: [0.3, 0.35]
     """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the grid ({' '.join(str(exc).split())})") from None
+    data = read_yaml(path, ConfigError, "grid file")
     if not isinstance(data, dict) or not ({"candidates", "grid"} & set(data)):
         raise ConfigError(f"{path}: expected a mapping with `candidates:` (a list) and/or `grid:` (a mapping)")
     candidates = data.get("candidates") or []
@@ -107,9 +104,9 @@ def load_candidates(path: Path) -> list[dict[str, Any]]:
         raise ConfigError(f"{path}: `candidates` must be a list of mappings of setting → value")
     if not isinstance(grid, Mapping) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: `grid` must map each setting to a non-empty list of values")
-    keys = list(grid)
-    candidates = [*candidates, *(dict(zip(keys, values, strict=True))
-                                 for values in itertools.product(*grid.values()))] if keys else candidates
+    if grid:
+        keys = list(grid)
+        candidates += [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
     if not candidates:
         raise ConfigError(f"{path}: no candidates")
     return candidates

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .chunking import fixed_size_chunks
 from .fusion import Weights, calibrate_threshold
 from .search import Searcher
+from .yamlfile import read_yaml
 
 K = 5
 LOOKUP, CURRENT, UNANSWERABLE = "lookup", "current", "unanswerable"
@@ -82,21 +81,9 @@ def is_declined(result: Any) -> bool:
 
 def load_eval_set(path: Path) -> EvalSet:
     """Read and check an evaluation file; :class:`EvalSetError` names the file and what is wrong."""
-    if path.is_dir():
-        raise EvalSetError(f"{path}: is a folder, not an evaluation file (YAML, see tests/data/eval.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EvalSetError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalSetError(f"{path}: cannot read it ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise EvalSetError(f"{path}: not an evaluation set: not valid YAML{where} "
-                           f"({getattr(exc, 'problem', None) or 'parse error'})") from None
+    data = read_yaml(path, EvalSetError, "evaluation file")
     if not isinstance(data, dict) or "questions" not in data:
-        raise EvalSetError(f"{path}: not an evaluation set: expected a mapping with `questions:` "
+        raise EvalSetError(f"{path}: not an evaluation set: expected a YAML mapping with `questions:` "
                            "(and optionally `off_topic:`), see tests/data/eval.yaml")
     items, off_topic = data.get("questions") or [], data.get("off_topic") or []
     if not isinstance(items, list) or not isinstance(off_topic, list):

@@ -128,15 +128,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(("target", "problem"), [
-    (REPO / "README.md", "not an evaluation set"),
+    (REPO / "README.md", "is not valid YAML at line"),
     (REPO / "seeds", "is a folder"),
-    (REPO / "no-such-file.yaml", "no such file"),
+    (REPO / "no-such-file.yaml", "not found"),
 ])
 def test_eval_of_something_that_is_not_an_eval_set_is_one_clear_line(no_stray_settings, capsys, target, problem):
     assert main(["eval", str(target)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "Traceback" not in captured.err
-    assert captured.err.startswith(f"citebot: error: {target}: ") and problem in captured.err
+    assert captured.err.startswith("citebot: error: ") and str(target) in captured.err and problem in captured.err
     assert captured.err.count("\n") == 1
 
 

@@ -44,7 +44,7 @@ def write(tmp_path: Path, text: str) -> Path:
     ("questions: {q: x}\n", "must be lists"),
     ("questions:\n- q: Who?\n  evidence: [x]\noff_topic: [3]\n", "off_topic #1"),
     ("questions: []\n", "holds no questions"),
-    ("questions: [\n", "not valid YAML"),
+    ("questions: [\n", "is not valid YAML at line 2"),
 ])
 def test_a_file_of_the_wrong_shape_is_refused_naming_file_and_problem(tmp_path, text, problem):
     path = write(tmp_path, text)
@@ -56,7 +56,7 @@ def test_a_file_of_the_wrong_shape_is_refused_naming_file_and_problem(tmp_path, 
 def test_a_folder_or_a_missing_file_is_refused(tmp_path):
     with pytest.raises(EvalSetError, match="is a folder"):
         load_eval_set(tmp_path)
-    with pytest.raises(EvalSetError, match="no such file"):
+    with pytest.raises(EvalSetError, match="not found"):
         load_eval_set(tmp_path / "nothing.yaml")
 
 
