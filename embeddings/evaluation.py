@@ -83,7 +83,7 @@ def load_eval_set(path: Path) -> EvalSet:
     """Read and check an evaluation file; :class:`EvalSetError` names the file and what is wrong."""
     data = read_yaml(path, EvalSetError, "evaluation file")
     if not isinstance(data, dict) or "questions" not in data:
-        raise EvalSetError(f"{path}: not an evaluation set: expected a YAML mapping with `questions:` "
+        raise EvalSetError(f"{path}: not an evaluation set: expected a mapping with `questions:` "
                            "(and optionally `off_topic:`), see tests/data/eval.yaml")
     items, off_topic = data.get("questions") or [], data.get("off_topic") or []
     if not isinstance(items, list) or not isinstance(off_topic, list):
