@@ -14,7 +14,7 @@ import random
 import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -260,9 +260,8 @@ class CrossValidation:
     folds: list[FoldResult]
     candidates: list[dict[str, Any]]
     seed: int
-    whole_set: list[dict[str, Any]] = field(default_factory=list)  # each candidate on every question
 
-    def mean(self) -> dict[str, float]:
+    def mean(self) -> dict[str, float | None]:
         """Held-out figures averaged over the folds (metrics a fold lacks, e.g. no current
         questions, are averaged over the folds that have them)."""
         keys = [*RANK_METRICS, "abstained_off_topic", "abstained_unanswerable", "newest_first"]
@@ -279,7 +278,7 @@ class CrossValidation:
                            "held_out_objective": f.held_out_objective,
                            "held_out": {k: v for k, v in f.held_out.items() if k not in ("by_kind",)},
                            "held_out_by_kind": f.held_out["by_kind"]} for f in self.folds],
-                "mean": self.mean(), "whole_set": self.whole_set}
+                "mean": self.mean()}
 
 
 def cross_validate(eval_set: EvalSet, pipeline_for: Callable[[Candidate], Pipeline],
@@ -307,9 +306,7 @@ def cross_validate(eval_set: EvalSet, pipeline_for: Callable[[Candidate], Pipeli
         best = max(range(len(runs)), key=lambda c: (train_scores[c], -c))
         held_out = _subset_score(eval_set, runs[best], test_q, test_off)
         results.append(FoldResult(n, dict(candidates[best]), train_scores[best], held_out, objective(held_out)))
-    whole = [{"candidate": dict(c), **{k: v for k, v in score(eval_set, *run).items() if k != "by_kind"}}
-             for c, run in zip(candidates, runs, strict=True)]
-    return CrossValidation(results, [dict(c) for c in candidates], seed, whole)
+    return CrossValidation(results, [dict(c) for c in candidates], seed)
 
 
 def _subset_score(eval_set: EvalSet, run: tuple[list[Answer], list[Answer]], questions: Sequence[int],
