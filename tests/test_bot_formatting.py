@@ -287,13 +287,6 @@ def test_questions_are_cleaned_and_cut():
                                                                                           "you?", "@other"]
 
 
-def test_plain_message_lists_buttons_and_links():
-    html = '<b>1.</b> <a href="https://x.org/?a=1&amp;b=2">T &amp; U</a>\n<blockquote>q</blockquote>'
-    out = fmt.plain_message(html, [["A", "B"], ["More"]])
-    assert "T & U (https://x.org/?a=1&b=2)" in out
-    assert out.splitlines()[-1] == "Buttons: [A]  [B]  [More]"
-
-
 # ------------------------------------------------------------------------------- rate limit and stores
 
 def test_rate_limiter_sliding_window_with_one_notice():
