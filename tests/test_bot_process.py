@@ -1,4 +1,4 @@
-"""The bot as a program: ``python -m bot`` (what ``citebot serve`` runs) stopped by SIGTERM, and the
+"""The bot as a program: ``citebot serve`` (``python -m citebot.cli serve``) stopped by SIGTERM, and the
 local sandbox chatting over standard input and output."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built
     env = child_env(TELEGRAM_BOT_TOKEN=emulator.token, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
                             CITEBOT_INDEX_DIR=str(built_index_dir))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=REPO, env=env,
+        sys.executable, "-m", "citebot.cli", "serve", cwd=REPO, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         await emulator.wait_for("getUpdates", timeout=120)
