@@ -32,6 +32,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from citebot.config import ConfigError, Settings
 
 from . import handlers
+from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
 from .retriever import Keeper, RebuildResult, Retriever
 from .state import CONTEXT_TYPES, BotState, QueryCache
@@ -53,7 +54,8 @@ WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watch
 def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
                       token: str | None = None, retries: int = 5, backoff: float = 0.5,
                       keeper: Keeper | None = None, watch_seeds: bool = True,
-                      get_updates_request: BaseRequest | None = None) -> Application:
+                      get_updates_request: BaseRequest | None = None,
+                      guard: PollingGuard | None = None) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
@@ -61,7 +63,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     defaults to ``settings.bot_token()``. With a ``keeper`` the retriever served is the keeper's
     and the index follows the seeds while the bot runs (:func:`attach_keeper`; the watcher starts
     in ``post_init`` and stops in :func:`bot.serving.stop_bot`; ``watch_seeds=False``: only /reload
-    and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates.
+    and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates;
+    ``guard`` is told how polling goes (:class:`bot.polling.PollingGuard`; ``serve`` reads it).
     """
     telegram = settings.telegram
     token = token or settings.bot_token()
@@ -71,16 +74,15 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     skip_missing_sniffio()
     http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0, write_timeout=15.0,
                         connect_timeout=10.0, pool_timeout=10.0)
+    bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=file_url(base_url),
+                     request=RetryingRequest(http, retries=retries, backoff=backoff),
+                     get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
+                     defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
     application = (
         ApplicationBuilder()
-        .token(token)
-        .base_url(base_url)
-        .base_file_url(file_url(base_url))
-        .request(RetryingRequest(http, retries=retries, backoff=backoff))
-        .get_updates_request(get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0))
+        .bot(bot)
         .concurrent_updates(True)
         .context_types(CONTEXT_TYPES)
-        .defaults(Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
