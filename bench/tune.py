@@ -165,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", action="store_true", help="only print per-kind figures at the configured settings")
     args = parser.parse_args(argv)
 
-    from citebot import engine
     from citebot.config import load_settings
+    from citebot.service import open_service
 
-    searcher = engine.open_searcher(load_settings())
+    searcher = open_service(load_settings()).searcher
     items = load_items(args.file)
     if args.report:
         report = kind_report(searcher, items)
