@@ -409,7 +409,7 @@ def not_covered_html(result: SearchResult, note: str = "", *, limit: int = MAX_M
                     limit)
 
 
-NO_WORDS_REPLY = ("🙂 I couldn't find any words to search for in that. Please ask a question in words, "
+NO_WORDS_REPLY = ("🤷 I couldn't find any words to search for in that. Please ask a question in words, "
                   "e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”.")
 
 
