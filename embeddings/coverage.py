@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -86,6 +87,22 @@ def probe_texts(vocabulary: Sequence[str], n_random: int = RANDOM_WORDS, seed: i
     return list(SMALL_TALK) + randoms
 
 
+_PROBE_VECTORS: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def encode_probes(encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+    """The probes' vectors, encoded once per encoder: a rebuild or a new searcher after a change
+    of the seeds costs no extra model call."""
+    try:
+        cache = _PROBE_VECTORS.setdefault(encoder, {})
+    except TypeError:  # an encoder that cannot be weakly referenced: no cache
+        cache = {}
+    key = tuple(texts)
+    if key not in cache:
+        cache[key] = np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+    return cache[key]
+
+
 def best_similarities(queries: np.ndarray, passage_vectors: np.ndarray, sentence_vectors: np.ndarray) -> np.ndarray:
     """For each query vector, the best cosine with any passage or sentence (what the searcher
     compares with the threshold)."""
@@ -112,7 +129,7 @@ def calibrate(encoder: Encoder, passage_vectors: np.ndarray, sentence_vectors: n
     from .lexical import english_words
 
     probes = probe_texts(list(english if english is not None else english_words()))
-    vectors = np.asarray(encoder.encode(probes), dtype=np.float32)
+    vectors = encode_probes(encoder, probes)
     probe_best = best_similarities(vectors, passage_vectors, sentence_vectors)
     quantiles = {f"q{int(q * 100)}": float(np.quantile(probe_best, q)) for q in (0.5, 0.9, 0.95, 1.0)}
     return Calibration(threshold_from_probes(probe_best, margin, floor), quantiles)

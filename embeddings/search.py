@@ -188,7 +188,7 @@ class Searcher:
         self.calibration = coverage.Calibration.from_dict(data.manifest.get("calibration")) \
             or coverage.calibrate(encoder, self.passage_vectors, self.sentence_vectors[self.sentence_content])
         # questions closer to one of these than to any passage are small talk, whatever the corpus holds
-        self.small_talk_vectors = np.asarray(encoder.encode(list(coverage.SMALL_TALK)), dtype=np.float32) \
+        self.small_talk_vectors = coverage.encode_probes(encoder, coverage.SMALL_TALK) \
             if len(self.passages) else np.zeros((0, self.passage_vectors.shape[1]), np.float32)
         self.citation_words = frozenset(w for d in data.documents for w in words(d.citation.text()))
         self.rare_postings = coverage.rare_word_sentences(
