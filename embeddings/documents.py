@@ -1,8 +1,9 @@
 """Find the source documents in the seeds folder and read their text.
 
-Reads ``.txt``/``.md`` (UTF-8, or cp1252/latin-1 as a fallback), ``.pdf`` (the text layer) and
-``.html``. A file that cannot be used — unreadable, empty, binary, too large, a PDF without text,
-a link leading out of the folder — is skipped with one warning; it never stops the others.
+Reads ``.txt`` (UTF-8, or cp1252/latin-1 as a fallback), ``.md`` (rendered to text), ``.pdf`` (the
+text layer, by layout) and ``.html`` (the main content); see :mod:`embeddings.formats`. A file that
+cannot be used — unreadable, empty, binary, too large, a PDF without text, a link leading out of
+the folder — is skipped with one warning; it never stops the others.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import formats
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ class RawDocument:
     path: Path
     sha256: str
     text: str
+    # ("heading" | "paragraph", text) in order, for formats that mark their structure
+    # (Markdown, HTML, PDF); None for plain text, whose structure the cleaning infers
+    blocks: tuple[tuple[str, str], ...] | None = None
 
 
 class UnusableFile(Exception):
@@ -83,15 +89,18 @@ def read_document(source: SourceFile) -> RawDocument:
         data = source.path.read_bytes()
     except OSError as exc:
         raise UnusableFile(f"cannot be read ({exc.strerror})") from None
+    blocks: tuple[tuple[str, str], ...] | None = None
     if suffix == ".pdf":
-        text = _pdf_text(data)
+        blocks = _pdf_blocks(data)
     elif suffix in {".html", ".htm"}:
-        text = _html_text(_decode(data))
-    else:
-        text = _decode(data)
+        _decode(data)  # refuses binary files
+        blocks = tuple(formats.html_blocks(data))
+    elif suffix in {".md", ".markdown"}:
+        blocks = tuple(formats.markdown_blocks(_decode(data)))
+    text = formats.blocks_text(blocks) if blocks is not None else _decode(data)
     if not text.strip():
         raise UnusableFile("it has no text")
-    return RawDocument(source.doc_id, source.path, source.sha256, text)
+    return RawDocument(source.doc_id, source.path, source.sha256, text, blocks)
 
 
 def read_documents(sources: Iterable[SourceFile], warn: list[str] | None = None) -> list[RawDocument]:
@@ -137,33 +146,11 @@ def _decode(data: bytes) -> str:
     return text
 
 
-def _pdf_text(data: bytes) -> str:
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
+def _pdf_blocks(data: bytes) -> tuple[tuple[str, str], ...]:
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        blocks = tuple(formats.pdf_blocks(data))
+    except formats.FormatError as exc:
         raise UnusableFile(f"it is not a readable PDF ({exc})") from None
-    text = "\n\n".join(pages)
-    if not text.strip():
+    if not blocks:
         raise UnusableFile("the PDF has no text layer (a scan?); OCR it first")
-    return text
-
-
-def _html_text(markup: str) -> str:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(markup, "html.parser")
-    for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript", "figure"]):
-        tag.decompose()
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    if soup.title:
-        soup.title.decompose()
-    body = soup.body or soup
-    blocks = [el.get_text(" ", strip=True) for el in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "blockquote"])]
-    text = "\n\n".join(b for b in blocks if b) or body.get_text("\n", strip=True)
-    return f"{title}\n\n{text}" if title else text
+    return blocks

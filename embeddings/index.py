@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .chunking import make_passages, split_sentences
-from .cleaning import clean_document
+from .cleaning import clean_blocks, clean_document
 from .documents import RawDocument, doc_key, read_documents, scan_seeds
 from .sources import Citation, SourceCatalog
 
@@ -364,7 +364,8 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
             documents.append(record)
         else:
             citation = catalog.citation(raw.doc_id, raw.text)
-            clean = clean_document(raw.text, title=citation.title)
+            clean = (clean_blocks(raw.blocks, title=citation.title) if raw.blocks is not None
+                     else clean_document(raw.text, title=citation.title))
             sentences = split_sentences(clean, params.max_chars)
             spans = make_passages(clean, sentences, params.target_chars, params.max_chars)
             headings = [(b.start, clean.text[b.start : b.end]) for b in clean.blocks if b.kind == "heading"]
