@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
 def _is_expected(exc: Exception) -> bool:
     from embeddings.index import IndexError_
     from embeddings.model import ModelLoadError
+    from embeddings.sources import SourcesError
 
-    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | FileNotFoundError | PermissionError)
+    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | SourcesError | FileNotFoundError
+                      | PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:

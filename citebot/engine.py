@@ -77,7 +77,8 @@ def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
 
 
 def open_index(settings: Settings) -> IndexData:
-    return load_index(settings.path(settings.index.dir), build_params(settings))
+    return load_index(settings.path(settings.index.dir), build_params(settings),
+                      mmap_above_bytes=int(settings.index.mmap_above_mb * 2**20))
 
 
 def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
