@@ -134,6 +134,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.watch:
         return _watch(settings, args.json)
+    load_catalog(settings.path(settings.corpus.sources_file))  # a broken sources file stops us before the model loads
     encoder = load_encoder(settings)
     with _progress_bar(disable=args.json) as progress:
         report = update_index(settings, encoder, force=args.force, progress=progress)

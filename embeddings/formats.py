@@ -10,8 +10,9 @@ what is left here is turning their output into blocks:
 * HTML keeps the article only (trafilatura drops navigation, comments, footers and sidebars).
 * PDF lines are grouped into paragraphs by their geometry: a paragraph ends at a vertical gap
   wider than the usual line spacing, at a change of font size, or after a short line that ends
-  a sentence; a paragraph cut by a page break is joined again; lines repeated on most pages
-  (running headers, page numbers) are dropped; a short line in a larger or bold font is a heading.
+  a sentence; a paragraph cut by a page break is joined again; page numbers and running headers
+  and footers (top and bottom lines that recur on most pages) are dropped; a short line in a
+  larger or bold font is a heading.
 """
 
 from __future__ import annotations
@@ -191,13 +192,15 @@ def pdf_blocks(data: bytes) -> list[Block]:
     """A PDF's text layer as headings and paragraphs (see the module notes). Raises
     :class:`FormatError` for a file pdfminer cannot read; a PDF with no text gives no blocks."""
     lines = _pdf_lines(data)
-    lines = _drop_page_furniture(lines)
     if not lines:
         return []
     sizes: Counter[float] = Counter()
     for line in lines:
         sizes[round(line.size, 1)] += len(line.text)
     body_size = sizes.most_common(1)[0][0]  # the size most of the text is set in
+    lines = _drop_page_furniture(lines, body_size)
+    if not lines:
+        return []
     pitch = _usual_pitch(lines, body_size)
     right_edges = _right_edges(lines)
     blocks: list[tuple[str, list[_Line]]] = []
@@ -241,16 +244,27 @@ def _is_bold(fontname: str) -> bool:
     return bool(re.search(r"bold|black|heavy|semibold", fontname or "", re.IGNORECASE))
 
 
-def _drop_page_furniture(lines: list[_Line]) -> list[_Line]:
-    """Page numbers, and running headers and footers (the same line on most pages)."""
-    pages = len({line.page for line in lines})
+def _drop_page_furniture(lines: list[_Line], body_size: float) -> list[_Line]:
+    """Page numbers, and running headers and footers: among the top and bottom two lines of each
+    page, those that are a page number or recur (digits aside) on most pages in a font no larger
+    than the body's (a recurring larger line is a heading: "Chapter 3")."""
+    by_page: dict[int, list[_Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    edges: set[int] = set()
+    for page_lines in by_page.values():
+        ordered = sorted(page_lines, key=lambda li: -li.y1)
+        edges.update(id(li) for li in ordered[:2] + ordered[-2:])
 
     def key(line: _Line) -> str:
         return re.sub(r"\d+", "#", line.text.lower())
 
-    on_pages = Counter(k for k, _ in {(key(line), line.page) for line in lines})
-    repeated = {k for k, n in on_pages.items() if pages >= 3 and n > pages / 2}
-    return [line for line in lines if not _PAGE_NUMBER.fullmatch(line.text) and key(line) not in repeated]
+    on_pages = Counter(k for k, _ in {(key(li), li.page) for li in lines
+                                      if id(li) in edges and li.size <= body_size + 0.5})
+    repeated = {k for k, n in on_pages.items() if len(by_page) >= 3 and n > len(by_page) / 2}
+    return [li for li in lines
+            if id(li) not in edges or not (_PAGE_NUMBER.fullmatch(li.text)
+                                           or (key(li) in repeated and li.size <= body_size + 0.5))]
 
 
 def _usual_pitch(lines: list[_Line], body_size: float) -> float:

@@ -94,7 +94,7 @@ def parse_catalog(text: str, name: str = "sources.yaml") -> SourceCatalog:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        raise SourcesError(f"{name}{_where(exc.problem_mark)}: not valid YAML: {exc.problem}") from None
+        raise SourcesError(f"{name}{_yaml_problem(exc, text)}") from None
     except yaml.YAMLError as exc:
         raise SourcesError(f"{name}: not valid YAML: {exc}") from None
     if root is None:
@@ -152,6 +152,20 @@ def _entry(node: yaml.Node, doc_id: str, name: str) -> dict[str, Any]:
     return entry
 
 
+def _yaml_problem(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """Where and what: ", line 13, column 11: not valid YAML: ...". A bracket or quote left open is
+    found only where the file ends: then the line named is where it was opened, or the last one."""
+    mark, context = exc.problem_mark, exc.context_mark
+    context_differs = exc.context and context is not None and (mark is None or context.line != mark.line)
+    if mark is not None and mark.index >= len(text.rstrip()):
+        if context_differs:
+            return f"{_where(context)}: not valid YAML: {exc.problem} {exc.context}"
+        return (f", line {text.rstrip().count(chr(10)) + 1}: not valid YAML: the file ends inside a bracket or "
+                f"quote opened on this line or above ({exc.problem})")
+    detail = f" ({exc.context}{_where(context, ' at')})" if context_differs else ""
+    return f"{_where(mark)}: not valid YAML: {exc.problem}{detail}"
+
+
 def _scalar(node: yaml.Node) -> str:
     """A scalar as written (``2017`` stays "2017", an unquoted date stays its text); null is ""."""
     if not isinstance(node, yaml.ScalarNode) or _is_null(node):
@@ -167,8 +181,8 @@ def _kind(node: yaml.Node) -> str:
     return "list" if isinstance(node, yaml.SequenceNode) else "mapping"
 
 
-def _where(mark: Any) -> str:
-    return f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+def _where(mark: Any, joint: str = ",") -> str:
+    return f"{joint} line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
 
 
 def fallback_title(doc_id: str, text: str) -> str:
