@@ -97,6 +97,7 @@ class TelegramConfig(_Section):
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
+    polling_refused_grace_seconds: float = Field(300.0, ge=0)
 
 
 class Settings(_Section):
