@@ -242,7 +242,7 @@ def load_index(index_dir: Path, params: BuildParams | None = None, *,
                 _verify_file(build / name, checksums[name])
                 arrays[name] = np.load(build / name, mmap_mode="r", allow_pickle=False)
         documents_json = _verified_bytes(build / "documents.json", checksums["documents.json"])
-        documents = [DocumentRecord.from_json(d) for d in json.loads(documents_json)]
+        documents = [DocumentRecord.from_json(d) for d in json.loads(documents_json.tobytes())]
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         raise IndexCorrupt(f"index files damaged at {build} ({type(exc).__name__}: {exc}): "
                            "run `citebot index --force`") from None
@@ -346,16 +346,21 @@ def _verify_file(path: Path, expected: str) -> None:
         raise _damaged(path)
 
 
-def _verified_bytes(path: Path, expected: str) -> bytes:
-    data = path.read_bytes()
+def _verified_bytes(path: Path, expected: str) -> np.ndarray:
+    """The file's bytes, in a numpy buffer (aligned, so arrays over it are fast), checked against its checksum."""
+    with open(path, "rb") as handle:
+        data = np.empty(os.fstat(handle.fileno()).st_size, dtype=np.uint8)
+        if handle.readinto(memoryview(data)) != len(data):
+            raise EOFError(f"{path} changed size while it was read")
     if f"{CHECKSUM}:{xxhash.xxh3_128_hexdigest(data)}" != expected:
         raise _damaged(path)
+    data.flags.writeable = False
     return data
 
 
-def _array_from_bytes(data: bytes) -> np.ndarray:
-    """A .npy file's array, read-only, over ``data`` (no copy)."""
-    buffer = io.BytesIO(data)
+def _array_from_bytes(data: np.ndarray) -> np.ndarray:
+    """A .npy file's array, read-only, over ``data`` (the file's bytes; no copy)."""
+    buffer = io.BytesIO(data[:4096].tobytes())  # the header; .npy headers are padded to 64 bytes, well within this
     version = np.lib.format.read_magic(buffer)
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran_order, dtype = read_header(buffer)
