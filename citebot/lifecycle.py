@@ -37,6 +37,7 @@ DEBOUNCE_MS = 1500
 # watcher that ran this long before failing starts again from the first.
 RESTART_SECONDS = (1.0, 60.0)
 HEALTHY_SECONDS = 120.0
+DAMAGE_RETRY_SECONDS = 600.0  # a damaged live build whose rebuild failed is rebuilt again after this
 
 
 @dataclass
@@ -75,6 +76,7 @@ class IndexKeeper:
     on_error: Callable[[str], Awaitable[None] | None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _damage: str | None = None  # the damage last reported by check_index
+    _retry_at: float = 0.0  # when check_index may try again to rebuild after a failed attempt
 
     async def rebuild(self, *, force: bool = False) -> RebuildOutcome:
         """Bring the index up to date in a worker thread and swap it in. Never raises."""
@@ -122,11 +124,16 @@ class IndexKeeper:
             return None
         except IndexError_ as exc:
             problem = str(exc)
-        if problem != self._damage:  # one alert per damage, not one per check while a rebuild keeps failing
+        if problem == self._damage and time.monotonic() < self._retry_at:
+            return None  # the last rebuild for this damage failed (and said so): don't retry at every check
+        if problem != self._damage:  # one alert per damage
             self._damage = problem
             log.error("the live index is damaged: %s; rebuilding it from the seeds", problem)
             await self._notify_error(f"the live index was damaged on disk ({problem}); rebuilding it from the seeds")
-        return await self.rebuild(force=True)
+        outcome = await self.rebuild(force=True)
+        if not outcome.ok:
+            self._retry_at = time.monotonic() + DAMAGE_RETRY_SECONDS
+        return outcome
 
     async def watch(self, stop: asyncio.Event, on_rebuild: Callable[[RebuildOutcome], Any] | None = None) -> None:
         """Until ``stop`` is set: rebuild whenever the seeds folder (or the sources file) changes, and
