@@ -178,8 +178,8 @@ class IndexKeeper:
             if on_rebuild is not None:
                 on_rebuild(outcome)
 
-        seeds = self.settings.path(self.settings.corpus.seeds_dir)
-        sources = self.settings.path(self.settings.corpus.sources_file)
+        where = engine.corpus(self.settings)
+        seeds, sources = where.seeds_dir, where.sources_file
         paths = [p for p in (seeds, sources.parent) if p.exists()]
         if not paths:
             raise FileNotFoundError(f"neither {seeds} nor {sources.parent} exists")
@@ -235,9 +235,3 @@ def _relevant(path: str, seeds: Any, sources: Any) -> bool:
     if any(part.startswith(".") for part in p.parts[-1:]):
         return False  # editors' swap and temp files
     return p == sources or p.is_relative_to(seeds)
-
-
-def open_keeper(settings: Settings) -> IndexKeeper:
-    """Model, index (built first if missing or unusable) and searcher, ready to serve."""
-    searcher = engine.open_searcher(settings)
-    return IndexKeeper(settings, searcher.encoder, searcher)
