@@ -47,9 +47,10 @@ def _is_expected(exc: Exception) -> bool:
     from embeddings.evaluation import EvalSetError
     from embeddings.index import IndexError_
     from embeddings.model import ModelLoadError
+    from embeddings.sources import SourcesError
 
-    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | EvalSetError | FileNotFoundError
-                      | PermissionError)
+    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | SourcesError | EvalSetError
+                      | FileNotFoundError | PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +132,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.watch:
         return _watch(settings, args.json)
+    corpus(settings).catalog()  # a broken sources file stops us before the model loads
     encoder = load_encoder(settings)
     with _progress_bar(disable=args.json) as progress:
         report = update_index(settings, encoder, force=args.force, progress=progress)

@@ -40,6 +40,11 @@ class CorpusConfig(_Section):
 class IndexConfig(_Section):
     dir: Path = Path("var/index")
     keep_builds: int = Field(2, ge=1)
+    # builds up to this size are read into memory (damage to the files cannot reach the process);
+    # larger ones are memory-mapped (shared, but a file truncated under the process is fatal: SIGBUS)
+    mmap_above_mb: float = Field(512.0, ge=0)
+    # how often the bot re-checks the live build's files against their checksums (0: never)
+    verify_every_seconds: float = Field(60.0, ge=0)
 
 
 class EmbeddingsConfig(_Section):

@@ -43,6 +43,7 @@ class Corpus:
     extensions: tuple[str, ...]
     max_bytes: int
     params: BuildParams
+    mmap_above_bytes: int  # a build this large is memory-mapped, a smaller one read into memory
 
     def catalog(self) -> SourceCatalog:
         return load_catalog(self.sources_file)
@@ -52,7 +53,8 @@ def corpus(settings: Settings) -> Corpus:
     """The corpus arguments of ``settings`` (relative paths resolved against the project root)."""
     c = settings.corpus
     return Corpus(settings.path(c.seeds_dir), settings.path(c.sources_file), settings.path(settings.index.dir),
-                  tuple(c.extensions), int(c.max_file_mb * 1_000_000), build_params(settings))
+                  tuple(c.extensions), int(c.max_file_mb * 1_000_000), build_params(settings),
+                  int(settings.index.mmap_above_mb * 2**20))
 
 
 @lru_cache(maxsize=4)
@@ -100,7 +102,7 @@ def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
 
 def open_index(settings: Settings) -> IndexData:
     c = corpus(settings)
-    return load_index(c.index_dir, c.params)
+    return load_index(c.index_dir, c.params, mmap_above_bytes=c.mmap_above_bytes)
 
 
 def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
