@@ -38,6 +38,8 @@ class CorpusConfig(_Section):
 class IndexConfig(_Section):
     dir: Path = Path("var/index")
     keep_builds: int = Field(2, ge=1)
+    replica: bool = False
+    follow_seconds: float = Field(1.0, gt=0)
 
 
 class EmbeddingsConfig(_Section):
@@ -91,6 +93,8 @@ class TelegramConfig(_Section):
     admins: tuple[int, ...] = ()
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
+    state_url: SecretStr | None = None
+    update_lease_seconds: float = Field(10.0, gt=0)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
 
 
@@ -182,7 +186,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
 
 def _parse_env_value(key: str, raw: str) -> Any:
     # Secrets and URLs stay strings: YAML would turn a token like "123:abc" into something else.
-    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model"}:
+    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model", "state_url"}:
         return raw
     try:
         return yaml.safe_load(raw)
