@@ -13,10 +13,13 @@ export TOKENIZERS_PARALLELISM := false
 install: $(STAMP)
 
 # torch is installed first and pinned: an unpinned torch would pull gigabytes of CUDA wheels.
-$(STAMP): pyproject.toml
+# The Bot API emulator (emulator/, its own package) is installed after citebot: the sandbox and the
+# tests use it, the citebot wheel does not ship it.
+$(STAMP): pyproject.toml emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ./emulator
 	touch $(STAMP)
 
 index: install
