@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TelegramError
@@ -49,8 +48,8 @@ from citebot.config import ConfigError, Settings
 from citebot.lifecycle import IndexKeeper, RebuildOutcome
 
 from . import handlers
-from .ratelimit import RateLimiter
-from .state import QueryCache
+from .shared_state import open_state
+from .webhook import start_webhook
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +151,8 @@ def protect_logs(settings: Settings, token: str | None = None) -> RedactingFilte
     if token is None:
         with contextlib.suppress(ConfigError):
             token = settings.bot_token()
-    secret = settings.telegram.webhook_secret
-    return install_log_redaction(token, secret.get_secret_value() if secret else None)
+    secrets = (settings.telegram.webhook_secret, settings.telegram.state_url)
+    return install_log_redaction(token, *(s.get_secret_value() for s in secrets if s))
 
 
 def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
@@ -247,6 +246,7 @@ def _method(url: str) -> str:
 # --------------------------------------------------------------------------------- application
 
 async def _post_init(application: Application) -> None:
+    await application.bot_data[handlers.STATE].start()
     try:
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
     except TelegramError as exc:
@@ -254,13 +254,52 @@ async def _post_init(application: Application) -> None:
     except Exception as exc:  # never fatal
         log.warning("could not register the bot's commands (setMyCommands): %r", exc)
     start_seed_watch(application)
+    start_following(application)
 
 
 async def _post_shutdown(application: Application) -> None:
     await stop_seed_watch(application)
+    await stop_following(application)
     executor = application.bot_data.get(handlers.EXECUTOR)
     if executor is not None:
         await asyncio.to_thread(executor.shutdown, True)
+    await application.bot_data[handlers.STATE].close()
+
+
+# ---------------------------------------------------------------- a replica follows the builder's index
+
+FOLLOWER = "index_follower"  # bot_data key: citebot.replica.IndexFollower of a read-only replica
+FOLLOWING = "index_following"  # bot_data key: (task, stop event) of the follower
+
+
+def attach_follower(application: Application, follower: Any) -> None:
+    """Serve ``follower``'s searcher and every build it swaps in (a read-only replica)."""
+    application.bot_data[FOLLOWER] = follower
+    application.bot_data[handlers.SEARCHER] = follower.searcher
+
+    def on_swap(searcher: Any) -> None:
+        application.bot_data[handlers.SEARCHER] = searcher
+
+    follower.on_swap = on_swap
+
+
+def start_following(application: Application) -> None:
+    follower = application.bot_data.get(FOLLOWER)
+    if follower is None or FOLLOWING in application.bot_data:
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.follow(stop), name="citebot-index-follower")
+    application.bot_data[FOLLOWING] = (task, stop)
+
+
+async def stop_following(application: Application) -> None:
+    state = application.bot_data.pop(FOLLOWING, None)
+    if state is None:
+        return
+    task, stop = state
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, WATCH_STOP_SECONDS)
 
 
 # ------------------------------------------------------------------------- the index follows the seeds
@@ -386,8 +425,9 @@ def build_application(settings: Settings, searcher: Any, *, base_url: str | None
         handlers.SETTINGS: settings,
         handlers.SEARCHER: searcher,
         handlers.EXECUTOR: ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search"),
-        handlers.QUERIES: QueryCache(),
-        handlers.LIMITER: RateLimiter(telegram.rate_limit_per_minute, 60.0),
+        handlers.STATE: open_state(telegram.state_url.get_secret_value() if telegram.state_url else None,
+                                   telegram.rate_limit_per_minute, bot_id=token.split(":", 1)[0],
+                                   lease_seconds=telegram.update_lease_seconds),
     })
     if keeper is not None:
         attach_keeper(application, keeper, watch=watch_seeds)
@@ -435,19 +475,15 @@ def add_handlers(application: Application) -> None:
 
 
 async def start_bot(application: Application, *, poll_timeout: float = 10.0,
-                    error_callback: Callable[[TelegramError], None] | None = None,
-                    webhook: dict[str, Any] | None = None) -> None:
+                    error_callback: Callable[[TelegramError], None] | None = None) -> None:
     """Start an Application inside a running event loop, in the order of ``run_polling``
-    (initialize, post_init, polling, start): long polling, or the webhook server when
-    ``webhook`` holds :func:`webhook_options`. Used by ``serve``, the sandbox and tests."""
+    (initialize, post_init, polling, start), with long polling. Used by ``serve``, the sandbox
+    and tests; the webhook mode starts with :func:`bot.webhook.start_webhook`."""
     await application.initialize()
     if application.post_init is not None:
         await application.post_init(application)
-    if webhook is not None:
-        await application.updater.start_webhook(**webhook, allowed_updates=ALLOWED_UPDATES)
-    else:
-        await application.updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
-                                                allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
+    await application.updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
+                                            allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
     await application.start()
 
 
@@ -455,6 +491,7 @@ async def stop_bot(application: Application) -> None:
     """Stop what :func:`start_bot` started: the seeds watcher first, then no more updates;
     answers in flight finish before the application shuts down."""
     await stop_seed_watch(application)
+    await stop_following(application)
     if application.updater is not None and application.updater.running:
         await application.updater.stop()
     if application.running:
@@ -469,27 +506,13 @@ async def stop_bot(application: Application) -> None:
 # --------------------------------------------------------------------------------------- serve
 
 def load_searcher(settings: Settings) -> Any:
-    """The model and the index (built first if there is none usable), as a searcher."""
+    """The model and the index (built first if there is none usable; a replica never builds),
+    as a searcher."""
     from citebot import engine
 
+    if settings.index.replica:
+        return engine.make_searcher(settings, engine.load_encoder(settings), engine.open_index(settings))
     return engine.open_searcher(settings)
-
-
-def webhook_options(settings: Settings) -> dict[str, Any]:
-    """Arguments of ``run_webhook``/``Updater.start_webhook`` for ``telegram.webhook_*``: the bot
-    listens on ``webhook_listen:webhook_port`` at the path of ``webhook_url`` (a reverse proxy
-    terminates TLS) and Telegram must send ``webhook_secret`` in X-Telegram-Bot-Api-Secret-Token."""
-    telegram = settings.telegram
-    if not telegram.webhook_url:
-        raise ConfigError("telegram.webhook_url is not set")
-    secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else None
-    return {
-        "listen": telegram.webhook_listen,
-        "port": telegram.webhook_port,
-        "url_path": urlsplit(telegram.webhook_url).path.lstrip("/"),
-        "webhook_url": telegram.webhook_url,
-        "secret_token": secret or None,
-    }
 
 
 def _configure_logging() -> None:
@@ -523,7 +546,7 @@ def serve(settings: Settings, *, stdin: Any = None, stdout: Any = None) -> int:
     except Exception as exc:
         log.error("cannot open the index: %s", exc)
         return EXIT_FAILED
-    keeper = IndexKeeper(settings, searcher.encoder, searcher)
+    keeper = None if settings.index.replica else IndexKeeper(settings, searcher.encoder, searcher)
     if mode == "sandbox":
         from .sandbox import run_sandbox
 
@@ -535,6 +558,10 @@ def serve(settings: Settings, *, stdin: Any = None, stdout: Any = None) -> int:
     application = build_application(settings, searcher, token=token, keeper=keeper,
                                     get_updates_request=GuardedRequest(guard, read_timeout=40.0,
                                                                        connect_timeout=10.0))
+    if settings.index.replica:
+        from citebot.replica import IndexFollower
+
+        attach_follower(application, IndexFollower(settings, searcher.encoder, searcher))
     try:
         return asyncio.run(run_bot(application, settings, guard))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -643,11 +670,10 @@ async def run_bot(application: Application, settings: Settings, guard: PollingGu
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):  # not the main thread, Windows
             pass
     code = EXIT_OK
+    server = None
     try:
         if settings.telegram.webhook_url:
-            options = webhook_options(settings)
-            log.info("serving by webhook on %s:%d", options["listen"], options["port"])
-            await start_bot(application, webhook=options)
+            server = await start_webhook(application, settings)
         else:
             log.info("serving by long polling")
             guard.polling_started()
@@ -665,6 +691,8 @@ async def run_bot(application: Application, settings: Settings, guard: PollingGu
         for sig in installed:
             loop.remove_signal_handler(sig)
         try:
+            if server is not None:
+                await server.stop()  # no new updates; the answers in flight finish
             await stop_bot(application)
         except Exception as exc:
             log.error("error while stopping: %r", exc)

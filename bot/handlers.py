@@ -1,6 +1,6 @@
 """The bot's update handlers: small async functions over ``context.bot_data``.
 
-State (settings, searcher, executor, query cache, rate limiter) lives in
+State (settings, searcher, executor, shared state: rate limits, paging) lives in
 ``application.bot_data`` under the keys below; :func:`bot.app.build_application` fills it.
 Retrieval runs in a thread pool so a slow question never blocks other chats.
 
@@ -54,10 +54,8 @@ log = logging.getLogger(__name__)
 SETTINGS = "settings"
 SEARCHER = "searcher"
 EXECUTOR = "executor"
-QUERIES = "queries"
-LIMITER = "limiter"
+STATE = "state"  # bot.shared_state.SharedState: rate limits, paging questions, refused chats, update claims
 KEEPER = "keeper"  # citebot.lifecycle.IndexKeeper, when the index follows the seeds
-REFUSED = "refused_chats"  # private chats already told that the bot is not theirs
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # the admin whose /reload is running: told the outcome in the reply, so not alerted as well
@@ -142,31 +140,13 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
     elif user is not None and user.id in allowed:  # inline queries have no chat
         return
-    if chat is not None and chat.type == Chat.PRIVATE and update.message is not None:
-        refused = context.bot_data.setdefault(REFUSED, RecentSet())
-        if refused.add(chat.id):
+    if (chat is not None and chat.type == Chat.PRIVATE and update.message is not None
+            and await context.bot_data[STATE].first_refusal(chat.id)):
             try:
                 await reply(update, context, fmt.NOT_ALLOWED)
             except TelegramError as exc:
                 log.info("could not tell chat %s that the bot is private: %r", chat.id, exc)
     raise ApplicationHandlerStop
-
-
-class RecentSet:
-    """A bounded set of ids (the oldest are forgotten beyond ``size``)."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self._items: dict[int, None] = {}
-
-    def add(self, item: int) -> bool:
-        """Add ``item``; True if it was not there yet."""
-        if item in self._items:
-            return False
-        self._items[item] = None
-        while len(self._items) > self.size:
-            del self._items[next(iter(self._items))]
-        return True
 
 
 # ------------------------------------------------------------------------------------- commands
@@ -275,7 +255,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, ra
         await reply(update, context, fmt.EMPTY_QUESTION)
         return
     user = update.effective_user
-    decision = context.bot_data[LIMITER].check(user.id if user else update.effective_chat.id)
+    decision = await context.bot_data[STATE].check_rate(user.id if user else update.effective_chat.id)
     if decision.verdict is Verdict.NOTICE:
         await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
                                                            decision.retry_in))
@@ -288,7 +268,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, ra
     result = await run_blocking(context, context.bot_data[SEARCHER].search, question, per_page, 0)
     token = None
     if not result.abstained and result.total > len(result.hits):
-        token = context.bot_data[QUERIES].put(StoredQuery(question, per_page, cut, compact))
+        token = await context.bot_data[STATE].put_query(StoredQuery(question, per_page, cut, compact))
     answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
                               compact=compact)
     await reply(update, context, answer.html, keyboard=answer.keyboard)
@@ -311,7 +291,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def more_results(update: Update, context: ContextTypes.DEFAULT_TYPE, data: fmt.MoreData) -> None:
     query = update.callback_query
-    stored = context.bot_data[QUERIES].get(data.token)
+    stored = await context.bot_data[STATE].get_query(data.token)
     if stored is None or query.message is None:
         await query.answer(fmt.STALE_BUTTON)
         return

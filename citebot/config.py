@@ -84,6 +84,7 @@ class TelegramConfig(_Section):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
+    webhook_max_connections: int = Field(40, ge=1, le=100)
     results_private: int = Field(3, ge=1, le=10)
     results_group: int = Field(2, ge=1, le=10)
     results_inline: int = Field(10, ge=1, le=50)

@@ -428,39 +428,3 @@ async def test_allowed_chats(emulator, start_bot, make_settings, built_index_dir
     assert [m["text"] for m in emulator.sent_messages(702)] == [fmt.NOT_ALLOWED]
     assert emulator.sent_messages(group["id"]) == []
     assert emulator.calls_to("answerInlineQuery") == []
-
-
-async def test_webhook_mode(emulator, make_settings, built_index_dir, searcher):
-    import socket
-
-    import httpx
-
-    from bot.app import build_application, stop_bot, webhook_options
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = make_settings(index_dir=built_index_dir, telegram_webhook_url="https://bot.example.org/citebot-hook",
-                             telegram_webhook_port=port, telegram_webhook_secret="s3cret-Token_1")
-    options = webhook_options(settings)
-    assert options["url_path"] == "citebot-hook" and options["listen"] == "127.0.0.1"
-    app = build_application(settings, searcher, base_url=emulator.base_url, token=emulator.token)
-    await app.initialize()
-    await app.updater.start_webhook(**options)
-    await app.start()
-    try:
-        assert emulator.world.webhook["url"] == "https://bot.example.org/citebot-hook"
-        alice = emulator.user(801, "Alice")
-        chat = emulator.private_chat(alice)
-        update = emulator.send_text(chat, alice, ZAHIR)  # what Telegram would POST to the webhook
-        async with httpx.AsyncClient(trust_env=False) as client:
-            url = f"http://127.0.0.1:{port}/citebot-hook"
-            header = "X-Telegram-Bot-Api-Secret-Token"
-            forged = await client.post(url, json=update, headers={header: "wrong"})
-            assert forged.status_code == 403
-            accepted = await client.post(url, json=update, headers={header: "s3cret-Token_1"})
-            assert accepted.status_code == 200
-        answer = (await emulator.wait_for_messages(chat["id"], 1, timeout=20))[0]
-        assert "Mohammed Daud Khan" in answer["text"]
-    finally:
-        await stop_bot(app)
