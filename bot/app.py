@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TelegramError
@@ -151,8 +152,11 @@ def protect_logs(settings: Settings, token: str | None = None) -> RedactingFilte
     if token is None:
         with contextlib.suppress(ConfigError):
             token = settings.bot_token()
-    secrets = (settings.telegram.webhook_secret, settings.telegram.state_url)
-    return install_log_redaction(token, *(s.get_secret_value() for s in secrets if s))
+    webhook = settings.telegram.webhook_secret
+    state = settings.telegram.state_url
+    # of the state URL only its password is secret: the host and port help reading the logs
+    password = urlsplit(state.get_secret_value()).password if state else None
+    return install_log_redaction(token, webhook.get_secret_value() if webhook else None, password)
 
 
 def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:

@@ -152,3 +152,50 @@ class Nginx(_Server):
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+
+class Replica(_Server):
+    """``citebot serve --replica`` serving by webhook on ``port``; ``env`` holds its settings
+    (CITEBOT_* overrides, see :func:`replica_environment`)."""
+
+    name = "replica"
+
+    def __init__(self, folder: Path, env: dict[str, str], port: int | None = None, *, citebot: str = "citebot",
+                 number: int = 0) -> None:
+        self.name = f"replica{number}"
+        super().__init__(folder, port)
+        self.env = {**env, "CITEBOT_TELEGRAM_WEBHOOK_PORT": str(self.port)}
+        self.citebot = citebot
+
+    def command(self) -> list[str]:
+        return [self.citebot, "serve", "--replica"]
+
+    def start(self, timeout: float = 180.0) -> None:  # loading the model takes seconds, more on a busy machine
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), cwd=self.folder, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+        self.started_at = time.monotonic()
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        try:
+            wait_for_port(self.port, timeout, self.process)
+        except ServiceError as exc:
+            raise ServiceError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no answer in flight finishes."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def replica_environment(base: dict[str, str], *, token: str, api_url: str, webhook_url: str, secret: str,
+                        state_url: str, index_dir: Path, lease_seconds: float = 10.0,
+                        extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a replica: Bot API at ``api_url`` (PTB's base_url), Telegram told to
+    deliver to ``webhook_url`` (the load balancer), shared state at ``state_url``."""
+    return {**base, "TELEGRAM_BOT_TOKEN": token, "CITEBOT_TELEGRAM_BASE_URL": api_url,
+            "CITEBOT_TELEGRAM_WEBHOOK_URL": webhook_url, "CITEBOT_TELEGRAM_WEBHOOK_SECRET": secret,
+            "CITEBOT_TELEGRAM_STATE_URL": state_url, "CITEBOT_INDEX_DIR": str(index_dir),
+            "CITEBOT_TELEGRAM_UPDATE_LEASE_SECONDS": str(lease_seconds), **(extra or {})}
