@@ -49,6 +49,7 @@ REDIS_TIMEOUT_SECONDS = 0.5  # a Redis call slower than this counts as Redis bei
 ANSWERED_SECONDS = 26 * 3600  # Telegram keeps an undelivered update for 24 h: remember answers longer
 QUERY_SECONDS = 7 * 24 * 3600  # how long a "More results" button keeps working
 REFUSED_SECONDS = 30 * 24 * 3600  # how long a refused private chat is remembered (told once)
+GET_QUERY_RETRIES = (0.25, 0.5, 1.0)  # seconds between the tries of an unknown paging token
 LOCAL_ANSWERED = 100_000  # update ids remembered in memory (LocalState, and during an outage)
 
 
@@ -371,10 +372,18 @@ class RedisState(SharedState):
         raise RuntimeError("could not find a free query token")  # 48 random bits, five times: never
 
     async def get_query(self, token: str) -> StoredQuery | None:
-        ok, data = await self._call(lambda: self.redis.get(self._key("query", token)))
-        if ok and data is not None:
-            return _load_query(data)
-        return await self.local.get_query(token)  # made here while Redis was unreachable
+        # A token made by another replica while Redis was unreachable reaches Redis when that
+        # replica sees Redis again (within PROBE_SECONDS of its return): a miss is asked again
+        # for a little while before the button is called expired.
+        for wait in (*GET_QUERY_RETRIES, None):
+            ok, data = await self._call(lambda: self.redis.get(self._key("query", token)))
+            if ok and data is not None:
+                return _load_query(data)
+            local = await self.local.get_query(token)  # made here while Redis was unreachable
+            if local is not None or wait is None:
+                return local
+            await asyncio.sleep(wait)
+        return None
 
     async def first_refusal(self, chat_id: int) -> bool:
         key = self._key("refused", chat_id)

@@ -206,17 +206,21 @@ async def run_scenario(emulator, world, encoder, replicas, redis, report) -> Non
             copies: dict[str, list[float]] = {}
             for c in mine:
                 copies.setdefault(c.params["text"], []).append(c.time)
-            # the documented window: the first copy went out before the kill, from the killed replica
-            in_window += sum(1 for times in copies.values() for later in times[1:]
-                             if times[0] < events["kill"] <= later)
+            # the documented window: the first copy came from the killed replica (sent before the
+            # kill, or on the wire when it died), the second after its lease ran out
+            for times in copies.values():
+                for later in times[1:]:
+                    in_window += times[0] < events["kill"] + 1.0 <= later
+                    report.setdefault("duplicates_at", []).append(
+                        [round(times[0] - started, 2), round(later - started, 2)])
     errors = [c for c in sends if fmt.SOMETHING_WRONG in c.params.get("text", "")]
     report.update(questions=USERS * QUESTIONS_PER_USER, answered=answered, lost=lost, duplicated=duplicated,
                   duplicated_in_window=in_window, error_answers=len(errors), button_presses=len(presses))
 
     # ---- every button press answered, none "expired" or "went wrong"
-    bad_presses = [a for a in map(emulator.callback_answer, presses)
+    bad_presses = [(q, a) for q, a in zip(presses, map(emulator.callback_answer, presses), strict=True)
                    if a is None or a.get("text") in (fmt.STALE_BUTTON, fmt.SOMETHING_WRONG)]
-    report["bad_button_answers"] = len(bad_presses)
+    report["bad_button_answers"] = [[q["update_id"], a] for q, a in bad_presses]
 
     # ---- every message quotes one build, the new one only once it was being published
     mixed = from_new = early = 0
