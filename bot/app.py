@@ -9,7 +9,8 @@ SIGHUP rebuild at once; a failed rebuild keeps the old index and is sent to the 
 
 Exit codes: 0 after SIGINT/SIGTERM (answers in flight finish first); 1 the bot could not start
 or stopped on an error (e.g. the token was refused); 2 configuration error; 3 another instance
-is polling the same token (Telegram answers 409 Conflict), see :class:`PollingGuard`.
+is polling the same token (Telegram answers 409 Conflict). Both, and getUpdates refused (401/404) for
+``telegram.polling_refused_grace_seconds``, are told by :class:`bot.polling.PollingGuard`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import re
 import signal
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
-from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -49,6 +49,8 @@ from citebot.config import ConfigError, Settings
 from citebot.lifecycle import IndexKeeper, RebuildOutcome
 
 from . import handlers
+from .log_limits import limit_repeats
+from .polling import PollingBot, PollingGuard
 from .shared_state import open_state
 from .webhook import start_webhook
 
@@ -64,11 +66,6 @@ COMMANDS = (
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONFLICT = 0, 1, 2, 3
-# A 409 Conflict this soon after this instance began polling means that it is the newcomer:
-# it says so and exits (EXIT_CONFLICT). An instance that has been serving for longer keeps
-# serving and logs the conflict (the newcomer, if it runs this code, exits within seconds).
-CONFLICT_STARTUP_SECONDS = 30.0
-CONFLICT_REPEAT_LOG_SECONDS = 60.0
 WATCH_STOP_SECONDS = 10.0  # at shutdown, how long a rebuild in progress may finish before it is cancelled
 WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watcher to be in place
 WATCH = "seed_watch"  # bot_data key: (task, stop event) of the seeds watcher
@@ -393,7 +390,8 @@ async def reload_index(application: Application, reason: str, *, force: bool = F
 def build_application(settings: Settings, searcher: Any, *, base_url: str | None = None,
                       token: str | None = None, retries: int = 5, backoff: float = 0.5,
                       keeper: IndexKeeper | None = None, watch_seeds: bool = True,
-                      get_updates_request: HTTPXRequest | None = None) -> Application:
+                      get_updates_request: HTTPXRequest | None = None,
+                      guard: PollingGuard | None = None) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
@@ -401,7 +399,8 @@ def build_application(settings: Settings, searcher: Any, *, base_url: str | None
     defaults to ``settings.bot_token()``. With a ``keeper`` the searcher served is the keeper's
     and the index follows the seeds while the bot runs (:func:`attach_keeper`; the watcher starts
     in ``post_init`` and stops in :func:`stop_bot`; ``watch_seeds=False``: only /reload and
-    SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates.
+    SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates;
+    ``guard`` is told how polling goes (:class:`bot.polling.PollingGuard`; ``serve`` reads it).
     """
     telegram = settings.telegram
     token = token or settings.bot_token()
@@ -412,15 +411,13 @@ def build_application(settings: Settings, searcher: Any, *, base_url: str | None
     request = RetryingRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0,
                               write_timeout=15.0, connect_timeout=10.0, pool_timeout=10.0,
                               retries=retries, backoff=backoff)
+    bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=_file_url(base_url), request=request,
+                     get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
+                     defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
     application = (
         ApplicationBuilder()
-        .token(token)
-        .base_url(base_url)
-        .base_file_url(_file_url(base_url))
-        .request(request)
-        .get_updates_request(get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0))
+        .bot(bot)
         .concurrent_updates(True)
-        .defaults(Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
@@ -523,6 +520,7 @@ def _configure_logging() -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_repeats()  # one cause repeating in a loop must not fill the disk
 
 
 def serve(settings: Settings, *, stdin: Any = None, stdout: Any = None) -> int:
@@ -558,10 +556,8 @@ def serve(settings: Settings, *, stdin: Any = None, stdout: Any = None) -> int:
             logging.getLogger(chatty).setLevel(logging.WARNING)
 
         return run_sandbox(settings, searcher, stdin or sys.stdin, stdout or sys.stdout, keeper=keeper)
-    guard = PollingGuard()
-    application = build_application(settings, searcher, token=token, keeper=keeper,
-                                    get_updates_request=GuardedRequest(guard, read_timeout=40.0,
-                                                                       connect_timeout=10.0))
+    guard = PollingGuard(refused_grace_seconds=settings.telegram.polling_refused_grace_seconds)
+    application = build_application(settings, searcher, token=token, keeper=keeper, guard=guard)
     if settings.index.replica:
         from citebot.replica import IndexFollower
 
@@ -572,83 +568,6 @@ def serve(settings: Settings, *, stdin: Any = None, stdout: Any = None) -> int:
         return EXIT_OK
 
 
-class PollingGuard:
-    """Tells a second instance polling the same token from a transient Conflict.
-
-    Telegram lets one getUpdates wait per token: a newer request ends the older one with 409
-    Conflict, so two instances keep knocking each other off and both see Conflicts. The
-    newcomer is the one that meets a Conflict within :data:`CONFLICT_STARTUP_SECONDS` of starting
-    to poll: it logs what is wrong and stops (``serve`` returns :data:`EXIT_CONFLICT`). An
-    instance that has been serving longer keeps serving and logs the conflict (once a minute),
-    since the newcomer, if it runs this code, goes away by itself. (Two instances started within
-    the same half minute both exit.) A Conflict can also mean a webhook is set for the token;
-    the message says which.
-
-    Use it as ``start_polling(error_callback=guard)``; :class:`GuardedRequest` tells it when a
-    getUpdates went through.
-    """
-
-    def __init__(self, stop: asyncio.Event | None = None, *, startup_seconds: float | None = None) -> None:
-        self.stop = stop
-        self.startup_seconds = CONFLICT_STARTUP_SECONDS if startup_seconds is None else startup_seconds
-        self.started: float | None = None
-        self.conflict: str | None = None  # why this instance must stop
-        self.conflicts = 0
-        self._logged_at: float | None = None
-
-    def polling_started(self) -> None:
-        self.started = time.monotonic()
-
-    def polled(self) -> None:
-        """A getUpdates went through: any conflict is over."""
-        if self._logged_at is not None:
-            log.info("polling works again: the other instance has stopped")
-        self._logged_at = None
-
-    def __call__(self, error: TelegramError) -> None:
-        """``error_callback`` of ``start_polling``: must never raise."""
-        try:
-            if isinstance(error, Conflict):
-                self._on_conflict(error)
-            else:
-                log.warning("fetching updates failed (%s); retrying", error)
-        except Exception:  # pragma: no cover - never break PTB's polling loop
-            log.exception("polling error callback failed")
-
-    def _on_conflict(self, error: Conflict) -> None:
-        self.conflicts += 1
-        now = time.monotonic()
-        webhook = "webhook" in error.message.lower()
-        what = ("a webhook is set for this token (is another instance serving it by webhook?)" if webhook
-                else "another instance is polling this token")
-        if self.started is None or now - self.started < self.startup_seconds:
-            if self.conflict is None:
-                self.conflict = what
-                log.error("%s (Telegram: %s). Only one instance may serve a bot token: stop the other "
-                          "instance or give this one its own token. Exiting.", what, error.message)
-                if self.stop is not None:
-                    self.stop.set()
-            return
-        if self._logged_at is None or now - self._logged_at >= CONFLICT_REPEAT_LOG_SECONDS:
-            self._logged_at = now
-            log.error("%s (Telegram: %s). This instance has been serving for %.0f s and keeps serving; "
-                      "stop the other one.", what, error.message, now - self.started)
-
-
-class GuardedRequest(HTTPXRequest):
-    """The getUpdates request of ``serve``: reports each poll that went through to a guard."""
-
-    def __init__(self, guard: PollingGuard, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.guard = guard
-
-    async def post(self, url: str, request_data: Any = None, *args: Any, **kwargs: Any) -> Any:
-        result = await super().post(url, request_data, *args, **kwargs)
-        if _method(url) == "getUpdates":
-            self.guard.polled()
-        return result
-
-
 async def run_bot(application: Application, settings: Settings, guard: PollingGuard | None = None,
                   *, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGINT/SIGTERM (or ``stop``, or a Conflict at start-up); return the exit code.
@@ -657,7 +576,8 @@ async def run_bot(application: Application, settings: Settings, guard: PollingGu
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    guard = guard or PollingGuard()
+    if guard is None:
+        guard = application.bot.guard if isinstance(application.bot, PollingBot) else PollingGuard()
     guard.stop = stop
     background: set[asyncio.Task] = set()
 
@@ -685,6 +605,8 @@ async def run_bot(application: Application, settings: Settings, guard: PollingGu
         await stop.wait()
         if guard.conflict is not None:
             code = EXIT_CONFLICT
+        elif guard.fatal is not None:
+            code = EXIT_FAILED
     except TelegramError as exc:
         log.error("the bot stopped: %s", exc)
         code = EXIT_FAILED
