@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .index import _write_json  # fsynced, as every file of a build
 from .lexical import LexicalIndex, Vocabulary
 from .vector_index import index_kind, load_vector_index, make_vector_index, save_vector_index
 
@@ -140,10 +140,3 @@ def _matches(path: Path, digest: str) -> bool:
         return _sha256(path) == digest
     except OSError:
         return False
-
-
-def _write_json(path: Path, data: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
