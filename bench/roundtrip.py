@@ -3,8 +3,8 @@ with 1, 20 and 100 simulated users.
 
 Two processes, as in production where Telegram is not on the bot's machine:
 
-* the bot — this process: the real application (``bot.app.build_application`` with the real
-  searcher, started by ``bot.app.start_bot`` exactly as ``citebot serve`` starts it: post_init,
+* the bot — this process: the real application (``bot.application.build_application`` with the real
+  searcher, started by ``bot.serving.start_bot`` exactly as ``citebot serve`` starts it: post_init,
   long polling with ``allowed_updates``), its ``base_url`` pointing at the emulator;
 * Telegram and the users — a child process (``python -m bench.loadgen``): the emulator on
   127.0.0.1 and the simulated users. Both ends of every timing are taken there with
@@ -93,13 +93,14 @@ class BotSide:
         self.application: Any = None
 
     async def start(self, base_url: str, token: str) -> None:
-        from bot.app import build_application, start_bot
+        from bot.application import build_application
+        from bot.serving import start_bot
 
         self.application = build_application(self.settings, self.searcher, base_url=base_url, token=token)
         await start_bot(self.application)
 
     async def stop(self) -> None:
-        from bot.app import stop_bot
+        from bot.serving import stop_bot
 
         if self.application is not None:
             await stop_bot(self.application)

@@ -35,12 +35,11 @@ import json
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
 from .ratelimit import Decision, RateLimiter, Verdict
-from .state import QueryCache, StoredQuery
+from .state import QueryCache, RecentSet, StoredQuery
 
 log = logging.getLogger(__name__)
 
@@ -101,37 +100,14 @@ class SharedState:
         raise NotImplementedError
 
 
-class _RecentIds:
-    """A bounded set of ids (the oldest are forgotten beyond ``size``)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[int, None] = OrderedDict()
-
-    def add(self, item: int) -> bool:
-        """Add ``item``; True if it was not there yet."""
-        if item in self._items:
-            return False
-        self._items[item] = None
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return True
-
-    def __contains__(self, item: int) -> bool:
-        return item in self._items
-
-    def discard(self, item: int) -> None:
-        self._items.pop(item, None)
-
-
 class LocalState(SharedState):
     """Everything in this process: one bot, or a replica while Redis is unreachable."""
 
     def __init__(self, rate_limit_per_minute: int, *, queries: int = 5000) -> None:
         self.limiter = RateLimiter(rate_limit_per_minute, 60.0)
         self.queries = QueryCache(queries)
-        self.refused = _RecentIds(10_000)
-        self.done = _RecentIds(LOCAL_ANSWERED)
+        self.refused = RecentSet(10_000)
+        self.done = RecentSet(LOCAL_ANSWERED)
         self.in_progress: set[int] = set()
 
     async def claim(self, update_id: int) -> Claim:

@@ -171,7 +171,6 @@ async def start_webhook(application: Application, settings: Any) -> WebhookServe
     """Start the application and this replica's webhook server (initialize, post_init, setWebhook,
     start, listen). Every replica registers the same webhook; that is idempotent."""
     from .app import ALLOWED_UPDATES
-    from .handlers import STATE
 
     telegram = settings.telegram
     options = webhook_server_options(settings)
@@ -184,9 +183,10 @@ async def start_webhook(application: Application, settings: Any) -> WebhookServe
                                       max_connections=telegram.webhook_max_connections,
                                       allowed_updates=ALLOWED_UPDATES)
     await application.start()
-    server = WebhookServer(application, application.bot_data[STATE], options,
+    state = application.bot_data.shared
+    server = WebhookServer(application, state, options,
                            lease_seconds=telegram.update_lease_seconds)
     await server.start()
     log.info("serving by webhook on %s:%d%s (%s)", options.listen, options.port, options.path,
-             "shared state" if application.bot_data[STATE].shared else "state in this process")
+             "shared state" if state.shared else "state in this process")
     return server

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
-from .engine import open_searcher
+from .service import configure_process, open_service
 
 log = logging.getLogger("citebot")
 
@@ -30,9 +30,9 @@ EXIT_OK, EXIT_STALE, EXIT_ERROR = 0, 1, 2
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
     try:
         settings = load_settings(args.config)
+        configure_process(settings, verbose=args.verbose)
         return args.handler(settings, args)
     except KeyboardInterrupt:
         return 130
@@ -111,29 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Request logs carry the bot token in their URLs.
-    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "faiss", "filelock",
-                  "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 # ----------------------------------------------------------------------------------- commands
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     from embeddings.index import compare, indexed_fingerprints, seed_state
-    from embeddings.sources import load_catalog
 
-    from .engine import build_params, load_encoder, update_index
+    from .engine import corpus, load_encoder, update_index
 
     if args.check:
-        corpus = settings.corpus
-        state, _ = seed_state(settings.path(corpus.seeds_dir), tuple(corpus.extensions),
-                              int(corpus.max_file_mb * 1_000_000), load_catalog(settings.path(corpus.sources_file)),
-                              build_params(settings))
-        old = indexed_fingerprints(settings.path(settings.index.dir), build_params(settings))
+        c = corpus(settings)
+        state, _ = seed_state(c.seeds_dir, c.extensions, c.max_bytes, c.catalog(), c.params)
+        old = indexed_fingerprints(c.index_dir, c.params)
         report = compare(old or {}, state.fingerprints)
         stale = old is None or report.changed
         if args.json:
@@ -165,9 +153,7 @@ def _watch(settings: Settings, as_json: bool) -> int:
     import asyncio
     import signal
 
-    from .lifecycle import open_keeper
-
-    keeper = open_keeper(settings)
+    keeper = open_service(settings).keeper
 
     def show(outcome: Any) -> None:
         print(json.dumps(outcome.as_dict()) if as_json else outcome.summary(), flush=True)
@@ -221,7 +207,7 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
         print("citebot: error: -k must be at least 1", file=sys.stderr)
         return EXIT_ERROR
     questions: Iterable[str] = [" ".join(args.question)] if args.question else _stdin_questions(sys.stdin)
-    searcher = open_searcher(settings)
+    searcher = open_service(settings).searcher
     for question in questions:
         result = searcher.search(question, k=k)
         if args.json:
@@ -273,7 +259,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     eval_set = load_eval_set(args.file)  # a wrong file fails here, before the model loads
     if args.folds is not None or args.grid is not None:
         return _cross_validate(settings, args, eval_set)
-    results = compare_pipelines(eval_set, open_searcher(settings))
+    results = compare_pipelines(eval_set, open_service(settings).searcher)
     if args.json:
         _print_json({"file": str(args.file), "questions": len(eval_set.questions),
                      "off_topic": len(eval_set.off_topic), "pipelines": results})
@@ -359,7 +345,7 @@ def _settings_text(overrides: dict[str, Any]) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import serve
+    from .serve import serve
 
     if args.replica:
         settings = settings.model_copy(update={"index": settings.index.model_copy(update={"replica": True})})

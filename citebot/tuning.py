@@ -28,7 +28,8 @@ from embeddings.evaluation import Candidate, CrossValidation, EvalSet, Pipeline,
 from embeddings.yamlfile import read_yaml
 
 from .config import ConfigError, Settings
-from .engine import build_params, load_encoder, make_searcher, open_searcher
+from .engine import build_params, make_searcher
+from .service import open_service
 
 
 def with_overrides(settings: Settings, overrides: Candidate) -> Settings:
@@ -61,8 +62,9 @@ def pipeline_factory(settings: Settings) -> Callable[[Candidate], Pipeline]:
 
     A candidate may change search-time settings only; one that would need another index
     (chunking, model) is refused."""
-    base = open_searcher(settings)  # builds the index if there is none
-    encoder, data = load_encoder(settings), base.data
+    service = open_service(settings)  # builds the index if there is none
+    base, encoder = service.searcher, service.encoder
+    data = base.data
 
     def pipeline_for(candidate: Candidate) -> Pipeline:
         if not candidate:

@@ -11,7 +11,7 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bench.loadgen import LoadGenerator, run_scenario
-from bot.app import start_bot, stop_bot
+from bot.serving import start_bot, stop_bot
 from botapi_emulator import BotApiEmulator
 
 

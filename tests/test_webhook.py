@@ -12,7 +12,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot import app as bot_app
+from bot.application import build_application
+from bot.serving import stop_bot
 from bot.webhook import MAX_BODY_BYTES, SECRET_HEADER, start_webhook
 from deploy.local import free_port
 
@@ -27,13 +28,13 @@ async def webhook_bot(emulator, make_settings, built_index_dir, searcher):
     port = free_port()
     settings = make_settings(index_dir=built_index_dir, telegram_webhook_url=f"http://127.0.0.1:{port}/citebot-hook",
                              telegram_webhook_port=port, telegram_webhook_secret=SECRET)
-    app = bot_app.build_application(settings, searcher, base_url=emulator.base_url, token=emulator.token)
+    app = build_application(settings, searcher, base_url=emulator.base_url, token=emulator.token)
     server = await start_webhook(app, settings)
     try:
         yield server, f"http://127.0.0.1:{port}/citebot-hook"
     finally:
         await server.stop()
-        await bot_app.stop_bot(app)
+        await stop_bot(app)
 
 
 async def test_the_emulator_delivers_by_webhook_and_the_bot_answers(emulator, webhook_bot):
