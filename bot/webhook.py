@@ -170,7 +170,7 @@ def webhook_server_options(settings: Any) -> WebhookOptions:
 async def start_webhook(application: Application, settings: Any) -> WebhookServer:
     """Start the application and this replica's webhook server (initialize, post_init, setWebhook,
     start, listen). Every replica registers the same webhook; that is idempotent."""
-    from .app import ALLOWED_UPDATES
+    from .serving import ALLOWED_UPDATES
 
     telegram = settings.telegram
     options = webhook_server_options(settings)
