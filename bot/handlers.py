@@ -367,6 +367,12 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(error, Forbidden):
         log.info("the bot was blocked or removed: %s", error.message)
         return
+    if (isinstance(error, BadRequest) and "query is too old" in error.message.lower() and isinstance(update, Update)
+            and (update.callback_query is not None or update.inline_query is not None)):
+        # a query answered already (a re-delivered update whose first delivery was answered by a
+        # replica that died before recording it) or left too long: nothing more can be said to it
+        log.info("update %s: its query cannot be answered any more (%s)", update.update_id, error.message)
+        return
     log.error("error while handling an update: %r", error, exc_info=error)
     if not isinstance(update, Update):
         return

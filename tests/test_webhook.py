@@ -132,3 +132,23 @@ async def test_an_update_the_library_cannot_parse_is_skipped_once(webhook_bot, c
         assert again.text == "already answered"
     assert server.counts["unparsable"] == 1
     assert "424242 cannot be parsed" in caplog.text
+
+
+async def test_a_button_answered_already_is_not_an_error(emulator, webhook_bot, caplog):
+    """A callback delivered again after its first delivery was answered (by a replica that died
+    before recording it) meets "query is too old": logged as such, no error, no traceback."""
+    _, url = webhook_bot
+    alice = emulator.user(804, "Alice")
+    chat = emulator.private_chat(alice)
+    emulator.send_text(chat, alice, ZAHIR)
+    answer = (await emulator.wait_for_messages(chat["id"], 1, timeout=30))[0]
+    data = answer["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    press = emulator.press_button(answer, data, alice)
+    await emulator.wait_until(lambda: emulator.callback_answer(press), timeout=30)
+    await emulator.methods.delete_webhook({})
+    again = {**press, "update_id": press["update_id"] + 1000}  # as if its first answer was never recorded
+    async with httpx.AsyncClient(trust_env=False) as client:
+        response = await client.post(url, json=again, headers={SECRET_HEADER: SECRET}, timeout=30)
+    assert response.status_code == 200
+    assert "cannot be answered any more" in caplog.text
+    assert "error while handling an update" not in caplog.text
