@@ -38,7 +38,8 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
         log.error("telegram.mode is 'telegram' but there is no token: set TELEGRAM_BOT_TOKEN")
         return EXIT_CONFIG
     try:
-        service = open_service(settings, build=not settings.index.replica)  # replicas never build
+        # a replica never builds: the builder publishes the index it follows
+        service = open_service(settings, build=False) if settings.index.replica else open_service(settings)
     except Exception as exc:
         log.error("cannot open the index: %s", exc)
         return EXIT_FAILED
