@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run index test lint bench eval clean
+.PHONY: install services run index test lint bench eval clean
 
 install: $(STAMP)
 
@@ -30,7 +30,12 @@ index: install
 run: install
 	$(BIN)/citebot serve
 
-test: install
+# Redis and nginx (Debian packages) for the replica test and benchmark: installed if missing
+# (apt-get, as root), or a message says what to install. Only throwaway instances are started.
+services:
+	bash deploy/services.sh install
+
+test: install services
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -40,7 +45,7 @@ lint: install
 eval: install
 	$(BIN)/citebot eval tests/data/eval.yaml
 
-bench: install
+bench: install services
 	$(BIN)/python -m bench.run_all
 
 clean:

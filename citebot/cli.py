@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the Telegram bot (the local sandbox when no token is set)",
                                 description="Long polling (or webhook, if telegram.webhook_url is set). Without "
                                             "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.")
+    serve.add_argument("--replica", action="store_true",
+                       help="read-only replica (index.replica): no seeds watcher, no rebuild; follow the builder's "
+                            "`current` build")
     serve.set_defaults(handler=cmd_serve)
     return parser
 
@@ -348,6 +351,8 @@ def _settings_text(overrides: dict[str, Any]) -> str:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .serve import serve
 
+    if args.replica:
+        settings = settings.model_copy(update={"index": settings.index.model_copy(update={"replica": True})})
     return serve(settings)
 
 

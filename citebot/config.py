@@ -45,6 +45,8 @@ class IndexConfig(_Section):
     mmap_above_mb: float = Field(512.0, ge=0)
     # how often the bot re-checks the live build's files against their checksums (0: never)
     verify_every_seconds: float = Field(60.0, ge=0)
+    replica: bool = False
+    follow_seconds: float = Field(1.0, gt=0)
 
 
 class EmbeddingsConfig(_Section):
@@ -99,6 +101,7 @@ class TelegramConfig(_Section):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
+    webhook_max_connections: int = Field(40, ge=1, le=100)
     results_private: int = Field(3, ge=1, le=10)
     results_group: int = Field(2, ge=1, le=10)
     results_inline: int = Field(10, ge=1, le=50)
@@ -108,6 +111,8 @@ class TelegramConfig(_Section):
     admins: tuple[int, ...] = ()
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
+    state_url: SecretStr | None = None
+    update_lease_seconds: float = Field(10.0, gt=0)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
     polling_refused_grace_seconds: float = Field(300.0, ge=0)
 
@@ -193,7 +198,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
 
 def _parse_env_value(key: str, raw: str) -> Any:
     # Secrets and URLs stay strings: YAML would turn a token like "123:abc" into something else.
-    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model"}:
+    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model", "state_url"}:
         return raw
     try:
         return yaml.safe_load(raw)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from embeddings.artifacts import load_artifacts, save_artifacts
 from embeddings.fusion import Weights
 from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
 from embeddings.model import Encoder
@@ -97,6 +98,7 @@ def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
         force=force,
         keep_builds=settings.index.keep_builds,
         progress=progress,
+        artifacts=partial(save_artifacts, exact_below=settings.retrieval.exact_search_below),
     )
 
 
@@ -112,6 +114,9 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
     from embeddings.lexical import common_english_words, english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
+    saved = None if vector_index is not None else load_artifacts(
+        data.path, exact_below=r.exact_search_below, rows=(len(data.passages), len(data.sentences)),
+        known_words=known)
     return Searcher(
         data, encoder,
         weights=Weights(**r.weights.model_dump()),
@@ -126,4 +131,5 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
         kind_weights=r.kind_boosts.model_dump(),
         common_words=common_english_words(),
         abstain_margin=r.abstain_margin,
+        artifacts=saved,
     )

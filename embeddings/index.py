@@ -446,11 +446,14 @@ def build_index(
     keep_builds: int = 2,
     progress: Callable[[int, int], None] | None = None,
     before_swap: Callable[[Path], None] | None = None,
+    artifacts: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> BuildReport:
     """Bring the index up to date with the seeds, re-embedding only what changed.
 
     Returns what changed. Nothing is written when nothing changed (unless ``force``).
     ``before_swap`` is a test hook called with the finished build folder before it goes live.
+    ``artifacts(folder, build)`` writes what readers load instead of computing it (e.g.
+    :func:`embeddings.artifacts.save_artifacts`) into the build folder before its manifest.
     """
     started = time.perf_counter()
     with build_lock(index_dir):
@@ -474,7 +477,7 @@ def build_index(
             d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
         build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
         build["calibration"] = corpus_calibration(encoder, build)
-        path = _write_build(index_dir, build, params, encoder.dimension)
+        path = _write_build(index_dir, build, params, encoder.dimension, artifacts)
         if before_swap is not None:
             before_swap(path)
         _swap_current(index_dir, path)
@@ -612,7 +615,8 @@ def embedding_text(record: DocumentRecord, passage: str, offset: int, params: Bu
     return f"{header}: {passage}"
 
 
-def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, dimension: int) -> Path:
+def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, dimension: int,
+                 artifacts: Callable[[Path, dict[str, Any]], None] | None = None) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -631,6 +635,8 @@ def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, di
                 os.fsync(handle.fileno())
         documents = build["documents"]
         _write_json(tmp / "documents.json", [d.to_json() for d in documents])
+        if artifacts is not None:
+            artifacts(tmp, build)
         manifest = {
             "format_version": FORMAT_VERSION,
             "params": params.as_dict(),

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from . import coverage, cues, temporal
+from .artifacts import Artifacts
 from .batching import QueryBatcher
 from .fusion import (
     Weights,
@@ -140,7 +141,8 @@ class Searcher:
                  exact_below: int = 100_000,
                  vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
                  recency_margin: float = 0.0, kind_weights: Mapping[str, float] | None = None,
-                 common_words: frozenset[str] = frozenset(), abstain_margin: float = 0.0) -> None:
+                 common_words: frozenset[str] = frozenset(), abstain_margin: float = 0.0,
+                 artifacts: Artifacts | None = None) -> None:
         self.data = data
         self.encoder = encoder
         self.weights = weights
@@ -154,17 +156,23 @@ class Searcher:
         self.rerank = rerank  # how many of the best candidates MaxSim re-scores
         self.spelling_correction = spelling_correction
         self.passages = np.asarray(data.passages)
-        texts = [data.passage_text(i) for i in range(len(self.passages))]
-        self.lexical = LexicalIndex(texts)
-        self.vocabulary = Vocabulary.build(texts, known_words)
+        # what the build saved (embeddings/artifacts.py) is loaded; what it lacks is built here
+        saved = artifacts or Artifacts()
+        texts = ([] if saved.lexical is not None and saved.vocabulary is not None
+                 else [data.passage_text(i) for i in range(len(self.passages))])
+        self.lexical = saved.lexical if saved.lexical is not None else LexicalIndex(texts)
+        self.vocabulary = saved.vocabulary if saved.vocabulary is not None else Vocabulary.build(texts, known_words)
         self.topic_words = self.vocabulary.topic_words()
         self.passage_vectors = np.asarray(data.passage_vectors)
         self.sentence_vectors = np.asarray(data.sentence_vectors)
         # by default FAISS: exact search for small corpora, IVF above ``exact_below`` (see
         # vector_index.py and bench/); ``vector_index`` lets another backend slot in
         build = vector_index or (lambda vectors: make_vector_index(vectors, exact_below))
-        self.passage_index = build(self.passage_vectors)
-        self.sentence_index = build(self.sentence_vectors)
+        use_saved = vector_index is None
+        self.passage_index = (saved.passage_index if use_saved and saved.passage_index is not None
+                              else build(self.passage_vectors))
+        self.sentence_index = (saved.sentence_index if use_saved and saved.sentence_index is not None
+                               else build(self.sentence_vectors))
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
         self._cache: BoundedCache[str, Encoded] = BoundedCache(cache_size)
