@@ -38,7 +38,8 @@ _FUNCTION_WORDS = {
     "pt": "o a os as de do da dos das um uma é são por que como qual quem com para em e tem foi sobre ao",
     "tr": "ve bir bu ne neden nasıl kim hangi ile için mi mı mu mü da de olan var",
 }
-_WORDS = {lang: set(words.split()) for lang, words in _FUNCTION_WORDS.items()}
+# one-letter words ("e", "a", "o", "y") also stand in names ("Lashkar-e-Taiba"): never counted
+_WORDS = {lang: {w for w in words.split() if len(w) > 1} for lang, words in _FUNCTION_WORDS.items()}
 _TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
