@@ -101,15 +101,20 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
     )
 
 
-def open_searcher(settings: Settings) -> Searcher:
-    """Load the model and the index, building the index first if there is none usable."""
-    from embeddings.index import IndexError_
+def open_searcher(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Searcher:
+    """Load the model and the index, building the index first if there is none usable
+    (``progress`` gets the build's (done, total) texts)."""
+    from embeddings.index import IndexError_, IndexMissing
 
     encoder = load_encoder(settings)
     try:
         data = open_index(settings)
     except IndexError_ as exc:
-        log.warning("%s; building it now", exc)
-        update_index(settings, encoder)
+        # this is the build the hint in the message asks for: don't tell the user to run it
+        reason = "first start" if isinstance(exc, IndexMissing) else str(exc).split(": run `", 1)[0]
+        log.info("building the index from %s (%s); this takes a minute or so",
+                 settings.corpus.seeds_dir, reason)
+        report = update_index(settings, encoder, progress=progress)
+        log.info("index built: %d passages in %.1f s", report.passages, report.seconds)
         data = open_index(settings)
     return make_searcher(settings, encoder, data)

@@ -51,8 +51,9 @@ def test_a_bad_environment_value_is_blamed_on_the_variable_not_the_file(tmp_path
     # a bad value in the file is still blamed on the file, beside the variable's
     path = tmp_path / "bad.yaml"
     path.write_text("retrieval:\n  candidates: 1\n")
-    message = str(pytest.raises(ConfigError, load_settings, path,
-                                environ={"CITEBOT_TELEGRAM_WORKERS": "x"}).value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={"CITEBOT_TELEGRAM_WORKERS": "x"})
+    message = str(info.value)
     assert "CITEBOT_TELEGRAM_WORKERS (environment, sets telegram.workers)" in message
     assert f"invalid configuration ({path}): retrieval.candidates" in message
 
