@@ -48,6 +48,9 @@ class EmbeddingsConfig(_Section):
     device: str = "cpu"
     # Encode with "<title>: <passage>" so questions naming a document find it.
     title_prefix: bool = True
+    # False: the model reads English only, and a question in another language gets the reply that
+    # the sources are in English. True (a multilingual model): every question is searched.
+    multilingual: bool = False
 
 
 class ChunkingConfig(_Section):
