@@ -19,13 +19,17 @@ install: $(STAMP)
 
 # torch is installed first and pinned: an unpinned torch would pull gigabytes of CUDA wheels.
 # pip is not --quiet: it prints each package it collects, so a long install is visibly alive.
-$(STAMP): pyproject.toml
-	@$(call step,[1/3] virtual environment in $(VENV)); \
+# The Bot API emulator (emulator/, its own package) is installed after citebot: the sandbox and the
+# tests use it, the citebot wheel does not ship it.
+$(STAMP): pyproject.toml emulator/pyproject.toml
+	@$(call step,[1/4] virtual environment in $(VENV)); \
 	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) && $(took)
-	@$(call step,[2/3] torch 2.13.0 (CPU build; about 1 minute on a fresh machine)); \
+	@$(call step,[2/4] torch 2.13.0 (CPU build; about 1 minute on a fresh machine)); \
 	  $(PIP) torch==2.13.0 | grep -v '^Requirement already satisfied' ; test $${PIPESTATUS[0]} -eq 0 && $(took)
-	@$(call step,[3/3] citebot and its dependencies (a few minutes on a fresh machine; .venv ends near 1.8 GB)); \
+	@$(call step,[3/4] citebot and its dependencies (a few minutes on a fresh machine; .venv ends near 1.8 GB)); \
 	  $(PIP) -e '.[test,bench]' | grep -v '^Requirement already satisfied' ; test $${PIPESTATUS[0]} -eq 0 && $(took)
+	@$(call step,[4/4] the Bot API emulator (emulator/)); \
+	  $(PIP) -e ./emulator | grep -v '^Requirement already satisfied' ; test $${PIPESTATUS[0]} -eq 0 && $(took)
 	@touch $(STAMP)
 
 index: install

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from citebot.service import configure_process
+
+configure_process(logs=False)  # every benchmark imports this module: offline, thread limits
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -174,8 +174,9 @@ def bench_settings(index_dir: Path | None = None, seeds_dir: Path | None = None)
 def open_searcher(settings=None):
     """Model, up-to-date index (built if needed) and searcher, as the bot starts them."""
     from citebot import engine
+    from citebot.service import open_service
 
     settings = settings or bench_settings()
     encoder = engine.load_encoder(settings)
     engine.update_index(settings, encoder)
-    return engine.make_searcher(settings, encoder, engine.open_index(settings))
+    return open_service(settings, encoder=encoder).searcher

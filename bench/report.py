@@ -291,10 +291,11 @@ def roundtrip_method(r: dict[str, Any]) -> list[str]:
     think = f"{r['think_seconds']:g} s"
     return [
         "Two processes, as in production, where Telegram is not on the bot's machine. **The bot**: the "
-        "benchmark's own process runs the real application (`bot.app.build_application` with the real searcher, "
-        f"{r['workers']} search workers), started by `bot.app.start_bot` as `citebot serve` starts it (long "
+        "benchmark's own process runs the real application (`bot.application.build_application` with the real "
+        "searcher, "
+        f"{r['workers']} search workers), started by `bot.serving.start_bot` as `citebot serve` starts it (long "
         "polling), its `base_url` pointing at the emulator. **Telegram and the users**: a child process "
-        "(`python -m botapi_emulator.loadgen`) serves `botapi_emulator` on 127.0.0.1 and plays the users, each "
+        "(`python -m bench.loadgen`) serves `botapi_emulator` on 127.0.0.1 and plays the users, each "
         "in its own private chat. Each question is timed in the child with `time.monotonic()`, from just "
         "before its update is queued to the moment the bot's `sendMessage` for that chat arrives: getUpdates, "
         "dispatch, search, formatting and the request, not the emulator's reply.",

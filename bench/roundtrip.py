@@ -3,10 +3,10 @@ with 1, 20 and 100 simulated users.
 
 Two processes, as in production where Telegram is not on the bot's machine:
 
-* the bot — this process: the real application (``bot.app.build_application`` with the real
-  searcher, started by ``bot.app.start_bot`` exactly as ``citebot serve`` starts it: post_init,
+* the bot — this process: the real application (``bot.application.build_application`` with the real
+  searcher, started by ``bot.serving.start_bot`` exactly as ``citebot serve`` starts it: post_init,
   long polling with ``allowed_updates``), its ``base_url`` pointing at the emulator;
-* Telegram and the users — a child process (``python -m botapi_emulator.loadgen``): the emulator on
+* Telegram and the users — a child process (``python -m bench.loadgen``): the emulator on
   127.0.0.1 and the simulated users. Both ends of every timing are taken there with
   ``time.monotonic()``: just before the question is queued as an update, and when the bot's
   sendMessage request reaches the emulator.
@@ -92,13 +92,14 @@ class BotSide:
         self.application: Any = None
 
     async def start(self, base_url: str, token: str) -> None:
-        from bot.app import build_application, start_bot
+        from bot.application import build_application
+        from bot.serving import start_bot
 
         self.application = build_application(self.settings, self.searcher, base_url=base_url, token=token)
         await start_bot(self.application)
 
     async def stop(self) -> None:
-        from bot.app import stop_bot
+        from bot.serving import stop_bot
 
         if self.application is not None:
             await stop_bot(self.application)
@@ -138,7 +139,7 @@ def summarise(kind: str, n_users: int, runs: list[dict[str, Any]]) -> dict[str, 
 async def measure(settings: Any, searcher: Any, plan: dict[str, dict[int, int]], repeats: int,
                   profiler: cProfile.Profile | None = None) -> list[dict[str, Any]]:
     """Every scenario of ``plan`` ``repeats`` times; one summary per scenario and number of users."""
-    from botapi_emulator.loadgen import LoadGenerator
+    from bench.loadgen import LoadGenerator
 
     pool = make_questions(800)
     bot = BotSide(settings, searcher)

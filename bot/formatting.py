@@ -282,11 +282,6 @@ def citation_html(citation: Citation, *, max_title: int = 200) -> str:
     return f"{head} — {esc(byline)}" if byline else head
 
 
-def citation_text(citation: Citation) -> str:
-    """The citation as one line of plain text (for descriptions and the sandbox)."""
-    return squash(citation.text()).strip()
-
-
 # -------------------------------------------------------------------------------------------- passages
 
 def passage_html(text: str, highlight: tuple[int, int] | None, budget: int) -> str:
@@ -698,23 +693,6 @@ def strip_mention(text: str, username: str | None) -> str:
     if not username:
         return text
     return re.sub(rf"(?<![\w@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
-
-
-def plain_message(message_html: str, buttons: Sequence[Sequence[str]] = ()) -> str:
-    """A message as readable plain text (the sandbox prints this): links show their URL, button
-    labels are listed below."""
-    def link(match: re.Match[str]) -> str:
-        url = html.unescape(match.group(1))
-        return f"{match.group(2)} ({match.group(1)})" if url else match.group(2)
-
-    text = re.sub(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', link, message_html, flags=re.DOTALL)
-    text = html_to_text(text.replace("<blockquote>", "<blockquote>  ").replace("<BLOCKQUOTE>", "  "))
-    lines = [line.rstrip() for line in text.strip().splitlines()]
-    labels = [label for row in buttons for label in row]
-    if labels:
-        lines.append("Buttons: " + "  ".join(f"[{label}]" for label in labels))
-    return "\n".join(lines)
-
 
 # -------------------------------------------------------------------------------------- languages
 

@@ -1,8 +1,8 @@
 """The bot's update handlers: small async functions over ``context.bot_data``.
 
-State (settings, searcher, executor, query cache, rate limiter) lives in
-``application.bot_data`` under the keys below; :func:`bot.app.build_application` fills it.
-Retrieval runs in a thread pool so a slow question never blocks other chats.
+State (settings, retriever, executor, query cache, rate limiter) is ``context.bot_data``, a
+:class:`bot.state.BotState` that :func:`bot.application.build_application` fills. Retrieval runs
+in a thread pool so a slow question never blocks other chats.
 
 Behaviour worth knowing:
 
@@ -41,23 +41,14 @@ from telegram import (
 )
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ApplicationHandlerStop
 
-import citebot
-
+from . import __version__
 from . import formatting as fmt
 from .ratelimit import Verdict
-from .state import StoredQuery
+from .state import Context, StoredQuery
 
 log = logging.getLogger(__name__)
-
-SETTINGS = "settings"
-SEARCHER = "searcher"
-EXECUTOR = "executor"
-QUERIES = "queries"
-LIMITER = "limiter"
-KEEPER = "keeper"  # citebot.lifecycle.IndexKeeper, when the index follows the seeds
-REFUSED = "refused_chats"  # private chats already told that the bot is not theirs
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # the admin whose /reload is running: told the outcome in the reply, so not alerted as well
@@ -67,14 +58,14 @@ T = TypeVar("T")
 
 # ------------------------------------------------------------------------------------------ helpers
 
-async def run_blocking(context: ContextTypes.DEFAULT_TYPE, func: Callable[..., T], *args: Any,
+async def run_blocking(context: Context, func: Callable[..., T], *args: Any,
                        **kwargs: Any) -> T:
     """Run ``func`` in the bot's thread pool (retrieval must never block the event loop)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(context.bot_data.get(EXECUTOR), partial(func, *args, **kwargs))
+    return await loop.run_in_executor(context.bot_data.executor, partial(func, *args, **kwargs))
 
 
-async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, *,
+async def send(context: Context, chat_id: int, text: str, *,
                reply_to: int | None = None, keyboard: InlineKeyboardMarkup | None = None,
                thread_id: int | None = None) -> Message | None:
     """Send one HTML message (cut to Telegram's limit); a user who blocked the bot is logged
@@ -89,7 +80,7 @@ async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, *,
         return None
 
 
-async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *,
+async def reply(update: Update, context: Context, text: str, *,
                 keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
     """Answer the message of ``update``: quoted in groups, plain in private chats."""
     message = update.effective_message
@@ -123,13 +114,13 @@ def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> boo
 
 # ---------------------------------------------------------------------------------------- gate
 
-async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def gate(update: Update, context: Context) -> None:
     """Stop updates from chats outside ``telegram.allowed_chats`` (when that list is set).
 
     Administrators always pass. A private chat that is not allowed is told so once (then
     silence, so the bot cannot be used to pester anyone); groups and inline queries get silence.
     """
-    telegram = context.bot_data[SETTINGS].telegram
+    telegram = context.bot_data.settings.telegram
     allowed = telegram.allowed_chats
     if allowed is None:
         return
@@ -142,61 +133,42 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
     elif user is not None and user.id in allowed:  # inline queries have no chat
         return
-    if chat is not None and chat.type == Chat.PRIVATE and update.message is not None:
-        refused = context.bot_data.setdefault(REFUSED, RecentSet())
-        if refused.add(chat.id):
-            try:
-                await reply(update, context, fmt.NOT_ALLOWED)
-            except TelegramError as exc:
-                log.info("could not tell chat %s that the bot is private: %r", chat.id, exc)
+    private = chat is not None and chat.type == Chat.PRIVATE and update.message is not None
+    if private and context.bot_data.refused.add(chat.id):
+        try:
+            await reply(update, context, fmt.NOT_ALLOWED)
+        except TelegramError as exc:
+            log.info("could not tell chat %s that the bot is private: %r", chat.id, exc)
     raise ApplicationHandlerStop
-
-
-class RecentSet:
-    """A bounded set of ids (the oldest are forgotten beyond ``size``)."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self._items: dict[int, None] = {}
-
-    def add(self, item: int) -> bool:
-        """Add ``item``; True if it was not there yet."""
-        if item in self._items:
-            return False
-        self._items[item] = None
-        while len(self._items) > self.size:
-            del self._items[next(iter(self._items))]
-        return True
 
 
 # ------------------------------------------------------------------------------------- commands
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: Context) -> None:
     """/start, also with a deep-link payload (``t.me/bot?start=PAYLOAD`` sends ``/start PAYLOAD``):
     no payload format is defined, so any payload, whatever it holds, gets the normal welcome."""
     await reply(update, context, fmt.start_html(context.bot.username))
 
 
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    telegram = context.bot_data[SETTINGS].telegram
+async def help_command(update: Update, context: Context) -> None:
+    telegram = context.bot_data.settings.telegram
     await reply(update, context, fmt.help_html(context.bot.username, results_private=telegram.results_private,
                                                results_group=telegram.results_group))
 
 
-async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    documents = await run_blocking(context, context.bot_data[SEARCHER].documents)
+async def sources(update: Update, context: Context) -> None:
+    documents = await run_blocking(context, context.bot_data.retriever.documents)
     await reply(update, context, fmt.sources_html(documents))
 
 
-async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    searcher = context.bot_data[SEARCHER]
-    documents = await run_blocking(context, searcher.documents)
+async def about(update: Update, context: Context) -> None:
+    retriever = context.bot_data.retriever
+    documents = await run_blocking(context, retriever.documents)
     passages = sum(d.passages for d in documents)
-    await reply(update, context, fmt.about_html(citebot.__version__, dict(searcher.manifest), len(documents),
-                                                passages))
+    await reply(update, context, fmt.about_html(__version__, dict(retriever.manifest), len(documents), passages))
 
 
-async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def ask(update: Update, context: Context) -> None:
     """/ask QUESTION (also /ask@bot QUESTION in groups)."""
     message = update.effective_message
     question = command_argument(message)
@@ -206,17 +178,17 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await answer_question(update, context, question)
 
 
-async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def reload_command(update: Update, context: Context) -> None:
     """/reload (administrators only): bring the index up to date with the seeds now and reply
     with the summary; ``/reload force`` re-embeds every document. Questions keep being answered
     from the current index meanwhile."""
-    settings = context.bot_data[SETTINGS]
+    settings = context.bot_data.settings
     user = update.effective_user
     if user is None or user.id not in settings.telegram.admins:
         log.info("/reload refused for user %s", user.id if user else None)
         await reply(update, context, fmt.RELOAD_REFUSED)
         return
-    keeper = context.bot_data.get(KEEPER)
+    keeper = context.bot_data.keeper
     if keeper is None:
         await reply(update, context, fmt.RELOAD_UNAVAILABLE)
         return
@@ -235,7 +207,7 @@ async def notify_admins(context_or_app: Any, message: str) -> None:
     bot_data = context_or_app.bot_data
     bot = context_or_app.bot
     text = fmt.admin_alert_html(message)
-    for admin in bot_data[SETTINGS].telegram.admins:
+    for admin in bot_data.settings.telegram.admins:
         if admin == _RELOADING_ADMIN.get():
             continue
         try:
@@ -244,18 +216,18 @@ async def notify_admins(context_or_app: Any, message: str) -> None:
             log.warning("could not notify admin %s: %r", admin, exc)
 
 
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown_command(update: Update, context: Context) -> None:
     await reply(update, context, fmt.UNKNOWN_COMMAND)
 
 
 # ------------------------------------------------------------------------------------ questions
 
-async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def private_text(update: Update, context: Context) -> None:
     """Any text in a private chat is a question."""
     await answer_question(update, context, update.effective_message.text or "")
 
 
-async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def group_text(update: Update, context: Context) -> None:
     """Group text: answered only when it mentions the bot or replies to one of its messages."""
     message = update.effective_message
     if not addressed_to_bot(message, context.bot.id, context.bot.username):
@@ -263,19 +235,19 @@ async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await answer_question(update, context, fmt.strip_mention(message.text or "", context.bot.username))
 
 
-async def private_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def private_other(update: Update, context: Context) -> None:
     """Stickers, photos, voice... in a private chat: a short hint (groups: silence)."""
     await reply(update, context, fmt.NOT_TEXT)
 
 
-async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, raw: str) -> None:
+async def answer_question(update: Update, context: Context, raw: str) -> None:
     """Search for ``raw`` and reply with the first page of passages."""
-    settings = context.bot_data[SETTINGS]
+    settings = context.bot_data.settings
     if not fmt.has_words(raw):
         await reply(update, context, fmt.EMPTY_QUESTION)
         return
     user = update.effective_user
-    decision = context.bot_data[LIMITER].check(user.id if user else update.effective_chat.id)
+    decision = context.bot_data.limiter.check(user.id if user else update.effective_chat.id)
     if decision.verdict is Verdict.NOTICE:
         await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
                                                            decision.retry_in))
@@ -285,10 +257,10 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, ra
     question, cut = fmt.clean_question(raw, settings.telegram.max_question_chars)
     compact = update.effective_chat.type != Chat.PRIVATE
     per_page = settings.telegram.results_group if compact else settings.telegram.results_private
-    result = await run_blocking(context, context.bot_data[SEARCHER].search, question, per_page, 0)
+    result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, 0)
     token = None
     if not result.abstained and result.total > len(result.hits):
-        token = context.bot_data[QUERIES].put(StoredQuery(question, per_page, cut, compact))
+        token = context.bot_data.queries.put(StoredQuery(question, per_page, cut, compact))
     answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
                               compact=compact)
     await reply(update, context, answer.html, keyboard=answer.keyboard)
@@ -296,7 +268,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, ra
 
 # ------------------------------------------------------------------------------------- buttons
 
-async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def button(update: Update, context: Context) -> None:
     """"More results" and "Context" buttons; stale or forged data gets a polite answer."""
     query = update.callback_query
     data = fmt.decode_callback(query.data)
@@ -309,13 +281,13 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer(fmt.STALE_BUTTON)
 
 
-async def more_results(update: Update, context: ContextTypes.DEFAULT_TYPE, data: fmt.MoreData) -> None:
+async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
     query = update.callback_query
-    stored = context.bot_data[QUERIES].get(data.token)
+    stored = context.bot_data.queries.get(data.token)
     if stored is None or query.message is None:
         await query.answer(fmt.STALE_BUTTON)
         return
-    result = await run_blocking(context, context.bot_data[SEARCHER].search, stored.question, stored.per_page,
+    result = await run_blocking(context, context.bot_data.retriever.search, stored.question, stored.per_page,
                                 data.page * stored.per_page)
     if not result.hits and not result.abstained and data.page > 0:
         await query.answer(fmt.NO_MORE)
@@ -337,10 +309,10 @@ async def more_results(update: Update, context: ContextTypes.DEFAULT_TYPE, data:
     await query.answer()
 
 
-async def show_context(update: Update, context: ContextTypes.DEFAULT_TYPE, data: fmt.ContextData) -> None:
+async def show_context(update: Update, context: Context, data: fmt.ContextData) -> None:
     query = update.callback_query
-    settings = context.bot_data[SETTINGS]
-    found = await run_blocking(context, passage_context, context.bot_data[SEARCHER], data.doc_key, data.start,
+    settings = context.bot_data.settings
+    found = await run_blocking(context, context.bot_data.retriever.passage_context, data.doc_key, data.start,
                                data.end, settings.chunking.context_chars)
     message = query.message
     if found is None or message is None or not isinstance(message, Message):
@@ -352,32 +324,12 @@ async def show_context(update: Update, context: ContextTypes.DEFAULT_TYPE, data:
     await query.answer()
 
 
-def passage_context(searcher: Any, doc_key: str, start: int, end: int, chars: int) -> Any:
-    """The context of passage ``start..end`` of document ``doc_key``, or None when the current
-    index holds no such passage: the document was removed, or changed so that the passage is
-    gone (a button made before a rebuild), or the data was forged. Only the index in memory is
-    read; ``doc_key`` is never used as a path."""
-    document = searcher.document(doc_key)
-    if document is None:
-        return None
-    passages = getattr(searcher, "passages", None)
-    data = getattr(searcher, "data", None)
-    if passages is not None and data is not None:
-        doc_index = next((i for i, d in enumerate(data.documents) if d is document), None)
-        if doc_index is None:
-            return None
-        same = (passages["doc"] == doc_index) & (passages["start"] == start) & (passages["end"] == end)
-        if not same.any():
-            return None
-    return searcher.context(doc_key, start, end, chars)
-
-
 # -------------------------------------------------------------------------------------- inline
 
-async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def inline_query(update: Update, context: Context) -> None:
     """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
     query = update.inline_query
-    settings = context.bot_data[SETTINGS]
+    settings = context.bot_data.settings
     cache = settings.telegram.inline_cache_seconds
     text = query.query.strip()
     if not fmt.has_words(text):
@@ -387,7 +339,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     offset = int(query.offset) if re.fullmatch(r"[0-9]{1,4}", query.offset or "") else 0
     per_page = min(settings.telegram.results_inline, 50)
     question, _ = fmt.clean_question(text, settings.telegram.max_question_chars)
-    result = await run_blocking(context, context.bot_data[SEARCHER].search, question, per_page, offset)
+    result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, offset)
     if result.abstained or not result.hits:
         articles = [fmt.inline_nothing_article(question)] if offset == 0 else []
         await query.answer(_articles(articles), cache_time=cache, is_personal=False)
@@ -409,7 +361,7 @@ def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticl
 
 # --------------------------------------------------------------------------------------- errors
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: Context) -> None:
     """Log the failure and tell the user something went wrong (never raises)."""
     error = context.error
     if isinstance(error, Forbidden):

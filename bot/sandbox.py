@@ -1,6 +1,6 @@
 """The local sandbox: the real bot against the project's Bot API emulator, chatting in a terminal.
 
-``citebot serve`` without a token ends up here. Every line read from ``stdin`` is sent as a
+``citebot serve`` without a token ends up here (:mod:`citebot.serve`). Every line read from ``stdin`` is sent as a
 private message of one simulated user; every reply of the bot is printed as plain text (HTML
 stripped, links shown, buttons listed and numbered: typing ``#N`` presses button N of the last
 answer). End of input stops everything once the answers to all lines have arrived; SIGINT and
@@ -15,19 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from telegram import Update
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.ext import Application, TypeHandler
 
 from botapi_emulator.server import BotApiEmulator
 from botapi_emulator.utf16 import utf16_slice
 from citebot.config import Settings
 
-from .app import build_application, reload_index, start_bot, stop_bot
+from .application import build_application
+from .retriever import Keeper, Retriever
+from .serving import install_signals, start_bot, stop_bot
 
 SANDBOX_TOKEN = "1000001:citebot-local-sandbox"
 SANDBOX_USERNAME = "citebot_sandbox_bot"
@@ -55,7 +57,7 @@ class _Tracker:
         self.done: set[int] = set()
         self.changed = asyncio.Event()
 
-    async def mark(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def mark(self, update: Update, context: object) -> None:
         self.done.add(update.update_id)
         self.changed.set()
 
@@ -72,11 +74,10 @@ class _Tracker:
         return True
 
 
-def run_sandbox(settings: Settings, searcher: Any, stdin: TextIO, stdout: TextIO, *,
-                answer_timeout: float = 120.0, keeper: Any = None) -> int:
+def run_sandbox(settings: Settings, searcher: Retriever, stdin: TextIO, stdout: TextIO, *,
+                answer_timeout: float = 120.0, keeper: Keeper | None = None) -> int:
     """Run the bot in the local sandbox until the end of ``stdin``; return the exit code (0).
-    ``keeper`` (a :class:`citebot.lifecycle.IndexKeeper` over ``searcher``) makes the index
-    follow the seeds while the sandbox runs."""
+    ``keeper`` (over ``searcher``) makes the index follow the seeds while the sandbox runs."""
     try:
         return asyncio.run(_Sandbox(settings, searcher, stdin, stdout, answer_timeout, keeper).run())
     except KeyboardInterrupt:
@@ -84,8 +85,8 @@ def run_sandbox(settings: Settings, searcher: Any, stdin: TextIO, stdout: TextIO
 
 
 class _Sandbox:
-    def __init__(self, settings: Settings, searcher: Any, stdin: TextIO, stdout: TextIO,
-                 answer_timeout: float, keeper: Any = None) -> None:
+    def __init__(self, settings: Settings, searcher: Retriever, stdin: TextIO, stdout: TextIO,
+                 answer_timeout: float, keeper: Keeper | None = None) -> None:
         # every chat is the sandbox's own: a configured allow-list must not silence it, and the
         # one user at the keyboard is the administrator
         telegram = settings.telegram.model_copy(update={"allowed_chats": None, "admins": (SANDBOX_USER_ID,)})
@@ -103,11 +104,11 @@ class _Sandbox:
         await emulator.start()
         application: Application | None = None
         stop = asyncio.Event()
-        restore = _nothing
+        restore: Callable[..., None] = _nothing
         try:
             application = build_application(self.settings, self.searcher, base_url=emulator.base_url,
                                             token=emulator.token, keeper=self.keeper)
-            restore = self._install_signals(stop, application)
+            restore = install_signals(stop, application)
             application.add_handler(TypeHandler(Update, self.tracker.mark), group=10_000)
             await start_bot(application, poll_timeout=5.0)
             self.write(INTRO.format(url=emulator.base_url.removesuffix("/bot")))
@@ -188,35 +189,6 @@ class _Sandbox:
             self.write("(that button is no longer there)\n")
             return None
 
-    @staticmethod
-    def _install_signals(stop: asyncio.Event, application: Application):
-        if threading.current_thread() is not threading.main_thread():
-            return _nothing
-        loop = asyncio.get_running_loop()
-        installed = []
-        reloads: set[asyncio.Task] = set()
-
-        def on_hangup() -> None:
-            task = loop.create_task(reload_index(application, "SIGHUP"))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        for sig, callback in ((signal.SIGINT, stop.set), (signal.SIGTERM, stop.set),
-                              (getattr(signal, "SIGHUP", None), on_hangup)):
-            if sig is None:
-                continue
-            try:
-                loop.add_signal_handler(sig, callback)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-
-        def restore() -> None:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-        return restore
-
     # ------------------------------------------------------------------------------- output
 
     def show(self, emulator: BotApiEmulator, since: int) -> None:
@@ -251,7 +223,7 @@ class _Sandbox:
             self.stdout.flush()
 
 
-def _nothing() -> None:
+def _nothing(cancel_reloads: bool = True) -> None:
     pass
 
 

@@ -1,11 +1,22 @@
-"""Small bounded stores kept in ``application.bot_data``."""
+"""The bot's state: :class:`BotState`, installed as ``application.bot_data`` with
+``ContextTypes(bot_data=BotState)`` (python-telegram-bot's contexttypesbot.py pattern), and the
+small bounded stores it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from telegram.ext import CallbackContext, ContextTypes, ExtBot
+
+from citebot.config import Settings
+
+from .ratelimit import RateLimiter
+from .retriever import Keeper, Retriever
 
 
 @dataclass(frozen=True)
@@ -46,3 +57,47 @@ class QueryCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class RecentSet:
+    """A bounded set of ids (the oldest are forgotten beyond ``size``)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: dict[int, None] = {}
+
+    def add(self, item: int) -> bool:
+        """Add ``item``; True if it was not there yet."""
+        if item in self._items:
+            return False
+        self._items[item] = None
+        while len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+        return True
+
+
+@dataclass
+class BotState:
+    """Everything the handlers share. PTB makes it empty (``BotState()``);
+    :func:`bot.application.build_application` fills it."""
+
+    settings: Settings = field(default_factory=Settings)
+    served: Retriever | None = None  # the retriever answering now; the keeper replaces it after a rebuild
+    executor: ThreadPoolExecutor | None = None  # retrieval runs here, never on the event loop
+    queries: QueryCache = field(default_factory=lambda: QueryCache())
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.rate_limit_per_minute))
+    keeper: Keeper | None = None  # when the index follows the seeds
+    refused: RecentSet = field(default_factory=RecentSet)  # private chats already told the bot is not theirs
+    watch_seeds: bool = False  # whether post_init starts following the seeds
+    seed_watch: tuple[asyncio.Task, asyncio.Event] | None = None  # the running watcher and its stop event
+
+    @property
+    def retriever(self) -> Retriever:
+        if self.served is None:
+            raise RuntimeError("no retriever: build the application with build_application()")
+        return self.served
+
+
+CONTEXT_TYPES = ContextTypes(bot_data=BotState)
+# the type of ``context`` in the handlers: ``context.bot_data`` is the BotState
+Context = CallbackContext[ExtBot, dict, dict, BotState]

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
-from .engine import open_searcher
+from .service import configure_process, open_service
 
 log = logging.getLogger("citebot")
 
@@ -35,9 +35,9 @@ EXIT_OK, EXIT_STALE, EXIT_ERROR = 0, 1, 2
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
     try:
         settings = load_settings(args.config)
+        configure_process(settings, verbose=args.verbose)
         return args.handler(settings, args)
     except KeyboardInterrupt:
         return 130
@@ -158,29 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Request logs carry the bot token in their URLs.
-    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "faiss", "filelock",
-                  "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 # ----------------------------------------------------------------------------------- commands
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     from embeddings.index import compare, indexed_manifest, seed_state
-    from embeddings.sources import load_catalog
 
-    from .engine import build_params, load_encoder, update_index
+    from .engine import corpus, load_encoder, update_index
 
     if args.check:
-        corpus = settings.corpus
-        state, _ = seed_state(settings.path(corpus.seeds_dir), tuple(corpus.extensions),
-                              int(corpus.max_file_mb * 1_000_000), load_catalog(settings.path(corpus.sources_file)),
-                              build_params(settings))
-        manifest = indexed_manifest(settings.path(settings.index.dir), build_params(settings))
+        c = corpus(settings)
+        state, _ = seed_state(c.seeds_dir, c.extensions, c.max_bytes, c.catalog(), c.params)
+        manifest = indexed_manifest(c.index_dir, c.params)
         old = None if manifest is None else manifest.get("documents")
         report = compare(old or {}, state.fingerprints)
         report.passages = int(manifest.get("passages", 0)) if manifest else 0
@@ -215,9 +203,7 @@ def _watch(settings: Settings, as_json: bool) -> int:
     import asyncio
     import signal
 
-    from .lifecycle import open_keeper
-
-    keeper = open_keeper(settings)
+    keeper = open_service(settings).keeper
 
     def show(outcome: Any) -> None:
         print(json.dumps(outcome.as_dict()) if as_json else outcome.summary(), flush=True)
@@ -271,7 +257,7 @@ class _progress_bar:
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     k = settings.retrieval.top_k if args.k is None else args.k
     questions: Iterable[str] = [" ".join(args.question)] if args.question else _stdin_questions(sys.stdin)
-    searcher = open_searcher(settings)
+    searcher = open_service(settings).searcher
     for question in questions:
         result = searcher.search(question, k=k)
         if args.json:
@@ -321,7 +307,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from embeddings.evaluation import compare_pipelines, load_eval_set
 
     eval_set = load_eval_set(args.file)
-    searcher = open_searcher(settings)
+    searcher = open_service(settings).searcher
     results = compare_pipelines(eval_set, searcher)
     if args.json:
         _print_json({"file": str(args.file), "questions": len(eval_set.questions),
@@ -353,7 +339,7 @@ def metrics_table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import serve
+    from .serve import serve
 
     return serve(settings)
 

@@ -1,20 +1,22 @@
-"""Wiring: from one :class:`Settings` to a model, an up-to-date index and a searcher.
-
-The CLI and the bot both start here; the retrieval code itself takes plain arguments.
+"""Settings → the plain arguments of embeddings/: the corpus (seeds, catalog, index folder, build
+parameters), the model, the index build, the searcher. Written once, here; the composition root
+(:mod:`citebot.service`) and the index keeper (:mod:`citebot.lifecycle`) use these functions.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from embeddings.fusion import Weights
 from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
 from embeddings.model import Encoder
 from embeddings.search import Searcher
-from embeddings.sources import load_catalog
+from embeddings.sources import SourceCatalog, load_catalog
 
 from .config import Settings
 
@@ -31,14 +33,34 @@ def build_params(settings: Settings) -> BuildParams:
                        settings.embeddings.title_prefix)
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """Where the documents and the index are, and how the index is built, as embeddings/ takes them."""
+
+    seeds_dir: Path
+    sources_file: Path
+    index_dir: Path
+    extensions: tuple[str, ...]
+    max_bytes: int
+    params: BuildParams
+
+    def catalog(self) -> SourceCatalog:
+        return load_catalog(self.sources_file)
+
+
+def corpus(settings: Settings) -> Corpus:
+    """The corpus arguments of ``settings`` (relative paths resolved against the project root)."""
+    c = settings.corpus
+    return Corpus(settings.path(c.seeds_dir), settings.path(c.sources_file), settings.path(settings.index.dir),
+                  tuple(c.extensions), int(c.max_file_mb * 1_000_000), build_params(settings))
+
+
 @lru_cache(maxsize=4)
 def _cached_encoder(model: str, offline: bool, device: str, batch_size: int, root: str) -> Encoder:
-    from pathlib import Path
-
     return Encoder(model, offline=offline, device=device, batch_size=batch_size, root=Path(root))
 
 
-def limit_search_threads() -> None:
+def limit_search_threads() -> None:  # called by citebot.service.configure_process
     """One thread per FAISS search and per numpy matrix product; torch keeps its own threads.
 
     Questions already run concurrently in worker threads. Two-thread FAISS searches of tiny
@@ -61,15 +83,15 @@ def load_encoder(settings: Settings) -> Encoder:
 def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Bring the index in line with the seeds folder (incremental unless ``force``)."""
-    corpus = settings.corpus
+    c = corpus(settings)
     return build_index(
-        seeds_dir=settings.path(corpus.seeds_dir),
-        index_dir=settings.path(settings.index.dir),
-        catalog=load_catalog(settings.path(corpus.sources_file)),
+        seeds_dir=c.seeds_dir,
+        index_dir=c.index_dir,
+        catalog=c.catalog(),
         encoder=encoder,
-        params=build_params(settings),
-        extensions=tuple(corpus.extensions),
-        max_bytes=int(corpus.max_file_mb * 1_000_000),
+        params=c.params,
+        extensions=c.extensions,
+        max_bytes=c.max_bytes,
         force=force,
         keep_builds=settings.index.keep_builds,
         progress=progress,
@@ -77,14 +99,14 @@ def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
 
 
 def open_index(settings: Settings) -> IndexData:
-    return load_index(settings.path(settings.index.dir), build_params(settings))
+    c = corpus(settings)
+    return load_index(c.index_dir, c.params)
 
 
 def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
                   vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> Searcher:
     """The searcher the settings describe; ``vector_index`` builds a non-FAISS vector backend."""
     r = settings.retrieval
-    limit_search_threads()
     from embeddings.lexical import english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
@@ -99,22 +121,3 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
         exact_below=r.exact_search_below,
         vector_index=vector_index,
     )
-
-
-def open_searcher(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Searcher:
-    """Load the model and the index, building the index first if there is none usable
-    (``progress`` gets the build's (done, total) texts)."""
-    from embeddings.index import IndexError_, IndexMissing
-
-    encoder = load_encoder(settings)
-    try:
-        data = open_index(settings)
-    except IndexError_ as exc:
-        # this is the build the hint in the message asks for: don't tell the user to run it
-        reason = "first start" if isinstance(exc, IndexMissing) else str(exc).split(": run `", 1)[0]
-        log.info("building the index from %s (%s); this takes a minute or so",
-                 settings.corpus.seeds_dir, reason)
-        report = update_index(settings, encoder, progress=progress)
-        log.info("index built: %d passages in %.1f s", report.passages, report.seconds)
-        data = open_index(settings)
-    return make_searcher(settings, encoder, data)

@@ -105,8 +105,8 @@ class IndexKeeper:
         """Rebuild whenever the seeds folder (or the sources file) changes, until ``stop`` is set."""
         from watchfiles import awatch
 
-        seeds = self.settings.path(self.settings.corpus.seeds_dir)
-        sources = self.settings.path(self.settings.corpus.sources_file)
+        where = engine.corpus(self.settings)
+        seeds, sources = where.seeds_dir, where.sources_file
         paths = [p for p in (seeds, sources.parent) if p.exists()]
         log.info("watching %s for changes", ", ".join(str(p) for p in paths))
         async for changes in awatch(*paths, debounce=DEBOUNCE_MS, step=200, stop_event=stop,
@@ -124,9 +124,3 @@ def _relevant(path: str, seeds: Any, sources: Any) -> bool:
     if any(part.startswith(".") for part in p.parts[-1:]):
         return False  # editors' swap and temp files
     return p == sources or p.is_relative_to(seeds)
-
-
-def open_keeper(settings: Settings) -> IndexKeeper:
-    """Model, index (built first if missing or unusable) and searcher, ready to serve."""
-    searcher = engine.open_searcher(settings)
-    return IndexKeeper(settings, searcher.encoder, searcher)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +54,6 @@ class Encoder:
         self.spec = spec
         self.batch_size = batch_size
         target = resolve_model(spec, root)
-        if offline:
-            # The hub libraries read these at call time; setting them keeps every call local.
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
         try:
             import transformers
             from sentence_transformers import SentenceTransformer

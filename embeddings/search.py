@@ -314,6 +314,22 @@ class Searcher:
         hi = int(after["end"].max()) if len(after) else end
         return Context(document.doc_id, document.citation, document.text[lo:hi], (start - lo, end - lo))
 
+    def passage_context(self, doc_key: str, start: int, end: int, chars: int = 700) -> Context | None:
+        """:meth:`context` of passage ``start..end`` of document ``doc_key``, or None when the index
+        holds no such passage: the document was removed, or changed so that the passage is gone (a
+        button made before a rebuild), or the offsets were forged. Only the index in memory is read;
+        ``doc_key`` is never used as a path."""
+        document = self.document(doc_key)
+        if document is None:
+            return None
+        doc_index = next((i for i, d in enumerate(self.data.documents) if d is document), None)
+        if doc_index is None:
+            return None
+        rows = self.passages
+        if not ((rows["doc"] == doc_index) & (rows["start"] == start) & (rows["end"] == end)).any():
+            return None
+        return self.context(doc_key, start, end, chars)
+
     def documents(self) -> list[DocumentInfo]:
         counts = self.data.passage_counts()
         return [DocumentInfo(d.doc_id, d.key, d.citation, int(counts[i]), len(d.text))

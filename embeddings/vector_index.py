@@ -13,8 +13,9 @@ Below ``exact_below`` rows the index is ``IndexFlatIP`` (exact, no build cost). 
 measured both on 100k and 1M vectors (bench/README.md §5): at 1M, IVF with nprobe 64 reached
 recall@10 0.96 at ~5 ms per question and built in ~36 s, while HNSW (M 32, efConstruction 64)
 stayed at recall 0.85 even with efSearch 256 and took ~140 s to build — so "auto" means IVF.
-A large index is built once at index-build time with :func:`save_vector_index` and memory-mapped
-by readers with :func:`load_vector_index`.
+The searcher builds its vector index in memory when it starts (the index build stores only the
+vectors). :func:`save_vector_index` and :func:`load_vector_index` write and memory-map a FAISS
+index; nothing calls them yet (docs/scaling.md: what a corpus too large to index at start-up needs).
 """
 
 from __future__ import annotations

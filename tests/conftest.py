@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 from citebot import engine
 from citebot.config import Settings, load_settings
+from citebot.service import configure_process, open_service
+
+configure_process(logs=False)  # the test session is an entry point: offline, thread limits
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -58,7 +57,7 @@ def settings(make_settings, built_index_dir) -> Settings:
 
 @pytest.fixture(scope="session")
 def searcher(settings, encoder):
-    return engine.make_searcher(settings, encoder, engine.open_index(settings))
+    return open_service(settings, encoder=encoder).searcher
 
 
 @pytest.fixture
@@ -70,7 +69,7 @@ def seeds_copy(tmp_path) -> Path:
 
 
 # ----------------------------------------------------------------------------- Telegram bot (bot/)
-# The real bot (python-telegram-bot Application from bot.app.build_application) against the
+# The real bot (python-telegram-bot Application from bot.application.build_application) against the
 # project's Bot API emulator over real HTTP on 127.0.0.1, with the session's real searcher.
 
 
@@ -111,20 +110,21 @@ async def start_bot(emulator, settings, searcher):
     """``await start_bot(settings=None, searcher=None, **build_application_kwargs)`` starts the
     real bot polling the emulator. Every bot started is stopped after the test, then all its
     output is checked with :func:`check_bot_output`."""
-    from bot import app as bot_app
+    from bot.application import build_application
+    from bot.serving import start_bot, stop_bot
 
     running = []
 
     async def launch(custom_settings=None, custom_searcher=None, **kwargs):
-        app = bot_app.build_application(custom_settings or settings, custom_searcher or searcher,
-                                        base_url=emulator.base_url, token=emulator.token, **kwargs)
-        await bot_app.start_bot(app, poll_timeout=2.0)
+        app = build_application(custom_settings or settings, custom_searcher or searcher,
+                                base_url=emulator.base_url, token=emulator.token, **kwargs)
+        await start_bot(app, poll_timeout=2.0)
         running.append(app)
         return app
 
     yield launch
     for app in running:
-        await bot_app.stop_bot(app)
+        await stop_bot(app)
     check_bot_output(emulator)
 
 
@@ -159,16 +159,16 @@ def make_keeper(encoder):
     from citebot.lifecycle import IndexKeeper
 
     def make(settings: Settings) -> IndexKeeper:
-        return IndexKeeper(settings, encoder, engine.make_searcher(settings, encoder, engine.open_index(settings)))
+        return open_service(settings, encoder=encoder).keeper
 
     return make
 
 
 @pytest.fixture
 def restore_log_factory():
-    """Undo bot.app.install_log_redaction's global log record factory after the test."""
+    """Undo bot.redaction.install_log_redaction's global log record factory after the test."""
     yield
-    from bot.app import remove_log_redaction_factory
+    from bot.redaction import remove_log_redaction_factory
 
     remove_log_redaction_factory()
 
@@ -211,7 +211,8 @@ def threaded_bot(settings, searcher):
     after the test and the bot's output checked with :func:`check_bot_output`."""
     from types import SimpleNamespace
 
-    from bot import app as bot_app
+    from bot.application import build_application
+    from bot.serving import start_bot, stop_bot
     from botapi_emulator import BotApiEmulator
 
     loop = LoopThread()
@@ -222,9 +223,9 @@ def threaded_bot(settings, searcher):
         loop.run(emulator.start())
 
         async def start():
-            app = bot_app.build_application(custom_settings or settings, kwargs.pop("custom_searcher", searcher),
-                                            base_url=emulator.base_url, token=emulator.token, **kwargs)
-            await bot_app.start_bot(app, poll_timeout=2.0)
+            app = build_application(custom_settings or settings, kwargs.pop("custom_searcher", searcher),
+                                    base_url=emulator.base_url, token=emulator.token, **kwargs)
+            await start_bot(app, poll_timeout=2.0)
             return app
 
         application = loop.run(start())
@@ -235,7 +236,7 @@ def threaded_bot(settings, searcher):
         yield launch
     finally:
         for emulator, application in started:
-            loop.run(bot_app.stop_bot(application))
+            loop.run(stop_bot(application))
             loop.run(emulator.stop())
         loop.close()
     for emulator, _ in started:

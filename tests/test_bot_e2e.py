@@ -1,4 +1,4 @@
-"""End-to-end tests of the bot: the real python-telegram-bot Application (bot.app.build_application)
+"""End-to-end tests of the bot: the real python-telegram-bot Application (bot.application.build_application)
 against the project's Bot API emulator over real HTTP, with the real index and model.
 
 Every test's bot output is also checked by the ``start_bot`` fixture (conftest.check_bot_output):
@@ -15,7 +15,7 @@ import time
 import pytest
 
 from bot import formatting as fmt
-from bot.app import install_log_redaction
+from bot.redaction import install_log_redaction
 
 pytestmark = pytest.mark.asyncio
 
@@ -435,7 +435,8 @@ async def test_webhook_mode(emulator, make_settings, built_index_dir, searcher):
 
     import httpx
 
-    from bot.app import build_application, stop_bot, webhook_options
+    from bot.application import build_application
+    from bot.serving import stop_bot, webhook_options
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import formatting as fmt
-from bot.app import RedactingFilter
 from bot.ratelimit import RateLimiter, Verdict
+from bot.redaction import RedactingFilter
 from bot.state import QueryCache, StoredQuery
 from botapi_emulator import utf16_len, validate_telegram_html
 from embeddings.search import Context, DocumentInfo, Hit, SearchResult
@@ -287,13 +287,6 @@ def test_questions_are_cleaned_and_cut():
                                                                                           "you?", "@other"]
 
 
-def test_plain_message_lists_buttons_and_links():
-    html = '<b>1.</b> <a href="https://x.org/?a=1&amp;b=2">T &amp; U</a>\n<blockquote>q</blockquote>'
-    out = fmt.plain_message(html, [["A", "B"], ["More"]])
-    assert "T & U (https://x.org/?a=1&b=2)" in out
-    assert out.splitlines()[-1] == "Buttons: [A]  [B]  [More]"
-
-
 # ------------------------------------------------------------------------------- rate limit and stores
 
 def test_rate_limiter_sliding_window_with_one_notice():
@@ -347,7 +340,7 @@ def test_redacting_filter_hides_the_token_everywhere():
 def test_redaction_covers_secrets_token_shapes_and_handlers_added_later(restore_log_factory):
     import io
 
-    from bot.app import RedactingFilter, install_log_redaction
+    from bot.redaction import RedactingFilter, install_log_redaction
 
     token, secret = "5550123456:AAE-abcdefghijklmnopqrstuvwxyz0123456", "hook-secret-1"
     assert RedactingFilter(["abc", "abcdef"]).redact("abcdef") == "<redacted>"  # the longer one first
@@ -390,9 +383,11 @@ class ScriptedRequest:
 
     @staticmethod
     def make(script, **kwargs):
-        from bot.app import RetryingRequest
+        from telegram.request import HTTPXRequest
 
-        class Scripted(RetryingRequest):
+        from bot.transport import RetryingRequest
+
+        class Scripted(HTTPXRequest):
             async def do_request(self, url, method, request_data=None, **_):
                 self.seen.append(url)
                 step = script.pop(0)
@@ -400,8 +395,10 @@ class ScriptedRequest:
                     raise step
                 return step
 
-        request = Scripted(backoff=0.001, **kwargs)
-        request.seen = []
+        inner = Scripted()
+        inner.seen = []
+        request = RetryingRequest(inner, backoff=0.001, **kwargs)
+        request.seen = inner.seen
         return request
 
 

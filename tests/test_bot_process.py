@@ -1,4 +1,4 @@
-"""The bot as a program: ``python -m bot`` (what ``citebot serve`` runs) stopped by SIGTERM, and the
+"""The bot as a program: ``citebot serve`` (``python -m citebot.cli serve``) stopped by SIGTERM, and the
 local sandbox chatting over standard input and output."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built
     env = child_env(TELEGRAM_BOT_TOKEN=emulator.token, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
                             CITEBOT_INDEX_DIR=str(built_index_dir))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=REPO, env=env,
+        sys.executable, "-m", "citebot.cli", "serve", cwd=REPO, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         await emulator.wait_for("getUpdates", timeout=120)
@@ -67,15 +67,16 @@ def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, 
                                                 restore_log_factory):
     """`echo QUESTION | citebot serve` with no token: serve() runs the sandbox on the given streams and
     returns 0 at the end of the input. (The session's searcher stands in for the one serve() would
-    load, which takes seconds; loading is engine.open_searcher's job and tested with it.)"""
-    from bot import app
+    load, which takes seconds; loading is citebot.service.open_service's job and tested with it.)"""
+    from citebot import serve
+    from citebot.service import Service
 
     no_token = make_settings(index_dir=built_index_dir)
     assert no_token.bot_token() is None
     loaded = []
-    monkeypatch.setattr(app, "load_searcher", lambda s: loaded.append(s) or searcher)
+    monkeypatch.setattr(serve, "open_service", lambda s: loaded.append(s) or Service.around(s, searcher))
     stdout = io.StringIO()
-    assert app.serve(no_token, stdin=io.StringIO(ARMS + "\n/about\n"), stdout=stdout) == 0
+    assert serve.serve(no_token, stdin=io.StringIO(ARMS + "\n/about\n"), stdout=stdout) == 0
     assert loaded == [no_token]
     out = stdout.getvalue()
     assert "citebot sandbox" in out
@@ -87,7 +88,7 @@ def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, 
 def test_a_missing_sniffio_fails_its_import_at_once_and_an_installed_one_is_left_alone(installed, monkeypatch):
     import importlib.util
 
-    from bot.app import skip_missing_sniffio
+    from bot.transport import skip_missing_sniffio
 
     monkeypatch.delitem(sys.modules, "sniffio", raising=False)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if installed else None)

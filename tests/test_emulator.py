@@ -37,7 +37,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import start_bot, stop_bot
+from bot.serving import start_bot, stop_bot
 from botapi_emulator import (
     BotApiEmulator,
     EmulatorThread,

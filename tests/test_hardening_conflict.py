@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.app import EXIT_CONFLICT
+from bot.serving import EXIT_CONFLICT
 from botapi_emulator import BotApiEmulator
 
 REPO = Path(__file__).resolve().parent.parent

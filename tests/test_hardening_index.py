@@ -15,11 +15,11 @@ import time
 import httpx
 import pytest
 
-from bot import app as bot_app
 from bot import formatting as fmt
-from bot.handlers import SEARCHER
+from bot import serving
 from botapi_emulator import EmulatorThread
 from citebot import engine
+from citebot.serve import serve
 
 REMOVED = "002_d73ef1872804ed67.txt"  # "Understanding Russia’s Taliban gauntlet"
 REMOVED_QUESTION = "Russia recognition of the Taliban symbolic gesture"  # ranks 1, 2, 10, 16, 18 are REMOVED's
@@ -91,7 +91,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(emulator, start_
 
     # 1. a document is added: its passages are answerable within 60 s; questions asked meanwhile
     #    are all answered, from the old index until the new one is swapped in
-    old_searcher = app.bot_data[SEARCHER]
+    old_searcher = app.bot_data.retriever
     answered: list[tuple[float, float, str]] = []  # (asked, answered, text)
     stop_asking = asyncio.Event()
 
@@ -115,7 +115,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(emulator, start_
     took = time.monotonic() - added_at
     stop_asking.set()
     await asyncio.wait_for(asker, 30)
-    assert app.bot_data[SEARCHER] is not old_searcher and app.bot_data[SEARCHER] is keeper.searcher
+    assert app.bot_data.retriever is not old_searcher and app.bot_data.retriever is keeper.searcher
     assert reply["text"].startswith("🔎 Passages 1–3 of ")
 
     started = [r.created for r in caplog.records if "rebuilding" in r.getMessage()]
@@ -128,7 +128,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(emulator, start_
 
     # 2. a document is removed: none of its passages is shown again, whatever the way in
     (seeds / REMOVED).unlink()
-    await emulator.wait_until(lambda: app.bot_data[SEARCHER].document(removed.doc_key) is None, timeout=60)
+    await emulator.wait_until(lambda: app.bot_data.retriever.document(removed.doc_key) is None, timeout=60)
     fresh = await ask(emulator, a_chat, alice, REMOVED_QUESTION)
     assert fresh["text"].startswith("🔎 Passages 1–3 of ") and title not in fresh["text"]
     # a Context button into the removed document, made before the removal: a polite answer
@@ -170,7 +170,7 @@ async def test_reload_is_for_admins_and_replies_with_the_summary(emulator, start
     app = await start_bot(settings, keeper.searcher, keeper=keeper, watch_seeds=False)
     admin, mallory = emulator.user(1201, "Ann"), emulator.user(1202, "Mallory")
     admin_chat, mallory_chat = emulator.private_chat(admin), emulator.private_chat(mallory)
-    old = app.bot_data[SEARCHER]
+    old = app.bot_data.retriever
     (settings.path(settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA, encoding="utf-8")
 
     assert (await ask(emulator, mallory_chat, mallory, "/reload"))["text"] == fmt.RELOAD_REFUSED
@@ -178,14 +178,14 @@ async def test_reload_is_for_admins_and_replies_with_the_summary(emulator, start
     emulator.send_text(group, mallory, f"/reload@{emulator.bot_user['username']}")
     refused = (await emulator.wait_for_messages(group["id"], 1))[0]
     assert refused["text"] == fmt.RELOAD_REFUSED
-    assert app.bot_data[SEARCHER] is old  # nothing was rebuilt
+    assert app.bot_data.retriever is old  # nothing was rebuilt
     assert "Mara" not in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
 
     reply = (await ask(emulator, admin_chat, admin, "/reload", timeout=120))["text"]
-    passages = sum(d.passages for d in app.bot_data[SEARCHER].documents())
+    passages = sum(d.passages for d in app.bot_data.retriever.documents())
     assert reply.startswith("🔄 Index reloaded\nindex rebuilt: 1 added, 0 updated, 0 removed (+zebra.txt); ")
     assert f"; {passages} passages; " in reply and reply.endswith(" s")
-    assert app.bot_data[SEARCHER] is not old
+    assert app.bot_data.retriever is not old
     assert "Mara river" in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
     again = (await ask(emulator, admin_chat, admin, "/reload"))["text"]
     assert again == f"🔄 Index reloaded\nindex already up to date ({passages} passages)"
@@ -239,7 +239,7 @@ def test_serve_reloads_on_sighup_and_an_established_instance_outlasts_a_conflict
     logs the summary; another poller appearing later makes it log the conflict but keep serving;
     SIGTERM stops it with 0, the seeds watcher included."""
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(bot_app, "CONFLICT_STARTUP_SECONDS", 1.0)
+    monkeypatch.setattr(serving, "CONFLICT_STARTUP_SECONDS", 1.0)
     with EmulatorThread() as emu:
         token = emu.emulator.token
         settings = private_index_settings(telegram_token=token, telegram_base_url=emu.base_url)
@@ -268,10 +268,10 @@ def test_serve_reloads_on_sighup_and_an_established_instance_outlasts_a_conflict
 
         driver = threading.Thread(target=drive, name="test-driver", daemon=True)
         driver.start()
-        code = bot_app.serve(settings)
+        code = serve(settings)
         driver.join(30)
     assert "error" not in outcome, outcome.get("error")
-    assert code == bot_app.EXIT_OK
+    assert code == serving.EXIT_OK
     log = caplog.text
     passages = sum(1 for _ in engine.open_index(settings).passages)
     assert f"SIGHUP: index already up to date ({passages} passages)" in log

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from telegram import Update
 
 from bot import formatting as fmt
-from bot.handlers import SEARCHER
 from botapi_emulator import utf16_len, validate_telegram_html
 from embeddings.search import Context, DocumentInfo, Hit, SearchResult
 from embeddings.sources import Citation
@@ -239,10 +238,10 @@ async def test_a_context_button_into_a_changed_document_is_stale(emulator, start
     emulator.send_text(chat, admin, "/reload")
     reloaded = (await emulator.wait_for_messages(chat["id"], 2, timeout=120))[1]
     assert "1 updated" in reloaded["text"]
-    assert app.bot_data[SEARCHER].document(doc_key) is not None  # same document, new text
+    assert app.bot_data.retriever.document(doc_key) is not None  # same document, new text
     for data in into:
         end = data.rsplit(":", 1)[1]
-        assert int(end) <= len(app.bot_data[SEARCHER].document(doc_key).text)  # offsets still "fit"
+        assert int(end) <= len(app.bot_data.retriever.document(doc_key).text)  # offsets still "fit"
         query = emulator.press_button(answer, data, admin)
         assert (await emulator.wait_until(lambda q=query: emulator.callback_answer(q), timeout=30))["text"] \
             == fmt.STALE_BUTTON

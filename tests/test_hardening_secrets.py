@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from bot import formatting as fmt
-from bot.app import build_application, protect_logs, start_bot, stop_bot, webhook_options
+from bot.application import build_application
+from bot.redaction import protect_logs
+from bot.serving import start_bot, stop_bot, webhook_options
 from botapi_emulator import BotApiEmulator
 
 TOKEN = "7098765432:AAF-knownToken_SecretPart0123456789abcd"
@@ -141,8 +143,9 @@ def test_a_refused_token_is_reported_without_being_shown(make_settings, built_in
                                                           restore_log_factory):
     """python-telegram-bot puts the token in the text of InvalidToken ("The token `...` was
     rejected by the server."); serve() says the token was refused, exits 1, and shows no token."""
-    from bot.app import EXIT_FAILED, serve
+    from bot.serving import EXIT_FAILED
     from botapi_emulator import EmulatorThread
+    from citebot.serve import serve
 
     caplog.set_level(logging.DEBUG)
     with EmulatorThread(token="111:another-bot") as emu:  # this Telegram does not know TOKEN

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from citebot import engine
+from citebot.service import open_service
 from embeddings.index import (
     FORMAT_VERSION,
     IndexCorrupt,
@@ -88,7 +89,7 @@ def test_incremental_rebuild_embeds_only_the_changed_document(private_index, enc
     embedded_docs = {d.doc_id for d in data.documents if any(d.text[:60] in t for t in counting.texts)}
     assert embedded_docs <= {"003_5af5b48806b72163.txt", "005_new.md"}
     assert "002_d73ef1872804ed67.txt" not in {d.doc_id for d in data.documents}
-    searcher = engine.make_searcher(private_index, encoder, data)
+    searcher = open_service(private_index, encoder=encoder).searcher
     hits = searcher.search("When do zebras cross the Mara river?").hits
     assert hits and hits[0].doc_id == "005_new.md"
     assert all(h.doc_id != "002_d73ef1872804ed67.txt" for h in searcher.search("recognition symbolic gesture", 10).hits)
@@ -183,6 +184,6 @@ def test_start_up_with_a_damaged_index_rebuilds_and_serves(private_index):
     index_dir = private_index.path(private_index.index.dir)
     build = current_build(index_dir).resolve()
     (build / "documents.json").write_text('[{"doc_id": ')
-    searcher = engine.open_searcher(private_index)
+    searcher = open_service(private_index).searcher
     assert current_build(index_dir).resolve() != build
     assert searcher.search("Do Afghans still speak Russian?").hits

@@ -10,9 +10,9 @@ import pytest
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.app import start_bot, stop_bot
+from bench.loadgen import LoadGenerator, run_scenario
+from bot.serving import start_bot, stop_bot
 from botapi_emulator import BotApiEmulator
-from botapi_emulator.loadgen import LoadGenerator, run_scenario
 
 
 async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

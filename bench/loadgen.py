@@ -4,7 +4,7 @@ In production Telegram is not on the bot's machine, so a benchmark that runs the
 users in the bot's own process and event loop charges the bot for Telegram's work and lets the two
 share one loop. Here they get a process to themselves::
 
-    python -m botapi_emulator.loadgen [--strict-html]
+    python -m bench.loadgen [--strict-html]
 
 serves a :class:`~botapi_emulator.server.BotApiEmulator` on 127.0.0.1, prints one JSON line
 ``{"base_url": ..., "token": ...}`` and then, for every JSON command line read on standard input,
@@ -39,12 +39,13 @@ import random
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from .recorded import RecordedCall
-from .server import BotApiEmulator
+from botapi_emulator import BotApiEmulator, RecordedCall
 
 KINDS = ("closed", "thinking", "burst")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LINE_LIMIT = 64 * 1024 * 1024  # one command or result is one line; question lists can be long
 
 
@@ -215,8 +216,8 @@ async def serve(strict_html: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m botapi_emulator.loadgen``."""
-    parser = argparse.ArgumentParser(prog="python -m botapi_emulator.loadgen", description=__doc__.splitlines()[0])
+    """Entry point of ``python -m bench.loadgen``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.splitlines()[0])
     parser.add_argument("--strict-html", action="store_true", help="also reject a bare '&' (Telegram keeps it)")
     asyncio.run(serve(parser.parse_args(argv).strict_html))
     return 0
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------- the parent
 
 class LoadGenerator:
-    """The parent's handle on a ``python -m botapi_emulator.loadgen`` child process::
+    """The parent's handle on a ``python -m bench.loadgen`` child process::
 
         async with LoadGenerator() as users:
             app = Application.builder().token(users.token).base_url(users.base_url).build()
@@ -242,9 +243,9 @@ class LoadGenerator:
 
     async def start(self) -> LoadGenerator:
         """Start the child; returns once its emulator listens."""
-        args = [self.python, "-m", "botapi_emulator.loadgen", *(["--strict-html"] if self.strict_html else [])]
-        self._process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
+        args = [self.python, "-m", "bench.loadgen", *(["--strict-html"] if self.strict_html else [])]
+        self._process = await asyncio.create_subprocess_exec(  # from the repository root, where bench/ is
+            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT, cwd=REPO_ROOT)
         hello = await self._read()
         self.base_url, self.token = hello["base_url"], hello["token"]
         return self

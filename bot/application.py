@@ -1,0 +1,221 @@
+"""Building the bot's Application: handlers registered, :class:`~bot.state.BotState` filled, the
+request layer in place; and, with a keeper, the index following the seeds while the bot runs.
+
+A change of the seeds is picked up by a watcher and swapped in without a gap (questions are
+answered from the old index meanwhile); ``/reload`` (admins) and SIGHUP rebuild at once; a failed
+rebuild keeps the old index and is sent to the admins. Starting and stopping: :mod:`bot.serving`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    InlineQueryHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest, HTTPXRequest
+
+from citebot.config import ConfigError, Settings
+
+from . import handlers
+from .ratelimit import RateLimiter
+from .retriever import Keeper, RebuildResult, Retriever
+from .state import CONTEXT_TYPES, BotState, QueryCache
+from .transport import RetryingRequest, file_url, skip_missing_sniffio
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (
+    ("start", "What this bot does"),
+    ("ask", "Ask a question (in groups)"),
+    ("sources", "The documents I quote"),
+    ("about", "Version and index"),
+    ("help", "How to use the bot"),
+)
+WATCH_STOP_SECONDS = 10.0  # at shutdown, how long a rebuild in progress may finish before it is cancelled
+WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watcher to be in place
+
+
+def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
+                      token: str | None = None, retries: int = 5, backoff: float = 0.5,
+                      keeper: Keeper | None = None, watch_seeds: bool = True,
+                      get_updates_request: BaseRequest | None = None) -> Application:
+    """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
+
+    ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
+    ``http://127.0.0.1:8081/bot``; it defaults to ``settings.telegram.base_url``; ``token``
+    defaults to ``settings.bot_token()``. With a ``keeper`` the retriever served is the keeper's
+    and the index follows the seeds while the bot runs (:func:`attach_keeper`; the watcher starts
+    in ``post_init`` and stops in :func:`bot.serving.stop_bot`; ``watch_seeds=False``: only /reload
+    and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates.
+    """
+    telegram = settings.telegram
+    token = token or settings.bot_token()
+    if not token:
+        raise ConfigError("no bot token: set TELEGRAM_BOT_TOKEN")
+    base_url = base_url or telegram.base_url
+    skip_missing_sniffio()
+    http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0, write_timeout=15.0,
+                        connect_timeout=10.0, pool_timeout=10.0)
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(file_url(base_url))
+        .request(RetryingRequest(http, retries=retries, backoff=backoff))
+        .get_updates_request(get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0))
+        .concurrent_updates(True)
+        .context_types(CONTEXT_TYPES)
+        .defaults(Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    state: BotState = application.bot_data
+    state.settings = settings
+    state.served = retriever
+    state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
+    state.queries = QueryCache()
+    state.limiter = RateLimiter(telegram.rate_limit_per_minute, 60.0)
+    if keeper is not None:
+        attach_keeper(application, keeper, watch=watch_seeds)
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: Application) -> None:
+    new = filters.UpdateType.MESSAGE  # edited messages are ignored
+    private = filters.ChatType.PRIVATE
+    groups = filters.ChatType.GROUPS
+    application.add_handler(TypeHandler(Update, handlers.gate), group=-1)
+    for name, callback in (("start", handlers.start), ("help", handlers.help_command),
+                           ("sources", handlers.sources), ("about", handlers.about), ("ask", handlers.ask),
+                           ("reload", handlers.reload_command)):
+        application.add_handler(CommandHandler(name, callback, filters=new))
+    application.add_handler(MessageHandler(new & private & filters.COMMAND, handlers.unknown_command))
+    text = filters.TEXT & ~filters.COMMAND
+    application.add_handler(MessageHandler(new & private & text, handlers.private_text))
+    application.add_handler(MessageHandler(new & groups & text, handlers.group_text))
+    application.add_handler(MessageHandler(new & private & ~filters.TEXT & ~filters.StatusUpdate.ALL,
+                                           handlers.private_other))
+    application.add_handler(CallbackQueryHandler(handlers.button))
+    application.add_handler(InlineQueryHandler(handlers.inline_query))
+    application.add_error_handler(handlers.on_error)
+
+
+async def _post_init(application: Application) -> None:
+    try:
+        await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+    except TelegramError as exc:
+        log.warning("could not register the bot's commands (setMyCommands): %s", exc)
+    except Exception as exc:  # never fatal
+        log.warning("could not register the bot's commands (setMyCommands): %r", exc)
+    start_seed_watch(application)
+
+
+async def _post_shutdown(application: Application) -> None:
+    await stop_seed_watch(application)
+    executor = application.bot_data.executor
+    if executor is not None:
+        await asyncio.to_thread(executor.shutdown, True)
+
+
+# ------------------------------------------------------------------------- the index follows the seeds
+
+def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = True) -> None:
+    """Let ``keeper`` own the application's retriever: a rebuilt index replaces
+    ``bot_data.served`` (handlers read it on every request, so the next question uses it and
+    the ones in flight finish with the old one), and a failed rebuild is sent to the admins.
+    With ``watch`` the seeds folder is watched while the bot runs; without, the index changes
+    only on /reload or SIGHUP (e.g. where file notifications don't work)."""
+    state: BotState = application.bot_data
+    state.keeper = keeper
+    state.watch_seeds = watch
+    state.served = keeper.searcher
+
+    def on_swap(retriever: Any) -> None:
+        state.served = retriever
+
+    async def on_error(message: str) -> None:
+        await handlers.notify_admins(application, message)
+
+    keeper.on_swap = on_swap
+    keeper.on_error = on_error
+
+
+def start_seed_watch(application: Application) -> asyncio.Task | None:
+    """Start following the seeds in the background (called at start-up by ``post_init``): one
+    incremental rebuild first (changes made while the bot was down), then the watcher."""
+    state: BotState = application.bot_data
+    keeper = state.keeper
+    if keeper is None or not state.watch_seeds or state.seed_watch is not None:
+        return None
+    stop = asyncio.Event()
+    task = asyncio.create_task(_follow_seeds(application, keeper, stop), name="citebot-seed-watch")
+    state.seed_watch = (task, stop)
+    return task
+
+
+async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.Event) -> None:
+    watcher = asyncio.create_task(keeper.watch(stop), name="citebot-seed-watcher")
+    try:
+        # let the watcher settle first, so that a change is seen by the watcher or by this rebuild
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_SETTLE_SECONDS)
+        if not stop.is_set():
+            await keeper.rebuild()  # changes made while the bot was down
+        await watcher
+    except asyncio.CancelledError:
+        watcher.cancel()
+        raise
+    except Exception as exc:  # the bot keeps serving the index it has
+        watcher.cancel()
+        log.error("watching the seeds failed, the index no longer follows them: %r", exc, exc_info=exc)
+        await handlers.notify_admins(application, f"watching the seeds failed: {type(exc).__name__}: {exc}; "
+                                                  "the index no longer follows them (use /reload)")
+
+
+async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:
+    """Stop the watcher; a rebuild in progress gets ``timeout`` seconds to finish, then it is
+    abandoned (its worker thread finishes the build on disk; the bot just doesn't swap it in)."""
+    state: BotState = application.bot_data
+    running, state.seed_watch = state.seed_watch, None
+    if running is None:
+        return
+    task, stop = running
+    stop.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), WATCH_STOP_SECONDS if timeout is None else timeout)
+    except TimeoutError:
+        log.warning("a rebuild was still running at shutdown: abandoned")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    except Exception:  # already logged by _follow_seeds
+        pass
+
+
+async def reload_index(application: Application, reason: str, *, force: bool = False) -> RebuildResult | None:
+    """Rebuild now (SIGHUP does this) and log the summary."""
+    keeper = application.bot_data.keeper
+    if keeper is None:
+        log.warning("%s: no index keeper, nothing to reload", reason)
+        return None
+    log.info("%s: rebuilding the index", reason)
+    outcome = await keeper.rebuild(force=force)
+    log.info("%s: %s", reason, outcome.summary())
+    return outcome

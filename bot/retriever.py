@@ -1,0 +1,54 @@
+"""What bot/ needs from the layers around it, as Protocols: a :class:`Retriever` to answer from
+and, optionally, a :class:`Keeper` that replaces it when the seeds change.
+
+:class:`embeddings.search.Searcher` is a Retriever; :class:`citebot.lifecycle.IndexKeeper` is a
+Keeper. bot/ imports neither: the application layer (``citebot serve``) passes them in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from embeddings.search import Context, DocumentInfo, SearchResult
+
+
+class Retriever(Protocol):
+    """Search and browse one loaded index; safe to call from many threads at once."""
+
+    def search(self, query: str, k: int = 3, offset: int = 0) -> SearchResult:
+        """The passages ranked ``offset .. offset+k`` for ``query``, or an abstention."""
+        ...
+
+    def passage_context(self, doc_key: str, start: int, end: int, chars: int = 700) -> Context | None:
+        """The text around passage ``start..end`` of document ``doc_key``; None when the index
+        holds no such passage (removed, changed since the button was made, or forged)."""
+        ...
+
+    def documents(self) -> list[DocumentInfo]:
+        """The indexed documents, with their citations and passage counts (/sources)."""
+        ...
+
+    @property
+    def manifest(self) -> Mapping[str, Any]:
+        """What the index was built from and when (/about)."""
+        ...
+
+
+class RebuildResult(Protocol):
+    ok: bool
+
+    def summary(self) -> str: ...
+
+
+class Keeper(Protocol):
+    """Owns the live retriever and the one way to replace it (a rebuild from the seeds)."""
+
+    searcher: Any  # a Retriever
+    on_swap: Callable[[Any], None] | None
+    on_error: Callable[[str], Awaitable[None] | None] | None
+
+    async def rebuild(self, *, force: bool = False) -> RebuildResult: ...
+
+    async def watch(self, stop: asyncio.Event) -> None: ...

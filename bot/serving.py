@@ -1,0 +1,244 @@
+"""Serving the bot: start and stop an Application, long polling or a webhook, the polling guard
+against a second instance, and the process signals.
+
+:func:`serve_telegram` is what ``citebot serve`` (:mod:`citebot.serve`) runs with a token: long
+polling, or a webhook when ``telegram.webhook_url`` is set, until SIGINT/SIGTERM; SIGHUP rebuilds
+the index. The local sandbox (:mod:`bot.sandbox`) starts and stops the bot with the same helpers.
+
+Exit codes: 0 after SIGINT/SIGTERM (answers in flight finish first); 1 the bot could not start
+or stopped on an error (e.g. the token was refused); 2 configuration error; 3 another instance
+is polling the same token (Telegram answers 409 Conflict), see :class:`PollingGuard`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import Update
+from telegram.error import Conflict, TelegramError
+from telegram.ext import Application
+from telegram.request import HTTPXRequest
+
+from citebot.config import ConfigError, Settings
+
+from .application import build_application, reload_index, stop_seed_watch
+from .retriever import Keeper, Retriever
+from .transport import ReportingRequest
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONFLICT = 0, 1, 2, 3
+# A 409 Conflict this soon after this instance began polling means that it is the newcomer:
+# it says so and exits (EXIT_CONFLICT). An instance that has been serving for longer keeps
+# serving and logs the conflict (the newcomer, if it runs this code, exits within seconds).
+CONFLICT_STARTUP_SECONDS = 30.0
+CONFLICT_REPEAT_LOG_SECONDS = 60.0
+
+
+async def start_bot(application: Application, *, poll_timeout: float = 10.0,
+                    error_callback: Callable[[TelegramError], None] | None = None,
+                    webhook: dict[str, Any] | None = None) -> None:
+    """Start an Application inside a running event loop, in the order of ``run_polling``
+    (initialize, post_init, polling, start): long polling, or the webhook server when
+    ``webhook`` holds :func:`webhook_options`. Used by ``serve``, the sandbox and tests."""
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    if webhook is not None:
+        await application.updater.start_webhook(**webhook, allowed_updates=ALLOWED_UPDATES)
+    else:
+        await application.updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
+                                                allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
+    await application.start()
+
+
+async def stop_bot(application: Application) -> None:
+    """Stop what :func:`start_bot` started: the seeds watcher first, then no more updates;
+    answers in flight finish before the application shuts down."""
+    await stop_seed_watch(application)
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+        if application.post_stop is not None:
+            await application.post_stop(application)
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)
+
+
+def webhook_options(settings: Settings) -> dict[str, Any]:
+    """Arguments of ``run_webhook``/``Updater.start_webhook`` for ``telegram.webhook_*``: the bot
+    listens on ``webhook_listen:webhook_port`` at the path of ``webhook_url`` (a reverse proxy
+    terminates TLS) and Telegram must send ``webhook_secret`` in X-Telegram-Bot-Api-Secret-Token."""
+    telegram = settings.telegram
+    if not telegram.webhook_url:
+        raise ConfigError("telegram.webhook_url is not set")
+    secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else None
+    return {
+        "listen": telegram.webhook_listen,
+        "port": telegram.webhook_port,
+        "url_path": urlsplit(telegram.webhook_url).path.lstrip("/"),
+        "webhook_url": telegram.webhook_url,
+        "secret_token": secret or None,
+    }
+
+
+def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None) -> int:
+    """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring)."""
+    guard = PollingGuard()
+    polls = ReportingRequest(HTTPXRequest(read_timeout=40.0, connect_timeout=10.0), guard.polled)
+    application = build_application(settings, retriever, token=token, keeper=keeper, get_updates_request=polls)
+    try:
+        return asyncio.run(run_bot(application, settings, guard))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return EXIT_OK
+
+
+def install_signals(stop: asyncio.Event, application: Application) -> Callable[..., None]:
+    """SIGINT and SIGTERM set ``stop``; SIGHUP rebuilds the index (like /reload) and logs the
+    summary. Returns ``restore(cancel_reloads=True)``, which removes the handlers again (and
+    cancels a SIGHUP rebuild still running). Outside the main thread (or where the loop cannot
+    take signal handlers) nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda cancel_reloads=True: None
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload_index(application, "SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    installed = []
+    for sig, callback in ((signal.SIGINT, stop.set), (signal.SIGTERM, stop.set),
+                          (getattr(signal, "SIGHUP", None), on_hangup)):
+        if sig is None:
+            continue
+        try:
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):  # Windows, a closed loop
+            pass
+
+    def restore(cancel_reloads: bool = True) -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        installed.clear()
+        if cancel_reloads:
+            for task in list(reloads):
+                task.cancel()
+
+    return restore
+
+
+class PollingGuard:
+    """Tells a second instance polling the same token from a transient Conflict.
+
+    Telegram lets one getUpdates wait per token: a newer request ends the older one with 409
+    Conflict, so two instances keep knocking each other off and both see Conflicts. The
+    newcomer is the one that meets a Conflict within :data:`CONFLICT_STARTUP_SECONDS` of starting
+    to poll: it logs what is wrong and stops (``serve`` returns :data:`EXIT_CONFLICT`). An
+    instance that has been serving longer keeps serving and logs the conflict (once a minute),
+    since the newcomer, if it runs this code, goes away by itself. (Two instances started within
+    the same half minute both exit.) A Conflict can also mean a webhook is set for the token;
+    the message says which.
+
+    Use it as ``start_polling(error_callback=guard)``; :class:`GuardedRequest` tells it when a
+    getUpdates went through.
+    """
+
+    def __init__(self, stop: asyncio.Event | None = None, *, startup_seconds: float | None = None) -> None:
+        self.stop = stop
+        self.startup_seconds = CONFLICT_STARTUP_SECONDS if startup_seconds is None else startup_seconds
+        self.started: float | None = None
+        self.conflict: str | None = None  # why this instance must stop
+        self.conflicts = 0
+        self._logged_at: float | None = None
+
+    def polling_started(self) -> None:
+        self.started = time.monotonic()
+
+    def polled(self) -> None:
+        """A getUpdates went through: any conflict is over."""
+        if self._logged_at is not None:
+            log.info("polling works again: the other instance has stopped")
+        self._logged_at = None
+
+    def __call__(self, error: TelegramError) -> None:
+        """``error_callback`` of ``start_polling``: must never raise."""
+        try:
+            if isinstance(error, Conflict):
+                self._on_conflict(error)
+            else:
+                log.warning("fetching updates failed (%s); retrying", error)
+        except Exception:  # pragma: no cover - never break PTB's polling loop
+            log.exception("polling error callback failed")
+
+    def _on_conflict(self, error: Conflict) -> None:
+        self.conflicts += 1
+        now = time.monotonic()
+        webhook = "webhook" in error.message.lower()
+        what = ("a webhook is set for this token (is another instance serving it by webhook?)" if webhook
+                else "another instance is polling this token")
+        if self.started is None or now - self.started < self.startup_seconds:
+            if self.conflict is None:
+                self.conflict = what
+                log.error("%s (Telegram: %s). Only one instance may serve a bot token: stop the other "
+                          "instance or give this one its own token. Exiting.", what, error.message)
+                if self.stop is not None:
+                    self.stop.set()
+            return
+        if self._logged_at is None or now - self._logged_at >= CONFLICT_REPEAT_LOG_SECONDS:
+            self._logged_at = now
+            log.error("%s (Telegram: %s). This instance has been serving for %.0f s and keeps serving; "
+                      "stop the other one.", what, error.message, now - self.started)
+
+
+async def run_bot(application: Application, settings: Settings, guard: PollingGuard | None = None,
+                  *, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (or ``stop``, or a Conflict at start-up); return the exit code.
+
+    SIGHUP rebuilds the index (like /reload) and logs the summary (:func:`install_signals`).
+    """
+    stop = stop or asyncio.Event()
+    guard = guard or PollingGuard()
+    guard.stop = stop
+    restore = install_signals(stop, application)
+    code = EXIT_OK
+    try:
+        if settings.telegram.webhook_url:
+            options = webhook_options(settings)
+            log.info("serving by webhook on %s:%d", options["listen"], options["port"])
+            await start_bot(application, webhook=options)
+        else:
+            log.info("serving by long polling")
+            guard.polling_started()
+            await start_bot(application, error_callback=guard)
+        await stop.wait()
+        if guard.conflict is not None:
+            code = EXIT_CONFLICT
+    except TelegramError as exc:
+        log.error("the bot stopped: %s", exc)
+        code = EXIT_FAILED
+    except OSError as exc:  # e.g. the webhook port is taken
+        log.error("the bot stopped: %s", exc)
+        code = EXIT_FAILED
+    finally:
+        restore(cancel_reloads=False)  # a second Ctrl-C while stopping interrupts
+        try:
+            await stop_bot(application)
+        except Exception as exc:
+            log.error("error while stopping: %r", exc)
+        restore()
+    log.info("stopped" if code == EXIT_OK else f"stopped (exit code {code})")
+    return code
