@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -53,7 +54,8 @@ WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watch
 def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
                       token: str | None = None, retries: int = 5, backoff: float = 0.5,
                       keeper: Keeper | None = None, watch_seeds: bool = True,
-                      get_updates_request: BaseRequest | None = None) -> Application:
+                      get_updates_request: BaseRequest | None = None, store: Any = None,
+                      coverage: Callable[[], tuple[list, int]] | None = None) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
@@ -62,6 +64,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     and the index follows the seeds while the bot runs (:func:`attach_keeper`; the watcher starts
     in ``post_init`` and stops in :func:`bot.serving.stop_bot`; ``watch_seeds=False``: only /reload
     and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates.
+    ``store`` (a :class:`citebot.store.Store`) keeps votes and questions; ``coverage`` makes the
+    /gaps report.
     """
     telegram = settings.telegram
     token = token or settings.bot_token()
@@ -91,6 +95,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
     state.queries = QueryCache()
     state.limiter = RateLimiter(telegram.rate_limit_per_minute, 60.0)
+    state.store = store
+    state.coverage = coverage
     if keeper is not None:
         attach_keeper(application, keeper, watch=watch_seeds)
     add_handlers(application)
@@ -104,7 +110,7 @@ def add_handlers(application: Application) -> None:
     application.add_handler(TypeHandler(Update, handlers.gate), group=-1)
     for name, callback in (("start", handlers.start), ("help", handlers.help_command),
                            ("sources", handlers.sources), ("about", handlers.about), ("ask", handlers.ask),
-                           ("reload", handlers.reload_command)):
+                           ("reload", handlers.reload_command), ("gaps", handlers.gaps_command)):
         application.add_handler(CommandHandler(name, callback, filters=new))
     application.add_handler(MessageHandler(new & private & filters.COMMAND, handlers.unknown_command))
     text = filters.TEXT & ~filters.COMMAND

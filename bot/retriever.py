@@ -35,9 +35,15 @@ class Retriever(Protocol):
         """What the index was built from and when (/about)."""
         ...
 
+    @property
+    def build_id(self) -> str:
+        """Which build of the index answers (/about; kept with each vote)."""
+        ...
+
 
 class RebuildResult(Protocol):
     ok: bool
+    swapped: bool  # a new index was built and now answers (False: nothing had changed)
 
     def summary(self) -> str: ...
 

@@ -93,11 +93,14 @@ def webhook_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None) -> int:
-    """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring)."""
+def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None,
+                   **extras: Any) -> int:
+    """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring).
+    ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
     guard = PollingGuard()
     polls = ReportingRequest(HTTPXRequest(read_timeout=40.0, connect_timeout=10.0), guard.polled)
-    application = build_application(settings, retriever, token=token, keeper=keeper, get_updates_request=polls)
+    application = build_application(settings, retriever, token=token, keeper=keeper, get_updates_request=polls,
+                                    **extras)
     try:
         return asyncio.run(run_bot(application, settings, guard))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping

@@ -8,15 +8,20 @@ import asyncio
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from citebot.config import Settings
 
+from .ordering import ChatOrder
 from .ratelimit import RateLimiter
 from .retriever import Keeper, Retriever
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -27,28 +32,35 @@ class StoredQuery:
     per_page: int
     cut: bool = False
     compact: bool = False
+    votes: bool = False  # the answer has a 👍/👎 row (under the same token)
 
 
-class QueryCache:
-    """Questions under short random tokens, for compact callback data; least recently used
-    entries are forgotten beyond ``size`` (their buttons then answer "expired")."""
+class QueryCache(Generic[V]):
+    """Values (questions behind "More results", answers behind 👍/👎) under short random tokens,
+    for compact callback data; least recently used entries are forgotten beyond ``size`` (their
+    buttons then answer "expired")."""
 
     def __init__(self, size: int = 5000) -> None:
         self.size = size
-        self._items: OrderedDict[str, StoredQuery] = OrderedDict()
+        self._items: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, query: StoredQuery) -> str:
+    def put(self, query: V) -> str:
         token = secrets.token_urlsafe(6)  # 8 characters
         with self._lock:
             while token in self._items:
                 token = secrets.token_urlsafe(6)
-            self._items[token] = query
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        self.set(token, query)
         return token
 
-    def get(self, token: str) -> StoredQuery | None:
+    def set(self, token: str, value: V) -> None:
+        with self._lock:
+            self._items[token] = value
+            self._items.move_to_end(token)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, token: str) -> V | None:
         with self._lock:
             query = self._items.get(token)
             if query is not None:
@@ -84,7 +96,11 @@ class BotState:
     settings: Settings = field(default_factory=Settings)
     served: Retriever | None = None  # the retriever answering now; the keeper replaces it after a rebuild
     executor: ThreadPoolExecutor | None = None  # retrieval runs here, never on the event loop
-    queries: QueryCache = field(default_factory=lambda: QueryCache())
+    queries: QueryCache[StoredQuery] = field(default_factory=lambda: QueryCache())
+    answers: QueryCache[Any] = field(default_factory=lambda: QueryCache())  # citebot.store.AnswerRecord by token
+    store: Any = None  # citebot.store.Store: votes and questions, when telegram.store_* ask for it
+    coverage: Callable[[], tuple[list, int]] | None = None  # the /gaps report: (gaps, questions considered)
+    order: ChatOrder = field(default_factory=ChatOrder)  # replies to one chat in the order of its questions
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.rate_limit_per_minute))
     keeper: Keeper | None = None  # when the index follows the seeds
     refused: RecentSet = field(default_factory=RecentSet)  # private chats already told the bot is not theirs

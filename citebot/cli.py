@@ -18,13 +18,14 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .progress import ProgressBar
 from .service import configure_process, open_service
 
 log = logging.getLogger("citebot")
@@ -185,7 +186,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     if args.watch:
         return _watch(settings, args.json)
     encoder = load_encoder(settings)
-    with _progress_bar(disable=args.json) as progress:
+    with ProgressBar(disable=args.json) as progress:
         report = update_index(settings, encoder, force=args.force, progress=progress)
     if args.json:
         _print_json(report.as_dict())
@@ -226,32 +227,6 @@ def _change_summary(report: Any) -> str:
     if getattr(report, "reembedded", None):
         parts.append(f"{len(report.reembedded)} re-embedded")
     return ", ".join(parts)
-
-
-class _progress_bar:
-    """tqdm bar fed by the builder's (done, total) callback."""
-
-    def __init__(self, disable: bool) -> None:
-        self.disable = disable or not sys.stderr.isatty()
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        def update(done: int, total: int) -> None:
-            if self.disable:
-                return
-            if self.bar is None:
-                from tqdm import tqdm
-
-                # started at the builder's first report (done == 0, before any batch), so the rate
-                # is texts per second of embedding, not of one batch over no time
-                self.bar = tqdm(total=total, initial=done, unit="text", desc="embedding", file=sys.stderr)
-            self.bar.update(done - self.bar.n)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
@@ -369,23 +344,22 @@ def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_gaps(settings: Settings, args: argparse.Namespace) -> int:
-    from .gaps import coverage_gaps, gaps_text
+    from .gaps import coverage_report, gaps_text
     from .store import read_store
 
     store = read_store(settings)
-    rows = []
-    if store is not None:
-        rows = store.questions(args.since)
-        store.close()
+    rows = [] if store is None else store.questions(args.since)
     if not rows and not settings.telegram.store_questions:
         print("no questions stored: turn on telegram.store_questions (see config/citebot.yaml) to collect them",
               file=sys.stderr)
     gaps = []
-    if rows:
+    if store is not None and rows:
         from .engine import load_encoder
 
-        encoder = load_encoder(settings)
-        gaps = coverage_gaps(rows, encoder.encode, similarity_below=settings.telegram.gaps_similarity_below)
+        gaps, _ = coverage_report(store, load_encoder(settings).encode, settings.telegram.gaps_similarity_below,
+                                  args.since)
+    if store is not None:
+        store.close()
     if args.json:
         _print_json({"questions": len(rows), "gaps": [g.as_dict() for g in gaps]})
     else:

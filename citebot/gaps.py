@@ -68,6 +68,13 @@ def coverage_gaps(rows: Sequence[QuestionRow], encode: Callable[[list[str]], np.
     return gaps
 
 
+def coverage_report(store: Any, encode: Callable[[list[str]], np.ndarray], similarity_below: float,
+                    since: float | None = None) -> tuple[list[Gap], int]:
+    """The gaps among the questions ``store`` kept (since ``since``), and how many it kept."""
+    rows = store.questions(since)
+    return coverage_gaps(rows, encode, similarity_below=similarity_below), len(rows)
+
+
 def gaps_text(gaps: Sequence[Gap], considered: int) -> str:
     """The report as terminal text."""
     if not gaps:

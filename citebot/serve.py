@@ -8,15 +8,22 @@ follows the seeds folder; SIGHUP rebuilds it at once. Exit codes: :mod:`bot.serv
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.redaction import protect_logs
 from bot.serving import EXIT_CONFIG, EXIT_FAILED, serve_telegram
 
 from .config import ConfigError, Settings
+from .gaps import coverage_report
+from .progress import ProgressBar
 from .service import open_service
+from .store import StoreError, open_store
+
+SANDBOX_LOG = Path("var/sandbox.log")  # relative to the project root
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +43,42 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
         log.error("telegram.mode is 'telegram' but there is no token: set TELEGRAM_BOT_TOKEN")
         return EXIT_CONFIG
     try:
-        service = open_service(settings)
+        store = open_store(settings)
+    except StoreError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    try:
+        with ProgressBar(desc="building the index") as progress:
+            service = open_service(settings, progress=progress)
     except Exception as exc:
         log.error("cannot open the index: %s", exc)
         return EXIT_FAILED
-    if mode == "sandbox":
-        from bot.sandbox import run_sandbox
+    extras = {"store": store, "coverage": None if store is None else functools.partial(
+        coverage_report, store, service.encoder.encode, settings.telegram.gaps_similarity_below)}
+    try:
+        if mode == "sandbox":
+            from bot.sandbox import run_sandbox
 
-        for chatty in ("telegram.ext", "botapi_emulator"):  # keep the terminal chat readable
-            logging.getLogger(chatty).setLevel(logging.WARNING)
-        return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout,
-                           keeper=service.keeper)
-    assert token is not None
-    return serve_telegram(settings, service.searcher, token=token, keeper=service.keeper)
+            log_to_file(settings.path(SANDBOX_LOG))  # the terminal is the chat: no log lines in it
+            return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout,
+                               keeper=service.keeper, **extras)
+        assert token is not None
+        return serve_telegram(settings, service.searcher, token=token, keeper=service.keeper, **extras)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def log_to_file(path: Path) -> None:
+    """Send the process's log records to ``path`` instead of the terminal (the sandbox's chat)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for old in [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, logging.FileHandler)]:
+        handler.filters.extend(f for f in old.filters if f not in handler.filters)  # e.g. token redaction
+        root.removeHandler(old)
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
