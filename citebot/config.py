@@ -95,6 +95,7 @@ class TelegramConfig(_Section):
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
+    sandbox_log: Path = Path("var/sandbox.log")
     # what users tell the bot, for the curator (citebot/store.py): one SQLite file
     store_file: Path = Path("var/citebot.sqlite3")
     store_feedback: bool = True

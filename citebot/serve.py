@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -22,8 +23,6 @@ from .gaps import coverage_report
 from .progress import ProgressBar
 from .service import open_service
 from .store import StoreError, open_store
-
-SANDBOX_LOG = Path("var/sandbox.log")  # relative to the project root
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +58,12 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
         if mode == "sandbox":
             from bot.sandbox import run_sandbox
 
-            log_to_file(settings.path(SANDBOX_LOG))  # the terminal is the chat: no log lines in it
-            return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout,
-                               keeper=service.keeper, **extras)
+            restore = log_to_file(settings.path(settings.telegram.sandbox_log))  # the terminal is the chat
+            try:
+                return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout,
+                                   keeper=service.keeper, **extras)
+            finally:
+                restore()
         assert token is not None
         return serve_telegram(settings, service.searcher, token=token, keeper=service.keeper, **extras)
     finally:
@@ -69,16 +71,29 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
             store.close()
 
 
-def log_to_file(path: Path) -> None:
-    """Send the process's log records to ``path`` instead of the terminal (the sandbox's chat)."""
+def log_to_file(path: Path) -> Callable[[], None]:
+    """Send the process's log records to ``path`` instead of the terminal (the sandbox's chat);
+    returns the function that puts things back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for old in [h for h in root.handlers if isinstance(h, logging.StreamHandler)
-                and not isinstance(h, logging.FileHandler)]:
+    terminals = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    removed = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+               and not isinstance(h, logging.FileHandler) and getattr(h, "stream", None) in terminals]
+    for old in removed:
         handler.filters.extend(f for f in old.filters if f not in handler.filters)  # e.g. token redaction
         root.removeHandler(old)
     root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
+    level = root.level
+    if level > logging.INFO or level == logging.NOTSET:
         root.setLevel(logging.INFO)
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        handler.close()
+        for old in removed:
+            root.addHandler(old)
+        root.setLevel(level)
+
+    return restore
