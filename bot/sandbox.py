@@ -232,14 +232,15 @@ class _Sandbox:
         """Show what the bot sends while nobody asked (an alert to the administrator)."""
         while True:
             await asyncio.sleep(SHOW_EVERY_SECONDS)
-            if not self.busy and self.shown < emulator.mark():
-                self.show(emulator)
+            if not self.busy and self.shown < emulator.mark() and self.show(emulator):
                 self.prompt()
 
-    def show(self, emulator: BotApiEmulator) -> None:
-        """Print what the bot did since it was last shown: messages, edits, notices."""
+    def show(self, emulator: BotApiEmulator) -> bool:
+        """Print what the bot did since it was last shown: messages, edits, notices. True if
+        anything was printed (polling calls print nothing)."""
         calls = emulator.calls[self.shown:]
         self.shown += len(calls)
+        printed = False
         for call in calls:
             if not call.ok:
                 continue
@@ -251,6 +252,10 @@ class _Sandbox:
                 self.print(self.render_buttons(call.result))
             elif call.method == "answerCallbackQuery" and call.params.get("text"):
                 self.write(f"\n({call.params['text']})\n")
+            else:
+                continue
+            printed = True
+        return printed
 
     def render(self, message: dict[str, Any], *, edited: bool = False) -> Any:
         text = message_text(message, edited=edited)

@@ -188,7 +188,8 @@ async def test_reload_is_for_admins_and_replies_with_the_summary(emulator, start
     assert app.bot_data.retriever is not old
     assert "Mara river" in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
     again = (await ask(emulator, admin_chat, admin, "/reload"))["text"]
-    assert again == f"🔄 Index reloaded\nindex already up to date ({passages} passages)"
+    assert again == (f"✅ Nothing changed: the index already matches the seeds (/reload force re-embeds all).\n"
+                     f"index already up to date ({passages} passages)")
 
 
 @pytest.mark.asyncio
