@@ -8,7 +8,9 @@ layer (``citebot serve``, :mod:`citebot.serve`) passes in. The modules, each one
 * :mod:`bot.state`: :class:`~bot.state.BotState` (``bot_data``) and its bounded stores;
 * :mod:`bot.retriever`: the Protocols bot/ depends on (Retriever, Keeper);
 * :mod:`bot.application`: building the Application; the index following the seeds;
-* :mod:`bot.serving`: starting and stopping, long polling or webhook, the polling guard, signals;
+* :mod:`bot.serving`: starting and stopping, long polling or webhook, signals;
+* :mod:`bot.polling`: long polling that cannot die or wedge silently, the polling guard;
+* :mod:`bot.log_limits`: repeated log lines rate-limited;
 * :mod:`bot.transport`: the HTTP request layer (retries, flood control);
 * :mod:`bot.redaction`: keeping secrets out of the logs;
 * :mod:`bot.ratelimit`: the per-user rate limit;

@@ -33,6 +33,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from citebot.config import ConfigError, Settings
 
 from . import handlers
+from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
 from .retriever import Keeper, RebuildResult, Retriever
 from .state import CONTEXT_TYPES, BotState, QueryCache
@@ -54,7 +55,8 @@ WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watch
 def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
                       token: str | None = None, retries: int = 5, backoff: float = 0.5,
                       keeper: Keeper | None = None, watch_seeds: bool = True,
-                      get_updates_request: BaseRequest | None = None, store: Any = None,
+                      get_updates_request: BaseRequest | None = None,
+                      guard: PollingGuard | None = None, store: Any = None,
                       coverage: Callable[[], tuple[list, int]] | None = None) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
@@ -63,7 +65,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     defaults to ``settings.bot_token()``. With a ``keeper`` the retriever served is the keeper's
     and the index follows the seeds while the bot runs (:func:`attach_keeper`; the watcher starts
     in ``post_init`` and stops in :func:`bot.serving.stop_bot`; ``watch_seeds=False``: only /reload
-    and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates.
+    and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates;
+    ``guard`` is told how polling goes (:class:`bot.polling.PollingGuard`; ``serve`` reads it).
     ``store`` (a :class:`citebot.store.Store`) keeps votes and questions; ``coverage`` makes the
     /gaps report.
     """
@@ -75,16 +78,15 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     skip_missing_sniffio()
     http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0, write_timeout=15.0,
                         connect_timeout=10.0, pool_timeout=10.0)
+    bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=file_url(base_url),
+                     request=RetryingRequest(http, retries=retries, backoff=backoff),
+                     get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
+                     defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
     application = (
         ApplicationBuilder()
-        .token(token)
-        .base_url(base_url)
-        .base_file_url(file_url(base_url))
-        .request(RetryingRequest(http, retries=retries, backoff=backoff))
-        .get_updates_request(get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0))
+        .bot(bot)
         .concurrent_updates(True)
         .context_types(CONTEXT_TYPES)
-        .defaults(Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
@@ -166,10 +168,10 @@ def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = Tru
 def start_seed_watch(application: Application) -> asyncio.Task | None:
     """Start following the seeds in the background (called at start-up by ``post_init``): one
     incremental rebuild first (changes made while the bot was down), then the watcher."""
-    state: BotState = application.bot_data
-    keeper = state.keeper
-    if keeper is None or not state.watch_seeds or state.seed_watch is not None:
+    state = application.bot_data
+    if not isinstance(state, BotState) or state.keeper is None or not state.watch_seeds or state.seed_watch:
         return None
+    keeper = state.keeper
     stop = asyncio.Event()
     task = asyncio.create_task(_follow_seeds(application, keeper, stop), name="citebot-seed-watch")
     state.seed_watch = (task, stop)
@@ -198,7 +200,9 @@ async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.
 async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:
     """Stop the watcher; a rebuild in progress gets ``timeout`` seconds to finish, then it is
     abandoned (its worker thread finishes the build on disk; the bot just doesn't swap it in)."""
-    state: BotState = application.bot_data
+    state = application.bot_data
+    if not isinstance(state, BotState):  # an Application not made by build_application (tests, tools)
+        return
     running, state.seed_watch = state.seed_watch, None
     if running is None:
         return
@@ -217,7 +221,7 @@ async def stop_seed_watch(application: Application, timeout: float | None = None
 
 async def reload_index(application: Application, reason: str, *, force: bool = False) -> RebuildResult | None:
     """Rebuild now (SIGHUP does this) and log the summary."""
-    keeper = application.bot_data.keeper
+    keeper = getattr(application.bot_data, "keeper", None)
     if keeper is None:
         log.warning("%s: no index keeper, nothing to reload", reason)
         return None

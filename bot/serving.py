@@ -7,7 +7,8 @@ the index. The local sandbox (:mod:`bot.sandbox`) starts and stops the bot with 
 
 Exit codes: 0 after SIGINT/SIGTERM (answers in flight finish first); 1 the bot could not start
 or stopped on an error (e.g. the token was refused); 2 configuration error; 3 another instance
-is polling the same token (Telegram answers 409 Conflict), see :class:`PollingGuard`.
+is polling the same token (Telegram answers 409 Conflict). Both, and getUpdates refused (401/404) for
+``telegram.polling_refused_grace_seconds``, are told by :class:`bot.polling.PollingGuard`.
 """
 
 from __future__ import annotations
@@ -16,32 +17,25 @@ import asyncio
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import Update
-from telegram.error import Conflict, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application
-from telegram.request import HTTPXRequest
 
 from citebot.config import ConfigError, Settings
 
 from .application import build_application, reload_index, stop_seed_watch
+from .polling import PollingBot, PollingGuard
 from .retriever import Keeper, Retriever
-from .transport import ReportingRequest
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONFLICT = 0, 1, 2, 3
-# A 409 Conflict this soon after this instance began polling means that it is the newcomer:
-# it says so and exits (EXIT_CONFLICT). An instance that has been serving for longer keeps
-# serving and logs the conflict (the newcomer, if it runs this code, exits within seconds).
-CONFLICT_STARTUP_SECONDS = 30.0
-CONFLICT_REPEAT_LOG_SECONDS = 60.0
 
 
 async def start_bot(application: Application, *, poll_timeout: float = 10.0,
@@ -97,10 +91,8 @@ def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keep
                    **extras: Any) -> int:
     """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring).
     ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
-    guard = PollingGuard()
-    polls = ReportingRequest(HTTPXRequest(read_timeout=40.0, connect_timeout=10.0), guard.polled)
-    application = build_application(settings, retriever, token=token, keeper=keeper, get_updates_request=polls,
-                                    **extras)
+    guard = PollingGuard(refused_grace_seconds=settings.telegram.polling_refused_grace_seconds)
+    application = build_application(settings, retriever, token=token, keeper=keeper, guard=guard, **extras)
     try:
         return asyncio.run(run_bot(application, settings, guard))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -144,69 +136,6 @@ def install_signals(stop: asyncio.Event, application: Application) -> Callable[.
     return restore
 
 
-class PollingGuard:
-    """Tells a second instance polling the same token from a transient Conflict.
-
-    Telegram lets one getUpdates wait per token: a newer request ends the older one with 409
-    Conflict, so two instances keep knocking each other off and both see Conflicts. The
-    newcomer is the one that meets a Conflict within :data:`CONFLICT_STARTUP_SECONDS` of starting
-    to poll: it logs what is wrong and stops (``serve`` returns :data:`EXIT_CONFLICT`). An
-    instance that has been serving longer keeps serving and logs the conflict (once a minute),
-    since the newcomer, if it runs this code, goes away by itself. (Two instances started within
-    the same half minute both exit.) A Conflict can also mean a webhook is set for the token;
-    the message says which.
-
-    Use it as ``start_polling(error_callback=guard)``; :class:`GuardedRequest` tells it when a
-    getUpdates went through.
-    """
-
-    def __init__(self, stop: asyncio.Event | None = None, *, startup_seconds: float | None = None) -> None:
-        self.stop = stop
-        self.startup_seconds = CONFLICT_STARTUP_SECONDS if startup_seconds is None else startup_seconds
-        self.started: float | None = None
-        self.conflict: str | None = None  # why this instance must stop
-        self.conflicts = 0
-        self._logged_at: float | None = None
-
-    def polling_started(self) -> None:
-        self.started = time.monotonic()
-
-    def polled(self) -> None:
-        """A getUpdates went through: any conflict is over."""
-        if self._logged_at is not None:
-            log.info("polling works again: the other instance has stopped")
-        self._logged_at = None
-
-    def __call__(self, error: TelegramError) -> None:
-        """``error_callback`` of ``start_polling``: must never raise."""
-        try:
-            if isinstance(error, Conflict):
-                self._on_conflict(error)
-            else:
-                log.warning("fetching updates failed (%s); retrying", error)
-        except Exception:  # pragma: no cover - never break PTB's polling loop
-            log.exception("polling error callback failed")
-
-    def _on_conflict(self, error: Conflict) -> None:
-        self.conflicts += 1
-        now = time.monotonic()
-        webhook = "webhook" in error.message.lower()
-        what = ("a webhook is set for this token (is another instance serving it by webhook?)" if webhook
-                else "another instance is polling this token")
-        if self.started is None or now - self.started < self.startup_seconds:
-            if self.conflict is None:
-                self.conflict = what
-                log.error("%s (Telegram: %s). Only one instance may serve a bot token: stop the other "
-                          "instance or give this one its own token. Exiting.", what, error.message)
-                if self.stop is not None:
-                    self.stop.set()
-            return
-        if self._logged_at is None or now - self._logged_at >= CONFLICT_REPEAT_LOG_SECONDS:
-            self._logged_at = now
-            log.error("%s (Telegram: %s). This instance has been serving for %.0f s and keeps serving; "
-                      "stop the other one.", what, error.message, now - self.started)
-
-
 async def run_bot(application: Application, settings: Settings, guard: PollingGuard | None = None,
                   *, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGINT/SIGTERM (or ``stop``, or a Conflict at start-up); return the exit code.
@@ -214,7 +143,8 @@ async def run_bot(application: Application, settings: Settings, guard: PollingGu
     SIGHUP rebuilds the index (like /reload) and logs the summary (:func:`install_signals`).
     """
     stop = stop or asyncio.Event()
-    guard = guard or PollingGuard()
+    if guard is None:
+        guard = application.bot.guard if isinstance(application.bot, PollingBot) else PollingGuard()
     guard.stop = stop
     restore = install_signals(stop, application)
     code = EXIT_OK
@@ -230,6 +160,8 @@ async def run_bot(application: Application, settings: Settings, guard: PollingGu
         await stop.wait()
         if guard.conflict is not None:
             code = EXIT_CONFLICT
+        elif guard.fatal is not None:
+            code = EXIT_FAILED
     except TelegramError as exc:
         log.error("the bot stopped: %s", exc)
         code = EXIT_FAILED

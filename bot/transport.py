@@ -13,7 +13,6 @@ import importlib.util
 import json
 import logging
 import sys
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -121,23 +120,6 @@ class RetryingRequest(WrappedRequest):
             failures += 1
             log.warning("%s failed (%s): retry %d/%d in %.1f s", name, problem, failures, self.retries, delay)
             await asyncio.sleep(delay)
-
-
-class ReportingRequest(WrappedRequest):
-    """Calls ``on_success`` after each exchange of ``method`` that Telegram answered with success
-    (``citebot serve`` tells its polling guard that a getUpdates went through)."""
-
-    def __init__(self, inner: BaseRequest, on_success: Callable[[], None], *, method: str = "getUpdates") -> None:
-        super().__init__(inner)
-        self.on_success = on_success
-        self.method = method
-
-    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
-        if HTTPStatus.OK <= code <= 299 and _method(url) == self.method:
-            self.on_success()
-        return code, payload
 
 
 def _method(url: str) -> str:

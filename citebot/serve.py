@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from bot.log_limits import limit_repeats
 from bot.redaction import protect_logs
 from bot.serving import EXIT_CONFIG, EXIT_FAILED, serve_telegram
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Run the bot until stopped; return the exit code."""
+    limit_repeats()  # one cause repeating in a loop must not fill the disk
     try:
         token = settings.bot_token()
     except ConfigError as exc:

@@ -462,6 +462,38 @@ async def test_injected_500_and_dropped_connection_raise_network_error(
 
 
 @pytest.mark.asyncio
+async def test_a_lost_answer_was_carried_out_and_a_held_connection_was_not(
+    emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]
+) -> None:
+    emu.lose_answer_next("sendMessage")
+    with pytest.raises(NetworkError, match="Server disconnected without sending a response"):
+        await bot.send_message(chat["id"], "sent, answer lost")
+    assert [m["text"] for m in emu.sent_messages()] == ["sent, answer lost"]  # it went through
+    emu.hold_next("sendMessage", 0.5)
+    started = time.monotonic()
+    with pytest.raises(NetworkError):
+        await bot.send_message(chat["id"], "held")
+    assert time.monotonic() - started >= 0.45
+    assert [m["text"] for m in emu.sent_messages()] == ["sent, answer lost"]  # the held one did not
+    assert [c.injected for c in emu.calls_to("sendMessage")] == ["lose_answer", "hold"]
+
+
+@pytest.mark.asyncio
+async def test_an_outage_fails_every_call_until_it_ends(
+    emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]
+) -> None:
+    emu.outage(0.6)
+    for _ in range(3):
+        with pytest.raises(NetworkError, match="Bad Gateway"):
+            await bot.send_message(chat["id"], "down")
+    emu.outage(0.6, status=None)  # queued behind the first: starts counting now, ends with it or later
+    await asyncio.sleep(0.7)
+    assert (await bot.send_message(chat["id"], "back")).text == "back"
+    assert emu.faults.rules == []  # expired outages are forgotten
+    assert [m["text"] for m in emu.sent_messages()] == ["back"]
+
+
+@pytest.mark.asyncio
 async def test_delay_makes_the_client_time_out(
     emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]
 ) -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from bot import formatting as fmt
+from bot import polling as bot_polling
 from bot import serving
 from botapi_emulator import EmulatorThread
 from citebot import engine
@@ -240,7 +241,7 @@ def test_serve_reloads_on_sighup_and_an_established_instance_outlasts_a_conflict
     logs the summary; another poller appearing later makes it log the conflict but keep serving;
     SIGTERM stops it with 0, the seeds watcher included."""
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(serving, "CONFLICT_STARTUP_SECONDS", 1.0)
+    monkeypatch.setattr(bot_polling, "CONFLICT_STARTUP_SECONDS", 1.0)
     with EmulatorThread() as emu:
         token = emu.emulator.token
         settings = private_index_settings(telegram_token=token, telegram_base_url=emu.base_url)

@@ -9,6 +9,7 @@ returns the Update dict it queued, with ``update_id`` and (for messages) ``messa
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .entities import detect_entities
@@ -109,6 +110,24 @@ class UserActions:
         """``user`` sends a sticker."""
         update = self._send_media(chat, user, "sticker", b"RIFF-emulated-webp")
         return self._patch_last(update, "sticker", {"emoji": emoji})
+
+    def send_poll(
+        self, chat: ChatRef, user: UserRef, question: str, options: Sequence[str], *, legacy_shape: bool = False
+    ) -> dict[str, Any]:
+        """``user`` sends a poll. With ``legacy_shape`` it lacks the fields Bot API 9.6 added
+        (``persistent_id``, ``allows_revoting``, ``members_only``, option ``persistent_id``), as an
+        older Bot API server sends it: python-telegram-bot 22.8 cannot parse that update."""
+        record = self._chat_record(chat)
+        poll: dict[str, Any] = {
+            "id": str(self.world.next_id()), "question": question, "total_voter_count": 0,
+            "options": [{"text": text, "voter_count": 0} for text in options],
+            "is_closed": False, "is_anonymous": True, "type": "regular", "allows_multiple_answers": False,
+        }
+        if not legacy_shape:
+            poll.update(persistent_id=f"poll-{poll['id']}", allows_revoting=False, members_only=False)
+            for number, option in enumerate(poll["options"]):
+                option["persistent_id"] = f"{poll['id']}-{number}"
+        return self._user_message(record, {"from": self._sender(user, record), "poll": poll}, None)
 
     def send_photo(
         self, chat: ChatRef, user: UserRef, *, caption: str | None = None, data: bytes = _FAKE_JPEG

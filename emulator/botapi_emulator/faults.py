@@ -13,10 +13,14 @@ from .errors import ApiError, too_many_requests
 
 @dataclass
 class FaultRule:
-    """Applies to the next ``remaining`` calls of ``method`` (``None``: any but getUpdates).
+    """Applies to the next ``remaining`` calls of ``method`` (``None``: any but getUpdates),
+    and, with ``until`` (a ``time.monotonic()`` deadline), only to calls made before it.
 
     ``kind`` is "fail" (answer with ``error``), "drop" (close the connection without an
-    answer) or "delay" (wait ``seconds`` and then answer normally).
+    answer, the call not carried out), "delay" (wait ``seconds`` and then answer normally),
+    "lose_answer" (carry the call out, then close the connection without an answer: the
+    client cannot tell it from "drop") or "hold" (keep the connection open ``seconds`` without
+    an answer, then close it, the call not carried out).
     """
 
     kind: str
@@ -24,9 +28,12 @@ class FaultRule:
     remaining: int
     error: ApiError | None = None
     seconds: float = 0.0
+    until: float | None = None
 
     def matches(self, method: str) -> bool:
         """Whether this rule applies to a call of ``method``."""
+        if self.until is not None and time.monotonic() >= self.until:
+            return False
         if self.method is None:
             return method != "getUpdates"
         return self.method.lower() == method.lower()
@@ -46,6 +53,8 @@ class FaultInjector:
 
     def take(self, method: str) -> FaultRule | None:
         """Consume one use of the first rule matching ``method`` and return it."""
+        now = time.monotonic()
+        self.rules = [rule for rule in self.rules if rule.until is None or rule.until > now]
         for rule in self.rules:
             if rule.matches(method):
                 rule.remaining -= 1

@@ -172,14 +172,16 @@ class BotApiEmulator(UserActions):
             rule = self.faults.take(exchange.method)
             if rule is not None:
                 exchange.injected = rule.kind
-                if rule.kind == "drop":
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return 0, None
+                if rule.kind == "hold":
+                    await asyncio.sleep(rule.seconds)
+                if rule.kind in ("drop", "hold"):
+                    return _dropped(request)
                 if rule.kind == "fail" and rule.error is not None:
                     raise rule.error
                 await asyncio.sleep(rule.seconds)
             result = await self.methods.call(exchange.method, exchange.params)
+            if rule is not None and rule.kind == "lose_answer":
+                return _dropped(request)
             return 200, {"ok": True, "result": result}
         except ApiError as exc:
             return exc.status, exc.payload()
@@ -397,6 +399,27 @@ class BotApiEmulator(UserActions):
         """Close the connection without any answer for the next ``count`` calls."""
         self.faults.add(FaultRule("drop", _checked_method(method), count))
 
+    def lose_answer_next(self, method: str | None = None, count: int = 1) -> None:
+        """Carry out the next ``count`` calls, then close each connection without the answer
+        (the response was lost in transit: a retry would do the call twice)."""
+        self.faults.add(FaultRule("lose_answer", _checked_method(method), count))
+
+    def hold_next(self, method: str | None, seconds: float, count: int = 1) -> None:
+        """Keep the next ``count`` connections open ``seconds`` without answering, then close
+        them; the calls are not carried out (a proxy that hangs)."""
+        self.faults.add(FaultRule("hold", _checked_method(method), count, seconds=seconds))
+
+    def outage(self, seconds: float, method: str | None = None, *, status: int | None = 502) -> None:
+        """For the next ``seconds``, every call of ``method`` (None: any but getUpdates) fails
+        without being carried out: answered ``status`` (502: a proxy in front of a Bot API that
+        is down), or with ``status=None`` its connection closed without an answer."""
+        until = time.monotonic() + seconds
+        if status is None:
+            self.faults.add(FaultRule("drop", _checked_method(method), 1 << 62, until=until))
+        else:
+            self.faults.add(FaultRule("fail", _checked_method(method), 1 << 62,
+                                      error=error_for_status(status), until=until))
+
     def delay_next(self, method: str | None, seconds: float, count: int = 1) -> None:
         """Answer the next ``count`` calls of ``method`` normally but ``seconds`` late."""
         self.faults.add(FaultRule("delay", _checked_method(method), count, seconds=seconds))
@@ -422,6 +445,13 @@ class BotApiEmulator(UserActions):
     def disable_flood_limits(self) -> None:
         """Disable flood control (the default)."""
         self.flood.disable()
+
+
+def _dropped(request: web.Request) -> tuple[int, None]:
+    """Close the client's connection without an answer."""
+    if request.transport is not None:
+        request.transport.abort()
+    return 0, None
 
 
 def _checked_method(method: str | None) -> str | None:
