@@ -1,9 +1,10 @@
 """What ``citebot feedback`` prints and exports: the votes of :mod:`citebot.store`.
 
 The export is an evaluation file in the format of ``tests/data/eval.yaml``, for a person to
-check before adding it: a 👎 answer becomes a question whose ``doc`` and ``evidence`` are left
-empty (the right passage is for the person to find, or the question goes to ``off_topic``); a
-👍 answer becomes a question with its top passage's document and best sentence as evidence.
+check before adding it: a 👎 answer becomes a question of ``kind: unanswerable`` (the bot should
+have declined), which the person turns into a lookup with ``doc`` and ``evidence`` when a passage
+does answer it, or moves to ``off_topic``; a 👍 answer becomes a question with its top passage's
+document and best sentence as evidence. The file loads as it is (``citebot eval`` runs on it).
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ def export_yaml(rows: Sequence[FeedbackRow]) -> str:
     lines = [
         f"# citebot feedback export, {stamp}: {len(down)} 👎 and {len(up)} 👍 answers.",
         "# Check every entry before adding it to tests/data/eval.yaml:",
-        "#   👎 entries have no doc and evidence: find the passage that answers the question and fill",
-        "#      them in, or move the question to off_topic if the corpus does not answer it;",
+        "#   👎 entries are marked unanswerable (the bot should have declined): if a passage does answer",
+        "#      the question, replace `kind: unanswerable` with its doc and evidence; if the question is",
+        "#      not about the corpus's topic at all, move it to off_topic;",
         "#   👍 entries take doc and evidence from the top passage shown: check that it answers.",
         "questions:",
     ]
     for row in down:
         lines += [f"# 👎 {_stamp(row)}, build {row.build_id}, shown: {_shown(row)}",
-                  f"- q: {_quoted(row.question)}", '  doc: ""', "  evidence: []"]
+                  f"- q: {_quoted(row.question)}", "  kind: unanswerable"]
     for row in up:
         top = row.passages[0] if row.passages else None
         if top is None:
@@ -60,7 +62,7 @@ def export_yaml(rows: Sequence[FeedbackRow]) -> str:
         evidence = " ".join(normalize(top.get("best_sentence", "")).split()[:EVIDENCE_WORDS])
         lines += [f"# 👍 {_stamp(row)}, build {row.build_id}, top passage: {_shown(row).split('; ')[0]}",
                   f"- q: {_quoted(row.question)}", f"  doc: {_quoted(doc_prefix(top['doc_id']))}",
-                  f"  evidence: [{_quoted(evidence)}]" if evidence else "  evidence: []"]
+                  f"  evidence: [{_quoted(evidence)}]" if evidence else "  kind: unanswerable  # no sentence kept"]
     if not down and not up:
         lines[-1] = "questions: []"
     lines.append("off_topic: []")

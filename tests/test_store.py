@@ -107,16 +107,17 @@ def test_export_is_an_eval_file_a_person_completes(tmp_path):
     store.vote("a", answer(), 1, UP)
     store.vote("b", answer("What did the Taliban say about \"opium\"?\nTwice"), 1, DOWN)
     text = export_yaml(store.feedback())
-    assert "👎" in text and "fill" in text
+    assert "👎" in text and "replace `kind: unanswerable`" in text
     data = yaml.safe_load(text)
     assert data["off_topic"] == []
     down, up = data["questions"]
-    assert down == {"q": "What did the Taliban say about \"opium\"?\nTwice", "doc": "", "evidence": []}
+    assert down == {"q": "What did the Taliban say about \"opium\"?\nTwice", "kind": "unanswerable"}
     assert up == {"q": "Who overthrew King Zahir Shah?", "doc": "001",
                   "evidence": ["a coup by mohammed daud khan overthrowing king zahir shah in 1973"]}
     path = tmp_path / "eval.yaml"
     path.write_text(text, encoding="utf-8")
     loaded = load_eval_set(path)
-    assert [q.question for q in loaded.questions] == [down["q"], up["q"]]
+    assert [(q.question, q.kind) for q in loaded.questions] == [(down["q"], "unanswerable"), (up["q"], "lookup")]
+    assert loaded.questions[1].docs == ("001",)
     assert yaml.safe_load(export_yaml([])) == {"questions": [], "off_topic": []}
     assert doc_prefix("my-report.pdf") == "my-report.pdf"
