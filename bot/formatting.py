@@ -758,14 +758,11 @@ GAPS_OFF = ("No questions are stored, so there is no coverage report: set <code>
 
 
 def gaps_html(gaps: Sequence, considered: int, limit: int = MAX_MESSAGE) -> str:
-    """The coverage report for administrators: groups of declined or low-confidence questions."""
-    if not gaps:
-        return fit_html(f"📈 <b>Coverage</b>: no gaps among the {considered} stored questions.", limit)
-    total = sum(g.count for g in gaps)
-    lines = [f"📈 <b>Coverage gaps</b>: {total} of {considered} stored questions were declined or answered "
-             f"with low confidence. What the corpus lacks, most asked first:"]
+    """The coverage report for administrators (:mod:`citebot.gaps`): what the corpus lacks."""
+    from citebot.gaps import gaps_summary
+
+    lines = [f"📈 <b>Coverage</b>: {esc(gaps_summary(gaps, considered))}"]
     for n, gap in enumerate(gaps, 1):
-        note = f" — <i>{esc(gap.note)}</i>" if gap.note else ""
-        lines.append(f"\n<b>{n}.</b> {gap.count} asked, {gap.declined} declined{note}")
+        lines += [f"\n<b>{n}.</b> {gap.counts()}" + (f" — <i>{esc(gap.note)}</i>" if gap.note else "")]
         lines += [f"• {esc(clip(squash(q).strip(), 200))}" for q in gap.examples]
     return fit_html("\n".join(lines), limit)

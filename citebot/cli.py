@@ -149,22 +149,22 @@ def build_parser() -> argparse.ArgumentParser:
                                     "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.")
     serve.set_defaults(handler=cmd_serve)
 
-    feedback = add_command("feedback", help="list the 👍/👎 votes users gave answers",
+    kept = argparse.ArgumentParser(add_help=False)  # the commands that read what the bot kept
+    kept.add_argument("--since", type=since_date, metavar="DATE", help="only what was kept from DATE on (YYYY-MM-DD)")
+    kept.add_argument("--json", action="store_true", help="print JSON")
+    feedback = add_command("feedback", parents=[common, kept], help="list the 👍/👎 votes users gave answers",
                            description="The votes kept with telegram.store_feedback, oldest first; with --export, "
                                        "an evaluation file of them (tests/data/eval.yaml format) for a person to "
                                        "check and add to the evaluation set.")
-    feedback.add_argument("--since", type=since_date, metavar="DATE", help="only votes from DATE on (YYYY-MM-DD)")
-    feedback.add_argument("--json", action="store_true", help="print a JSON list")
     feedback.add_argument("--export", type=Path, metavar="FILE",
                           help="write the 👎 answers (to check) and the 👍 ones (with their top passage) as YAML")
     feedback.set_defaults(handler=cmd_feedback)
 
-    gaps = add_command("gaps", help="what the corpus lacks: declined and low-confidence questions, grouped",
+    gaps = add_command("gaps", parents=[common, kept],
+                       help="what the corpus lacks: declined and low-confidence questions, grouped",
                        description="Groups the questions kept with telegram.store_questions that were declined or "
                                    "answered with low confidence (telegram.gaps_similarity_below) by meaning, with "
                                    "a count and examples per group.")
-    gaps.add_argument("--since", type=since_date, metavar="DATE", help="only questions from DATE on (YYYY-MM-DD)")
-    gaps.add_argument("--json", action="store_true", help="print a JSON list of groups")
     gaps.set_defaults(handler=cmd_gaps)
     return parser
 

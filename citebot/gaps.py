@@ -33,6 +33,17 @@ class Gap:
     def as_dict(self) -> dict[str, Any]:
         return {"count": self.count, "declined": self.declined, "examples": self.examples, "note": self.note}
 
+    def counts(self) -> str:
+        return f"{self.count} asked, {self.declined} declined"
+
+
+def gaps_summary(gaps: Sequence[Gap], considered: int) -> str:
+    """The report's first line (the terminal and the /gaps message share it)."""
+    if not gaps:
+        return f"no gaps: none of the {considered} stored questions was declined or answered with low confidence."
+    return (f"{sum(g.count for g in gaps)} of {considered} stored questions were declined or answered with low "
+            f"confidence, in {len(gaps)} groups (most asked first):")
+
 
 def is_gap(row: QuestionRow, similarity_below: float) -> bool:
     """Declined, or answered from a passage less similar than ``similarity_below``."""
@@ -77,13 +88,8 @@ def coverage_report(store: Any, encode: Callable[[list[str]], np.ndarray], simil
 
 def gaps_text(gaps: Sequence[Gap], considered: int) -> str:
     """The report as terminal text."""
-    if not gaps:
-        return f"No gaps: none of the {considered} stored questions was declined or answered with low confidence."
-    total = sum(g.count for g in gaps)
-    lines = [f"{total} of {considered} stored questions were declined or answered with low confidence, "
-             f"in {len(gaps)} groups:"]
+    lines = [gaps_summary(gaps, considered).capitalize() if not gaps else gaps_summary(gaps, considered)]
     for n, gap in enumerate(gaps, 1):
-        extra = f" — {gap.note}" if gap.note else ""
-        lines.append(f"\n{n}. {gap.count} asked, {gap.declined} declined{extra}")
+        lines += [f"\n{n}. {gap.counts()}" + (f" — {gap.note}" if gap.note else "")]
         lines += [f"   - {q}" for q in gap.examples]
     return "\n".join(lines)

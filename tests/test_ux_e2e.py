@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 
 import pytest
 
 from citebot.gaps import coverage_report
 from citebot.store import DOWN, Store
+from tests.test_bot_e2e import ask, buttons, settle
 
 pytestmark = pytest.mark.asyncio
 
@@ -18,17 +18,6 @@ ZAHIR = "Who overthrew King Zahir Shah?"
 ARMS = "Is Russia arming the Taliban?"
 FRANCE = "What is the capital of France?"
 ADMIN = 900
-
-
-def buttons(message: dict) -> dict[str, str]:
-    keyboard = (message.get("reply_markup") or {}).get("inline_keyboard") or []
-    return {b["text"]: b["callback_data"] for row in keyboard for b in row}
-
-
-async def ask(emulator, chat: dict, user: dict, text: str, **kwargs) -> dict:
-    before = len(emulator.sent_messages(chat["id"]))
-    emulator.send_text(chat, user, text, **kwargs)
-    return (await emulator.wait_for_messages(chat["id"], before + 1, timeout=30))[before]
 
 
 async def press(emulator, chat: dict, message: dict, label: str, user: dict) -> tuple[dict, dict]:
@@ -153,7 +142,7 @@ async def test_gaps_for_admins(emulator, start_bot, tmp_path, store_settings, en
         await ask(emulator, chat, alice, question)
     assert (await ask(emulator, chat, alice, "/gaps"))["text"].startswith("Sorry, only the bot's administrators")
     report = (await ask(emulator, admin_chat, admin, "/gaps"))["text"]
-    assert report.startswith("📈 Coverage gaps: 4 of 5 stored questions")
+    assert report.startswith("📈 Coverage: 4 of 5 stored questions")
     assert "1. 2 asked, 2 declined" in report and FRANCE in report and "sourdough" in report
     assert ZAHIR not in report  # answered well: not a gap
     assert "another language" in report and "ru: 1" in report
@@ -240,27 +229,3 @@ async def test_answers_go_out_in_the_order_of_the_questions(emulator, start_bot,
     assert texts[4].startswith("⏳ You are asking faster than I can answer (4 questions a minute)")
     await settle(emulator)
     assert len(emulator.sent_messages(chat["id"])) == 5
-
-
-async def settle(emulator, seconds: float = 0.5) -> None:
-    """Give the bot time to do something it should not do (before asserting silence)."""
-    import asyncio
-
-    deadline = time.monotonic() + 5
-    while emulator.pending_updates and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(seconds)
-
-
-async def test_reload_says_when_nothing_changed(emulator, start_bot, private_index_settings, make_keeper):
-    settings = private_index_settings(telegram_admins=f"[{ADMIN}]")
-    keeper = make_keeper(settings)
-    await start_bot(settings, keeper.searcher, keeper=keeper, watch_seeds=False)
-    admin = emulator.user(ADMIN, "Admin")
-    chat = emulator.private_chat(admin)
-    text = (await ask(emulator, chat, admin, "/reload"))["text"]
-    assert text.startswith("✅ Nothing changed: the index already matches the seeds")
-    (settings.path(settings.corpus.seeds_dir) / "005_new.md").write_text(
-        "# Extra\n\nA new document about the Taliban and Russia, added while the bot runs.\n", encoding="utf-8")
-    text = (await ask(emulator, chat, admin, "/reload"))["text"]
-    assert text.startswith("🔄 Index reloaded") and "1 added" in text

@@ -82,4 +82,4 @@ def test_gaps_report_lists_groups_with_counts_and_examples():
     gaps = [Gap(3, 2, ["What does China think of the Taliban?", "China <view>"]), Gap(1, 1, ["Почему?"], "other")]
     text = plain(fmt.gaps_html(gaps, 10))
     assert "4 of 10 stored questions" in text and "1. 3 asked, 2 declined" in text and "• China <view>" in text
-    assert "no gaps among the 0 stored" in plain(fmt.gaps_html([], 0))
+    assert "no gaps: none of the 0 stored" in plain(fmt.gaps_html([], 0))
