@@ -35,7 +35,7 @@ from citebot.config import ConfigError, Settings
 from . import handlers
 from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
-from .retriever import Keeper, RebuildResult, Retriever
+from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever
 from .state import CONTEXT_TYPES, BotState, QueryCache
 from .transport import RetryingRequest, file_url, skip_missing_sniffio
 
@@ -56,8 +56,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
                       token: str | None = None, retries: int = 5, backoff: float = 0.5,
                       keeper: Keeper | None = None, watch_seeds: bool = True,
                       get_updates_request: BaseRequest | None = None,
-                      guard: PollingGuard | None = None, store: Any = None,
-                      coverage: Callable[[], tuple[list, int]] | None = None) -> Application:
+                      guard: PollingGuard | None = None, store: FeedbackStore | None = None,
+                      coverage: Callable[[], Any] | None = None) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.

@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -757,12 +758,18 @@ GAPS_OFF = ("No questions are stored, so there is no coverage report: set <code>
             "true</code> (see config/citebot.yaml for what that keeps) to collect them.")
 
 
-def gaps_html(gaps: Sequence, considered: int, limit: int = MAX_MESSAGE) -> str:
-    """The coverage report for administrators (:mod:`citebot.gaps`): what the corpus lacks."""
-    from citebot.gaps import gaps_summary
-
-    lines = [f"📈 <b>Coverage</b>: {esc(gaps_summary(gaps, considered))}"]
-    for n, gap in enumerate(gaps, 1):
+def gaps_html(report: Any, limit: int = MAX_MESSAGE) -> str:
+    """The coverage report for administrators (a ``citebot.gaps.CoverageReport``: ``summary()``
+    and ``gaps`` with their counts, note and examples): what the corpus lacks."""
+    lines = [f"📈 <b>Coverage</b>: {esc(report.summary())}"]
+    for n, gap in enumerate(report.gaps, 1):
         lines += [f"\n<b>{n}.</b> {gap.counts()}" + (f" — <i>{esc(gap.note)}</i>" if gap.note else "")]
         lines += [f"• {esc(clip(squash(q).strip(), 200))}" for q in gap.examples]
     return fit_html("\n".join(lines), limit)
+
+
+def shown_passages(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """The passages of a page of an answer as a vote records them: document, offsets, score and
+    the sentence shown in bold."""
+    return [{"doc_id": h.doc_id, "start": h.start, "end": h.end, "score": round(float(h.score), 4),
+             "best_sentence": h.text[h.highlight[0]:h.highlight[1]].strip()} for h in hits]

@@ -49,14 +49,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from citebot.store import AnswerRecord, shown_passages
 from embeddings.language import ENGLISH, detect_language
 
 from . import __version__
 from . import formatting as fmt
 from .ordering import Turn
 from .ratelimit import Verdict
-from .state import Context, StoredQuery
+from .state import Context, StoredQuery, VotedAnswer
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +232,8 @@ async def gaps_command(update: Update, context: Context) -> None:
     if state.coverage is None or state.store is None or not state.store.store_questions:
         await reply(update, context, fmt.GAPS_OFF)
         return
-    gaps, considered = await run_blocking(context, state.coverage)
-    await reply(update, context, fmt.gaps_html(gaps, considered))
+    report = await run_blocking(context, state.coverage)
+    await reply(update, context, fmt.gaps_html(report))
 
 
 async def notify_admins(context_or_app: Any, message: str) -> None:
@@ -318,8 +317,8 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
     if not result.abstained and result.hits and (voting or result.total > len(result.hits)):
         token = state.queries.put(StoredQuery(question, per_page, cut, compact, votes=voting))
         if voting:
-            state.answers.set(token, AnswerRecord(question, chat_kind, getattr(retriever, "build_id", ""),
-                                                  shown_passages(result.hits)))
+            state.answers.set(token, VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""),
+                                                 fmt.shown_passages(result.hits)))
             votes = fmt.Votes(token, compact=compact)
     if result.abstained or not result.hits:
         documents = await document_count(context)
@@ -395,7 +394,7 @@ async def _current_votes(update: Update, context: Context, token: str, stored: S
         return None
     record = state.answers.get(token)
     if record is not None:
-        record.shown = shown_passages(hits)
+        record.shown = fmt.shown_passages(hits)
     user = update.effective_user
     tally = await run_blocking(context, state.store.tally, token, user.id if user else None)
     return fmt.Votes(token, tally.up, tally.down, tally.mine, compact=stored.compact)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from citebot.config import Settings
 
 from .ordering import ChatOrder
 from .ratelimit import RateLimiter
-from .retriever import Keeper, Retriever
+from .retriever import FeedbackStore, Keeper, Retriever
 
 V = TypeVar("V")
 
@@ -33,6 +34,17 @@ class StoredQuery:
     cut: bool = False
     compact: bool = False
     votes: bool = False  # the answer has a 👍/👎 row (under the same token)
+
+
+@dataclass
+class VotedAnswer:
+    """An answer behind 👍/👎: what a vote records (the store takes any object of this shape)."""
+
+    question: str
+    chat_kind: str  # "private" or "group"
+    build_id: str
+    shown: list[dict[str, Any]]  # formatting.shown_passages of the page on screen
+    asked_at: float = field(default_factory=time.time)
 
 
 class QueryCache(Generic[V]):
@@ -97,9 +109,9 @@ class BotState:
     served: Retriever | None = None  # the retriever answering now; the keeper replaces it after a rebuild
     executor: ThreadPoolExecutor | None = None  # retrieval runs here, never on the event loop
     queries: QueryCache[StoredQuery] = field(default_factory=lambda: QueryCache())
-    answers: QueryCache[Any] = field(default_factory=lambda: QueryCache())  # citebot.store.AnswerRecord by token
-    store: Any = None  # citebot.store.Store: votes and questions, when telegram.store_* ask for it
-    coverage: Callable[[], tuple[list, int]] | None = None  # the /gaps report: (gaps, questions considered)
+    answers: QueryCache[VotedAnswer] = field(default_factory=lambda: QueryCache())  # by the answer's token
+    store: FeedbackStore | None = None  # votes and questions, when telegram.store_* ask for it
+    coverage: Callable[[], Any] | None = None  # makes the /gaps report (citebot.gaps.CoverageReport)
     order: ChatOrder = field(default_factory=ChatOrder)  # replies to one chat in the order of its questions
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.rate_limit_per_minute))
     keeper: Keeper | None = None  # when the index follows the seeds

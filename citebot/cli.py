@@ -410,26 +410,25 @@ def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_gaps(settings: Settings, args: argparse.Namespace) -> int:
-    from .gaps import coverage_report, gaps_text
+    from .gaps import CoverageReport, coverage_report, gaps_text
     from .store import read_store
 
     store = read_store(settings)
-    rows = [] if store is None else store.questions(args.since)
-    if not rows and not settings.telegram.store_questions:
+    report = CoverageReport([], 0)
+    if store is not None:
+        if store.questions(args.since):  # the model is loaded only when there is something to group
+            from .engine import load_encoder
+
+            report = coverage_report(store, load_encoder(settings).encode, settings.telegram.gaps_similarity_below,
+                                     args.since)
+        store.close()
+    if not report.considered and not settings.telegram.store_questions:
         print("no questions stored: turn on telegram.store_questions (see config/citebot.yaml) to collect them",
               file=sys.stderr)
-    gaps = []
-    if store is not None and rows:
-        from .engine import load_encoder
-
-        gaps, _ = coverage_report(store, load_encoder(settings).encode, settings.telegram.gaps_similarity_below,
-                                  args.since)
-    if store is not None:
-        store.close()
     if args.json:
-        _print_json({"questions": len(rows), "gaps": [g.as_dict() for g in gaps]})
+        _print_json(report.as_dict())
     else:
-        print(gaps_text(gaps, len(rows)))
+        print(gaps_text(report))
     return EXIT_OK
 
 

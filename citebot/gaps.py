@@ -37,12 +37,23 @@ class Gap:
         return f"{self.count} asked, {self.declined} declined"
 
 
-def gaps_summary(gaps: Sequence[Gap], considered: int) -> str:
-    """The report's first line (the terminal and the /gaps message share it)."""
-    if not gaps:
-        return f"no gaps: none of the {considered} stored questions was declined or answered with low confidence."
-    return (f"{sum(g.count for g in gaps)} of {considered} stored questions were declined or answered with low "
-            f"confidence, in {len(gaps)} groups (most asked first):")
+@dataclass(frozen=True)
+class CoverageReport:
+    """The gaps among the ``considered`` stored questions (what ``citebot gaps`` and /gaps show)."""
+
+    gaps: list[Gap]
+    considered: int
+
+    def summary(self) -> str:
+        """The report's first line (the terminal and the /gaps message share it)."""
+        if not self.gaps:
+            return (f"no gaps: none of the {self.considered} stored questions was declined or answered with low "
+                    "confidence.")
+        return (f"{sum(g.count for g in self.gaps)} of {self.considered} stored questions were declined or "
+                f"answered with low confidence, in {len(self.gaps)} groups (most asked first):")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"questions": self.considered, "gaps": [g.as_dict() for g in self.gaps]}
 
 
 def is_gap(row: QuestionRow, similarity_below: float) -> bool:
@@ -80,16 +91,17 @@ def coverage_gaps(rows: Sequence[QuestionRow], encode: Callable[[list[str]], np.
 
 
 def coverage_report(store: Any, encode: Callable[[list[str]], np.ndarray], similarity_below: float,
-                    since: float | None = None) -> tuple[list[Gap], int]:
-    """The gaps among the questions ``store`` kept (since ``since``), and how many it kept."""
+                    since: float | None = None) -> CoverageReport:
+    """The gaps among the questions ``store`` kept (since ``since``)."""
     rows = store.questions(since)
-    return coverage_gaps(rows, encode, similarity_below=similarity_below), len(rows)
+    return CoverageReport(coverage_gaps(rows, encode, similarity_below=similarity_below) if rows else [], len(rows))
 
 
-def gaps_text(gaps: Sequence[Gap], considered: int) -> str:
+def gaps_text(report: CoverageReport) -> str:
     """The report as terminal text."""
-    lines = [gaps_summary(gaps, considered).capitalize() if not gaps else gaps_summary(gaps, considered)]
-    for n, gap in enumerate(gaps, 1):
+    summary = report.summary()
+    lines = [summary[0].upper() + summary[1:]]
+    for n, gap in enumerate(report.gaps, 1):
         lines += [f"\n{n}. {gap.counts()}" + (f" — {gap.note}" if gap.note else "")]
         lines += [f"   - {q}" for q in gap.examples]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,15 +183,17 @@ class Store:
 
     # -------------------------------------------------------------------------- votes
 
-    def vote(self, token: str, answer: AnswerRecord, user_id: int, vote: int) -> Tally:
-        """Record ``user_id``'s vote (UP or DOWN) on the answer under ``token``. Pressing the vote
-        one already gave withdraws it; pressing the other changes it. Returns the new tally."""
+    def vote(self, token: str, answer: Any, user_id: int, vote: int) -> Tally:
+        """Record ``user_id``'s vote (UP or DOWN) on the answer under ``token`` (an
+        :class:`AnswerRecord`, or anything with its fields; ``shown`` as :class:`ShownPassage` or
+        dicts of its fields). Pressing the vote one already gave withdraws it; pressing the other
+        changes it. Returns the new tally."""
         if vote not in (UP, DOWN):
             raise ValueError("vote must be UP or DOWN")
         user = self.user_hash(user_id)
         if not self.store_feedback:
             return Tally(0, 0, 0)
-        passages = json.dumps([asdict(p) for p in answer.shown], ensure_ascii=False)
+        passages = json.dumps([p if isinstance(p, dict) else asdict(p) for p in answer.shown], ensure_ascii=False)
         now = self.clock()
         with self._lock, self._transaction():
             self._db.execute("INSERT OR IGNORE INTO answers (token, question, chat_kind, asked_at) VALUES (?,?,?,?)",
@@ -298,9 +300,3 @@ def read_store(settings: Settings) -> Store | None:
     telegram = settings.telegram
     return Store(path, store_feedback=telegram.store_feedback, store_questions=telegram.store_questions,
                  retention_days=telegram.retention_days)
-
-
-def shown_passages(hits: Sequence[Any]) -> list[ShownPassage]:
-    """The passages of a page of hits, as the store records them."""
-    return [ShownPassage(h.doc_id, h.start, h.end, round(float(h.score), 4),
-                         h.text[h.highlight[0]:h.highlight[1]].strip()) for h in hits]

@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from citebot.gaps import OTHER_LANGUAGES, coverage_gaps, gaps_text, is_gap
+from citebot.gaps import OTHER_LANGUAGES, CoverageReport, coverage_gaps, gaps_text, is_gap
 from citebot.store import QuestionRow
 from embeddings.clustering import group_similar
 
@@ -39,6 +39,6 @@ def test_gaps_group_declined_and_weak_questions_by_meaning(encoder):
     assert gaps[0] is china  # the largest group first
     assert all("Is Russia arming the Taliban?" not in g.examples for g in gaps)
     assert gaps[-1].note.startswith(OTHER_LANGUAGES) and "ru: 1" in gaps[-1].note
-    report = gaps_text(gaps, len(rows))
+    report = gaps_text(CoverageReport(gaps, len(rows)))
     assert report.startswith("7 of 8 stored questions") and "1. 3 asked, 3 declined" in report
-    assert gaps_text([], 4).startswith("No gaps")
+    assert gaps_text(CoverageReport([], 4)).startswith("No gaps")

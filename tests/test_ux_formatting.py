@@ -7,7 +7,7 @@ import pytest
 
 from bot import formatting as fmt
 from botapi_emulator import validate_telegram_html
-from citebot.gaps import Gap
+from citebot.gaps import CoverageReport, Gap
 from embeddings.search import DocumentInfo, SearchResult
 from embeddings.sources import Citation
 
@@ -80,6 +80,6 @@ def test_ask_in_english_in_russian_and_a_fallback_in_english():
 
 def test_gaps_report_lists_groups_with_counts_and_examples():
     gaps = [Gap(3, 2, ["What does China think of the Taliban?", "China <view>"]), Gap(1, 1, ["Почему?"], "other")]
-    text = plain(fmt.gaps_html(gaps, 10))
+    text = plain(fmt.gaps_html(CoverageReport(gaps, 10)))
     assert "4 of 10 stored questions" in text and "1. 3 asked, 2 declined" in text and "• China <view>" in text
-    assert "no gaps: none of the 0 stored" in plain(fmt.gaps_html([], 0))
+    assert "no gaps: none of the 0 stored" in plain(fmt.gaps_html(CoverageReport([], 0)))
