@@ -79,10 +79,13 @@ def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, 
                              telegram_store_file=tmp_path / "store.sqlite3")
     assert no_token.bot_token() is None
     loaded = []
-    monkeypatch.setattr(serve, "open_service", lambda s, **_: loaded.append(s) or Service.around(s, searcher))
+    options = {}
+    monkeypatch.setattr(serve, "open_service",
+                        lambda s, **kw: loaded.append(s) or options.update(kw) or Service.around(s, searcher))
     stdout = io.StringIO()
     assert serve.serve(no_token, stdin=io.StringIO(ARMS + "\n/about\n"), stdout=stdout) == 0
     assert loaded == [no_token]
+    assert callable(options["progress"])  # a build at start-up would show a progress bar
     out = stdout.getvalue()
     assert "citebot sandbox" in out
     assert "Understanding Russia’s Taliban gauntlet — Harsh V. Pant, Aleksei Zakharov, 2025-07-28" in out
