@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from citebot.config import ConfigError, Settings
 
 from . import handlers
 from .polling import PollingBot, PollingGuard
-from .retriever import Keeper, RebuildResult, Retriever
+from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever
 from .shared_state import open_state
 from .state import CONTEXT_TYPES, BotState
 from .transport import RetryingRequest, file_url, skip_missing_sniffio
@@ -58,7 +59,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
                       token: str | None = None, retries: int = 5, backoff: float = 0.5,
                       keeper: Keeper | None = None, watch_seeds: bool = True,
                       get_updates_request: BaseRequest | None = None,
-                      guard: PollingGuard | None = None) -> Application:
+                      guard: PollingGuard | None = None, store: FeedbackStore | None = None,
+                      coverage: Callable[[], Any] | None = None) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
@@ -68,6 +70,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     in ``post_init`` and stops in :func:`bot.serving.stop_bot`; ``watch_seeds=False``: only /reload
     and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates;
     ``guard`` is told how polling goes (:class:`bot.polling.PollingGuard`; ``serve`` reads it).
+    ``store`` (a :class:`citebot.store.Store`) keeps votes and questions; ``coverage`` makes the
+    /gaps report.
     """
     telegram = settings.telegram
     token = token or settings.bot_token()
@@ -97,6 +101,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     state.shared = open_state(telegram.state_url.get_secret_value() if telegram.state_url else None,
                               telegram.rate_limit_per_minute, bot_id=token.split(":", 1)[0],
                               lease_seconds=telegram.update_lease_seconds)
+    state.store = store
+    state.coverage = coverage
     if keeper is not None:
         attach_keeper(application, keeper, watch=watch_seeds)
     add_handlers(application)
@@ -110,7 +116,7 @@ def add_handlers(application: Application) -> None:
     application.add_handler(TypeHandler(Update, handlers.gate), group=-1)
     for name, callback in (("start", handlers.start), ("help", handlers.help_command),
                            ("sources", handlers.sources), ("about", handlers.about), ("ask", handlers.ask),
-                           ("reload", handlers.reload_command)):
+                           ("reload", handlers.reload_command), ("gaps", handlers.gaps_command)):
         application.add_handler(CommandHandler(name, callback, filters=new))
     application.add_handler(MessageHandler(new & private & filters.COMMAND, handlers.unknown_command))
     text = filters.TEXT & ~filters.COMMAND

@@ -13,7 +13,13 @@ Behaviour worth knowing:
 * with ``telegram.allowed_chats`` set, other private chats get one polite refusal (then silence),
   other groups and inline queries silence; administrators (``telegram.admins``) always pass;
 * ``/reload`` (administrators only) brings the index up to date with the seeds folder now
-  (``/reload force``: re-embed everything) and replies with the rebuild's summary;
+  (``/reload force``: re-embed everything) and replies with the rebuild's summary, or that
+  nothing changed; ``/gaps`` (administrators only) sends the coverage report;
+* answers with passages get 👍/👎 buttons when a store keeps votes (``telegram.store_feedback``);
+  questions are kept for ``/gaps`` only with ``telegram.store_questions``;
+* replies to one chat go out in the order of its questions (:class:`bot.ordering.ChatOrder`);
+* a question in another language gets, in that language, the reply that the sources are in
+  English (unless ``embeddings.multilingual``);
 * everything that comes from outside (text, callback data, deep-link payloads, inline offsets)
   is treated as untrusted: it is parsed strictly, and anything unusable gets a polite answer.
 """
@@ -43,10 +49,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from embeddings.language import ENGLISH, detect_language
+
 from . import __version__
 from . import formatting as fmt
+from .ordering import Turn
 from .ratelimit import Verdict
-from .state import Context, StoredQuery
+from .state import Context, StoredQuery, VotedAnswer
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +153,19 @@ async def gate(update: Update, context: Context) -> None:
 
 # ------------------------------------------------------------------------------------- commands
 
+def is_admin(update: Update, context: Context) -> bool:
+    user = update.effective_user
+    return user is not None and user.id in context.bot_data.settings.telegram.admins
+
+
+async def document_count(context: Context) -> int:
+    return len(await run_blocking(context, context.bot_data.retriever.documents))
+
+
 async def start(update: Update, context: Context) -> None:
     """/start, also with a deep-link payload (``t.me/bot?start=PAYLOAD`` sends ``/start PAYLOAD``):
     no payload format is defined, so any payload, whatever it holds, gets the normal welcome."""
-    await reply(update, context, fmt.start_html(context.bot.username))
+    await reply(update, context, fmt.start_html(context.bot.username, await document_count(context)))
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -157,15 +175,17 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def sources(update: Update, context: Context) -> None:
+    """/sources: the documents with date, author or publisher, passages (admins: file names too)."""
     documents = await run_blocking(context, context.bot_data.retriever.documents)
-    await reply(update, context, fmt.sources_html(documents))
+    await reply(update, context, fmt.sources_html(documents, admin=is_admin(update, context)))
 
 
 async def about(update: Update, context: Context) -> None:
     retriever = context.bot_data.retriever
     documents = await run_blocking(context, retriever.documents)
     passages = sum(d.passages for d in documents)
-    await reply(update, context, fmt.about_html(__version__, dict(retriever.manifest), len(documents), passages))
+    await reply(update, context, fmt.about_html(__version__, dict(retriever.manifest), len(documents), passages,
+                                                getattr(retriever, "build_id", None)))
 
 
 async def ask(update: Update, context: Context) -> None:
@@ -199,7 +219,21 @@ async def reload_command(update: Update, context: Context) -> None:
     finally:
         _RELOADING_ADMIN.reset(reloading)
     log.info("/reload by %s: %s", user.id, outcome.summary())
-    await reply(update, context, fmt.reload_html(outcome.summary(), outcome.ok))
+    await reply(update, context, fmt.reload_html(outcome.summary(), outcome.ok,
+                                                 changed=getattr(outcome, "swapped", True)))
+
+
+async def gaps_command(update: Update, context: Context) -> None:
+    """/gaps (administrators only): the coverage report of ``citebot gaps``."""
+    if not is_admin(update, context):
+        await reply(update, context, fmt.GAPS_REFUSED)
+        return
+    state = context.bot_data
+    if state.coverage is None or state.store is None or not state.store.store_questions:
+        await reply(update, context, fmt.GAPS_OFF)
+        return
+    report = await run_blocking(context, state.coverage)
+    await reply(update, context, fmt.gaps_html(report))
 
 
 async def notify_admins(context_or_app: Any, message: str) -> None:
@@ -241,14 +275,23 @@ async def private_other(update: Update, context: Context) -> None:
 
 
 async def answer_question(update: Update, context: Context, raw: str) -> None:
-    """Search for ``raw`` and reply with the first page of passages."""
-    settings = context.bot_data.settings
+    """Search for ``raw`` and reply with the first page of passages, after the replies to the
+    chat's earlier questions (the turn is taken before the first ``await``)."""
+    async with context.bot_data.order.turn(update.effective_chat.id) as turn:
+        await _answer(update, context, raw, turn)
+
+
+async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> None:
+    state = context.bot_data
+    settings = state.settings
     if not fmt.has_words(raw):
+        await turn.ready()
         await reply(update, context, fmt.EMPTY_QUESTION)
         return
     user = update.effective_user
-    decision = await context.bot_data.shared.check_rate(user.id if user else update.effective_chat.id)
+    decision = await state.shared.check_rate(user.id if user else update.effective_chat.id)
     if decision.verdict is Verdict.NOTICE:
+        await turn.ready()
         await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
                                                            decision.retry_in))
         return
@@ -256,14 +299,44 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
         return
     question, cut = fmt.clean_question(raw, settings.telegram.max_question_chars)
     compact = update.effective_chat.type != Chat.PRIVATE
+    chat_kind = "group" if compact else "private"
+    language = ENGLISH if settings.embeddings.multilingual else detect_language(question)
+    if language != ENGLISH:  # the model reads English only: searching would find nothing useful
+        await _keep_question(context, question, abstained=True, similarity=0.0, chat_kind=chat_kind,
+                             language=language)
+        await turn.ready()
+        await reply(update, context, fmt.ask_in_english_html(language))
+        return
     per_page = settings.telegram.results_group if compact else settings.telegram.results_private
-    result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, 0)
-    token = None
-    if not result.abstained and result.total > len(result.hits):
-        token = await context.bot_data.shared.put_query(StoredQuery(question, per_page, cut, compact))
+    retriever = state.retriever
+    result = await run_blocking(context, retriever.search, question, per_page, 0)
+    await _keep_question(context, question, abstained=result.abstained, similarity=result.best_similarity,
+                         chat_kind=chat_kind, language=language)
+    token = votes = documents = None
+    voting = state.store is not None and state.store.store_feedback
+    if not result.abstained and result.hits and (voting or result.total > len(result.hits)):
+        token = await state.shared.put_query(StoredQuery(question, per_page, cut, compact, votes=voting))
+        if voting:
+            state.answers.set(token, VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""),
+                                                 fmt.shown_passages(result.hits)))
+            votes = fmt.Votes(token, compact=compact)
+    if result.abstained or not result.hits:
+        documents = await document_count(context)
     answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
-                              compact=compact)
+                              compact=compact, votes=votes, documents=documents)
+    await turn.ready()
     await reply(update, context, answer.html, keyboard=answer.keyboard)
+
+
+async def _keep_question(context: Context, question: str, **details: Any) -> None:
+    """Store the question for /gaps (only with ``telegram.store_questions``); never fails the answer."""
+    store = context.bot_data.store
+    if store is None or not store.store_questions:
+        return
+    try:
+        await run_blocking(context, store.record_question, question, **details)
+    except Exception as exc:  # a full disk must not cost the user the answer
+        log.error("could not store a question: %r", exc)
 
 
 # ------------------------------------------------------------------------------------- buttons
@@ -276,6 +349,8 @@ async def button(update: Update, context: Context) -> None:
         await more_results(update, context, data)
     elif isinstance(data, fmt.ContextData):
         await show_context(update, context, data)
+    elif isinstance(data, fmt.VoteData):
+        await vote(update, context, data)
     else:
         log.info("unusable callback data %r", (query.data or "")[:80])
         await query.answer(fmt.STALE_BUTTON)
@@ -292,8 +367,9 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
     if not result.hits and not result.abstained and data.page > 0:
         await query.answer(fmt.NO_MORE)
         return
+    votes = await _current_votes(update, context, data.token, stored, result.hits)
     answer = fmt.build_answer(result, question=stored.question, token=data.token, page=data.page,
-                              per_page=stored.per_page, cut=stored.cut, compact=stored.compact)
+                              per_page=stored.per_page, cut=stored.cut, compact=stored.compact, votes=votes)
     try:
         await query.edit_message_text(fmt.fit_html(answer.html), parse_mode=ParseMode.HTML,
                                       reply_markup=answer.keyboard, link_preview_options=NO_PREVIEW)
@@ -307,6 +383,45 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
         else:
             raise
     await query.answer()
+
+
+async def _current_votes(update: Update, context: Context, token: str, stored: StoredQuery,
+                         hits: list) -> fmt.Votes | None:
+    """The 👍/👎 row of a page of an answer, with the counts so far; the page's passages become
+    what a vote records as shown."""
+    state = context.bot_data
+    if not stored.votes or state.store is None or not hits:
+        return None
+    record = state.answers.get(token)
+    if record is not None:
+        record.shown = fmt.shown_passages(hits)
+    user = update.effective_user
+    tally = await run_blocking(context, state.store.tally, token, user.id if user else None)
+    return fmt.Votes(token, tally.up, tally.down, tally.mine, compact=stored.compact)
+
+
+async def vote(update: Update, context: Context, data: fmt.VoteData) -> None:
+    """👍/👎: one vote per user per answer (the other button changes it, the same one withdraws
+    it); the buttons then show the new state (groups: the counts)."""
+    query = update.callback_query
+    state = context.bot_data
+    store = state.store
+    if store is None or not store.store_feedback:
+        await query.answer(fmt.VOTES_OFF)
+        return
+    record = state.answers.get(data.token) or await run_blocking(context, store.answer, data.token)
+    message = query.message
+    if record is None or message is None or not isinstance(message, Message):
+        await query.answer(fmt.STALE_BUTTON)
+        return
+    tally = await run_blocking(context, store.vote, data.token, record, query.from_user.id, data.vote)
+    votes = fmt.Votes(data.token, tally.up, tally.down, tally.mine, compact=record.chat_kind != "private")
+    try:
+        await query.edit_message_reply_markup(fmt.with_votes(message.reply_markup, votes))
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            log.info("could not show the vote on message %s: %s", message.message_id, exc.message)
+    await query.answer(fmt.vote_answer(tally.mine))
 
 
 async def show_context(update: Update, context: Context, data: fmt.ContextData) -> None:

@@ -35,9 +35,35 @@ class Retriever(Protocol):
         """What the index was built from and when (/about)."""
         ...
 
+    @property
+    def build_id(self) -> str:
+        """Which build of the index answers (/about; kept with each vote)."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """Where votes and questions are kept (:class:`citebot.store.Store` is one)."""
+
+    store_feedback: bool
+    store_questions: bool
+
+    def vote(self, token: str, answer: Any, user_id: int, vote: int) -> Any:
+        """Record a vote (1 or -1; the same again withdraws it); the tally: up, down, mine."""
+        ...
+
+    def tally(self, token: str, user_id: int | None = None) -> Any: ...
+
+    def answer(self, token: str) -> Any:
+        """An answer voted on earlier (question, chat_kind, build_id, shown), or None."""
+        ...
+
+    def record_question(self, question: str, *, abstained: bool, similarity: float, chat_kind: str,
+                        language: str | None = None) -> bool: ...
+
 
 class RebuildResult(Protocol):
     ok: bool
+    swapped: bool  # a new index was built and now answers (False: nothing had changed)
 
     def summary(self) -> str: ...
 

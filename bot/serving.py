@@ -19,6 +19,7 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -65,10 +66,12 @@ async def stop_bot(application: Application) -> None:
         await application.post_shutdown(application)
 
 
-def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None) -> int:
-    """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring)."""
+def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None,
+                   **extras: Any) -> int:
+    """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring).
+    ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
     guard = PollingGuard(refused_grace_seconds=settings.telegram.polling_refused_grace_seconds)
-    application = build_application(settings, retriever, token=token, keeper=keeper, guard=guard)
+    application = build_application(settings, retriever, token=token, keeper=keeper, guard=guard, **extras)
     if settings.index.replica:  # read-only: follows the builder's `current` build, never rebuilds
         from citebot.replica import IndexFollower
 

@@ -7,16 +7,21 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from citebot.config import Settings
 
-from .retriever import Keeper, Retriever
+from .ordering import ChatOrder
+from .retriever import FeedbackStore, Keeper, Retriever
+
+V = TypeVar("V")
 
 if TYPE_CHECKING:
     from citebot.replica import IndexFollower
@@ -32,28 +37,46 @@ class StoredQuery:
     per_page: int
     cut: bool = False
     compact: bool = False
+    votes: bool = False  # the answer has a 👍/👎 row (under the same token)
 
 
-class QueryCache:
-    """Questions under short random tokens, for compact callback data; least recently used
-    entries are forgotten beyond ``size`` (their buttons then answer "expired")."""
+@dataclass
+class VotedAnswer:
+    """An answer behind 👍/👎: what a vote records (the store takes any object of this shape)."""
+
+    question: str
+    chat_kind: str  # "private" or "group"
+    build_id: str
+    shown: list[dict[str, Any]]  # formatting.shown_passages of the page on screen
+    asked_at: float = field(default_factory=time.time)
+
+
+class QueryCache(Generic[V]):
+    """Values (questions behind "More results", answers behind 👍/👎) under short random tokens,
+    for compact callback data; least recently used entries are forgotten beyond ``size`` (their
+    buttons then answer "expired")."""
 
     def __init__(self, size: int = 5000) -> None:
         self.size = size
-        self._items: OrderedDict[str, StoredQuery] = OrderedDict()
+        self._items: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, query: StoredQuery) -> str:
+    def put(self, query: V) -> str:
         token = secrets.token_urlsafe(6)  # 8 characters
         with self._lock:
             while token in self._items:
                 token = secrets.token_urlsafe(6)
-            self._items[token] = query
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        self.set(token, query)
         return token
 
-    def get(self, token: str) -> StoredQuery | None:
+    def set(self, token: str, value: V) -> None:
+        with self._lock:
+            self._items[token] = value
+            self._items.move_to_end(token)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, token: str) -> V | None:
         with self._lock:
             query = self._items.get(token)
             if query is not None:
@@ -95,6 +118,12 @@ class BotState:
     # rate limits, the questions behind "More results", refused chats, update claims: in this
     # process, or in Redis shared by every replica (bot.shared_state, telegram.state_url)
     shared: SharedState = field(default_factory=lambda: _local_state())
+    # the answers behind 👍/👎, by the answer's token (in this process: a vote pressed on another
+    # replica's answer finds nothing and is answered "expired")
+    answers: QueryCache[VotedAnswer] = field(default_factory=lambda: QueryCache())
+    store: FeedbackStore | None = None  # votes and questions, when telegram.store_* ask for it
+    coverage: Callable[[], Any] | None = None  # makes the /gaps report (citebot.gaps.CoverageReport)
+    order: ChatOrder = field(default_factory=ChatOrder)  # replies to one chat in the order of its questions
     keeper: Keeper | None = None  # when the index follows the seeds
     watch_seeds: bool = False  # whether post_init starts following the seeds
     seed_watch: tuple[asyncio.Task, asyncio.Event] | None = None  # the running watcher and its stop event

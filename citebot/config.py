@@ -57,6 +57,9 @@ class EmbeddingsConfig(_Section):
     device: str = "cpu"
     # Encode with "<title>: <passage>" so questions naming a document find it.
     title_prefix: bool = True
+    # False: the model reads English only, and a question in another language gets the reply that
+    # the sources are in English. True (a multilingual model): every question is searched.
+    multilingual: bool = False
 
 
 class ChunkingConfig(_Section):
@@ -114,6 +117,13 @@ class TelegramConfig(_Section):
     state_url: SecretStr | None = None
     update_lease_seconds: float = Field(10.0, gt=0)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
+    sandbox_log: Path = Path("var/sandbox.log")
+    # what users tell the bot, for the curator (citebot/store.py): one SQLite file
+    store_file: Path = Path("var/citebot.sqlite3")
+    store_feedback: bool = True
+    store_questions: bool = False
+    retention_days: int = Field(90, ge=1)
+    gaps_similarity_below: float = Field(0.45, ge=-1, le=1)
     polling_refused_grace_seconds: float = Field(300.0, ge=0)
 
 
@@ -127,7 +137,8 @@ class Settings(_Section):
     root: Path = PROJECT_ROOT
 
     def path(self, value: Path) -> Path:
-        """Resolve a configured path: relative paths are relative to the project root."""
+        """Resolve a configured path: relative paths are relative to the project root (wherever
+        the config file is)."""
         return value if value.is_absolute() else self.root / value
 
     def bot_token(self) -> str | None:
@@ -157,16 +168,17 @@ def load_settings(
     env = os.environ if environ is None else environ
     path = Path(config_path or env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG)
     data = _read_yaml(path) if path.exists() or config_path or env.get(f"{ENV_PREFIX}CONFIG") else {}
-    for section, key, value in _env_overrides(env):
+    from_env: dict[tuple[str, str], str] = {}
+    for name, section, key, value in _env_overrides(env):
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
-            raise ConfigError(f"{section}: must be a mapping")
+            raise ConfigError(f"{section}: must be a mapping (in {path})")
         data[section][key] = value
-    root = path.resolve().parent.parent if path.exists() else PROJECT_ROOT
+        from_env[(section, key)] = name
     try:
-        return Settings.model_validate({**data, "root": root})
+        return Settings.model_validate({**data, "root": PROJECT_ROOT})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        raise ConfigError(_describe(exc, path, from_env)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -178,10 +190,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, str, Any]]:
+    """(variable, section, key, value) of every override in ``env``."""
     overrides = []
     if env.get("TELEGRAM_BOT_TOKEN"):
-        overrides.append(("telegram", "token", env["TELEGRAM_BOT_TOKEN"]))
+        overrides.append(("TELEGRAM_BOT_TOKEN", "telegram", "token", env["TELEGRAM_BOT_TOKEN"]))
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
             continue
@@ -192,7 +205,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
                 f"{name}: unknown setting (sections: {', '.join(SECTIONS)}; form CITEBOT_<SECTION>_<KEY>)"
             )
         key = rest[len(section) + 1 :]
-        overrides.append((section, key, _parse_env_value(key, raw)))
+        overrides.append((name, section, key, _parse_env_value(key, raw)))
     return overrides
 
 
@@ -206,12 +219,22 @@ def _parse_env_value(key: str, raw: str) -> Any:
         return raw
 
 
-def _describe(exc: ValidationError, path: Path) -> str:
-    problems = []
+def _describe(exc: ValidationError, path: Path, from_env: Mapping[tuple[str, str], str]) -> str:
+    """One line naming each wrong key and where its value came from: the environment variable
+    that set it, or the file. Values are never echoed (one may be a secret)."""
+    in_file, in_env = [], []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown key")
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc)
+        problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        variable = from_env.get((loc[0], loc[1])) if len(loc) >= 2 else None
+        if variable is not None:
+            in_env.append(f"{variable} (environment, sets {key}): {problem}")
         else:
-            problems.append(f"{key}: {error['msg']}")
-    return f"invalid configuration ({path}): " + "; ".join(problems)
+            in_file.append(f"{key}: {problem}")
+    parts = []
+    if in_env:
+        parts.append("invalid environment override: " + "; ".join(in_env))
+    if in_file:
+        parts.append(f"invalid configuration ({path}): " + "; ".join(in_file))
+    return "; ".join(parts)

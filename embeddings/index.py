@@ -176,6 +176,7 @@ class BuildReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    reembedded: list[str] = field(default_factory=list)  # unchanged, but embedded again (force, new format)
     warnings: list[str] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
@@ -189,7 +190,8 @@ class BuildReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"built": self.built, "added": self.added, "updated": self.updated, "removed": self.removed,
-                "unchanged": len(self.unchanged), "passages": self.passages, "embedded": self.embedded,
+                "unchanged": len(self.unchanged), "reembedded": len(self.reembedded), "passages": self.passages,
+                "embedded": self.embedded,
                 "seconds": round(self.seconds, 2), "warnings": self.warnings}
 
 
@@ -409,15 +411,21 @@ def compare(old: dict[str, str], new: dict[str, str]) -> BuildReport:
     return report
 
 
-def indexed_fingerprints(index_dir: Path, params: BuildParams) -> dict[str, str] | None:
-    """The fingerprints of the current build, or None when it is missing or unusable."""
+def indexed_manifest(index_dir: Path, params: BuildParams) -> dict[str, Any] | None:
+    """The manifest of the current build, or None when it is missing or unusable."""
     try:
         manifest = json.loads((current_build(index_dir) / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
     if manifest.get("format_version") != FORMAT_VERSION or manifest.get("params") != params.as_dict():
         return None
-    return manifest.get("documents")
+    return manifest
+
+
+def indexed_fingerprints(index_dir: Path, params: BuildParams) -> dict[str, str] | None:
+    """The fingerprints of the current build, or None when it is missing or unusable."""
+    manifest = indexed_manifest(index_dir, params)
+    return None if manifest is None else manifest.get("documents")
 
 
 # ------------------------------------------------------------------------------------- building
@@ -475,6 +483,8 @@ def build_index(
         tokens_missing = previous is not None and _gives_tokens(encoder) and not len(previous.token_lengths)
         reusable = {} if force or previous is None or tokens_missing else {
             d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
+        if not reusable:  # nothing is kept: every unchanged document is embedded again
+            report.reembedded, report.unchanged = report.unchanged, []
         build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
         build["calibration"] = corpus_calibration(encoder, build)
         path = _write_build(index_dir, build, params, encoder.dimension, artifacts)
@@ -529,6 +539,8 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
     with_tokens = _gives_tokens(encoder)
     total = sum(len(p) + len(s) for _, p, _, s in to_embed)
     done = 0
+    if progress is not None:
+        progress(0, total)  # before the first batch, so that a progress bar's clock starts now
     for slot, texts_p, shown_p, texts_s in to_embed:
         vectors = encoder.encode(texts_p + texts_s)
         passage_vectors[slot] = vectors[: len(texts_p)]

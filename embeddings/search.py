@@ -426,6 +426,11 @@ class Searcher:
     def manifest(self) -> dict[str, Any]:
         return self.data.manifest
 
+    @property
+    def build_id(self) -> str:
+        """The build folder's name (its creation time), e.g. ``20261201T095000123456``."""
+        return self.data.path.name
+
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")

@@ -157,7 +157,7 @@ async def test_commands(emulator, running_bot, searcher):
     sources = (await ask(emulator, chat, alice, "/sources"))["text"]
     for doc in searcher.documents():
         assert doc.citation.title in sources
-    assert "Harsh V. Pant, Aleksei Zakharov, 2025-07-28" in sources
+    assert "date: 2025-07-28 · by: Harsh V. Pant, Aleksei Zakharov" in sources
     about = (await ask(emulator, chat, alice, "/about"))["text"]
     import citebot
 
