@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run index test lint bench eval clean
+.PHONY: install run index test test-fast typecheck lint format bench eval clean
 
 install: $(STAMP)
 
@@ -30,12 +30,26 @@ index: install
 run: install
 	$(BIN)/citebot serve
 
+# Everything: lint, types, every test (the real model, index builds, subprocesses, benchmark smoke runs).
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The quick lane while developing: unit and small in-process tests, no real model or subprocess
+# (the `slow` marker, set in tests/conftest.py, is deselected).
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow" -q
+
+typecheck: install
+	$(BIN)/mypy
 
 lint: install
 	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
 
 eval: install
 	$(BIN)/citebot eval tests/data/eval.yaml
