@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run index test test-fast typecheck lint format bench eval clean
+.PHONY: install services run index test test-fast typecheck lint format bench eval clean
 
 install: $(STAMP)
 
@@ -30,8 +30,13 @@ index: install
 run: install
 	$(BIN)/citebot serve
 
+# Redis and nginx (Debian packages) for the replica test and benchmark: installed if missing
+# (apt-get, as root), or a message says what to install. Only throwaway instances are started.
+services:
+	bash deploy/services.sh install
+
 # Everything: lint, types, every test (the real model, index builds, subprocesses, benchmark smoke runs).
-test: install
+test: install services
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -54,7 +59,7 @@ format: install
 eval: install
 	$(BIN)/citebot eval tests/data/eval.yaml
 
-bench: install
+bench: install services
 	$(BIN)/python -m bench.run_all
 
 clean:

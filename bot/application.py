@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -33,10 +33,13 @@ from citebot.config import ConfigError, Settings
 
 from . import handlers
 from .polling import PollingBot, PollingGuard
-from .ratelimit import RateLimiter
 from .retriever import Keeper, RebuildResult, Retriever
-from .state import CONTEXT_TYPES, BotState, QueryCache
+from .shared_state import open_state
+from .state import CONTEXT_TYPES, BotState
 from .transport import RetryingRequest, file_url, skip_missing_sniffio
+
+if TYPE_CHECKING:
+    from citebot.replica import IndexFollower
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +94,9 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     state.settings = settings
     state.served = retriever
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
-    state.queries = QueryCache()
-    state.limiter = RateLimiter(telegram.rate_limit_per_minute, 60.0)
+    state.shared = open_state(telegram.state_url.get_secret_value() if telegram.state_url else None,
+                              telegram.rate_limit_per_minute, bot_id=token.split(":", 1)[0],
+                              lease_seconds=telegram.update_lease_seconds)
     if keeper is not None:
         attach_keeper(application, keeper, watch=watch_seeds)
     add_handlers(application)
@@ -120,6 +124,8 @@ def add_handlers(application: Application) -> None:
 
 
 async def _post_init(application: Application) -> None:
+    if isinstance(application.bot_data, BotState):
+        await application.bot_data.shared.start()
     try:
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
     except TelegramError as exc:
@@ -127,13 +133,50 @@ async def _post_init(application: Application) -> None:
     except Exception as exc:  # never fatal
         log.warning("could not register the bot's commands (setMyCommands): %r", exc)
     start_seed_watch(application)
+    start_following(application)
 
 
 async def _post_shutdown(application: Application) -> None:
     await stop_seed_watch(application)
+    await stop_following(application)
     executor = application.bot_data.executor
     if executor is not None:
         await asyncio.to_thread(executor.shutdown, True)
+    if isinstance(application.bot_data, BotState):
+        await application.bot_data.shared.close()
+
+
+# ---------------------------------------------------------------- a replica follows the builder's index
+
+def attach_follower(application: Application, follower: IndexFollower) -> None:
+    """Serve ``follower``'s searcher and every build it swaps in (a read-only replica)."""
+    state: BotState = application.bot_data
+    state.follower = follower
+    state.served = follower.searcher
+
+    def on_swap(searcher: Retriever) -> None:
+        state.served = searcher
+
+    follower.on_swap = on_swap
+
+
+def start_following(application: Application) -> None:
+    state = application.bot_data
+    if not isinstance(state, BotState) or state.follower is None or state.following is not None:
+        return
+    stop = asyncio.Event()
+    state.following = (asyncio.create_task(state.follower.follow(stop), name="citebot-index-follower"), stop)
+
+
+async def stop_following(application: Application) -> None:
+    state = application.bot_data
+    if not isinstance(state, BotState) or state.following is None:
+        return
+    following, state.following = state.following, None
+    task, stop = following
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, WATCH_STOP_SECONDS)
 
 
 # ------------------------------------------------------------------------- the index follows the seeds

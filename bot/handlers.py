@@ -1,6 +1,6 @@
 """The bot's update handlers: small async functions over ``context.bot_data``.
 
-State (settings, retriever, executor, query cache, rate limiter) is ``context.bot_data``, a
+State (settings, retriever, executor, shared state: rate limits and paging) is ``context.bot_data``, a
 :class:`bot.state.BotState` that :func:`bot.application.build_application` fills. Retrieval runs
 in a thread pool so a slow question never blocks other chats.
 
@@ -142,7 +142,7 @@ async def gate(update: Update, context: Context) -> None:
     elif user is not None and user.id in allowed:  # inline queries have no chat
         return
     private = chat is not None and chat.type == Chat.PRIVATE and update.message is not None
-    if private and chat is not None and context.bot_data.refused.add(chat.id):
+    if private and chat is not None and await context.bot_data.shared.first_refusal(chat.id):
         try:
             await reply(update, context, fmt.NOT_ALLOWED)
         except TelegramError as exc:
@@ -255,7 +255,7 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
         return
     user = update.effective_user
     chat = present(update.effective_chat, "chat")
-    decision = context.bot_data.limiter.check(user.id if user else chat.id)
+    decision = await context.bot_data.shared.check_rate(user.id if user else chat.id)
     if decision.verdict is Verdict.NOTICE:
         await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
                                                            decision.retry_in))
@@ -268,7 +268,7 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
     result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, 0)
     token = None
     if not result.abstained and result.total > len(result.hits):
-        token = context.bot_data.queries.put(StoredQuery(question, per_page, cut, compact))
+        token = await context.bot_data.shared.put_query(StoredQuery(question, per_page, cut, compact))
     answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
                               compact=compact)
     await reply(update, context, answer.html, keyboard=answer.keyboard)
@@ -291,7 +291,7 @@ async def button(update: Update, context: Context) -> None:
 
 async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
     query = present(update.callback_query, "callback_query")
-    stored = context.bot_data.queries.get(data.token)
+    stored = await context.bot_data.shared.get_query(data.token)
     if stored is None or query.message is None:
         await query.answer(fmt.STALE_BUTTON)
         return
@@ -349,7 +349,7 @@ async def inline_query(update: Update, context: Context) -> None:
     question, _ = fmt.clean_question(text, settings.telegram.max_question_chars)
     result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, offset)
     if result.abstained or not result.hits:
-        articles = [fmt.inline_nothing_article(question)] if offset == 0 else []
+        articles = [fmt.inline_nothing_article(question, result.missing_terms)] if offset == 0 else []
         await query.answer(_articles(articles), cache_time=cache, is_personal=False)
         return
     articles = [fmt.inline_article(hit) for hit in result.hits]
@@ -374,6 +374,12 @@ async def on_error(update: object, context: Context) -> None:
     error = context.error
     if isinstance(error, Forbidden):
         log.info("the bot was blocked or removed: %s", error.message)
+        return
+    if (isinstance(error, BadRequest) and "query is too old" in error.message.lower() and isinstance(update, Update)
+            and (update.callback_query is not None or update.inline_query is not None)):
+        # a query answered already (a re-delivered update whose first delivery was answered by a
+        # replica that died before recording it) or left too long: nothing more can be said to it
+        log.info("update %s: its query cannot be answered any more (%s)", update.update_id, error.message)
         return
     log.error("error while handling an update: %r", error, exc_info=error)
     if not isinstance(update, Update):

@@ -10,13 +10,18 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from citebot.config import Settings
 
-from .ratelimit import RateLimiter
 from .retriever import Keeper, Retriever
+
+if TYPE_CHECKING:
+    from citebot.replica import IndexFollower
+
+    from .shared_state import SharedState
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,9 @@ class RecentSet:
             del self._items[next(iter(self._items))]
         return True
 
+    def __contains__(self, item: int) -> bool:
+        return item in self._items
+
 
 @dataclass
 class BotState:
@@ -84,18 +92,26 @@ class BotState:
     settings: Settings = field(default_factory=Settings)
     served: Retriever | None = None  # the retriever answering now; the keeper replaces it after a rebuild
     executor: ThreadPoolExecutor | None = None  # retrieval runs here, never on the event loop
-    queries: QueryCache = field(default_factory=lambda: QueryCache())
-    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.rate_limit_per_minute))
+    # rate limits, the questions behind "More results", refused chats, update claims: in this
+    # process, or in Redis shared by every replica (bot.shared_state, telegram.state_url)
+    shared: SharedState = field(default_factory=lambda: _local_state())
     keeper: Keeper | None = None  # when the index follows the seeds
-    refused: RecentSet = field(default_factory=RecentSet)  # private chats already told the bot is not theirs
     watch_seeds: bool = False  # whether post_init starts following the seeds
     seed_watch: tuple[asyncio.Task, asyncio.Event] | None = None  # the running watcher and its stop event
+    follower: IndexFollower | None = None  # a read-only replica: follows the builder's `current` build
+    following: tuple[asyncio.Task, asyncio.Event] | None = None  # the running follower and its stop event
 
     @property
     def retriever(self) -> Retriever:
         if self.served is None:
             raise RuntimeError("no retriever: build the application with build_application()")
         return self.served
+
+
+def _local_state() -> SharedState:
+    from .shared_state import LocalState
+
+    return LocalState(Settings().telegram.rate_limit_per_minute)
 
 
 CONTEXT_TYPES = ContextTypes(bot_data=BotState)

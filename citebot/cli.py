@@ -47,9 +47,10 @@ def _is_expected(exc: Exception) -> bool:
     from embeddings.evaluation import EvalSetError
     from embeddings.index import IndexError_
     from embeddings.model import ModelLoadError
+    from embeddings.sources import SourcesError
 
-    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | EvalSetError | FileNotFoundError
-                      | PermissionError)
+    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | SourcesError | EvalSetError
+                      | FileNotFoundError | PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the Telegram bot (the local sandbox when no token is set)",
                                 description="Long polling (or webhook, if telegram.webhook_url is set). Without "
                                             "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.")
+    serve.add_argument("--replica", action="store_true",
+                       help="read-only replica (index.replica): no seeds watcher, no rebuild; follow the builder's "
+                            "`current` build")
     serve.set_defaults(handler=cmd_serve)
     return parser
 
@@ -131,6 +135,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.watch:
         return _watch(settings, args.json)
+    corpus(settings).catalog()  # a broken sources file stops us before the model loads
     encoder = load_encoder(settings)
     with _progress_bar(disable=args.json) as progress:
         report = update_index(settings, encoder, force=args.force, progress=progress)
@@ -256,7 +261,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     eval_set = load_eval_set(args.file)  # a wrong file fails here, before the model loads
     if args.folds is not None or args.grid is not None:
         return _cross_validate(settings, args, eval_set)
-    results = compare_pipelines(eval_set, open_service(settings).searcher)
+    searcher = open_service(settings).searcher
+    results = compare_pipelines(eval_set, searcher)
     if args.json:
         _print_json({"file": str(args.file), "questions": len(eval_set.questions),
                      "off_topic": len(eval_set.off_topic), "pipelines": results})
@@ -268,7 +274,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     print(metrics_table(results))
     print("\nfull pipeline by question kind:\n")
     print(kinds_table(full["by_kind"]))
-    print(f"\nthreshold in use {settings.retrieval.abstain_below:.3f}; "
+    print(f"\noff-topic threshold in use {searcher.off_topic_below(''):.3f} (measured on this corpus at "
+          f"index build, floor {settings.retrieval.abstain_below:.3f}); "
           f"best-separating threshold on this set {full['calibrated_threshold']:.3f}")
     if args.misses:
         print("\nmissed at rank 1 by the full pipeline:")
@@ -344,6 +351,8 @@ def _settings_text(overrides: dict[str, Any]) -> str:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .serve import serve
 
+    if args.replica:
+        settings = settings.model_copy(update={"index": settings.index.model_copy(update={"replica": True})})
     return serve(settings)
 
 

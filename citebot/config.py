@@ -40,6 +40,13 @@ class CorpusConfig(_Section):
 class IndexConfig(_Section):
     dir: Path = Path("var/index")
     keep_builds: int = Field(2, ge=1)
+    # builds up to this size are read into memory (damage to the files cannot reach the process);
+    # larger ones are memory-mapped (shared, but a file truncated under the process is fatal: SIGBUS)
+    mmap_above_mb: float = Field(512.0, ge=0)
+    # how often the bot re-checks the live build's files against their checksums (0: never)
+    verify_every_seconds: float = Field(60.0, ge=0)
+    replica: bool = False
+    follow_seconds: float = Field(1.0, gt=0)
 
 
 class EmbeddingsConfig(_Section):
@@ -66,13 +73,23 @@ class RetrievalWeights(_Section):
     token_maxsim: float = 3.0
 
 
+class KindBoosts(_Section):
+    why: float = 0.1
+    when: float = 0.0
+    how_many: float = 0.0
+    who: float = 0.0
+
+
 class RetrievalConfig(_Section):
     top_k: int = Field(3, ge=1, le=50)
     max_results: int = Field(30, ge=1, le=200)
     candidates: int = Field(100, ge=10)
-    abstain_below: float = Field(0.35, ge=-1, le=1)
+    abstain_below: float = Field(0.25, ge=-1, le=1)
+    abstain_margin: float = Field(0.0, ge=-1, le=1)
+    recency_margin: float = Field(0.35, ge=0)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
+    kind_boosts: KindBoosts = KindBoosts()
     exact_search_below: int = Field(100_000, ge=0)
 
 
@@ -84,6 +101,7 @@ class TelegramConfig(_Section):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
+    webhook_max_connections: int = Field(40, ge=1, le=100)
     results_private: int = Field(3, ge=1, le=10)
     results_group: int = Field(2, ge=1, le=10)
     results_inline: int = Field(10, ge=1, le=50)
@@ -93,6 +111,8 @@ class TelegramConfig(_Section):
     admins: tuple[int, ...] = ()
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
+    state_url: SecretStr | None = None
+    update_lease_seconds: float = Field(10.0, gt=0)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
     polling_refused_grace_seconds: float = Field(300.0, ge=0)
 
@@ -178,7 +198,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
 
 def _parse_env_value(key: str, raw: str) -> Any:
     # Secrets and URLs stay strings: YAML would turn a token like "123:abc" into something else.
-    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model"}:
+    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model", "state_url"}:
         return raw
     try:
         return yaml.safe_load(raw)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from embeddings.artifacts import load_artifacts, save_artifacts
 from embeddings.fusion import Weights
 from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
 from embeddings.model import Encoder
@@ -43,6 +44,7 @@ class Corpus:
     extensions: tuple[str, ...]
     max_bytes: int
     params: BuildParams
+    mmap_above_bytes: int  # a build this large is memory-mapped, a smaller one read into memory
 
     def catalog(self) -> SourceCatalog:
         return load_catalog(self.sources_file)
@@ -52,7 +54,8 @@ def corpus(settings: Settings) -> Corpus:
     """The corpus arguments of ``settings`` (relative paths resolved against the project root)."""
     c = settings.corpus
     return Corpus(settings.path(c.seeds_dir), settings.path(c.sources_file), settings.path(settings.index.dir),
-                  tuple(c.extensions), int(c.max_file_mb * 1_000_000), build_params(settings))
+                  tuple(c.extensions), int(c.max_file_mb * 1_000_000), build_params(settings),
+                  int(settings.index.mmap_above_mb * 2**20))
 
 
 @lru_cache(maxsize=4)
@@ -95,21 +98,25 @@ def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
         force=force,
         keep_builds=settings.index.keep_builds,
         progress=progress,
+        artifacts=partial(save_artifacts, exact_below=settings.retrieval.exact_search_below),
     )
 
 
 def open_index(settings: Settings) -> IndexData:
     c = corpus(settings)
-    return load_index(c.index_dir, c.params)
+    return load_index(c.index_dir, c.params, mmap_above_bytes=c.mmap_above_bytes)
 
 
 def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
                   vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> Searcher:
     """The searcher the settings describe; ``vector_index`` builds a non-FAISS vector backend."""
     r = settings.retrieval
-    from embeddings.lexical import english_words
+    from embeddings.lexical import common_english_words, english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
+    saved = None if vector_index is not None else load_artifacts(
+        data.path, exact_below=r.exact_search_below, rows=(len(data.passages), len(data.sentences)),
+        known_words=known)
     return Searcher(
         data, encoder,
         weights=Weights(**r.weights.model_dump()),
@@ -120,4 +127,9 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
         known_words=known,
         exact_below=r.exact_search_below,
         vector_index=vector_index,
+        recency_margin=r.recency_margin,
+        kind_weights=r.kind_boosts.model_dump(),
+        common_words=common_english_words(),
+        abstain_margin=r.abstain_margin,
+        artifacts=saved,
     )

@@ -38,7 +38,8 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
         log.error("telegram.mode is 'telegram' but there is no token: set TELEGRAM_BOT_TOKEN")
         return EXIT_CONFIG
     try:
-        service = open_service(settings)
+        # a replica never builds: the builder publishes the index it follows
+        service = open_service(settings, build=False) if settings.index.replica else open_service(settings)
     except Exception as exc:
         log.error("cannot open the index: %s", exc)
         return EXIT_FAILED
@@ -50,4 +51,5 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
         return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout,
                            keeper=service.keeper)
     assert token is not None
-    return serve_telegram(settings, service.searcher, token=token, keeper=service.keeper)
+    keeper = None if settings.index.replica else service.keeper  # a replica follows the builder instead
+    return serve_telegram(settings, service.searcher, token=token, keeper=keeper)

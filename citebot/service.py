@@ -52,15 +52,18 @@ class Service:
         return self.keeper.encoder
 
 
-def open_service(settings: Settings, *, encoder: Encoder | None = None) -> Service:
+def open_service(settings: Settings, *, encoder: Encoder | None = None, build: bool = True) -> Service:
     """Load the model (or take ``encoder``) and the index, building the index first if there is
-    none usable; the searcher and its keeper, ready to serve."""
+    none usable (unless ``build`` is false: then IndexError_ says so); the searcher and its
+    keeper, ready to serve."""
     from embeddings.index import IndexError_
 
     encoder = encoder or engine.load_encoder(settings)
     try:
         data = engine.open_index(settings)
     except IndexError_ as exc:
+        if not build:
+            raise
         log.warning("%s; building it now", exc)
         engine.update_index(settings, encoder)
         data = engine.open_index(settings)

@@ -14,7 +14,16 @@ Layout under the index dir::
     build.lock                        serialises builders (the watcher, /reload, the CLI)
 
 A build writes a new folder and only then moves ``current``: a crash leaves the previous index as
-it was. Readers memory-map the arrays, so a swap never disturbs a search in progress.
+it was. A published build is never written again: its files and folder are made read-only, and
+every rebuild writes a new folder.
+
+Integrity: the manifest holds a checksum (xxh3-128) of every other file, verified whenever a build
+is loaded (:func:`load_index`) and by :func:`verify_build` (the bot's periodic check); vectors that
+are not finite or not unit length are refused. A build up to ``mmap_above_bytes`` is read into
+memory, so nothing done to its files afterwards can reach the process; a larger one is
+memory-mapped (shared page cache, little resident memory), and then a file truncated under a
+running process (``rsync --inplace``, ``cp`` over it) ends that process with SIGBUS — see the
+README's "Do not edit var/index".
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -35,19 +45,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import xxhash
 
 from .chunking import make_passages, split_sentences
-from .cleaning import clean_document
+from .cleaning import clean_blocks, clean_document
 from .documents import RawDocument, doc_key, read_documents, scan_seeds
 from .sources import Citation, SourceCatalog
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: checksums of every file in the manifest
 PASSAGE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4"), ("first", "<i4"), ("last", "<i4")])
 SENTENCE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4")])
 ARRAY_FILES = ("passages.npy", "sentences.npy", "passage_vectors.npy", "sentence_vectors.npy", "token_vectors.npy",
                "token_lengths.npy")
+CHECKED_FILES = (*ARRAY_FILES, "documents.json")  # every file but the manifest, which holds their checksums
+CHECKSUM = "xxh3_128"
+MMAP_ABOVE_BYTES = 512 * 2**20  # builds up to this size are read into memory (index.mmap_above_mb)
 
 
 class IndexError_(Exception):
@@ -202,28 +216,39 @@ def _fingerprint(sha256: str, citation: Citation, params: BuildParams) -> str:
 
 # ------------------------------------------------------------------------------------- loading
 
-def load_index(index_dir: Path, params: BuildParams | None = None) -> IndexData:
-    """Load and validate the current build. Raises IndexMissing / IndexCorrupt / IndexMismatch."""
+def load_index(index_dir: Path, params: BuildParams | None = None, *,
+               mmap_above_bytes: int = MMAP_ABOVE_BYTES) -> IndexData:
+    """Load and verify the current build. Raises IndexMissing / IndexCorrupt / IndexMismatch.
+
+    Every file's checksum is checked against the manifest; a build of at most ``mmap_above_bytes``
+    is then held in memory, a larger one memory-mapped (see the module notes)."""
     path = current_build(index_dir)
     if not path.exists():
         raise IndexMissing(f"no index at {index_dir}: run `citebot index`")
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise IndexCorrupt(f"index manifest unreadable at {path} ({exc}): run `citebot index --force`") from None
+    build = path.resolve()
+    manifest = _read_manifest(build)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatch(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: "
                             "run `citebot index`")
     if params is not None and manifest.get("params") != params.as_dict():
         raise IndexMismatch(f"index was built with {manifest.get('params')}, config asks for "
                             f"{params.as_dict()}: run `citebot index`")
+    checksums = _checksums(manifest, build)
     try:
-        documents = [DocumentRecord.from_json(d) for d in json.loads((path / "documents.json").read_text())]
-        arrays = {name: np.load(path / name, mmap_mode="r", allow_pickle=False) for name in ARRAY_FILES}
+        in_memory = sum((build / name).stat().st_size for name in CHECKED_FILES) <= mmap_above_bytes
+        arrays = {}
+        for name in ARRAY_FILES:
+            if in_memory:
+                arrays[name] = _array_from_bytes(_verified_bytes(build / name, checksums[name]))
+            else:
+                _verify_file(build / name, checksums[name])
+                arrays[name] = np.load(build / name, mmap_mode="r", allow_pickle=False)
+        documents_json = _verified_bytes(build / "documents.json", checksums["documents.json"])
+        documents = [DocumentRecord.from_json(d) for d in json.loads(documents_json.tobytes())]
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
-        raise IndexCorrupt(f"index files damaged at {path} ({type(exc).__name__}): run `citebot index --force`") \
-            from None
-    data = IndexData(path.resolve(), manifest, documents, arrays["passages.npy"], arrays["sentences.npy"],
+        raise IndexCorrupt(f"index files damaged at {build} ({type(exc).__name__}: {exc}): "
+                           "run `citebot index --force`") from None
+    data = IndexData(build, manifest, documents, arrays["passages.npy"], arrays["sentences.npy"],
                      arrays["passage_vectors.npy"], arrays["sentence_vectors.npy"], arrays["token_vectors.npy"],
                      arrays["token_lengths.npy"])
     _validate(data)
@@ -248,6 +273,117 @@ def _validate(data: IndexData) -> None:
     if len(data.passages) and (int(data.passages["doc"].max()) >= len(data.documents)
                                or int(data.passages["last"].max()) >= len(data.sentences)):
         raise IndexCorrupt(f"index at {data.path} is inconsistent (references): run `citebot index --force`")
+    problem = vector_problem(data.passage_vectors, "passage") or vector_problem(data.sentence_vectors, "sentence") \
+        or vector_problem(data.token_vectors, "token", unit=False)
+    if problem:
+        raise IndexCorrupt(f"index at {data.path} is damaged ({problem}): run `citebot index --force`")
+
+
+def vector_problem(vectors: np.ndarray, what: str, *, unit: bool = True) -> str | None:
+    """Why these vectors cannot be searched (not finite; not unit length when ``unit``), or None."""
+    if not len(vectors):
+        return None
+    if not _all_finite(vectors):
+        return f"{what} vectors that are not finite numbers (NaN or infinity)"
+    if unit:
+        norms = np.linalg.norm(np.asarray(vectors, dtype=np.float32), axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-2):
+            return f"{what} vectors that are not unit length"
+    return None
+
+
+def _all_finite(vectors: np.ndarray) -> bool:
+    if vectors.dtype == np.float16:  # exponent bits all set = NaN or infinity; 4x faster than isfinite on float16
+        return not bool(((np.asarray(vectors).view(np.uint16) & 0x7C00) == 0x7C00).any())
+    return bool(np.isfinite(vectors).all())
+
+
+# ---------------------------------------------------------------------------------- integrity
+
+def file_checksum(path: Path) -> str:
+    """``xxh3_128:<hex>`` of a file, read in blocks (several GB/s: a check costs little next to a load)."""
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return f"{CHECKSUM}:{digest.hexdigest()}"
+
+
+def verify_build(build: Path) -> None:
+    """Check every file of a build folder against its manifest; raise IndexCorrupt naming the first
+    damaged file. Reads the files, not the memory of a loaded index: this is what the next load
+    (or a restart) would meet."""
+    checksums = _checksums(_read_manifest(build), build)
+    for name in CHECKED_FILES:
+        try:
+            _verify_file(build / name, checksums[name])
+        except OSError as exc:
+            raise IndexCorrupt(f"index file {build / name} unreadable ({exc.strerror})") from None
+
+
+def _read_manifest(build: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((build / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"index manifest unreadable at {build} ({exc}): run `citebot index --force`") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"index manifest at {build} is not an object: run `citebot index --force`")
+    return manifest
+
+
+def _checksums(manifest: dict[str, Any], build: Path) -> dict[str, str]:
+    checksums = manifest.get("checksums")
+    if not isinstance(checksums, dict) or any(not isinstance(checksums.get(n), str) for n in CHECKED_FILES):
+        raise IndexCorrupt(f"index manifest at {build} has no checksum for every file: run `citebot index --force`")
+    return checksums
+
+
+def _damaged(path: Path) -> IndexCorrupt:
+    return IndexCorrupt(f"index file {path} does not match its checksum (changed after the build was "
+                        "published): run `citebot index --force`")
+
+
+def _verify_file(path: Path, expected: str) -> None:
+    if file_checksum(path) != expected:
+        raise _damaged(path)
+
+
+def _verified_bytes(path: Path, expected: str) -> np.ndarray:
+    """The file's bytes, in a numpy buffer (aligned, so arrays over it are fast), checked against its checksum."""
+    with open(path, "rb") as handle:
+        data = np.empty(os.fstat(handle.fileno()).st_size, dtype=np.uint8)
+        if handle.readinto(memoryview(data)) != len(data):
+            raise EOFError(f"{path} changed size while it was read")
+    if f"{CHECKSUM}:{xxhash.xxh3_128_hexdigest(data)}" != expected:
+        raise _damaged(path)
+    data.flags.writeable = False
+    return data
+
+
+def _array_from_bytes(data: np.ndarray) -> np.ndarray:
+    """A .npy file's array, read-only, over ``data`` (the file's bytes; no copy)."""
+    buffer = io.BytesIO(data[:4096].tobytes())  # the header; .npy headers are padded to 64 bytes, well within this
+    version = np.lib.format.read_magic(buffer)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(buffer)
+    if dtype.hasobject:
+        raise ValueError("an array of Python objects")
+    count = int(np.prod(shape, dtype=np.int64))
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=buffer.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _seal(build: Path) -> None:
+    """A published build is read-only: no process of ours writes into it again."""
+    for name in os.listdir(build):
+        os.chmod(build / name, 0o444)
+    os.chmod(build, 0o555)
+
+
+def _unseal(build: Path) -> None:
+    """Let a build folder be deleted (its entries are removed through the folder's write bit)."""
+    with contextlib.suppress(OSError):
+        os.chmod(build, 0o755)
 
 
 # -------------------------------------------------------------------------------------- state
@@ -312,11 +448,14 @@ def build_index(
     keep_builds: int = 2,
     progress: Callable[[int, int], None] | None = None,
     before_swap: Callable[[Path], None] | None = None,
+    artifacts: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> BuildReport:
     """Bring the index up to date with the seeds, re-embedding only what changed.
 
     Returns what changed. Nothing is written when nothing changed (unless ``force``).
     ``before_swap`` is a test hook called with the finished build folder before it goes live.
+    ``artifacts(folder, build)`` writes what readers load instead of computing it (e.g.
+    :func:`embeddings.artifacts.save_artifacts`) into the build folder before its manifest.
     """
     started = time.perf_counter()
     with build_lock(index_dir):
@@ -339,7 +478,8 @@ def build_index(
         reusable = {} if force or previous is None or tokens_missing else {
             d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
         build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
-        path = _write_build(index_dir, build, params, encoder.dimension)
+        build["calibration"] = corpus_calibration(encoder, build)
+        path = _write_build(index_dir, build, params, encoder.dimension, artifacts)
         if before_swap is not None:
             before_swap(path)
         _swap_current(index_dir, path)
@@ -369,7 +509,8 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
             documents.append(record)
         else:
             citation = catalog.citation(raw.doc_id, raw.text)
-            clean = clean_document(raw.text, title=citation.title)
+            clean = (clean_blocks(raw.blocks, title=citation.title) if raw.blocks is not None
+                     else clean_document(raw.text, title=citation.title))
             sentences = split_sentences(clean, params.max_chars)
             spans = make_passages(clean, sentences, params.target_chars, params.max_chars)
             headings = [(b.start, clean.text[b.start : b.end]) for b in clean.blocks if b.kind == "heading"]
@@ -413,6 +554,19 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
         "sentence_vectors": _stack(sentence_vectors, dim),
         **_token_arrays(passage_tokens if with_tokens else [], dim),
     }
+
+
+def corpus_calibration(encoder: TextEncoder, build: dict[str, Any]) -> dict[str, Any]:
+    """How similar this corpus is to small talk and random text, measured once per build and
+    kept in the manifest: the searcher's off-topic threshold follows the corpus as documents
+    are added or removed (see coverage.calibrate)."""
+    from .coverage import calibrate
+    from .cues import has_content
+
+    texts = {i: d.text for i, d in enumerate(build["documents"])}
+    content = np.array([has_content(texts[int(r["doc"])][int(r["start"]):int(r["end"])]) for r in build["sentences"]],
+                       dtype=bool)
+    return calibrate(encoder, build["passage_vectors"], build["sentence_vectors"][content]).as_dict()
 
 
 def _gives_tokens(encoder: TextEncoder) -> bool:
@@ -468,12 +622,17 @@ def embedding_text(record: DocumentRecord, passage: str, offset: int, params: Bu
     return f"{header}: {passage}"
 
 
-def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, dimension: int) -> Path:
+def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, dimension: int,
+                 artifacts: Callable[[Path, dict[str, Any]], None] | None = None) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     tmp = builds / f".{build_id}.tmp"
     final = builds / build_id
+    for what in ("passage", "sentence", "token"):
+        problem = vector_problem(build[f"{what}_vectors"], what, unit=what != "token")
+        if problem:
+            raise ValueError(f"the encoder gave {problem}: nothing was published")
     try:
         tmp.mkdir()
         for name in ARRAY_FILES:
@@ -483,6 +642,8 @@ def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, di
                 os.fsync(handle.fileno())
         documents = build["documents"]
         _write_json(tmp / "documents.json", [d.to_json() for d in documents])
+        if artifacts is not None:
+            artifacts(tmp, build)
         manifest = {
             "format_version": FORMAT_VERSION,
             "params": params.as_dict(),
@@ -494,12 +655,15 @@ def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, di
             "passages": len(build["passages"]),
             "sentences": len(build["sentences"]),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "calibration": build.get("calibration"),
+            "checksums": {name: file_checksum(tmp / name) for name in CHECKED_FILES},
         }
         _write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a complete build
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # a new name: a published folder is never replaced or written into
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _seal(final)
     return final
 
 
@@ -525,7 +689,9 @@ def _prune_builds(index_dir: Path, keep: int) -> None:
     finished = sorted((p for p in builds.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
     for old in finished[:-keep]:
         if old.resolve() != live:
+            _unseal(old)
             shutil.rmtree(old, ignore_errors=True)
     for stale_tmp in builds.glob(".*.tmp"):
         if time.time() - stale_tmp.stat().st_mtime > 3600:  # a crashed build's leftovers
+            _unseal(stale_tmp)
             shutil.rmtree(stale_tmp, ignore_errors=True)

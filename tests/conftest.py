@@ -321,3 +321,37 @@ def clean_environment(**extra: str) -> dict[str, str]:
 def child_env():
     """:func:`clean_environment`, for tests that start ``citebot`` in a subprocess."""
     return clean_environment
+
+
+# ------------------------------------------------------------------ Redis and nginx (deploy/, tests/test_replicas.py)
+# Throwaway servers on 127.0.0.1 with the repo's configs. A machine without the Debian packages
+# gets them installed (root) or the tests fail saying what to install: they are never skipped.
+
+
+@pytest.fixture(scope="session")
+def services_installed() -> None:
+    from deploy.local import ServiceError, ensure_installed
+
+    try:
+        ensure_installed()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def make_redis(tmp_path, services_installed):
+    """``make_redis()``: a started redis-server (deploy/redis.conf) in a temporary folder,
+    stopped after the test."""
+    from deploy.local import RedisServer
+
+    started = []
+
+    def make():
+        server = RedisServer(tmp_path / f"redis{len(started)}")
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -23,6 +23,7 @@ from .params import read_params
 from .recorded import RecordedCall
 from .state import World, snapshot
 from .updates import UpdateQueue
+from .webhook import WebhookDelivery
 
 logger = logging.getLogger("botapi_emulator")
 
@@ -110,6 +111,7 @@ class BotApiEmulator(UserActions):
         if self._runner is None:
             return
         self.updates.release_poll()
+        await self.methods.webhook.stop()
         await asyncio.sleep(0)
         runner, self._runner = self._runner, None
         await runner.cleanup()
@@ -309,6 +311,11 @@ class BotApiEmulator(UserActions):
     def file_content(self, file_id: str) -> bytes:
         """The bytes of a file (uploaded by the bot or sent by a simulated user)."""
         return self.world.files[file_id].data
+
+    @property
+    def webhook(self) -> WebhookDelivery:
+        """Webhook delivery (after setWebhook): its ``deliveries``, ``timeout`` and ``backoff``."""
+        return self.methods.webhook
 
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
