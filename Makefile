@@ -13,7 +13,7 @@ step = echo "==> $(1)"; started=$$(date +%s)
 took = echo "    done in $$(( $$(date +%s) - started )) s"
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar on
 
-.PHONY: install services run index test lint bench eval clean tmux
+.PHONY: install services run index test test-fast typecheck lint format bench eval clean tmux
 
 install: $(STAMP)
 
@@ -45,17 +45,31 @@ run: install
 services:
 	bash deploy/services.sh install
 
+# Everything: lint, types, every test (the real model, index builds, subprocesses, benchmark smoke runs).
 # tmux: the sandbox test watches the terminal chat as a person sees it (tests/test_sandbox_tmux.py)
 test: install services tmux
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 tmux:
 	@command -v tmux >/dev/null || { echo "==> installing tmux (apt-get)"; \
 	  (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) || echo "    could not install tmux: its test will be skipped"; }
 
+# The quick lane while developing: unit and small in-process tests, no real model or subprocess
+# (the `slow` marker, set in tests/conftest.py, is deselected).
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow" -q
+
+typecheck: install
+	$(BIN)/mypy
+
 lint: install
 	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
 
 eval: install
 	$(BIN)/citebot eval tests/data/eval.yaml

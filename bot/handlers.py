@@ -101,6 +101,14 @@ async def reply(update: Update, context: Context, text: str, *,
                       keyboard=keyboard, thread_id=thread)
 
 
+def present(value: T | None, what: str) -> T:
+    """``value``, which the handler's registration guarantees (PTB types every part of an Update as
+    optional, e.g. ``callback_query`` for a CallbackQueryHandler)."""
+    if value is None:
+        raise TypeError(f"the update has no {what}, which this handler is registered for")
+    return value
+
+
 def command_argument(message: Message) -> str:
     """The text after the command (``/ask@bot   question`` → ``question``), line breaks kept."""
     text = message.text or ""
@@ -143,7 +151,7 @@ async def gate(update: Update, context: Context) -> None:
     elif user is not None and user.id in allowed:  # inline queries have no chat
         return
     private = chat is not None and chat.type == Chat.PRIVATE and update.message is not None
-    if private and await context.bot_data.shared.first_refusal(chat.id):
+    if private and chat is not None and await context.bot_data.shared.first_refusal(chat.id):
         try:
             await reply(update, context, fmt.NOT_ALLOWED)
         except TelegramError as exc:
@@ -190,8 +198,7 @@ async def about(update: Update, context: Context) -> None:
 
 async def ask(update: Update, context: Context) -> None:
     """/ask QUESTION (also /ask@bot QUESTION in groups)."""
-    message = update.effective_message
-    question = command_argument(message)
+    question = command_argument(present(update.effective_message, "message"))
     if not question:
         await reply(update, context, fmt.USAGE_ASK)
         return
@@ -212,7 +219,7 @@ async def reload_command(update: Update, context: Context) -> None:
     if keeper is None:
         await reply(update, context, fmt.RELOAD_UNAVAILABLE)
         return
-    force = command_argument(update.effective_message).lower() in ("force", "full")
+    force = command_argument(present(update.effective_message, "message")).lower() in ("force", "full")
     reloading = _RELOADING_ADMIN.set(user.id)
     try:
         outcome = await keeper.rebuild(force=force)
@@ -258,12 +265,12 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 async def private_text(update: Update, context: Context) -> None:
     """Any text in a private chat is a question."""
-    await answer_question(update, context, update.effective_message.text or "")
+    await answer_question(update, context, present(update.effective_message, "message").text or "")
 
 
 async def group_text(update: Update, context: Context) -> None:
     """Group text: answered only when it mentions the bot or replies to one of its messages."""
-    message = update.effective_message
+    message = present(update.effective_message, "message")
     if not addressed_to_bot(message, context.bot.id, context.bot.username):
         return
     await answer_question(update, context, fmt.strip_mention(message.text or "", context.bot.username))
@@ -289,7 +296,8 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
         await reply(update, context, fmt.EMPTY_QUESTION)
         return
     user = update.effective_user
-    decision = await state.shared.check_rate(user.id if user else update.effective_chat.id)
+    chat = present(update.effective_chat, "chat")
+    decision = await state.shared.check_rate(user.id if user else chat.id)
     if decision.verdict is Verdict.NOTICE:
         await turn.ready()
         await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
@@ -298,7 +306,7 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
     if decision.verdict is Verdict.SILENT:
         return
     question, cut = fmt.clean_question(raw, settings.telegram.max_question_chars)
-    compact = update.effective_chat.type != Chat.PRIVATE
+    compact = chat.type != Chat.PRIVATE
     chat_kind = "group" if compact else "private"
     language = ENGLISH if settings.embeddings.multilingual else detect_language(question)
     if language != ENGLISH:  # the model reads English only: searching would find nothing useful
@@ -343,7 +351,7 @@ async def _keep_question(context: Context, question: str, **details: Any) -> Non
 
 async def button(update: Update, context: Context) -> None:
     """"More results" and "Context" buttons; stale or forged data gets a polite answer."""
-    query = update.callback_query
+    query = present(update.callback_query, "callback_query")
     data = fmt.decode_callback(query.data)
     if isinstance(data, fmt.MoreData):
         await more_results(update, context, data)
@@ -357,7 +365,7 @@ async def button(update: Update, context: Context) -> None:
 
 
 async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
-    query = update.callback_query
+    query = present(update.callback_query, "callback_query")
     stored = await context.bot_data.shared.get_query(data.token)
     if stored is None or query.message is None:
         await query.answer(fmt.STALE_BUTTON)
@@ -425,7 +433,7 @@ async def vote(update: Update, context: Context, data: fmt.VoteData) -> None:
 
 
 async def show_context(update: Update, context: Context, data: fmt.ContextData) -> None:
-    query = update.callback_query
+    query = present(update.callback_query, "callback_query")
     settings = context.bot_data.settings
     found = await run_blocking(context, context.bot_data.retriever.passage_context, data.doc_key, data.start,
                                data.end, settings.chunking.context_chars)
@@ -443,7 +451,7 @@ async def show_context(update: Update, context: Context, data: fmt.ContextData) 
 
 async def inline_query(update: Update, context: Context) -> None:
     """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
-    query = update.inline_query
+    query = present(update.inline_query, "inline_query")
     settings = context.bot_data.settings
     cache = settings.telegram.inline_cache_seconds
     text = query.query.strip()

@@ -45,8 +45,11 @@ async def start_bot(application: Application, *, poll_timeout: float = 10.0,
     await application.initialize()
     if application.post_init is not None:
         await application.post_init(application)
-    await application.updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
-                                            allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
+    updater = application.updater
+    if updater is None:
+        raise ValueError("the application was built without an Updater: nothing to poll with")
+    await updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
+                                allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
     await application.start()
 
 

@@ -81,8 +81,10 @@ class IndexMismatch(IndexError_):
 
 
 class TextEncoder(Protocol):
-    name: str
-    dimension: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def dimension(self) -> int: ...
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
 
@@ -500,15 +502,18 @@ def build_index(
 
 def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report):
     documents: list[DocumentRecord] = []
-    passage_rows: list[tuple[int, int, int, int, int]] = []
-    sentence_rows: list[tuple[int, int, int]] = []
-    passage_vectors: list[np.ndarray] = []
-    sentence_vectors: list[np.ndarray] = []
+    passage_rows: list[tuple[int, ...]] = []  # (doc, start, end, first sentence, last sentence)
+    sentence_rows: list[tuple[int, ...]] = []  # (doc, start, end)
+    passage_vectors: list[np.ndarray | None] = []  # None: to embed (slots filled below)
+    sentence_vectors: list[np.ndarray | None] = []
     passage_tokens: list[list[np.ndarray] | None] = []
     # (slot, passage texts to embed, passages as shown, sentence texts)
     to_embed: list[tuple[int, list[str], list[str], list[str]]] = []
     for raw in raw_documents:
         d = len(documents)
+        vec_p: np.ndarray | None
+        vec_s: np.ndarray | None
+        tokens: list[np.ndarray] | None
         if raw.doc_id in reusable:
             record, rows_p, rows_s, vec_p, vec_s, tokens = _reuse(previous, reusable[raw.doc_id], len(sentence_rows))
             documents.append(record)
@@ -588,12 +593,14 @@ def _token_arrays(per_document: list[list[np.ndarray] | None], dim: int) -> dict
             "token_lengths": np.array([len(t) for t in flat], dtype=np.int32)}
 
 
-def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
-    parts = [p for p in parts if p is not None and len(p)]
-    return np.ascontiguousarray(np.vstack(parts), dtype=np.float32) if parts else np.zeros((0, dim), np.float32)
+def _stack(parts: list[np.ndarray | None], dim: int) -> np.ndarray:
+    kept = [p for p in parts if p is not None and len(p)]
+    return np.ascontiguousarray(np.vstack(kept), dtype=np.float32) if kept else np.zeros((0, dim), np.float32)
 
 
-def _reuse(previous: IndexData, doc_index: int, sentence_base: int):
+def _reuse(previous: IndexData, doc_index: int, sentence_base: int) -> tuple[
+        DocumentRecord, list[tuple[int, int, int, int, int]], list[tuple[int, int, int]], np.ndarray, np.ndarray,
+        list[np.ndarray] | None]:
     """Copy one unchanged document's rows and vectors out of the previous build."""
     passages = np.asarray(previous.passages)
     sentences = np.asarray(previous.sentences)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -137,7 +137,7 @@ class Searcher:
 
     def __init__(self, data: IndexData, encoder: TextEncoder, *, weights: Weights, abstain_below: float,
                  candidates: int = 100, max_results: int = 30, spelling_correction: bool = True,
-                 known_words: Sequence[str] = (), cache_size: int = 1024, rerank: int = 40,
+                 known_words: Iterable[str] = (), cache_size: int = 1024, rerank: int = 40,
                  exact_below: int = 100_000,
                  vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
                  recency_margin: float = 0.0, kind_weights: Mapping[str, float] | None = None,
@@ -362,7 +362,8 @@ class Searcher:
         """Token vectors of a passage of an index built without them: encoded now, kept in a cache."""
         cached = self._passage_token_cache.get(passage)
         if cached is None:
-            cached = self.encoder.encode_with_tokens([self.data.passage_text(passage)])[0][1]
+            cached = self.encoder.encode_with_tokens(  # type: ignore[attr-defined]  # uses_tokens: it has it
+                [self.data.passage_text(passage)])[0][1]
             self._passage_token_cache.put_all({passage: cached})
         return cached
 
@@ -374,7 +375,8 @@ class Searcher:
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
             if tokens:
-                fresh = dict(zip(missing, self.encoder.encode_with_tokens(missing), strict=True))
+                fresh = dict(zip(missing, self.encoder.encode_with_tokens(missing),  # type: ignore[attr-defined]  # as above
+                                 strict=True))
             else:
                 fresh = {t: (v, None) for t, v in zip(missing, self.encoder.encode(missing), strict=True)}
             known.update(fresh)

@@ -70,7 +70,7 @@ async def inline_titles(emulator, user: dict, text: str) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_the_index_follows_the_seeds_while_the_bot_serves(emulator, start_bot, private_index_settings,
-                                                                 make_keeper, caplog):
+                                                                 make_keeper, caplog, watcher_started):
     caplog.set_level(logging.INFO)
     settings = private_index_settings(telegram_rate_limit_per_minute=10_000)
     seeds = settings.path(settings.corpus.seeds_dir)
@@ -103,7 +103,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(emulator, start_
             answered.append((asked, time.time(), reply["text"]))
 
     asker = asyncio.create_task(keep_asking())
-    await asyncio.sleep(1.5)  # the watcher is in place (it starts at start-up)
+    await watcher_started()
     added_at = time.monotonic()
     (seeds / "zebra.txt").write_text(ZEBRA, encoding="utf-8")
     while True:
