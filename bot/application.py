@@ -36,7 +36,7 @@ from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
 from .retriever import Keeper, RebuildResult, Retriever
 from .state import CONTEXT_TYPES, BotState, QueryCache
-from .transport import RetryingRequest, file_url, skip_missing_sniffio
+from .transport import OutageQueue, RetryingRequest, RetrySchedule, file_url, skip_missing_sniffio
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watch
 
 
 def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
-                      token: str | None = None, retries: int = 5, backoff: float = 0.5,
+                      token: str | None = None, backoff: float = 0.5, read_timeout: float = 15.0,
                       keeper: Keeper | None = None, watch_seeds: bool = True,
                       get_updates_request: BaseRequest | None = None,
                       guard: PollingGuard | None = None) -> Application:
@@ -72,10 +72,12 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
         raise ConfigError("no bot token: set TELEGRAM_BOT_TOKEN")
     base_url = base_url or telegram.base_url
     skip_missing_sniffio()
-    http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0, write_timeout=15.0,
-                        connect_timeout=10.0, pool_timeout=10.0)
+    http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=read_timeout,
+                        write_timeout=15.0, connect_timeout=10.0, pool_timeout=10.0)
     bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=file_url(base_url),
-                     request=RetryingRequest(http, retries=retries, backoff=backoff),
+                     request=RetryingRequest(http, schedule=RetrySchedule(first=backoff,
+                                                                          patience=telegram.send_patience_seconds),
+                                             queue=OutageQueue(telegram.send_queue_limit)),
                      get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
                      defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
     application = (

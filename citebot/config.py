@@ -93,6 +93,8 @@ class TelegramConfig(_Section):
     workers: int = Field(64, ge=1)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
     polling_refused_grace_seconds: float = Field(300.0, ge=0)
+    send_patience_seconds: float = Field(600.0, ge=1)
+    send_queue_limit: int = Field(1000, ge=1)
 
 
 class Settings(_Section):
