@@ -163,18 +163,24 @@ def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = Tru
 
 def start_seed_watch(application: Application) -> asyncio.Task | None:
     """Start following the seeds in the background (called at start-up by ``post_init``): one
-    incremental rebuild first (changes made while the bot was down), then the watcher."""
+    incremental rebuild first (changes made while the bot was down), then the watcher; and, in
+    every mode, the keeper following the ``current`` link (a build another builder published)."""
     state: BotState = application.bot_data
     keeper = state.keeper
-    if keeper is None or not state.watch_seeds or state.seed_watch is not None:
+    if keeper is None or state.seed_watch is not None:
         return None
     stop = asyncio.Event()
-    task = asyncio.create_task(_follow_seeds(application, keeper, stop), name="citebot-seed-watch")
+    task = asyncio.create_task(_follow_seeds(application, keeper, stop, state.watch_seeds),
+                               name="citebot-seed-watch")
     state.seed_watch = (task, stop)
     return task
 
 
-async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.Event) -> None:
+async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.Event, watch: bool) -> None:
+    follower = asyncio.create_task(keeper.follow(stop), name="citebot-current-follower")
+    if not watch:
+        await follower
+        return
     watcher = asyncio.create_task(keeper.watch(stop), name="citebot-seed-watcher")
     try:
         # let the watcher settle first, so that a change is seen by the watcher or by this rebuild
@@ -183,14 +189,17 @@ async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.
         if not stop.is_set():
             await keeper.rebuild()  # changes made while the bot was down
         await watcher
+        await follower
     except asyncio.CancelledError:
         watcher.cancel()
+        follower.cancel()
         raise
-    except Exception as exc:  # the bot keeps serving the index it has
+    except Exception as exc:  # the bot keeps serving the index it has (and following `current`)
         watcher.cancel()
         log.error("watching the seeds failed, the index no longer follows them: %r", exc, exc_info=exc)
         await handlers.notify_admins(application, f"watching the seeds failed: {type(exc).__name__}: {exc}; "
                                                   "the index no longer follows them (use /reload)")
+        await follower
 
 
 async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:

@@ -38,6 +38,7 @@ class CorpusConfig(_Section):
 class IndexConfig(_Section):
     dir: Path = Path("var/index")
     keep_builds: int = Field(2, ge=1)
+    follow_seconds: float = Field(1.0, gt=0)
 
 
 class EmbeddingsConfig(_Section):
