@@ -95,6 +95,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
     state.queries = QueryCache()
     state.limiter = RateLimiter(telegram.rate_limit_per_minute, 60.0)
+    state.inline_limiter = RateLimiter(telegram.inline_per_minute, 60.0)
+    state.button_limiter = RateLimiter(telegram.buttons_per_minute, 60.0)
     if keeper is not None:
         attach_keeper(application, keeper, watch=watch_seeds)
     add_handlers(application)

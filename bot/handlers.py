@@ -104,7 +104,12 @@ def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> boo
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
         return True
-    for entity, text in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
+    # not Message.parse_entities: it encodes the text strictly as UTF-16 and raises on a lone
+    # surrogate (a client can send "\ud83d" in JSON); entity_text cuts the code units as they are
+    for entity in message.entities:
+        if entity.type not in (MessageEntity.MENTION, MessageEntity.TEXT_MENTION):
+            continue
+        text = fmt.entity_text(message.text or "", entity.offset, entity.length)
         if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot_id:
             return True
         if entity.type == MessageEntity.MENTION and username and text.lower() == f"@{username.lower()}":
@@ -260,7 +265,8 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
     result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, 0)
     token = None
     if not result.abstained and result.total > len(result.hits):
-        token = context.bot_data.queries.put(StoredQuery(question, per_page, cut, compact))
+        token = context.bot_data.queries.put(StoredQuery(question, per_page, cut, compact,
+                                                         chat_id=update.effective_chat.id))
     answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
                               compact=compact)
     await reply(update, context, answer.html, keyboard=answer.keyboard)
@@ -271,6 +277,10 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
 async def button(update: Update, context: Context) -> None:
     """"More results" and "Context" buttons; stale or forged data gets a polite answer."""
     query = update.callback_query
+    decision = context.bot_data.button_limiter.check(query.from_user.id)
+    if not decision.allowed:  # refused before any search; the notice once, then the button just stops
+        await query.answer(fmt.slow_down_text(decision.retry_in) if decision.verdict is Verdict.NOTICE else None)
+        return
     data = fmt.decode_callback(query.data)
     if isinstance(data, fmt.MoreData):
         await more_results(update, context, data)
@@ -284,7 +294,8 @@ async def button(update: Update, context: Context) -> None:
 async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
     query = update.callback_query
     stored = context.bot_data.queries.get(data.token)
-    if stored is None or query.message is None:
+    if (stored is None or query.message is None
+            or (stored.chat_id is not None and stored.chat_id != query.message.chat.id)):
         await query.answer(fmt.STALE_BUTTON)
         return
     result = await run_blocking(context, context.bot_data.retriever.search, stored.question, stored.per_page,
@@ -330,11 +341,15 @@ async def inline_query(update: Update, context: Context) -> None:
     """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
     query = update.inline_query
     settings = context.bot_data.settings
+    if not context.bot_data.inline_limiter.check(query.from_user.id).allowed:
+        return  # a flood of queries: ignored before any search (the client shows nothing)
     cache = settings.telegram.inline_cache_seconds
+    # with allowed_chats the answers are for the asking user only: never cached for anyone else
+    personal = settings.telegram.allowed_chats is not None
     text = query.query.strip()
     if not fmt.has_words(text):
         articles = [fmt.inline_help_article(context.bot.username)]
-        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        await query.answer(_articles(articles), cache_time=cache, is_personal=personal)
         return
     offset = int(query.offset) if re.fullmatch(r"[0-9]{1,4}", query.offset or "") else 0
     per_page = min(settings.telegram.results_inline, 50)
@@ -342,11 +357,11 @@ async def inline_query(update: Update, context: Context) -> None:
     result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, offset)
     if result.abstained or not result.hits:
         articles = [fmt.inline_nothing_article(question)] if offset == 0 else []
-        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        await query.answer(_articles(articles), cache_time=cache, is_personal=personal)
         return
     articles = [fmt.inline_article(hit) for hit in result.hits]
     next_offset = str(offset + per_page) if result.total > offset + len(result.hits) else ""
-    await query.answer(_articles(articles), cache_time=cache, is_personal=False, next_offset=next_offset)
+    await query.answer(_articles(articles), cache_time=cache, is_personal=personal, next_offset=next_offset)
 
 
 def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticle]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -27,36 +28,49 @@ class StoredQuery:
     per_page: int
     cut: bool = False
     compact: bool = False
+    chat_id: int | None = None  # the chat that received the button: another chat's press is refused
 
 
 class QueryCache:
     """Questions under short random tokens, for compact callback data; least recently used
-    entries are forgotten beyond ``size`` (their buttons then answer "expired")."""
+    entries are forgotten beyond ``size`` entries or ``max_bytes`` of questions (their buttons
+    then answer "expired")."""
 
-    def __init__(self, size: int = 5000) -> None:
+    def __init__(self, size: int = 5000, max_bytes: int = 8 * 2**20) -> None:
         self.size = size
-        self._items: OrderedDict[str, StoredQuery] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[str, tuple[StoredQuery, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def put(self, query: StoredQuery) -> str:
         token = secrets.token_urlsafe(6)  # 8 characters
+        weight = _weight(token, query)
         with self._lock:
             while token in self._items:
                 token = secrets.token_urlsafe(6)
-            self._items[token] = query
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self._items[token] = (query, weight)
+            self.bytes += weight
+            while len(self._items) > self.size or self.bytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self.bytes -= dropped
         return token
 
     def get(self, token: str) -> StoredQuery | None:
         with self._lock:
-            query = self._items.get(token)
-            if query is not None:
-                self._items.move_to_end(token)
-            return query
+            item = self._items.get(token)
+            if item is None:
+                return None
+            self._items.move_to_end(token)
+            return item[0]
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _weight(token: str, query: StoredQuery) -> int:
+    """Roughly what one stored question holds: the strings, the record and its map slot."""
+    return sys.getsizeof(token) + sys.getsizeof(query.question) + 200
 
 
 class RecentSet:
@@ -86,6 +100,9 @@ class BotState:
     executor: ThreadPoolExecutor | None = None  # retrieval runs here, never on the event loop
     queries: QueryCache = field(default_factory=lambda: QueryCache())
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.rate_limit_per_minute))
+    # inline queries and button presses, per user, apart from questions (a flood of either is refused cheaply)
+    inline_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.inline_per_minute))
+    button_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.buttons_per_minute))
     keeper: Keeper | None = None  # when the index follows the seeds
     refused: RecentSet = field(default_factory=RecentSet)  # private chats already told the bot is not theirs
     watch_seeds: bool = False  # whether post_init starts following the seeds

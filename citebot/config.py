@@ -89,6 +89,8 @@ class TelegramConfig(_Section):
     inline_cache_seconds: int = Field(30, ge=0)
     max_question_chars: int = Field(500, ge=20)
     rate_limit_per_minute: int = Field(20, ge=1)
+    inline_per_minute: int = Field(60, ge=1)
+    buttons_per_minute: int = Field(60, ge=1)
     admins: tuple[int, ...] = ()
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
