@@ -167,10 +167,10 @@ def start_seed_watch(application: Application) -> asyncio.Task | None:
     """Start following the seeds in the background (called at start-up by ``post_init``): one
     incremental rebuild first (changes made while the bot was down), then the watcher; and, in
     every mode, the keeper following the ``current`` link (a build another builder published)."""
-    state: BotState = application.bot_data
-    keeper = state.keeper
-    if keeper is None or state.seed_watch is not None:
+    state = application.bot_data
+    if not isinstance(state, BotState) or state.keeper is None or state.seed_watch:
         return None
+    keeper = state.keeper
     stop = asyncio.Event()
     task = asyncio.create_task(_follow_seeds(application, keeper, stop, state.watch_seeds),
                                name="citebot-seed-watch")
@@ -207,7 +207,9 @@ async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.
 async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:
     """Stop the watcher; a rebuild in progress gets ``timeout`` seconds to finish, then it is
     abandoned (its worker thread finishes the build on disk; the bot just doesn't swap it in)."""
-    state: BotState = application.bot_data
+    state = application.bot_data
+    if not isinstance(state, BotState):  # an Application not made by build_application (tests, tools)
+        return
     running, state.seed_watch = state.seed_watch, None
     if running is None:
         return
@@ -226,7 +228,7 @@ async def stop_seed_watch(application: Application, timeout: float | None = None
 
 async def reload_index(application: Application, reason: str, *, force: bool = False) -> RebuildResult | None:
     """Rebuild now (SIGHUP does this) and log the summary."""
-    keeper = application.bot_data.keeper
+    keeper = getattr(application.bot_data, "keeper", None)
     if keeper is None:
         log.warning("%s: no index keeper, nothing to reload", reason)
         return None

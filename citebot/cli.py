@@ -3,7 +3,8 @@
     citebot index [--check] [--force]     build or update the index from the seeds
     citebot ask [QUESTION] [-k N]         cited passages for a question (or one per stdin line)
     citebot sources                       the indexed documents and their citations
-    citebot eval FILE                     retrieval metrics, with ablations and a naive baseline
+    citebot eval FILE [--folds K]         retrieval metrics per question kind, with ablations and a
+                                          naive baseline; or settings chosen by cross-validation
     citebot serve                         run the Telegram bot (or the local sandbox without a token)
 """
 
@@ -43,10 +44,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_expected(exc: Exception) -> bool:
+    from embeddings.evaluation import EvalSetError
     from embeddings.index import IndexError_
     from embeddings.model import ModelLoadError
 
-    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | FileNotFoundError | PermissionError)
+    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | EvalSetError | FileNotFoundError
+                      | PermissionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,11 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     sources.set_defaults(handler=cmd_sources)
 
     evaluate = commands.add_parser("eval", help="measure retrieval quality on an evaluation set",
-                                   description="hit@1/3/5, MRR@5, answered and abstention rates for the full "
-                                               "pipeline, dense-only and BM25-only ablations and a naive baseline.")
+                                   description="hit@1/3/5, MRR@5, answered and decline rates (off-topic and "
+                                               "unanswerable), overall and per question kind, for the full "
+                                               "pipeline, dense-only and BM25-only ablations and a naive baseline. "
+                                               "With --folds: candidate settings chosen by cross-validation.")
     evaluate.add_argument("file", type=Path, help="evaluation set (YAML, see tests/data/eval.yaml)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.add_argument("--misses", action="store_true", help="list the questions the full pipeline misses at rank 1")
+    evaluate.add_argument("--misses", action="store_true",
+                          help="list the questions the full pipeline misses at rank 1 or wrongly answers")
+    evaluate.add_argument("--folds", type=int, metavar="K",
+                          help="cross-validate: choose settings on K-1 stratified folds, report the held-out one")
+    evaluate.add_argument("--grid", type=Path, metavar="FILE",
+                          help="candidate settings for --folds (YAML, see citebot/tuning.py; default: as configured)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
     evaluate.set_defaults(handler=cmd_eval)
 
     serve = commands.add_parser("serve", help="run the Telegram bot (the local sandbox when no token is set)",
@@ -242,36 +253,92 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from embeddings.evaluation import compare_pipelines, load_eval_set
 
-    eval_set = load_eval_set(args.file)
-    searcher = open_service(settings).searcher
-    results = compare_pipelines(eval_set, searcher)
+    eval_set = load_eval_set(args.file)  # a wrong file fails here, before the model loads
+    if args.folds is not None or args.grid is not None:
+        return _cross_validate(settings, args, eval_set)
+    results = compare_pipelines(eval_set, open_service(settings).searcher)
     if args.json:
         _print_json({"file": str(args.file), "questions": len(eval_set.questions),
                      "off_topic": len(eval_set.off_topic), "pipelines": results})
         return EXIT_OK
-    print(f"{args.file}: {len(eval_set.questions)} corpus questions, {len(eval_set.off_topic)} off-topic\n")
-    print(metrics_table(results))
     full = results["full"]
+    counts = full["counts"]
+    print(f"{args.file}: {counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
+          f"corpus questions, {counts['off_topic']} off-topic\n")
+    print(metrics_table(results))
+    print("\nfull pipeline by question kind:\n")
+    print(kinds_table(full["by_kind"]))
     print(f"\nthreshold in use {settings.retrieval.abstain_below:.3f}; "
           f"best-separating threshold on this set {full['calibrated_threshold']:.3f}")
     if args.misses:
         print("\nmissed at rank 1 by the full pipeline:")
         for question in full["misses"]:
             print(f"  - {question}")
+        print("\nunanswerable but answered by the full pipeline:")
+        for question in full["not_declined"]:
+            print(f"  - {question}")
     return EXIT_OK
 
 
-METRIC_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "mean_chars")
+def _cross_validate(settings: Settings, args: argparse.Namespace, eval_set: Any) -> int:
+    from .tuning import cross_validate_settings, load_candidates
+
+    candidates = load_candidates(args.grid) if args.grid else [{}]
+    folds = args.folds or 5
+    total = len(eval_set.questions) + len(eval_set.off_topic)
+    if not 2 <= folds <= total:
+        raise ConfigError(f"--folds must be between 2 and the number of questions ({total}), got {folds}")
+    cv = cross_validate_settings(settings, eval_set, candidates, folds=folds, seed=args.seed)
+    if args.json:
+        _print_json({"file": str(args.file), **cv.as_dict()})
+        return EXIT_OK
+    print(f"{args.file}: {len(candidates)} candidate setting(s), {folds} folds stratified by kind (seed {args.seed})\n")
+    print(folds_table(cv))
+    return EXIT_OK
+
+
+METRIC_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "abstained_unanswerable",
+                  "newest_first", "mean_chars")
+FOLD_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "abstained_unanswerable",
+                "newest_first")
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def metrics_table(results: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per pipeline."""
     header = "| pipeline | " + " | ".join(METRIC_COLUMNS) + " |"
     rule = "|---|" + "---|" * len(METRIC_COLUMNS)
-    rows = [f"| {name} | " + " | ".join(
-        f"{metrics[c]:.0f}" if c == "mean_chars" else f"{metrics[c]:.3f}" for c in METRIC_COLUMNS) + " |"
-        for name, metrics in results.items()]
+    rows = [f"| {name} | " + " | ".join(_cell(metrics[c], 0 if c == "mean_chars" else 3) for c in METRIC_COLUMNS)
+            + " |" for name, metrics in results.items()]
     return "\n".join([header, rule, *rows])
+
+
+def kinds_table(by_kind: dict[str, dict[str, float]]) -> str:
+    """A Markdown table: one row per question kind (an unanswerable question's only figure is
+    whether it was declined)."""
+    columns = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "declined")
+    rows = [f"| {kind} | {m['questions']} | " + " | ".join(_cell(m.get(c)) for c in columns) + " |"
+            for kind, m in by_kind.items()]
+    return "\n".join(["| kind | questions | " + " | ".join(columns) + " |",
+                      "|---|---|" + "---|" * len(columns), *rows])
+
+
+def folds_table(cv: Any) -> str:
+    """A Markdown table: each fold's held-out figures with the settings chosen on the others."""
+    header = "| fold | chosen settings | " + " | ".join(FOLD_COLUMNS) + " |"
+    rule = "|---|---|" + "---|" * len(FOLD_COLUMNS)
+    rows = [f"| {f.fold} | {_settings_text(f.chosen)} | " + " | ".join(_cell(f.held_out[c]) for c in FOLD_COLUMNS)
+            + " |" for f in cv.folds]
+    mean = cv.mean()
+    rows.append("| mean | | " + " | ".join(_cell(mean[c]) for c in FOLD_COLUMNS) + " |")
+    return "\n".join([header, rule, *rows])
+
+
+def _settings_text(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "as configured"
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:

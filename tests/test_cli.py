@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -68,20 +69,104 @@ def test_sources_lists_every_document_with_passage_counts(cli_env, capsys):
     assert any(r["authors"] == ["Harsh V. Pant", "Aleksei Zakharov"] for r in rows)
 
 
-def test_eval_reports_pipelines_side_by_side(cli_env, capsys, tmp_path):
+SMALL_EVAL = (
+    "questions:\n"
+    "- q: Who overthrew King Zahir Shah?\n  kind: who\n  doc: '001'\n  evidence: ['overthrowing king zahir shah']\n"
+    "- q: Do Afghans still speak Russian?\n  doc: '003'\n  evidence: ['some older afghans still speak russian']\n"
+    "- q: When did the Soviet Union invade Afghanistan?\n  kind: when\n  doc: '003'\n"
+    "  evidence: ['launched an invasion of afghanistan on christmas eve 1979']\n"
+    "- q: Which Afghan ministry spokesman criticised the Moscow trilateral?\n  kind: who\n  doc: '001'\n"
+    "  evidence: ['ahmad shekib mostaghni']\n"
+    "- q: What is the boiling point of water in Kabul?\n  kind: unanswerable\n"
+    "- q: What is the price of bread in Moscow?\n  kind: unanswerable\n"
+    "off_topic:\n- What is the boiling point of water at sea level?\n- Who wrote Pride and Prejudice?\n"
+)
+
+
+def test_eval_reports_pipelines_side_by_side_and_per_kind(cli_env, capsys, tmp_path):
     small = tmp_path / "eval.yaml"
-    small.write_text(
-        "questions:\n"
-        "- q: Who overthrew King Zahir Shah?\n  doc: '001'\n  evidence: ['overthrowing king zahir shah']\n"
-        "- q: Do Afghans still speak Russian?\n  doc: '003'\n  evidence: ['some older afghans still speak russian']\n"
-        "off_topic:\n- What is the boiling point of water at sea level?\n")
+    small.write_text(SMALL_EVAL)
     assert main(["eval", str(small), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["pipelines"]) == {"full", "dense-only", "bm25-only", "naive-1000/200-dense"}
     full = report["pipelines"]["full"]
     assert full["hit@5"] == 1.0 and full["abstained_off_topic"] == 1.0
+    assert full["counts"] == {"answerable": 4, "unanswerable": 2, "off_topic": 2}
+    assert 0.0 <= full["abstained_unanswerable"] <= 1.0 and full["newest_first"] is None
+    assert set(full["by_kind"]) == {"lookup", "who", "when", "unanswerable"}
+    assert full["by_kind"]["who"]["questions"] == 2 and full["by_kind"]["who"]["hit@5"] == 1.0
+    assert set(full["by_kind"]["unanswerable"]) == {"questions", "declined", "answered"}
     assert main(["eval", str(small)]) == 0
-    assert "| full |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| full |" in out and "abstained_unanswerable" in out and "| unanswerable | 2 |" in out
+
+
+def test_eval_cross_validates_candidate_settings(cli_env, capsys, tmp_path):
+    """A real run on a small set: a threshold that declines everything loses on every fold."""
+    small = tmp_path / "eval.yaml"
+    small.write_text(SMALL_EVAL)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("candidates:\n- {}\ngrid:\n  retrieval.abstain_below: [0.99]\n")
+    assert main(["eval", str(small), "--folds", "2", "--grid", str(grid), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["k"] == 2 and report["candidates"] == [{}, {"retrieval.abstain_below": 0.99}]
+    assert [f["chosen"] for f in report["folds"]] == [{}, {}]
+    assert report["mean"]["hit@5"] == 1.0 and report["mean"]["abstained_off_topic"] == 1.0
+    assert all(f["held_out"]["counts"]["unanswerable"] == 1 for f in report["folds"])  # stratified by kind
+    assert main(["eval", str(small), "--folds", "2"]) == 0
+    assert "| mean |" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_stray_settings(monkeypatch):
+    for name in list(__import__("os").environ):
+        if name.startswith("CITEBOT_") or name == "TELEGRAM_BOT_TOKEN":
+            monkeypatch.delenv(name)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(("target", "problem"), [
+    (REPO / "README.md", "is not valid YAML at line"),
+    (REPO / "seeds", "is a folder"),
+    (REPO / "no-such-file.yaml", "not found"),
+])
+def test_eval_of_something_that_is_not_an_eval_set_is_one_clear_line(no_stray_settings, capsys, target, problem):
+    assert main(["eval", str(target)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err.startswith("citebot: error: ") and str(target) in captured.err and problem in captured.err
+    assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("- q: a list, not a mapping\n", "expected a mapping with `questions:`"),
+    ("questions:\n- doc: '001'\n  evidence: [x]\n", "question #1: needs `q:`"),
+    ("questions:\n- q: Who?\n  evidence: 12\n", "`evidence` must be a list of non-empty strings"),
+])
+def test_eval_of_a_wrongly_shaped_file_fails_naming_file_and_problem(no_stray_settings, capsys, tmp_path, text,
+                                                                      problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["eval", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and str(path) in captured.err and problem in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_eval_grid_errors_are_one_clear_line(cli_env, capsys, tmp_path):
+    small = tmp_path / "eval.yaml"
+    small.write_text(SMALL_EVAL)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("grid:\n  retrieval.no_such_knob: [1, 2]\n")
+    assert main(["eval", str(small), "--folds", "2", "--grid", str(grid)]) == 2
+    assert "retrieval.no_such_knob: not a setting" in capsys.readouterr().err
+    grid.write_text("grid:\n  chunking.target_chars: [300]\n")
+    assert main(["eval", str(small), "--folds", "2", "--grid", str(grid)]) == 2
+    assert "changes how the index is built" in capsys.readouterr().err
+    assert main(["eval", str(small), "--folds", "1"]) == 2
+    assert "--folds must be between 2" in capsys.readouterr().err
 
 
 def test_errors_are_one_clear_line(cli_env, capsys, monkeypatch, tmp_path):

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from citebot import engine
-from citebot.lifecycle import IndexKeeper
+from citebot.service import open_service
 
 ZEBRA = "Zebra migration\n\nZebras cross the Mara river every year in July, watched by many tourists.\n"
 
@@ -20,8 +20,10 @@ def keeper_settings(tmp_path, seeds_copy, make_settings, built_index_dir):
 
 
 def make_keeper(settings, encoder, **kwargs):
-    searcher = engine.make_searcher(settings, encoder, engine.open_index(settings))
-    return IndexKeeper(settings, encoder, searcher, **kwargs)
+    keeper = open_service(settings, encoder=encoder).keeper
+    for name, value in kwargs.items():  # on_swap, on_error
+        setattr(keeper, name, value)
+    return keeper
 
 
 @pytest.mark.asyncio
