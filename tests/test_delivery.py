@@ -186,13 +186,13 @@ async def test_during_an_outage_answers_wait_in_a_bounded_queue_and_go_oldest_fi
 
 # ------------------------------------------------------------------------ the real bot, per kind of fault
 
-QUESTIONS = [
+QUESTIONS = [  # each answered with passages (the header names the question)
+    "Does Russia trade with Afghanistan?",
     "Who overthrew King Zahir Shah?",
+    "What role does India play in Afghanistan?",
     "Is Russia arming the Taliban?",
-    "Why did Russia start talking to the Taliban?",
-    "Has Russia recognised the Taliban government?",
+    "What did the US withdrawal mean for Russia?",
     "Do Afghans still speak Russian?",
-    "What does Russia fear in Central Asia?",
 ]
 HEADER = re.compile(r"^🔎 Passages 1–\d+ of \d+ for “(.+?)”", re.MULTILINE)
 
