@@ -28,12 +28,12 @@ def test_the_searchers_caches_have_byte_budgets_and_keep_to_them(searcher):
     assert searcher._cache.max_bytes == QUESTION_CACHE_BYTES
     assert searcher._passage_token_cache.max_bytes == TOKEN_CACHE_BYTES
     saved = searcher._cache
-    searcher._cache = BoundedCache(10_000, max_bytes=2 * 2**20)  # small, to see it filled by real encodes
+    searcher._cache = BoundedCache(10_000, max_bytes=2**19)  # small, to see it filled by real encodes
     try:
         long = " and what the sources say about Russia's relations with the Taliban" * 4
         for n in range(12):
             searcher.search(f"question {n} about Kabul{long}")
-            assert searcher._cache.bytes <= 2 * 2**20
+            assert searcher._cache.bytes <= 2**19
         assert 0 < len(searcher._cache) < 24  # two texts a question: some were forgotten
     finally:
         searcher._cache = saved
