@@ -33,6 +33,7 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.quantized     # torch int8 and ONNX Runtime vs fp32 query encoder: speed, quality
 .venv/bin/python -m bench.roundtrip     # 2. bot round trip, 1/20/100 users (bot + emulator)
 .venv/bin/python -m bench.roundtrip --replicas   # 7. 1/2/3 webhook replicas behind nginx, Redis (not in run_all)
+.venv/bin/python -m bench.soak          # serve under distinct questions: RSS, thread slopes (--quick)
 .venv/bin/python -m bench.report        # regenerate this file and the plots
 ```
 

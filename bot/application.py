@@ -34,10 +34,11 @@ from citebot.config import ConfigError, Settings
 
 from . import handlers
 from .polling import PollingBot, PollingGuard
+from .ratelimit import RateLimiter
 from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever
 from .shared_state import open_state
 from .state import CONTEXT_TYPES, BotState
-from .transport import RetryingRequest, file_url, skip_missing_sniffio
+from .transport import OutageQueue, RetryingRequest, RetrySchedule, file_url, skip_missing_sniffio
 
 if TYPE_CHECKING:
     from citebot.replica import IndexFollower
@@ -56,7 +57,7 @@ WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watch
 
 
 def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
-                      token: str | None = None, retries: int = 5, backoff: float = 0.5,
+                      token: str | None = None, backoff: float = 0.5, read_timeout: float = 15.0,
                       keeper: Keeper | None = None, watch_seeds: bool = True,
                       get_updates_request: BaseRequest | None = None,
                       guard: PollingGuard | None = None, store: FeedbackStore | None = None,
@@ -79,10 +80,12 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
         raise ConfigError("no bot token: set TELEGRAM_BOT_TOKEN")
     base_url = base_url or telegram.base_url
     skip_missing_sniffio()
-    http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0, write_timeout=15.0,
-                        connect_timeout=10.0, pool_timeout=10.0)
+    http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=read_timeout,
+                        write_timeout=15.0, connect_timeout=10.0, pool_timeout=10.0)
     bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=file_url(base_url),
-                     request=RetryingRequest(http, retries=retries, backoff=backoff),
+                     request=RetryingRequest(http, schedule=RetrySchedule(first=backoff,
+                                                                          patience=telegram.send_patience_seconds),
+                                             queue=OutageQueue(telegram.send_queue_limit)),
                      get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
                      defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
     application = (
@@ -103,6 +106,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
                               lease_seconds=telegram.update_lease_seconds)
     state.store = store
     state.coverage = coverage
+    state.inline_limiter = RateLimiter(telegram.inline_per_minute, 60.0)
+    state.button_limiter = RateLimiter(telegram.buttons_per_minute, 60.0)
     if keeper is not None:
         attach_keeper(application, keeper, watch=watch_seeds)
     add_handlers(application)
@@ -210,18 +215,24 @@ def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = Tru
 
 def start_seed_watch(application: Application) -> asyncio.Task | None:
     """Start following the seeds in the background (called at start-up by ``post_init``): one
-    incremental rebuild first (changes made while the bot was down), then the watcher."""
+    incremental rebuild first (changes made while the bot was down), then the watcher; and, in
+    every mode, the keeper following the ``current`` link (a build another builder published)."""
     state = application.bot_data
-    if not isinstance(state, BotState) or state.keeper is None or not state.watch_seeds or state.seed_watch:
+    if not isinstance(state, BotState) or state.keeper is None or state.seed_watch:
         return None
     keeper = state.keeper
     stop = asyncio.Event()
-    task = asyncio.create_task(_follow_seeds(application, keeper, stop), name="citebot-seed-watch")
+    task = asyncio.create_task(_follow_seeds(application, keeper, stop, state.watch_seeds),
+                               name="citebot-seed-watch")
     state.seed_watch = (task, stop)
     return task
 
 
-async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.Event) -> None:
+async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.Event, watch: bool) -> None:
+    follower = asyncio.create_task(keeper.follow(stop), name="citebot-current-follower")
+    if not watch:
+        await follower
+        return
     watcher = asyncio.create_task(keeper.watch(stop), name="citebot-seed-watcher")
     try:
         # let the watcher settle first, so that a change is seen by the watcher or by this rebuild
@@ -230,14 +241,17 @@ async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.
         if not stop.is_set():
             await keeper.rebuild()  # changes made while the bot was down
         await watcher
+        await follower
     except asyncio.CancelledError:
         watcher.cancel()
+        follower.cancel()
         raise
-    except Exception as exc:  # the bot keeps serving the index it has
+    except Exception as exc:  # the bot keeps serving the index it has (and following `current`)
         watcher.cancel()
         log.error("watching the seeds failed, the index no longer follows them: %r", exc, exc_info=exc)
         await handlers.notify_admins(application, f"watching the seeds failed: {type(exc).__name__}: {exc}; "
                                                   "the index no longer follows them (use /reload)")
+        await follower
 
 
 async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:

@@ -689,6 +689,11 @@ def rate_limited_html(limit: int, seconds: float) -> str:
     return RATE_LIMITED.format(limit=limit, seconds=max(1, round(seconds)))
 
 
+def slow_down_text(seconds: float) -> str:
+    """The answer to a button pressed too often (a callback answer: plain text, at most 200 characters)."""
+    return f"Too many presses: try again in {max(1, round(seconds))} s."
+
+
 # ------------------------------------------------------------------------------------------ inline
 
 @dataclass(frozen=True)
@@ -757,6 +762,13 @@ def clean_question(text: str, max_chars: int) -> tuple[str, bool]:
 def has_words(text: str) -> bool:
     """True if ``text`` holds at least one letter or digit (not only emoji or punctuation)."""
     return any(ch.isalnum() for ch in text)
+
+
+def entity_text(text: str, offset: int, length: int) -> str:
+    """The part of ``text`` a message entity covers (``offset``, ``length`` in UTF-16 code units),
+    also when ``text`` holds a lone surrogate (which a strict UTF-16 encoding refuses)."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    return units[2 * offset : 2 * (offset + length)].decode("utf-16-le", "surrogatepass")
 
 
 def strip_mention(text: str, username: str | None) -> str:

@@ -121,7 +121,12 @@ def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> boo
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
         return True
-    for entity, text in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
+    # not Message.parse_entities: it encodes the text strictly as UTF-16 and raises on a lone
+    # surrogate (a client can send "\ud83d" in JSON); entity_text cuts the code units as they are
+    for entity in message.entities:
+        if entity.type not in (MessageEntity.MENTION, MessageEntity.TEXT_MENTION):
+            continue
+        text = fmt.entity_text(message.text or "", entity.offset, entity.length)
         if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot_id:
             return True
         if entity.type == MessageEntity.MENTION and username and text.lower() == f"@{username.lower()}":
@@ -323,7 +328,8 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
     token = votes = documents = None
     voting = state.store is not None and state.store.store_feedback
     if not result.abstained and result.hits and (voting or result.total > len(result.hits)):
-        token = await state.shared.put_query(StoredQuery(question, per_page, cut, compact, votes=voting))
+        token = await state.shared.put_query(StoredQuery(question, per_page, cut, compact, votes=voting,
+                                                              chat_id=update.effective_chat.id))
         if voting:
             state.answers.set(token, VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""),
                                                  fmt.shown_passages(result.hits)))
@@ -352,6 +358,10 @@ async def _keep_question(context: Context, question: str, **details: Any) -> Non
 async def button(update: Update, context: Context) -> None:
     """"More results" and "Context" buttons; stale or forged data gets a polite answer."""
     query = present(update.callback_query, "callback_query")
+    decision = context.bot_data.button_limiter.check(query.from_user.id)
+    if not decision.allowed:  # refused before any search; the notice once, then the button just stops
+        await query.answer(fmt.slow_down_text(decision.retry_in) if decision.verdict is Verdict.NOTICE else None)
+        return
     data = fmt.decode_callback(query.data)
     if isinstance(data, fmt.MoreData):
         await more_results(update, context, data)
@@ -367,7 +377,8 @@ async def button(update: Update, context: Context) -> None:
 async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
     query = present(update.callback_query, "callback_query")
     stored = await context.bot_data.shared.get_query(data.token)
-    if stored is None or query.message is None:
+    if (stored is None or query.message is None
+            or (stored.chat_id is not None and stored.chat_id != query.message.chat.id)):
         await query.answer(fmt.STALE_BUTTON)
         return
     result = await run_blocking(context, context.bot_data.retriever.search, stored.question, stored.per_page,
@@ -453,11 +464,15 @@ async def inline_query(update: Update, context: Context) -> None:
     """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
     query = present(update.inline_query, "inline_query")
     settings = context.bot_data.settings
+    if not context.bot_data.inline_limiter.check(query.from_user.id).allowed:
+        return  # a flood of queries: ignored before any search (the client shows nothing)
     cache = settings.telegram.inline_cache_seconds
+    # with allowed_chats the answers are for the asking user only: never cached for anyone else
+    personal = settings.telegram.allowed_chats is not None
     text = query.query.strip()
     if not fmt.has_words(text):
         articles = [fmt.inline_help_article(context.bot.username)]
-        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        await query.answer(_articles(articles), cache_time=cache, is_personal=personal)
         return
     offset = int(query.offset) if re.fullmatch(r"[0-9]{1,4}", query.offset or "") else 0
     per_page = min(settings.telegram.results_inline, 50)
@@ -465,11 +480,11 @@ async def inline_query(update: Update, context: Context) -> None:
     result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, offset)
     if result.abstained or not result.hits:
         articles = [fmt.inline_nothing_article(question, result.missing_terms)] if offset == 0 else []
-        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        await query.answer(_articles(articles), cache_time=cache, is_personal=personal)
         return
     articles = [fmt.inline_article(hit) for hit in result.hits]
     next_offset = str(offset + per_page) if result.total > offset + len(result.hits) else ""
-    await query.answer(_articles(articles), cache_time=cache, is_personal=False, next_offset=next_offset)
+    await query.answer(_articles(articles), cache_time=cache, is_personal=personal, next_offset=next_offset)
 
 
 def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticle]:

@@ -69,7 +69,8 @@ class RebuildResult(Protocol):
 
 
 class Keeper(Protocol):
-    """Owns the live retriever and the one way to replace it (a rebuild from the seeds)."""
+    """Owns the live retriever and replaces it: a rebuild from the seeds, or a build another
+    builder published."""
 
     searcher: Any  # a Retriever
     on_swap: Callable[[Any], None] | None
@@ -77,4 +78,10 @@ class Keeper(Protocol):
 
     async def rebuild(self, *, force: bool = False) -> RebuildResult: ...
 
-    async def watch(self, stop: asyncio.Event) -> None: ...
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Rebuild whenever the seeds change, until ``stop`` is set."""
+        ...
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Swap in the build the ``current`` link points to whoever published it, until ``stop``."""
+        ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from telegram.ext import CallbackContext, ContextTypes, ExtBot
 from citebot.config import Settings
 
 from .ordering import ChatOrder
+from .ratelimit import RateLimiter
 from .retriever import FeedbackStore, Keeper, Retriever
 
 V = TypeVar("V")
@@ -38,6 +40,7 @@ class StoredQuery:
     cut: bool = False
     compact: bool = False
     votes: bool = False  # the answer has a 👍/👎 row (under the same token)
+    chat_id: int | None = None  # the chat that received the button: another chat's press is refused
 
 
 @dataclass
@@ -53,12 +56,14 @@ class VotedAnswer:
 
 class QueryCache(Generic[V]):
     """Values (questions behind "More results", answers behind 👍/👎) under short random tokens,
-    for compact callback data; least recently used entries are forgotten beyond ``size`` (their
-    buttons then answer "expired")."""
+    for compact callback data; least recently used entries are forgotten beyond ``size`` entries
+    or ``max_bytes`` (their buttons then answer "expired")."""
 
-    def __init__(self, size: int = 5000) -> None:
+    def __init__(self, size: int = 5000, max_bytes: int = 8 * 2**20) -> None:
         self.size = size
-        self._items: OrderedDict[str, V] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[str, tuple[V, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def put(self, query: V) -> str:
@@ -70,21 +75,35 @@ class QueryCache(Generic[V]):
         return token
 
     def set(self, token: str, value: V) -> None:
+        weight = _weight(token, value)
         with self._lock:
-            self._items[token] = value
-            self._items.move_to_end(token)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            old = self._items.pop(token, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._items[token] = (value, weight)
+            self.bytes += weight
+            while len(self._items) > self.size or self.bytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self.bytes -= dropped
 
     def get(self, token: str) -> V | None:
         with self._lock:
-            query = self._items.get(token)
-            if query is not None:
-                self._items.move_to_end(token)
-            return query
+            item = self._items.get(token)
+            if item is None:
+                return None
+            self._items.move_to_end(token)
+            return item[0]
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _weight(token: str, value: Any) -> int:
+    """Roughly what one stored value holds: the token, the question, what an answer shows (its
+    passages), the record and its map slot."""
+    shown = getattr(value, "shown", None) or []
+    return (sys.getsizeof(token) + sys.getsizeof(getattr(value, "question", "")) + 200
+            + sum(sum(sys.getsizeof(v) for v in passage.values()) for passage in shown if isinstance(passage, dict)))
 
 
 class RecentSet:
@@ -124,6 +143,9 @@ class BotState:
     store: FeedbackStore | None = None  # votes and questions, when telegram.store_* ask for it
     coverage: Callable[[], Any] | None = None  # makes the /gaps report (citebot.gaps.CoverageReport)
     order: ChatOrder = field(default_factory=ChatOrder)  # replies to one chat in the order of its questions
+    # inline queries and button presses, per user, apart from questions (a flood of either is refused cheaply)
+    inline_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.inline_per_minute))
+    button_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(Settings().telegram.buttons_per_minute))
     keeper: Keeper | None = None  # when the index follows the seeds
     watch_seeds: bool = False  # whether post_init starts following the seeds
     seed_watch: tuple[asyncio.Task, asyncio.Event] | None = None  # the running watcher and its stop event

@@ -111,6 +111,8 @@ class TelegramConfig(_Section):
     inline_cache_seconds: int = Field(30, ge=0)
     max_question_chars: int = Field(500, ge=20)
     rate_limit_per_minute: int = Field(20, ge=1)
+    inline_per_minute: int = Field(60, ge=1)
+    buttons_per_minute: int = Field(60, ge=1)
     admins: tuple[int, ...] = ()
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
@@ -125,6 +127,8 @@ class TelegramConfig(_Section):
     retention_days: int = Field(90, ge=1)
     gaps_similarity_below: float = Field(0.45, ge=-1, le=1)
     polling_refused_grace_seconds: float = Field(300.0, ge=0)
+    send_patience_seconds: float = Field(600.0, ge=1)
+    send_queue_limit: int = Field(1000, ge=1)
 
 
 class Settings(_Section):

@@ -14,6 +14,7 @@ The steps, each a function of :mod:`embeddings.fusion` or :mod:`embeddings.lexic
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,9 @@ from .vector_index import VectorIndex, make_vector_index
 TOKENS_IN_MEMORY_BYTES = 256 * 2**20  # up to this, passage token vectors are held as float32
 # a corpus of at most this many times ``candidates`` passages is scored whole (no candidate search)
 SCORE_ALL_UP_TO = 4
+# byte budgets of the caches (a question's token vectors take up to 256 x 384 float32: 384 KiB)
+QUESTION_CACHE_BYTES = 48 * 2**20
+TOKEN_CACHE_BYTES = 96 * 2**20
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
 
 Encoded = tuple[np.ndarray, np.ndarray | None]  # pooled vector, token vectors (None: not asked for)
@@ -175,7 +179,7 @@ class Searcher:
                                else build(self.sentence_vectors))
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
-        self._cache: BoundedCache[str, Encoded] = BoundedCache(cache_size)
+        self._cache: BoundedCache[str, Encoded] = BoundedCache(cache_size, QUESTION_CACHE_BYTES)
         self._batcher = QueryBatcher(self.search_many)
         # token vectors of every passage, back to back, stored by the index build (see index.py)
         self.token_vectors = np.asarray(data.token_vectors)  # float16, memory-mapped
@@ -184,7 +188,7 @@ class Searcher:
             self.token_vectors = self.token_vectors.astype(np.float32)
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
         self.token_starts = data.token_starts
-        self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000)
+        self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000, TOKEN_CACHE_BYTES)
         # per passage: its document's date (newest-first ranking) and its look (cues.passage_features)
         doc_dates = np.array([temporal.date_value(d.citation.date) for d in data.documents] or [0.0])
         self.passage_dates = doc_dates[np.asarray(self.passages["doc"], dtype=np.intp)] if len(self.passages) \
@@ -439,31 +443,56 @@ Value = TypeVar("Value")
 
 
 class BoundedCache(Generic[Key, Value]):
-    """A thread-safe least-recently-used map that forgets beyond ``size`` entries."""
+    """A thread-safe least-recently-used map that forgets beyond ``size`` entries or beyond
+    ``max_bytes`` (the entries' :func:`nbytes`: array buffers and strings, what grows with
+    distinct questions), whichever comes first. An entry larger than the budget is not kept."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int | None = None) -> None:
         self.size = size
-        self._items: OrderedDict[Key, Value] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Key, tuple[Value, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Key) -> Value | None:
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
 
     def put_all(self, items: dict[Key, Value]) -> None:
         with self._lock:
-            self._items.update(items)
-            for key in items:
-                self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            for key, value in items.items():
+                weight = nbytes(key) + nbytes(value)
+                old = self._items.pop(key, None)
+                if old is not None:
+                    self.bytes -= old[1]
+                if self.max_bytes is not None and weight > self.max_bytes:
+                    continue
+                self._items[key] = (value, weight)
+                self.bytes += weight
+            while self._items and (len(self._items) > self.size
+                                   or (self.max_bytes is not None and self.bytes > self.max_bytes)):
+                _, (_, weight) = self._items.popitem(last=False)
+                self.bytes -= weight
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def nbytes(value: Any) -> int:
+    """The memory an entry holds, roughly: array buffers, string lengths, summed over tuples."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes) + 112
+    if isinstance(value, str):
+        return sys.getsizeof(value)
+    if isinstance(value, tuple | list):
+        return 56 + sum(nbytes(v) for v in value)
+    return 32
