@@ -289,7 +289,7 @@ async def private_other(update: Update, context: Context) -> None:
 async def answer_question(update: Update, context: Context, raw: str) -> None:
     """Search for ``raw`` and reply with the first page of passages, after the replies to the
     chat's earlier questions (the turn is taken before the first ``await``)."""
-    async with context.bot_data.order.turn(update.effective_chat.id) as turn:
+    async with context.bot_data.order.turn(present(update.effective_chat, "chat").id) as turn:
         await _answer(update, context, raw, turn)
 
 
@@ -329,7 +329,7 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
     voting = state.store is not None and state.store.store_feedback
     if not result.abstained and result.hits and (voting or result.total > len(result.hits)):
         token = await state.shared.put_query(StoredQuery(question, per_page, cut, compact, votes=voting,
-                                                              chat_id=update.effective_chat.id))
+                                                              chat_id=chat.id))
         if voting:
             state.answers.set(token, VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""),
                                                  fmt.shown_passages(result.hits)))
@@ -422,7 +422,7 @@ async def _current_votes(update: Update, context: Context, token: str, stored: S
 async def vote(update: Update, context: Context, data: fmt.VoteData) -> None:
     """👍/👎: one vote per user per answer (the other button changes it, the same one withdraws
     it); the buttons then show the new state (groups: the counts)."""
-    query = update.callback_query
+    query = present(update.callback_query, "callback_query")
     state = context.bot_data
     store = state.store
     if store is None or not store.store_feedback:

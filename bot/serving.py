@@ -70,15 +70,14 @@ async def stop_bot(application: Application) -> None:
 
 
 def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None,
-                   **extras: Any) -> int:
+                   follower: Any = None, **extras: Any) -> int:
     """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring).
-    ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
+    ``follower`` (a read-only replica's ``citebot.replica.IndexFollower``) swaps in the builder's
+    builds; ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
     guard = PollingGuard(refused_grace_seconds=settings.telegram.polling_refused_grace_seconds)
     application = build_application(settings, retriever, token=token, keeper=keeper, guard=guard, **extras)
-    if settings.index.replica:  # read-only: follows the builder's `current` build, never rebuilds
-        from citebot.replica import IndexFollower
-
-        attach_follower(application, IndexFollower(settings, retriever.encoder, retriever))
+    if follower is not None:  # read-only: follows the builder's `current` build, never rebuilds
+        attach_follower(application, follower)
     try:
         return asyncio.run(run_bot(application, settings, guard))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping

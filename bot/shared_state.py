@@ -105,7 +105,7 @@ class LocalState(SharedState):
 
     def __init__(self, rate_limit_per_minute: int, *, queries: int = 5000) -> None:
         self.limiter = RateLimiter(rate_limit_per_minute, 60.0)
-        self.queries = QueryCache(queries)
+        self.queries: QueryCache[StoredQuery] = QueryCache(queries)
         self.refused = RecentSet(10_000)
         self.done = RecentSet(LOCAL_ANSWERED)
         self.in_progress: set[int] = set()

@@ -276,8 +276,9 @@ class IndexKeeper:
         finally:
             if catching_up is not None:
                 await asyncio.wait([catching_up])
-                if not catching_up.cancelled() and catching_up.exception() is not None:
-                    log.error("the catch-up rebuild failed: %s", _reason(catching_up.exception()))
+                failure = None if catching_up.cancelled() else catching_up.exception()
+                if failure is not None:
+                    log.error("the catch-up rebuild failed: %s", _reason(failure))
 
     async def _check_periodically(self, stop: asyncio.Event,
                                   on_rebuild: Callable[[RebuildOutcome], Any] | None) -> None:

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.log_limits import limit_repeats
 from bot.redaction import protect_logs
@@ -22,6 +22,7 @@ from bot.serving import EXIT_CONFIG, EXIT_FAILED, serve_telegram
 from .config import ConfigError, Settings
 from .gaps import coverage_report
 from .progress import ProgressBar
+from .replica import IndexFollower
 from .service import open_service
 from .store import StoreError, open_store
 
@@ -57,7 +58,7 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
     except Exception as exc:
         log.error("cannot open the index: %s", exc)
         return EXIT_FAILED
-    extras = {"store": store, "coverage": None if store is None else functools.partial(
+    extras: dict[str, Any] = {"store": store, "coverage": None if store is None else functools.partial(
         coverage_report, store, service.encoder.encode, settings.telegram.gaps_similarity_below)}
     try:
         if mode == "sandbox":
@@ -70,8 +71,10 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
             finally:
                 restore()
         assert token is not None
-        keeper = None if settings.index.replica else service.keeper  # a replica follows the builder instead
-        return serve_telegram(settings, service.searcher, token=token, keeper=keeper, **extras)
+        if settings.index.replica:  # a replica follows the builder instead of keeping the index itself
+            follower = IndexFollower(settings, service.encoder, service.searcher)
+            return serve_telegram(settings, service.searcher, token=token, follower=follower, **extras)
+        return serve_telegram(settings, service.searcher, token=token, keeper=service.keeper, **extras)
     finally:
         if store is not None:
             store.close()

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from .cleaning import ends_sentence, join_lines
 
@@ -160,7 +161,7 @@ def html_blocks(markup: str | bytes) -> list[Block]:
     return blocks
 
 
-def _text_without(element, nested: str) -> str:
+def _text_without(element: Any, nested: str) -> str:
     """The text of ``element`` without that of its ``nested`` children (a list item's sub-list)."""
     parts = [element.text or ""]
     for child in element:

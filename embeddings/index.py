@@ -354,9 +354,9 @@ def _verified_bytes(path: Path, expected: str) -> np.ndarray:
     """The file's bytes, in a numpy buffer (aligned, so arrays over it are fast), checked against its checksum."""
     with open(path, "rb") as handle:
         data = np.empty(os.fstat(handle.fileno()).st_size, dtype=np.uint8)
-        if handle.readinto(memoryview(data)) != len(data):
+        if handle.readinto(data.data) != len(data):
             raise EOFError(f"{path} changed size while it was read")
-    if f"{CHECKSUM}:{xxhash.xxh3_128_hexdigest(data)}" != expected:
+    if f"{CHECKSUM}:{xxhash.xxh3_128_hexdigest(data.data)}" != expected:
         raise _damaged(path)
     data.flags.writeable = False
     return data
