@@ -49,6 +49,7 @@ services:
 # tmux: the sandbox test watches the terminal chat as a person sees it (tests/test_sandbox_tmux.py)
 test: install services tmux
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -60,6 +61,7 @@ tmux:
 # (the `slow` marker, set in tests/conftest.py, is deselected).
 test-fast: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -m "not slow" -q
 
 typecheck: install

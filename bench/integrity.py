@@ -17,8 +17,11 @@ import xxhash
 
 from .common import bench_settings, parser, scalar_over_runs, write_result
 
-HASHES = {"xxh3_128": lambda b: xxhash.xxh3_128_hexdigest(b), "blake2b": lambda b: hashlib.blake2b(b).hexdigest(),
-          "sha256": lambda b: hashlib.sha256(b).hexdigest()}
+HASHES = {
+    "xxh3_128": lambda b: xxhash.xxh3_128_hexdigest(b),
+    "blake2b": lambda b: hashlib.blake2b(b).hexdigest(),
+    "sha256": lambda b: hashlib.sha256(b).hexdigest(),
+}
 
 
 def _ms(fn, repeats: int) -> dict[str, float]:
@@ -50,11 +53,13 @@ def run(repeats: int) -> dict:
     result["load_mmap_ms"] = _ms(lambda: load_index(index_dir, mmap_above_bytes=0), repeats)
     result["verify_ms_per_gb"] = result["verify_build_ms"]["median"] * 1e9 / size
     median = {key: value["median"] for key, value in result.items() if isinstance(value, dict) and "median" in value}
-    print(f"build of {size / 1e6:.1f} MB: xxh3 {result['hash_ms']['xxh3_128']['median']:.1f} ms "
-          f"({result['hash_gb_per_s']['xxh3_128']:.1f} GB/s; blake2b {result['hash_gb_per_s']['blake2b']:.2f}, "
-          f"sha256 {result['hash_gb_per_s']['sha256']:.2f} GB/s); verify_build {median['verify_build_ms']:.1f} ms "
-          f"(~{result['verify_ms_per_gb'] / 1000:.1f} s per GB); load in memory {median['load_in_memory_ms']:.1f} ms, "
-          f"mapped {median['load_mmap_ms']:.1f} ms")
+    print(
+        f"build of {size / 1e6:.1f} MB: xxh3 {result['hash_ms']['xxh3_128']['median']:.1f} ms "
+        f"({result['hash_gb_per_s']['xxh3_128']:.1f} GB/s; blake2b {result['hash_gb_per_s']['blake2b']:.2f}, "
+        f"sha256 {result['hash_gb_per_s']['sha256']:.2f} GB/s); verify_build {median['verify_build_ms']:.1f} ms "
+        f"(~{result['verify_ms_per_gb'] / 1000:.1f} s per GB); load in memory {median['load_in_memory_ms']:.1f} ms, "
+        f"mapped {median['load_mmap_ms']:.1f} ms"
+    )
     return result
 
 

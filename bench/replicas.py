@@ -81,29 +81,50 @@ async def measure_state_calls(url: str, n: int = 500) -> dict[str, float]:
     return {"p50_ms": statistics.median(times), "p99_ms": times[int(0.99 * (len(times) - 1))]}
 
 
-async def one_setup(users: Any, folder: Path, replicas: int, redis: Any, questions: list[list[str]], seconds: float,
-                    index_dir: Path, shared: bool = True) -> dict[str, Any]:
+async def one_setup(
+    users: Any,
+    folder: Path,
+    replicas: int,
+    redis: Any,
+    questions: list[list[str]],
+    seconds: float,
+    index_dir: Path,
+    shared: bool = True,
+) -> dict[str, Any]:
     from deploy.local import Nginx, Replica, free_port, replica_environment
 
     ports = [free_port() for _ in range(replicas)]
     nginx = Nginx(folder / f"nginx{replicas}{'' if shared else '-local'}", ports)
     nginx.start()
-    env = replica_environment(child_environment(), token=users.token, api_url=users.base_url,
-                              webhook_url=f"{nginx.url}/citebot/hook", secret=SECRET,
-                              state_url=redis.url if shared else "", index_dir=index_dir,
-                              extra={"CITEBOT_TELEGRAM_RATE_LIMIT_PER_MINUTE": "1000000"})
+    env = replica_environment(
+        child_environment(),
+        token=users.token,
+        api_url=users.base_url,
+        webhook_url=f"{nginx.url}/citebot/hook",
+        secret=SECRET,
+        state_url=redis.url if shared else "",
+        index_dir=index_dir,
+        extra={"CITEBOT_TELEGRAM_RATE_LIMIT_PER_MINUTE": "1000000"},
+    )
     if not shared:
         env.pop("CITEBOT_TELEGRAM_STATE_URL")
     citebot = str(Path(sys.executable).with_name("citebot"))
-    running = [Replica(folder / f"r{replicas}-{i}{'' if shared else '-local'}", env, port, citebot=citebot, number=i)
-               for i, port in enumerate(ports)]
+    running = [
+        Replica(folder / f"r{replicas}-{i}{'' if shared else '-local'}", env, port, citebot=citebot, number=i)
+        for i, port in enumerate(ports)
+    ]
     try:
         for replica in running:
             replica.start()
         for replica in running:
             await asyncio.to_thread(replica.wait_ready)
-        command = {"kind": "closed", "questions": questions, "duration_seconds": 1.0, "timeout_seconds": 30.0,
-                   "grace_seconds": 0.5}
+        command = {
+            "kind": "closed",
+            "questions": questions,
+            "duration_seconds": 1.0,
+            "timeout_seconds": 30.0,
+            "grace_seconds": 0.5,
+        }
         await users.run(command)  # warm-up: every replica has answered before the measured run
         pids = {**{f"replica{i}": r.process.pid for i, r in enumerate(running)}, "nginx": nginx.process.pid}
         if shared:
@@ -119,10 +140,18 @@ async def one_setup(users: Any, folder: Path, replicas: int, redis: Any, questio
     cpu = {name: round(1000 * (after[name] - before[name]) / asked, 2) for name in pids}
     cpu["replicas_total"] = round(sum(v for k, v in cpu.items() if k.startswith("replica")), 2)
     cpu["telegram_and_users"] = round(1000 * result["cpu_seconds"] / asked, 2)
-    return {"replicas": replicas, "shared_state": shared, "users": len(questions), "asked": result["asked"],
-            "questions_per_second": round(result["answers_per_second"], 1),
-            "latency_ms": latency_summary(result["latencies"]), "cpu_ms_per_question": cpu,
-            "lost": result["lost"], "duplicated": result["duplicated"], "timeouts": result["timeouts"]}
+    return {
+        "replicas": replicas,
+        "shared_state": shared,
+        "users": len(questions),
+        "asked": result["asked"],
+        "questions_per_second": round(result["answers_per_second"], 1),
+        "latency_ms": latency_summary(result["latencies"]),
+        "cpu_ms_per_question": cpu,
+        "lost": result["lost"],
+        "duplicated": result["duplicated"],
+        "timeouts": result["timeouts"],
+    }
 
 
 async def measure(settings: Any, quick: bool, counts: tuple[int, ...] = (1, 2, 3)) -> dict[str, Any]:
@@ -145,26 +174,38 @@ async def measure(settings: Any, quick: bool, counts: tuple[int, ...] = (1, 2, 3
             state_calls = await measure_state_calls(redis.url)
             async with LoadGenerator() as users:
                 for n, replicas in enumerate(counts):
-                    rows.append(await one_setup(users, folder, replicas, redis, assign(pool, USERS, 97 * n),
-                                                seconds, index_dir))
+                    rows.append(
+                        await one_setup(users, folder, replicas, redis, assign(pool, USERS, 97 * n), seconds, index_dir)
+                    )
                     _say(rows[-1])
-                local = await one_setup(users, folder, 1, redis, assign(pool, USERS, 991), seconds, index_dir,
-                                        shared=False)
+                local = await one_setup(
+                    users, folder, 1, redis, assign(pool, USERS, 991), seconds, index_dir, shared=False
+                )
                 _say(local)
         finally:
             redis.stop()
     one = next(r for r in rows if r["replicas"] == 1)
     added = one["latency_ms"]["p50"] - local["latency_ms"]["p50"]
-    return {"users": USERS, "seconds": seconds, "setups": rows, "one_replica_local_state": local,
-            "redis_state_calls_per_question_ms": state_calls, "redis_added_p50_ms_end_to_end": round(added, 2),
-            "lost": sum(r["lost"] for r in [*rows, local]), "duplicated": sum(r["duplicated"] for r in [*rows, local])}
+    return {
+        "users": USERS,
+        "seconds": seconds,
+        "setups": rows,
+        "one_replica_local_state": local,
+        "redis_state_calls_per_question_ms": state_calls,
+        "redis_added_p50_ms_end_to_end": round(added, 2),
+        "lost": sum(r["lost"] for r in [*rows, local]),
+        "duplicated": sum(r["duplicated"] for r in [*rows, local]),
+    }
 
 
 def _say(row: dict[str, Any]) -> None:
-    print(f"replicas: {row['replicas']} ({'Redis' if row['shared_state'] else 'local state'}): "
-          f"{row['questions_per_second']:.0f} q/s, p50 {row['latency_ms']['p50']:.0f} ms, "
-          f"p99 {row['latency_ms']['p99']:.0f} ms, replicas' CPU {row['cpu_ms_per_question']['replicas_total']:.1f} "
-          f"ms/question, lost {row['lost']}, duplicated {row['duplicated']}", flush=True)
+    print(
+        f"replicas: {row['replicas']} ({'Redis' if row['shared_state'] else 'local state'}): "
+        f"{row['questions_per_second']:.0f} q/s, p50 {row['latency_ms']['p50']:.0f} ms, "
+        f"p99 {row['latency_ms']['p99']:.0f} ms, replicas' CPU {row['cpu_ms_per_question']['replicas_total']:.1f} "
+        f"ms/question, lost {row['lost']}, duplicated {row['duplicated']}",
+        flush=True,
+    )
 
 
 def run(settings: Any, quick: bool) -> dict[str, Any]:

@@ -60,92 +60,142 @@ def load(folder: Path, name: str) -> dict[str, Any] | None:
 
 
 def machine_table(results: dict[str, dict[str, Any] | None]) -> list[str]:
-    lines = ["## Machine", "", "| benchmark | measured at | code | CPU | cores | RAM GiB | torch threads | "
-             "load average (1/5/15 min) | versions |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Machine",
+        "",
+        "| benchmark | measured at | code | CPU | cores | RAM GiB | torch threads | "
+        "load average (1/5/15 min) | versions |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         if not r:
             continue
         m = r["machine"]
         versions = ", ".join(f"{k} {m[k]}" for k in ("python", "torch", "faiss", "sentence_transformers") if k in m)
         load_average = " / ".join(map(str, m.get("load_average", [])))
-        lines.append(f"| {name} | {r['measured_at']} | {r.get('code', '?')} | {m['cpu']} | {m['cores']} | "
-                     f"{m.get('memory_gib')} | {m.get('torch_threads', '–')} | {load_average} | {versions} |")
+        lines.append(
+            f"| {name} | {r['measured_at']} | {r.get('code', '?')} | {m['cpu']} | {m['cores']} | "
+            f"{m.get('memory_gib')} | {m.get('torch_threads', '–')} | {load_average} | {versions} |"
+        )
     return [*lines, ""]
 
 
 def latency_section(r: dict[str, Any]) -> list[str]:
     lat = r["latency_ms"]
-    names = {"bare_encode": "bare model encode of the question",
-             "pipeline": "**full pipeline** (spelling, encode, FAISS, BM25, fusion, formatting)",
-             "pipeline_encode": "… of which model forward passes", "pipeline_rest": "… of which everything else",
-             "cached": "same question again (query-embedding cache hit)"}
-    lines = ["## 1. Query latency in process", "",
-             f"{r['questions']} distinct questions (evaluation set, reworded, terse, misspelled, off-topic), "
-             f"{r['repeats']} runs, cache cleared before each run; bare encode and pipeline timed question by "
-             f"question in the same run, alternating which goes first. Index: {r['passages']} passages, "
-             f"{r['sentences']} sentences. Formatting: `{r['formatter']}`. Command: `{r['command']}`.", "",
-             "| ms | p50 | p95 | p99 | mean |", "|---|---|---|---|---|"]
+    names = {
+        "bare_encode": "bare model encode of the question",
+        "pipeline": "**full pipeline** (spelling, encode, FAISS, BM25, fusion, formatting)",
+        "pipeline_encode": "… of which model forward passes",
+        "pipeline_rest": "… of which everything else",
+        "cached": "same question again (query-embedding cache hit)",
+    }
+    lines = [
+        "## 1. Query latency in process",
+        "",
+        f"{r['questions']} distinct questions (evaluation set, reworded, terse, misspelled, off-topic), "
+        f"{r['repeats']} runs, cache cleared before each run; bare encode and pipeline timed question by "
+        f"question in the same run, alternating which goes first. Index: {r['passages']} passages, "
+        f"{r['sentences']} sentences. Formatting: `{r['formatter']}`. Command: `{r['command']}`.",
+        "",
+        "| ms | p50 | p95 | p99 | mean |",
+        "|---|---|---|---|---|",
+    ]
     for key, label in names.items():
         s = lat[key]
         lines.append(f"| {label} | {ms(s['p50'])} | {ms(s['p95'])} | {ms(s['p99'])} | {ms(s['mean'])} |")
     ratio = r["p50_ratio_pipeline_to_bare_encode"]
     verdict = "met" if ratio["median"] <= 1.5 else "**not met**"
-    lines += ["", f"Pipeline p50 / bare encode p50 = {ms(ratio, 2)} — target ≤ 1.5: {verdict}.", "",
-              "Concurrent questions batched into one encode (`Searcher.search_many`):", "",
-              "| batch | questions/s | ms per question |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Pipeline p50 / bare encode p50 = {ms(ratio, 2)} — target ≤ 1.5: {verdict}.",
+        "",
+        "Concurrent questions batched into one encode (`Searcher.search_many`):",
+        "",
+        "| batch | questions/s | ms per question |",
+        "|---|---|---|",
+    ]
     lines += [f"| {b['batch']} | {b['questions_per_second']:.1f} | {b['ms_per_question']:.1f} |" for b in r["batching"]]
     if r.get("threads"):
-        lines += ["", "FAISS and numpy (OpenBLAS) threads during a search; the model keeps its own. CPU time counts "
-                  "every thread, the model's included:", "",
-                  "| FAISS + BLAS threads | p50 ms | p95 ms | p99 ms | CPU ms per question |", "|---|---|---|---|---|"]
-        lines += [f"| {t['threads']} | {t['p50']:.1f} | {t['p95']:.1f} | {t['p99']:.1f} | "
-                  f"{t['cpu_ms_per_question']:.1f} |" for t in r["threads"]]
+        lines += [
+            "",
+            "FAISS and numpy (OpenBLAS) threads during a search; the model keeps its own. CPU time counts "
+            "every thread, the model's included:",
+            "",
+            "| FAISS + BLAS threads | p50 ms | p95 ms | p99 ms | CPU ms per question |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t['threads']} | {t['p50']:.1f} | {t['p95']:.1f} | {t['p99']:.1f} | {t['cpu_ms_per_question']:.1f} |"
+            for t in r["threads"]
+        ]
     return [*lines, ""]
 
 
 def cold_section(r: dict[str, Any]) -> list[str]:
-    lines = ["## 3. Cold start", "",
-             f"Fresh processes, index already built ({r['passages']} passages), {r['repeats']} runs. "
-             f"Command: `{r['command']}`.", "",
-             f"* `citebot ask --json \"{r['question']}\"` wall time: **{ms(r['cli_ask_wall_seconds'], 2)} s** "
-             f"(target ≤ {r['target_seconds']:.0f} s: "
-             f"{'met' if r['cli_ask_wall_seconds']['median'] <= r['target_seconds'] else '**not met**'})",
-             f"* instrumented child, same steps as the bot: {ms(r['instrumented_wall_seconds'], 2)} s", "",
-             "| step | seconds |", "|---|---|"]
+    lines = [
+        "## 3. Cold start",
+        "",
+        f"Fresh processes, index already built ({r['passages']} passages), {r['repeats']} runs. "
+        f"Command: `{r['command']}`.",
+        "",
+        f'* `citebot ask --json "{r["question"]}"` wall time: **{ms(r["cli_ask_wall_seconds"], 2)} s** '
+        f"(target ≤ {r['target_seconds']:.0f} s: "
+        f"{'met' if r['cli_ask_wall_seconds']['median'] <= r['target_seconds'] else '**not met**'})",
+        f"* instrumented child, same steps as the bot: {ms(r['instrumented_wall_seconds'], 2)} s",
+        "",
+        "| step | seconds |",
+        "|---|---|",
+    ]
     lines += [f"| {step} | {ms(s, 2)} |" for step, s in r["steps_seconds"].items()]
     imp = r["imports"]
-    lines += ["", f"`python -X importtime` of the same child: {imp['total_import_seconds']:.2f} s of imports "
-              "(importtime itself inflates this). Self time by top-level package:", "",
-              "| package | s |", "|---|---|"]
+    lines += [
+        "",
+        f"`python -X importtime` of the same child: {imp['total_import_seconds']:.2f} s of imports "
+        "(importtime itself inflates this). Self time by top-level package:",
+        "",
+        "| package | s |",
+        "|---|---|",
+    ]
     lines += [f"| {p['package']} | {p['seconds']:.2f} |" for p in imp["self_seconds_by_package"][:12]]
     return [*lines, ""]
 
 
 def build_section(r: dict[str, Any]) -> list[str]:
-    lines = ["## 4. Index build", "", f"{r['documents']} seed documents, model already loaded, {r['repeats']} runs. "
-             f"Command: `{r['command']}`.", "",
-             "| build | seconds | texts embedded (passages + sentences) | texts/s | documents re-embedded | "
-             "passages |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## 4. Index build",
+        "",
+        f"{r['documents']} seed documents, model already loaded, {r['repeats']} runs. Command: `{r['command']}`.",
+        "",
+        "| build | seconds | texts embedded (passages + sentences) | texts/s | documents re-embedded | passages |",
+        "|---|---|---|---|---|---|",
+    ]
     kinds = (("full", "full (`--force`)"), ("incremental_one_document_changed", "incremental, one document changed"))
     for key, label in kinds:
         b = r[key]
-        lines.append(f"| {label} | {ms(b['seconds'], 2)} | {b['texts_embedded']} | {ms(b['texts_per_second'])} | "
-                     f"{b['documents_reembedded']} | {b['passages']} |")
+        lines.append(
+            f"| {label} | {ms(b['seconds'], 2)} | {b['texts_embedded']} | {ms(b['texts_per_second'])} | "
+            f"{b['documents_reembedded']} | {b['passages']} |"
+        )
     return [*lines, ""]
 
 
 def scale_section(r: dict[str, Any], folder: Path, link_prefix: str = "") -> list[str]:
     e = r["embedding"]
-    lines = ["## 5. Scale", "",
-             f"Passages recombined from real seed sentences (mean {e['mean_chars']:.0f} characters). "
-             f"{e['passages']:,} were embedded for real: **{e['passages_per_second']:.1f} passages/s** "
-             f"({e['seconds']:.0f} s). Larger corpora use **synthetic vectors** (mixes of two real vectors plus "
-             "noise, re-normalised) for the search side, because embedding them would take the estimated time "
-             "below. Queries are real encoded questions; each timed call searches the question and its focus "
-             f"vector with k={r['candidates_k']}, as the Searcher does, with FAISS on one thread. Recall@10 is "
-             f"against exact search over {r['queries']} questions. Command: `{r['command']}`.", "",
-             "| passages | vectors | embedding (est.) | index | build s | memory MiB | search effort | recall@10 | "
-             "p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## 5. Scale",
+        "",
+        f"Passages recombined from real seed sentences (mean {e['mean_chars']:.0f} characters). "
+        f"{e['passages']:,} were embedded for real: **{e['passages_per_second']:.1f} passages/s** "
+        f"({e['seconds']:.0f} s). Larger corpora use **synthetic vectors** (mixes of two real vectors plus "
+        "noise, re-normalised) for the search side, because embedding them would take the estimated time "
+        "below. Queries are real encoded questions; each timed call searches the question and its focus "
+        f"vector with k={r['candidates_k']}, as the Searcher does, with FAISS on one thread. Recall@10 is "
+        f"against exact search over {r['queries']} questions. Command: `{r['command']}`.",
+        "",
+        "| passages | vectors | embedding (est.) | index | build s | memory MiB | search effort | recall@10 | "
+        "p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in r["sizes"]:
         first = True
         for kind in ("flat", "hnsw", "ivf"):
@@ -154,28 +204,50 @@ def scale_section(r: dict[str, Any], folder: Path, link_prefix: str = "") -> lis
             x = row[kind]
             effort = f"{x.get('effort_name', '')} {x['effort']}" if "effort" in x else "exact"
             chosen = " ✔" if row.get("chosen") == kind else ""
-            lead = (f"| {row['passages']:,} | {row['vectors']} | {row['embedding_seconds_estimated'] / 60:.0f} min |"
-                    if first else "| | | |")
+            lead = (
+                f"| {row['passages']:,} | {row['vectors']} | {row['embedding_seconds_estimated'] / 60:.0f} min |"
+                if first
+                else "| | | |"
+            )
             first = False
             lat = x["latency_ms"]
-            lines.append(f"{lead} {kind}{chosen} | {x['build_seconds']:.1f} | {x['memory_mib']:.0f} | {effort} | "
-                         f"{x['recall@10']:.3f} | {ms(lat['p50'], 2)} | {ms(lat['p95'], 2)} | {ms(lat['p99'], 2)} |")
+            lines.append(
+                f"{lead} {kind}{chosen} | {x['build_seconds']:.1f} | {x['memory_mib']:.0f} | {effort} | "
+                f"{x['recall@10']:.3f} | {ms(lat['p50'], 2)} | {ms(lat['p95'], 2)} | {ms(lat['p99'], 2)} |"
+            )
         if "bm25" in row:
             b = row["bm25"]
-            lines.append(f"| | | | BM25 (bm25s, scores every passage) | {b['build_seconds']:.1f} | "
-                         f"{b['memory_mib']:.0f} | – | – | {ms(b['latency_ms']['p50'], 2)} | "
-                         f"{ms(b['latency_ms']['p95'], 2)} | {ms(b['latency_ms']['p99'], 2)} |")
-    lines += ["", f"✔ = chosen by the numbers: exact below `exact_below={r['exact_below']:,}`, above it the "
-              "approximate index with recall@10 ≥ 0.95 at the lowest p50 (`make_vector_index`'s `auto` follows "
-              "this choice). Memory is the growth of the process's resident set while building, a rough figure "
-              "(freed memory is reused); the vectors alone take 1.5 KiB per passage.", ""]
-    sweeps = [(row["passages"], kind, s) for row in r["sizes"] for kind in ("hnsw", "ivf") if kind in row
-              for s in row[kind]["sweep"]]
+            lines.append(
+                f"| | | | BM25 (bm25s, scores every passage) | {b['build_seconds']:.1f} | "
+                f"{b['memory_mib']:.0f} | – | – | {ms(b['latency_ms']['p50'], 2)} | "
+                f"{ms(b['latency_ms']['p95'], 2)} | {ms(b['latency_ms']['p99'], 2)} |"
+            )
+    lines += [
+        "",
+        f"✔ = chosen by the numbers: exact below `exact_below={r['exact_below']:,}`, above it the "
+        "approximate index with recall@10 ≥ 0.95 at the lowest p50 (`make_vector_index`'s `auto` follows "
+        "this choice). Memory is the growth of the process's resident set while building, a rough figure "
+        "(freed memory is reused); the vectors alone take 1.5 KiB per passage.",
+        "",
+    ]
+    sweeps = [
+        (row["passages"], kind, s)
+        for row in r["sizes"]
+        for kind in ("hnsw", "ivf")
+        if kind in row
+        for s in row[kind]["sweep"]
+    ]
     if sweeps:
-        lines += ["Search effort against recall (efSearch for HNSW, nprobe for IVF):", "",
-                  "| passages | index | effort | recall@10 | p50 ms |", "|---|---|---|---|---|"]
-        lines += [f"| {n:,} | {k} | {s['effort']} | {s['recall@10']:.3f} | {ms(s['latency_ms']['p50'], 2)} |"
-                  for n, k, s in sweeps]
+        lines += [
+            "Search effort against recall (efSearch for HNSW, nprobe for IVF):",
+            "",
+            "| passages | index | effort | recall@10 | p50 ms |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {n:,} | {k} | {s['effort']} | {s['recall@10']:.3f} | {ms(s['latency_ms']['p50'], 2)} |"
+            for n, k, s in sweeps
+        ]
     plot = plot_scale(r, folder)
     if plot:
         lines += ["", f"![latency against corpus size]({link_prefix}{plot})"]
@@ -236,8 +308,7 @@ def plot_users(r: dict[str, Any], folder: Path) -> str | None:
             continue
         users = [u["users"] for u in rows]
         for key, style in (("p50", "o-"), ("p99", "^--")):
-            ax.plot(users, [u["latency_ms"][key]["median"] for u in rows], style, color=colour,
-                    label=f"{key}, {label}")
+            ax.plot(users, [u["latency_ms"][key]["median"] for u in rows], style, color=colour, label=f"{key}, {label}")
     targets = r["targets"]
     ax.axhline(targets["p50_ms"], color="grey", linestyle=":", label=f"targets at {targets['users']} users")
     ax.axhline(targets["p99_ms"], color="grey", linestyle=":")
@@ -255,16 +326,25 @@ def naive_section(r: dict[str, Any]) -> list[str]:
     q = r.get("quality")
     if q:
         cols = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "mean_chars")
-        lines += [f"Quality: `{q['command']}` ({q['questions']} questions, {q['off_topic']} off-topic):", "",
-                  "| pipeline | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        lines += [
+            f"Quality: `{q['command']}` ({q['questions']} questions, {q['off_topic']} off-topic):",
+            "",
+            "| pipeline | " + " | ".join(cols) + " |",
+            "|---|" + "---|" * len(cols),
+        ]
         for name, m in q["pipelines"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{m[c]:.0f}" if c == "mean_chars" else f"{m[c]:.3f}"
-                                                      for c in cols) + " |")
+            lines.append(
+                f"| {name} | " + " | ".join(f"{m[c]:.0f}" if c == "mean_chars" else f"{m[c]:.3f}" for c in cols) + " |"
+            )
         lines.append("")
     s = r["speed"]
-    lines += [f"Speed, same run, same {s['questions']} questions, {s['repeats']} runs (naive index built in "
-              f"{s['naive_index_build_seconds']:.1f} s). Command: `{r['command']}`.", "",
-              "| ms | p50 | p95 | p99 |", "|---|---|---|---|"]
+    lines += [
+        f"Speed, same run, same {s['questions']} questions, {s['repeats']} runs (naive index built in "
+        f"{s['naive_index_build_seconds']:.1f} s). Command: `{r['command']}`.",
+        "",
+        "| ms | p50 | p95 | p99 |",
+        "|---|---|---|---|",
+    ]
     for name, label in (("full", "citebot (full pipeline, k=5)"), ("naive", "naive (1000-char chunks, dense, flat)")):
         x = s["latency_ms"][name]
         lines.append(f"| {label} | {ms(x['p50'])} | {ms(x['p95'])} | {ms(x['p99'])} |")
@@ -279,8 +359,11 @@ def roundtrip_section(r: dict[str, Any] | None, folder: Path, link_prefix: str =
     if not r:
         return [*lines, "Not measured yet: run `python -m bench.roundtrip`.", ""]
     if "scenarios" not in r:
-        return [*lines, "The result file was written by an older version of the benchmark: re-run "
-                "`python -m bench.roundtrip`.", ""]
+        return [
+            *lines,
+            "The result file was written by an older version of the benchmark: re-run `python -m bench.roundtrip`.",
+            "",
+        ]
     lines += [*roundtrip_method(r), "", *roundtrip_table(r), "", *roundtrip_verdicts(r)]
     plot = plot_users(r, folder)
     if plot:
@@ -330,20 +413,26 @@ def run_lengths(r: dict[str, Any]) -> str:
     def amounts(kind: str) -> str:
         return "/".join(f"{v:g}" for v in plan[kind].values())
 
-    return (f"human pace {amounts('thinking')} s, closed loop {amounts('closed')} s for {users} users; "
-            f"bursts {amounts('burst')} rounds")
+    return (
+        f"human pace {amounts('thinking')} s, closed loop {amounts('closed')} s for {users} users; "
+        f"bursts {amounts('burst')} rounds"
+    )
 
 
 def roundtrip_table(r: dict[str, Any]) -> list[str]:
-    lines = ["| users | scenario | questions per run | p50 ms | p95 ms | p99 ms | questions/s | bot CPU ms/question | "
-             "Telegram + users CPU ms/question | with passages | lost | duplicated |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| users | scenario | questions per run | p50 ms | p95 ms | p99 ms | questions/s | bot CPU ms/question | "
+        "Telegram + users CPU ms/question | with passages | lost | duplicated |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for u in r["scenarios"]:
         lat, cpu = u["latency_ms"], u["cpu_ms_per_question"]
-        lines.append(f"| {u['users']} | {SCENARIOS[u['scenario']]} | {u['questions']:.0f} | {ms(lat['p50'])} | "
-                     f"{ms(lat['p95'])} | {ms(lat['p99'])} | {ms(u['questions_per_second'])} | {ms(cpu['bot'])} | "
-                     f"{ms(cpu['telegram_and_users'])} | {u['answers_with_passages']:.0%} | {u['lost']} | "
-                     f"{u['duplicated']} |")
+        lines.append(
+            f"| {u['users']} | {SCENARIOS[u['scenario']]} | {u['questions']:.0f} | {ms(lat['p50'])} | "
+            f"{ms(lat['p95'])} | {ms(lat['p99'])} | {ms(u['questions_per_second'])} | {ms(cpu['bot'])} | "
+            f"{ms(cpu['telegram_and_users'])} | {u['answers_with_passages']:.0%} | {u['lost']} | "
+            f"{u['duplicated']} |"
+        )
     return lines
 
 
@@ -357,13 +446,17 @@ def roundtrip_verdicts(r: dict[str, Any]) -> list[str]:
 
     lines = [f"Targets on {r['machine']['cores']} cores:", ""]
     if at is not None:
-        lines += [f"* {t['users']} users at a human pace: p50 {ms(at['latency_ms']['p50'])} ms (target ≤ "
-                  f"{t['p50_ms']:g}): {verdict('p50')}; p99 {ms(at['latency_ms']['p99'])} ms (target ≤ "
-                  f"{t['p99_ms']:g}): {verdict('p99')};"]
-    lines += [f"* saturation (best closed-loop median): {r['saturation_questions_per_second']:.1f} questions/s "
-              f"(target ≥ {t['questions_per_second']:g}): {verdict('questions_per_second')};",
-              f"* {r['lost']} lost and {r['duplicated']} duplicated answers over every run (target 0): "
-              f"{verdict('no_lost_or_duplicated')}."]
+        lines += [
+            f"* {t['users']} users at a human pace: p50 {ms(at['latency_ms']['p50'])} ms (target ≤ "
+            f"{t['p50_ms']:g}): {verdict('p50')}; p99 {ms(at['latency_ms']['p99'])} ms (target ≤ "
+            f"{t['p99_ms']:g}): {verdict('p99')};"
+        ]
+    lines += [
+        f"* saturation (best closed-loop median): {r['saturation_questions_per_second']:.1f} questions/s "
+        f"(target ≥ {t['questions_per_second']:g}): {verdict('questions_per_second')};",
+        f"* {r['lost']} lost and {r['duplicated']} duplicated answers over every run (target 0): "
+        f"{verdict('no_lost_or_duplicated')}.",
+    ]
     return lines
 
 
@@ -380,13 +473,17 @@ ADOPT_SPEEDUP = 1.3  # the bar for switching the query encoder: this much faster
 
 
 def quantized_section(r: dict[str, Any]) -> list[str]:
-    lines = ["## Making it fast: other query encoders", "",
-             f"The packaged model behind the same `SentenceTransformer` (tokeniser, pooling and token vectors "
-             f"unchanged), with only the transformer's forward pass swapped. Same run, {r['questions']} questions, "
-             f"{r['repeats']} runs, alternating which variant goes first; {r.get('threads', '?')} threads each "
-             "(ONNX Runtime's threads do not spin between calls). Retrieval quality is the full pipeline on the "
-             "evaluation set with questions encoded by each variant; the index stays torch fp32. "
-             f"Command: `{r['command']}`.", ""]
+    lines = [
+        "## Making it fast: other query encoders",
+        "",
+        f"The packaged model behind the same `SentenceTransformer` (tokeniser, pooling and token vectors "
+        f"unchanged), with only the transformer's forward pass swapped. Same run, {r['questions']} questions, "
+        f"{r['repeats']} runs, alternating which variant goes first; {r.get('threads', '?')} threads each "
+        "(ONNX Runtime's threads do not spin between calls). Retrieval quality is the full pipeline on the "
+        "evaluation set with questions encoded by each variant; the index stays torch fp32. "
+        f"Command: `{r['command']}`.",
+        "",
+    ]
     if r.get("onnx_skipped"):
         lines += [f"ONNX variants skipped: {r['onnx_skipped']}.", ""]
     lat, quality = r["encode_latency_ms"], r["quality_full_pipeline"]
@@ -395,10 +492,13 @@ def quantized_section(r: dict[str, Any]) -> list[str]:
     agree = r.get("agreement_vs_fp32", {})
     base = lat["fp32"]["p50"]["median"]
     base20 = batches.get("fp32", {}).get("20 tokens", {}).get("median")
-    lines += ["| variant | 1 question p50 ms | p95 ms | with token vectors p50 ms | 20 questions ms | "
-              "40 questions ms | passages/s | cosine vs fp32 (min) | token vector max diff | "
-              + " | ".join(QUALITY_KEYS) + " | abstained off-topic | clears the bar |",
-              "|---|" + "---|" * (11 + len(QUALITY_KEYS))]
+    lines += [
+        "| variant | 1 question p50 ms | p95 ms | with token vectors p50 ms | 20 questions ms | "
+        "40 questions ms | passages/s | cosine vs fp32 (min) | token vector max diff | "
+        + " | ".join(QUALITY_KEYS)
+        + " | abstained off-topic | clears the bar |",
+        "|---|" + "---|" * (11 + len(QUALITY_KEYS)),
+    ]
     for name in lat:
         b = batches.get(name, {})
         a = agree.get(name, {})
@@ -413,22 +513,31 @@ def quantized_section(r: dict[str, Any]) -> list[str]:
             verdict += f" ({speed1:.2f}× / {speed20 or 0:.2f}×{'' if same_quality else ', quality drops'})"
         cos = f"{a['cosine_mean']:.4f} ({a['cosine_min']:.4f})" if a else "1"
         diff = f"{a['token_max_abs_diff']:.1e}" if a else "0"
-        lines.append(f"| {QUANTIZED_LABELS.get(name, name)} | {ms(lat[name]['p50'])} | {ms(lat[name]['p95'])} | "
-                     f"{ms(tokens.get(name, {}).get('p50'))} | {ms(b.get('20 tokens'))} | {ms(b.get('40 tokens'))} | "
-                     f"{ms(r['passages_per_second'][name])} | {cos} | {diff} | "
-                     + " | ".join(f"{q[k]:.3f}" for k in QUALITY_KEYS)
-                     + f" | {q['abstained_off_topic']:.3f} | {verdict} |")
-    lines += ["", f"Batches are encodes with token vectors (`output_value=None`, as the searcher asks), median over "
-              f"the run's batches. *Clears the bar*: at least {ADOPT_SPEEDUP}× faster than torch fp32 for one "
-              "question (p50) and for 20 (speed-ups in brackets), with no evaluation metric lower."]
+        lines.append(
+            f"| {QUANTIZED_LABELS.get(name, name)} | {ms(lat[name]['p50'])} | {ms(lat[name]['p95'])} | "
+            f"{ms(tokens.get(name, {}).get('p50'))} | {ms(b.get('20 tokens'))} | {ms(b.get('40 tokens'))} | "
+            f"{ms(r['passages_per_second'][name])} | {cos} | {diff} | "
+            + " | ".join(f"{q[k]:.3f}" for k in QUALITY_KEYS)
+            + f" | {q['abstained_off_topic']:.3f} | {verdict} |"
+        )
+    lines += [
+        "",
+        f"Batches are encodes with token vectors (`output_value=None`, as the searcher asks), median over "
+        f"the run's batches. *Clears the bar*: at least {ADOPT_SPEEDUP}× faster than torch fp32 for one "
+        "question (p50) and for 20 (speed-ups in brackets), with no evaluation metric lower.",
+    ]
     loads = r.get("load_seconds")
     if loads:
         st = loads["fp32"]
-        lines += ["", "Loading (warm files, in the benchmark process): the `SentenceTransformer` itself "
-                  f"{ms(st, 3)} s — an ONNX variant needs it too (tokeniser, pooling; sentence-transformers "
-                  "imports torch whatever the backend) plus its session:", "",
-                  "| variant | session s | one-off export s (fused and int8: after the plain export) |",
-                  "|---|---|---|"]
+        lines += [
+            "",
+            "Loading (warm files, in the benchmark process): the `SentenceTransformer` itself "
+            f"{ms(st, 3)} s — an ONNX variant needs it too (tokeniser, pooling; sentence-transformers "
+            "imports torch whatever the backend) plus its session:",
+            "",
+            "| variant | session s | one-off export s (fused and int8: after the plain export) |",
+            "|---|---|---|",
+        ]
         exports = r.get("onnx_export_seconds")
         exports = exports if isinstance(exports, dict) else {}
         for key, stat in loads.items():
@@ -436,35 +545,52 @@ def quantized_section(r: dict[str, Any]) -> list[str]:
                 name = key.removesuffix(" session")
                 lines.append(f"| {QUANTIZED_LABELS.get(name, name)} | {ms(stat, 3)} | {num(exports.get(name), 2)} |")
         if "onnxruntime_import_seconds" in r:
-            lines += ["", f"`import onnxruntime` after sentence-transformers, fresh process: "
-                      f"{r['onnxruntime_import_seconds']:.2f} s (onnxruntime {r.get('onnxruntime', '?')})."]
+            lines += [
+                "",
+                f"`import onnxruntime` after sentence-transformers, fresh process: "
+                f"{r['onnxruntime_import_seconds']:.2f} s (onnxruntime {r.get('onnxruntime', '?')}).",
+            ]
     return [*lines, ""]
 
 
 def replicas_section(r: dict[str, Any]) -> list[str]:
     """1, 2, 3 replicas behind nginx with Redis (bench/replicas.py)."""
     load = r.get("machine", {}).get("load_average")
-    caveat = (f" **Quick sanity run ({r['seconds']:.0f} s per setup) on a loaded machine (load average "
-              f"{load}): figures are indicative only; re-run `python -m bench.roundtrip --replicas` idle.**"
-              if r.get("quick") or (load and load[0] > 1.5) else "")
-    out = ["## 7. Replicas behind nginx", "",
-           f"`python -m bench.roundtrip --replicas`: {r['users']} users in a closed loop (saturation), the emulator "
-           "delivering by webhook through nginx (deploy/nginx.conf) to N `citebot serve --replica` processes "
-           "sharing Redis (deploy/redis.conf), all on this machine's 2 cores. CPU is user + system time of "
-           "each process per question asked." + caveat, "",
-           "| replicas | state | questions/s | p50 ms | p99 ms | CPU ms/question: replicas | nginx | Redis | "
-           "Telegram + users | lost | duplicated |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    caveat = (
+        f" **Quick sanity run ({r['seconds']:.0f} s per setup) on a loaded machine (load average "
+        f"{load}): figures are indicative only; re-run `python -m bench.roundtrip --replicas` idle.**"
+        if r.get("quick") or (load and load[0] > 1.5)
+        else ""
+    )
+    out = [
+        "## 7. Replicas behind nginx",
+        "",
+        f"`python -m bench.roundtrip --replicas`: {r['users']} users in a closed loop (saturation), the emulator "
+        "delivering by webhook through nginx (deploy/nginx.conf) to N `citebot serve --replica` processes "
+        "sharing Redis (deploy/redis.conf), all on this machine's 2 cores. CPU is user + system time of "
+        "each process per question asked." + caveat,
+        "",
+        "| replicas | state | questions/s | p50 ms | p99 ms | CPU ms/question: replicas | nginx | Redis | "
+        "Telegram + users | lost | duplicated |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in [*r["setups"], r["one_replica_local_state"]]:
         cpu = row["cpu_ms_per_question"]
-        out.append(f"| {row['replicas']} | {'Redis' if row['shared_state'] else 'in process'} | "
-                   f"{row['questions_per_second']:.0f} | {row['latency_ms']['p50']:.0f} | "
-                   f"{row['latency_ms']['p99']:.0f} | {cpu['replicas_total']:.1f} | {cpu.get('nginx', 0):.2f} | "
-                   f"{cpu.get('redis', 0):.2f} | {cpu['telegram_and_users']:.1f} | {row['lost']} | "
-                   f"{row['duplicated']} |")
+        out.append(
+            f"| {row['replicas']} | {'Redis' if row['shared_state'] else 'in process'} | "
+            f"{row['questions_per_second']:.0f} | {row['latency_ms']['p50']:.0f} | "
+            f"{row['latency_ms']['p99']:.0f} | {cpu['replicas_total']:.1f} | {cpu.get('nginx', 0):.2f} | "
+            f"{cpu.get('redis', 0):.2f} | {cpu['telegram_and_users']:.1f} | {row['lost']} | "
+            f"{row['duplicated']} |"
+        )
     calls = r["redis_state_calls_per_question_ms"]
-    out += ["", f"Redis's own cost per question (claim, rate limit, paging token, answered mark, one client): "
-                f"p50 {calls['p50_ms']:.2f} ms, p99 {calls['p99_ms']:.2f} ms; end to end, one replica with Redis "
-                f"against one with its state in process: {r['redis_added_p50_ms_end_to_end']:+.0f} ms p50.", ""]
+    out += [
+        "",
+        f"Redis's own cost per question (claim, rate limit, paging token, answered mark, one client): "
+        f"p50 {calls['p50_ms']:.2f} ms, p99 {calls['p99_ms']:.2f} ms; end to end, one replica with Redis "
+        f"against one with its state in process: {r['redis_added_p50_ms_end_to_end']:+.0f} ms p50.",
+        "",
+    ]
     return out
 
 
@@ -473,8 +599,14 @@ def render(folder: Path, link_prefix: str = "") -> str:
     names = ("latency", "roundtrip", "cold_start", "build", "scale", "naive", "quantized", "replicas")
     results = {n: load(folder, n) for n in names}
     out = [INTRO, *machine_table(results)]
-    sections = {"latency": latency_section, "cold_start": cold_section, "build": build_section,
-                "naive": naive_section, "quantized": quantized_section, "replicas": replicas_section}
+    sections = {
+        "latency": latency_section,
+        "cold_start": cold_section,
+        "build": build_section,
+        "naive": naive_section,
+        "quantized": quantized_section,
+        "replicas": replicas_section,
+    }
     for name in names:
         r = results[name]
         if name == "roundtrip":

@@ -30,8 +30,10 @@ from .loadgen import REPO_ROOT, LoadGenerator
 from .questions import questions as question_pool
 
 CHUNK_SECONDS = 20.0  # one load-generator scenario; the samples run meanwhile
-FILLER = ("and what do the documents say about the consequences of this for the wider region, for Central Asia, "
-          "for the neighbours and for Moscow's relations with Kabul over the following years")
+FILLER = (
+    "and what do the documents say about the consequences of this for the wider region, for Central Asia, "
+    "for the neighbours and for Moscow's relations with Kabul over the following years"
+)
 
 
 def distinct_questions(seed: int = 7) -> itertools.chain[str]:
@@ -67,13 +69,24 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
 
 async def start_bot(users: LoadGenerator) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               TELEGRAM_BOT_TOKEN=users.token, CITEBOT_TELEGRAM_BASE_URL=users.base_url,
-               CITEBOT_TELEGRAM_MODE="telegram", CITEBOT_TELEGRAM_RATE_LIMIT_PER_MINUTE="100000")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        TELEGRAM_BOT_TOKEN=users.token,
+        CITEBOT_TELEGRAM_BASE_URL=users.base_url,
+        CITEBOT_TELEGRAM_MODE="telegram",
+        CITEBOT_TELEGRAM_RATE_LIMIT_PER_MINUTE="100000",
+    )
     citebot = Path(sys.executable).with_name("citebot")
-    return await asyncio.create_subprocess_exec(str(citebot), "serve", env=env, cwd=REPO_ROOT,
-                                                stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
+    return await asyncio.create_subprocess_exec(
+        str(citebot),
+        "serve",
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 async def soak(minutes: float, users: int, think: float, sample_seconds: float, warmup: float) -> dict[str, Any]:
@@ -84,8 +97,14 @@ async def soak(minutes: float, users: int, think: float, sample_seconds: float, 
         bot = await start_bot(generator)
         try:
             # the first answer: the bot is up (the model loaded, the index opened or built)
-            first = await generator.run({"kind": "closed", "questions": [["Is Russia arming the Taliban?"]],
-                                         "timeout_seconds": 600, "grace_seconds": 0.5})
+            first = await generator.run(
+                {
+                    "kind": "closed",
+                    "questions": [["Is Russia arming the Taliban?"]],
+                    "timeout_seconds": 600,
+                    "grace_seconds": 0.5,
+                }
+            )
             if first["answered"] != 1:
                 raise RuntimeError(f"the bot did not answer: {first}")
             started = time.monotonic()
@@ -101,9 +120,17 @@ async def soak(minutes: float, users: int, think: float, sample_seconds: float, 
                 while time.monotonic() - started < minutes * 60:
                     per_user = max(2, int(CHUNK_SECONDS / max(think, 0.1)) + 2)
                     chunk = [[next(stream) for _ in range(per_user)] for _ in range(users)]
-                    result = await generator.run({"kind": "thinking", "questions": chunk, "think_seconds": think,
-                                                  "duration_seconds": CHUNK_SECONDS, "timeout_seconds": 60,
-                                                  "grace_seconds": 1.0, "seed": len(samples)})
+                    result = await generator.run(
+                        {
+                            "kind": "thinking",
+                            "questions": chunk,
+                            "think_seconds": think,
+                            "duration_seconds": CHUNK_SECONDS,
+                            "timeout_seconds": 60,
+                            "grace_seconds": 1.0,
+                            "seed": len(samples),
+                        }
+                    )
                     for key in totals:
                         totals[key] += result[key] if key != "asked" else result["asked"]
             finally:
@@ -121,14 +148,21 @@ async def soak(minutes: float, users: int, think: float, sample_seconds: float, 
                 await bot.wait()
     fitted = [s for s in samples if s[0] >= warmup] or samples
     return {
-        "minutes": round(elapsed / 60, 2), "users": users, "think_seconds": think,
-        "questions_per_minute": round(totals["asked"] / (elapsed / 60), 1), **totals,
-        "rss_start_mib": round(samples[0][1], 1), "rss_end_mib": round(samples[-1][1], 1),
+        "minutes": round(elapsed / 60, 2),
+        "users": users,
+        "think_seconds": think,
+        "questions_per_minute": round(totals["asked"] / (elapsed / 60), 1),
+        **totals,
+        "rss_start_mib": round(samples[0][1], 1),
+        "rss_end_mib": round(samples[-1][1], 1),
         "rss_max_mib": round(max(s[1] for s in samples), 1),
         "rss_slope_mib_per_min": round(slope_per_minute([(t, r) for t, r, _ in fitted]), 2),
-        "threads_start": samples[0][2], "threads_end": samples[-1][2],
+        "threads_start": samples[0][2],
+        "threads_end": samples[-1][2],
         "threads_slope_per_min": round(slope_per_minute([(t, float(n)) for t, _, n in fitted]), 2),
-        "fitted_from_seconds": round(fitted[0][0], 1), "samples": len(samples), "bot_exit_code": bot.returncode,
+        "fitted_from_seconds": round(fitted[0][0], 1),
+        "samples": len(samples),
+        "bot_exit_code": bot.returncode,
     }
 
 

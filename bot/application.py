@@ -56,12 +56,21 @@ WATCH_STOP_SECONDS = 10.0  # at shutdown, how long a rebuild in progress may fin
 WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watcher to be in place
 
 
-def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
-                      token: str | None = None, backoff: float = 0.5, read_timeout: float = 15.0,
-                      keeper: Keeper | None = None, watch_seeds: bool = True,
-                      get_updates_request: BaseRequest | None = None,
-                      guard: PollingGuard | None = None, store: FeedbackStore | None = None,
-                      coverage: Callable[[], Any] | None = None) -> Application:
+def build_application(
+    settings: Settings,
+    retriever: Retriever,
+    *,
+    base_url: str | None = None,
+    token: str | None = None,
+    backoff: float = 0.5,
+    read_timeout: float = 15.0,
+    keeper: Keeper | None = None,
+    watch_seeds: bool = True,
+    get_updates_request: BaseRequest | None = None,
+    guard: PollingGuard | None = None,
+    store: FeedbackStore | None = None,
+    coverage: Callable[[], Any] | None = None,
+) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
@@ -80,14 +89,26 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
         raise ConfigError("no bot token: set TELEGRAM_BOT_TOKEN")
     base_url = base_url or telegram.base_url
     skip_missing_sniffio()
-    http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=read_timeout,
-                        write_timeout=15.0, connect_timeout=10.0, pool_timeout=10.0)
-    bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=file_url(base_url),
-                     request=RetryingRequest(http, schedule=RetrySchedule(first=backoff,
-                                                                          patience=telegram.send_patience_seconds),
-                                             queue=OutageQueue(telegram.send_queue_limit)),
-                     get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
-                     defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
+    http = HTTPXRequest(
+        connection_pool_size=max(32, 4 * telegram.workers),
+        read_timeout=read_timeout,
+        write_timeout=15.0,
+        connect_timeout=10.0,
+        pool_timeout=10.0,
+    )
+    bot = PollingBot(
+        token,
+        guard=guard,
+        base_url=base_url,
+        base_file_url=file_url(base_url),
+        request=RetryingRequest(
+            http,
+            schedule=RetrySchedule(first=backoff, patience=telegram.send_patience_seconds),
+            queue=OutageQueue(telegram.send_queue_limit),
+        ),
+        get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
+        defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW),
+    )
     application = (
         ApplicationBuilder()
         .bot(bot)
@@ -101,9 +122,12 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     state.settings = settings
     state.served = retriever
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
-    state.shared = open_state(telegram.state_url.get_secret_value() if telegram.state_url else None,
-                              telegram.rate_limit_per_minute, bot_id=token.split(":", 1)[0],
-                              lease_seconds=telegram.update_lease_seconds)
+    state.shared = open_state(
+        telegram.state_url.get_secret_value() if telegram.state_url else None,
+        telegram.rate_limit_per_minute,
+        bot_id=token.split(":", 1)[0],
+        lease_seconds=telegram.update_lease_seconds,
+    )
     state.store = store
     state.coverage = coverage
     state.inline_limiter = RateLimiter(telegram.inline_per_minute, 60.0)
@@ -119,16 +143,23 @@ def add_handlers(application: Application) -> None:
     private = filters.ChatType.PRIVATE
     groups = filters.ChatType.GROUPS
     application.add_handler(TypeHandler(Update, handlers.gate), group=-1)
-    for name, callback in (("start", handlers.start), ("help", handlers.help_command),
-                           ("sources", handlers.sources), ("about", handlers.about), ("ask", handlers.ask),
-                           ("reload", handlers.reload_command), ("gaps", handlers.gaps_command)):
+    for name, callback in (
+        ("start", handlers.start),
+        ("help", handlers.help_command),
+        ("sources", handlers.sources),
+        ("about", handlers.about),
+        ("ask", handlers.ask),
+        ("reload", handlers.reload_command),
+        ("gaps", handlers.gaps_command),
+    ):
         application.add_handler(CommandHandler(name, callback, filters=new))
     application.add_handler(MessageHandler(new & private & filters.COMMAND, handlers.unknown_command))
     text = filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(new & private & text, handlers.private_text))
     application.add_handler(MessageHandler(new & groups & text, handlers.group_text))
-    application.add_handler(MessageHandler(new & private & ~filters.TEXT & ~filters.StatusUpdate.ALL,
-                                           handlers.private_other))
+    application.add_handler(
+        MessageHandler(new & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.private_other)
+    )
     application.add_handler(CallbackQueryHandler(handlers.button))
     application.add_handler(InlineQueryHandler(handlers.inline_query))
     application.add_error_handler(handlers.on_error)
@@ -158,6 +189,7 @@ async def _post_shutdown(application: Application) -> None:
 
 
 # ---------------------------------------------------------------- a replica follows the builder's index
+
 
 def attach_follower(application: Application, follower: IndexFollower) -> None:
     """Serve ``follower``'s searcher and every build it swaps in (a read-only replica)."""
@@ -192,6 +224,7 @@ async def stop_following(application: Application) -> None:
 
 # ------------------------------------------------------------------------- the index follows the seeds
 
+
 def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = True) -> None:
     """Let ``keeper`` own the application's retriever: a rebuilt index replaces
     ``bot_data.served`` (handlers read it on every request, so the next question uses it and
@@ -222,8 +255,7 @@ def start_seed_watch(application: Application) -> asyncio.Task | None:
         return None
     keeper = state.keeper
     stop = asyncio.Event()
-    task = asyncio.create_task(_follow_seeds(application, keeper, stop, state.watch_seeds),
-                               name="citebot-seed-watch")
+    task = asyncio.create_task(_follow_seeds(application, keeper, stop, state.watch_seeds), name="citebot-seed-watch")
     state.seed_watch = (task, stop)
     return task
 
@@ -249,8 +281,10 @@ async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.
     except Exception as exc:  # the bot keeps serving the index it has (and following `current`)
         watcher.cancel()
         log.error("watching the seeds failed, the index no longer follows them: %r", exc, exc_info=exc)
-        await handlers.notify_admins(application, f"watching the seeds failed: {type(exc).__name__}: {exc}; "
-                                                  "the index no longer follows them (use /reload)")
+        await handlers.notify_admins(
+            application,
+            f"watching the seeds failed: {type(exc).__name__}: {exc}; the index no longer follows them (use /reload)",
+        )
         await follower
 
 

@@ -47,6 +47,7 @@ EXAMPLE_QUESTIONS = (
 
 # ------------------------------------------------------------------------------------ text basics
 
+
 def esc(text: str) -> str:
     """Escape text for Telegram HTML (``&``, ``<``, ``>`` and both quotes)."""
     return html.escape(text, quote=True)
@@ -196,11 +197,14 @@ def clip_left(text: str, limit: int, *, min_keep: float = 0.5) -> str:
         best = match.end()
         break
     if 0 <= best <= ceiling:
-        return ELLIPSIS + " " + tail[best:].lstrip() if utf16_len(tail[best:].lstrip()) + 2 <= limit \
+        return (
+            ELLIPSIS + " " + tail[best:].lstrip()
+            if utf16_len(tail[best:].lstrip()) + 2 <= limit
             else ELLIPSIS + tail[best:].lstrip()
+        )
     space = re.search(r"\s", tail)
     if space is not None and space.start() <= ceiling:
-        return ELLIPSIS + tail[space.start():].lstrip()
+        return ELLIPSIS + tail[space.start() :].lstrip()
     return ELLIPSIS + tail
 
 
@@ -261,6 +265,7 @@ def fit_html(message: str, limit: int = MAX_MESSAGE) -> str:
 
 # ------------------------------------------------------------------------------------------ citations
 
+
 def safe_url(url: str) -> str | None:
     """The URL if it can go in an ``href`` (http or https with a host), else None."""
     url = url.strip()
@@ -291,6 +296,7 @@ def citation_byline(citation: Citation) -> str:
 
 
 # -------------------------------------------------------------------------------------------- passages
+
 
 def passage_html(text: str, highlight: tuple[int, int] | None, budget: int) -> str:
     """A passage with its best sentence in bold, cut to ``budget`` units around that sentence."""
@@ -327,8 +333,10 @@ def hit_html(hit: Hit, budget: int, *, older: bool = False) -> str:
     ``older``: the question is about the present and a newer source is shown first, so this
     passage is marked "as of <year>"."""
     marker = f" · <b>{esc(as_of_label(hit.date))}</b>" if older else ""
-    return (f"<b>{hit.rank}.</b> {citation_html(hit.citation)}{marker}\n"
-            f"<blockquote>{passage_html(hit.text, hit.highlight, budget)}</blockquote>")
+    return (
+        f"<b>{hit.rank}.</b> {citation_html(hit.citation)}{marker}\n"
+        f"<blockquote>{passage_html(hit.text, hit.highlight, budget)}</blockquote>"
+    )
 
 
 def older_hits(hits: Sequence[Hit], current: bool) -> list[bool]:
@@ -357,9 +365,17 @@ def question_note(question: str, cut: bool, corrected: str | None) -> str:
     return "\n".join(lines)
 
 
-def answer_html(result: SearchResult, *, question: str | None = None, page: int = 0, per_page: int = 3,
-                cut: bool = False, limit: int = MAX_MESSAGE, passage_limit: int | None = None,
-                documents: int | None = None) -> str:
+def answer_html(
+    result: SearchResult,
+    *,
+    question: str | None = None,
+    page: int = 0,
+    per_page: int = 3,
+    cut: bool = False,
+    limit: int = MAX_MESSAGE,
+    passage_limit: int | None = None,
+    documents: int | None = None,
+) -> str:
     """The text of an answer: a short header, then the passages, all within ``limit``.
     ``documents``: how many documents the index holds (said when the sources don't cover it)."""
     question = squash(question if question is not None else result.query).strip()
@@ -367,8 +383,16 @@ def answer_html(result: SearchResult, *, question: str | None = None, page: int 
     if result.declined_reason == NOT_COVERED and page == 0:
         return not_covered_html(result, note, limit=limit, passage_limit=passage_limit)
     if result.abstained or not result.hits:
-        return fit_html(abstain_html(question, note, paged=page > 0 and not result.abstained,
-                                     reason=result.declined_reason, documents=documents), limit)
+        return fit_html(
+            abstain_html(
+                question,
+                note,
+                paged=page > 0 and not result.abstained,
+                reason=result.declined_reason,
+                documents=documents,
+            ),
+            limit,
+        )
     first = result.hits[0].rank
     last = result.hits[-1].rank
     span = f"{first}–{last}" if last > first else f"{first}"
@@ -376,11 +400,18 @@ def answer_html(result: SearchResult, *, question: str | None = None, page: int 
     header = f"🔎 <b>Passages {span}{total}</b> for “<i>{esc(clip(question, 200))}</i>”"
     older = older_hits(result.hits, result.current)
     if any(older):
-        note = "\n".join(filter(None, (note, "🕰 <i>You asked about the present: the newest source comes first; "
-                                           "older ones are marked with their date.</i>")))
+        note = "\n".join(
+            filter(
+                None,
+                (
+                    note,
+                    "🕰 <i>You asked about the present: the newest source comes first; "
+                    "older ones are marked with their date.</i>",
+                ),
+            )
+        )
     head = header + (f"\n{note}" if note else "")
-    return fit_html(head + "\n\n" + passages_html(result.hits, older, limit - html_len(head), passage_limit),
-                    limit)
+    return fit_html(head + "\n\n" + passages_html(result.hits, older, limit - html_len(head), passage_limit), limit)
 
 
 def passages_html(hits: Sequence[Hit], older: Sequence[bool], room: int, passage_limit: int | None) -> str:
@@ -398,22 +429,25 @@ def missing_terms_text(terms: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def not_covered_html(result: SearchResult, note: str = "", *, limit: int = MAX_MESSAGE,
-                     passage_limit: int | None = None) -> str:
+def not_covered_html(
+    result: SearchResult, note: str = "", *, limit: int = MAX_MESSAGE, passage_limit: int | None = None
+) -> str:
     """On topic, but the sources never mention what the question is about: say what is missing,
     then the closest passages, marked as not answering."""
     head = (note + "\n" if note else "") + (
-        f"🤷 <b>The sources don't mention {missing_terms_text(result.missing_terms)}.</b>")
+        f"🤷 <b>The sources don't mention {missing_terms_text(result.missing_terms)}.</b>"
+    )
     if not result.closest:
         return fit_html(head, limit)
     head += "\nThe closest passages, which <b>do not answer</b> your question:"
     older = [False] * len(result.closest)
-    return fit_html(head + "\n\n" + passages_html(result.closest, older, limit - html_len(head), passage_limit),
-                    limit)
+    return fit_html(head + "\n\n" + passages_html(result.closest, older, limit - html_len(head), passage_limit), limit)
 
 
-NO_WORDS_REPLY = ("🤷 I couldn't find any words to search for in that. Please ask a question in words, "
-                  "e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”.")
+NO_WORDS_REPLY = (
+    "🤷 I couldn't find any words to search for in that. Please ask a question in words, "
+    "e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”."
+)
 
 
 def documents_phrase(documents: int | None) -> str:
@@ -423,21 +457,25 @@ def documents_phrase(documents: int | None) -> str:
     return "one document" if documents == 1 else f"{documents} documents"
 
 
-def abstain_html(question: str, note: str = "", *, paged: bool = False, reason: str | None = None,
-                 documents: int | None = None) -> str:
+def abstain_html(
+    question: str, note: str = "", *, paged: bool = False, reason: str | None = None, documents: int | None = None
+) -> str:
     if paged:
         text = "That was the last of the passages for this question."
     elif reason == NO_WORDS:
         text = NO_WORDS_REPLY
     else:
-        text = ("🤷 <b>The sources don't cover that.</b>\n"
-                f"I can only answer from {documents_phrase(documents)} about Russia–Taliban relations "
-                "(/sources lists them). "
-                "Try rephrasing, or ask something like “<i>" + esc(EXAMPLE_QUESTIONS[0]) + "</i>”.")
+        text = (
+            "🤷 <b>The sources don't cover that.</b>\n"
+            f"I can only answer from {documents_phrase(documents)} about Russia–Taliban relations "
+            "(/sources lists them). "
+            "Try rephrasing, or ask something like “<i>" + esc(EXAMPLE_QUESTIONS[0]) + "</i>”."
+        )
     return (note + "\n" if note else "") + text
 
 
 # -------------------------------------------------------------------------------------- callback data
+
 
 @dataclass(frozen=True)
 class MoreData:
@@ -524,24 +562,40 @@ def vote_row(votes: Votes) -> list[InlineKeyboardButton]:
         labels = (f"👍 {votes.up}", f"👎 {votes.down}")
     else:
         labels = ("👍 ✓" if votes.mine > 0 else "👍", "👎 ✓" if votes.mine < 0 else "👎")
-    return [InlineKeyboardButton(labels[0], callback_data=encode_vote(votes.token, 1)),
-            InlineKeyboardButton(labels[1], callback_data=encode_vote(votes.token, -1))]
+    return [
+        InlineKeyboardButton(labels[0], callback_data=encode_vote(votes.token, 1)),
+        InlineKeyboardButton(labels[1], callback_data=encode_vote(votes.token, -1)),
+    ]
 
 
 def with_votes(keyboard: InlineKeyboardMarkup | None, votes: Votes) -> InlineKeyboardMarkup:
     """``keyboard`` with its vote row replaced (or added as the last row)."""
-    rows = [list(row) for row in (keyboard.inline_keyboard if keyboard else ())
-            if not any(isinstance(b.callback_data, str) and b.callback_data.startswith("v:") for b in row)]
+    rows = [
+        list(row)
+        for row in (keyboard.inline_keyboard if keyboard else ())
+        if not any(isinstance(b.callback_data, str) and b.callback_data.startswith("v:") for b in row)
+    ]
     return InlineKeyboardMarkup([*rows, vote_row(votes)])
 
 
-def answer_keyboard(hits: Sequence[Hit], *, token: str | None, page: int, has_more: bool,
-                    compact: bool = False, votes: Votes | None = None) -> InlineKeyboardMarkup | None:
+def answer_keyboard(
+    hits: Sequence[Hit],
+    *,
+    token: str | None,
+    page: int,
+    has_more: bool,
+    compact: bool = False,
+    votes: Votes | None = None,
+) -> InlineKeyboardMarkup | None:
     """Context buttons (one per passage), the paging buttons and the 👍/👎 row."""
     rows: list[list[InlineKeyboardButton]] = []
-    context_row = [InlineKeyboardButton(f"📖 {h.rank}" if compact else f"📖 Context {h.rank}",
-                                        callback_data=encode_context(h.doc_key, h.start, h.end))
-                   for h in hits]
+    context_row = [
+        InlineKeyboardButton(
+            f"📖 {h.rank}" if compact else f"📖 Context {h.rank}",
+            callback_data=encode_context(h.doc_key, h.start, h.end),
+        )
+        for h in hits
+    ]
     if context_row:
         rows.append(context_row)
     paging = []
@@ -556,24 +610,40 @@ def answer_keyboard(hits: Sequence[Hit], *, token: str | None, page: int, has_mo
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def build_answer(result: SearchResult, *, question: str, token: str | None, page: int, per_page: int,
-                 cut: bool = False, compact: bool = False, votes: Votes | None = None,
-                 documents: int | None = None) -> Answer:
+def build_answer(
+    result: SearchResult,
+    *,
+    question: str,
+    token: str | None,
+    page: int,
+    per_page: int,
+    cut: bool = False,
+    compact: bool = False,
+    votes: Votes | None = None,
+    documents: int | None = None,
+) -> Answer:
     """The full answer message for one page of a result (``votes``: with a 👍/👎 row)."""
-    text = answer_html(result, question=question, page=page, per_page=per_page, cut=cut,
-                       passage_limit=COMPACT_PASSAGE if compact else None, documents=documents)
+    text = answer_html(
+        result,
+        question=question,
+        page=page,
+        per_page=per_page,
+        cut=cut,
+        passage_limit=COMPACT_PASSAGE if compact else None,
+        documents=documents,
+    )
     if result.declined_reason == NOT_COVERED and result.closest and page == 0:
         return Answer(text, answer_keyboard(result.closest, token=None, page=0, has_more=False, compact=compact))
     if result.abstained or not result.hits:
         back = answer_keyboard([], token=token, page=page, has_more=False) if page > 0 else None
         return Answer(text, back)
     has_more = result.total > result.hits[-1].rank
-    keyboard = answer_keyboard(result.hits, token=token, page=page, has_more=has_more, compact=compact,
-                               votes=votes)
+    keyboard = answer_keyboard(result.hits, token=token, page=page, has_more=has_more, compact=compact, votes=votes)
     return Answer(text, keyboard)
 
 
 # ---------------------------------------------------------------------------------------- context
+
 
 def context_html(context: Context, limit: int = MAX_MESSAGE) -> str:
     """The text around a passage, the passage itself in bold, under its citation."""
@@ -585,6 +655,7 @@ def context_html(context: Context, limit: int = MAX_MESSAGE) -> str:
 
 
 # ---------------------------------------------------------------------------------------- commands
+
 
 def start_html(bot_username: str | None, documents: int | None = None) -> str:
     mention = f"@{bot_username}" if bot_username else "this bot"
@@ -631,8 +702,11 @@ def sources_html(documents: Iterable[DocumentInfo], *, admin: bool = False) -> s
         who = ", ".join(citation.authors) if citation.authors else citation.publisher
         if citation.authors and citation.publisher:
             who = f"{who} ({citation.publisher})"
-        details = [f"date: {esc(citation.date or 'unknown')}", f"by: {esc(squash(who).strip() or 'unknown')}",
-                   f"{doc.passages} passages"]
+        details = [
+            f"date: {esc(citation.date or 'unknown')}",
+            f"by: {esc(squash(who).strip() or 'unknown')}",
+            f"{doc.passages} passages",
+        ]
         if admin:
             details.append(f"file: <code>{esc(doc.doc_id)}</code>")
         lines.append(f"\n{n}. {head}\n   " + " · ".join(details))
@@ -654,17 +728,21 @@ def about_html(version: str, manifest: dict, documents: int, passages: int, buil
 
 
 USAGE_ASK = "Usage: <code>/ask your question</code>, e.g. <code>/ask " + esc(EXAMPLE_QUESTIONS[0]) + "</code>"
-EMPTY_QUESTION = ("Please send your question as text, e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”. "
-                  "/help explains more.")
+EMPTY_QUESTION = (
+    "Please send your question as text, e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”. /help explains more."
+)
 NOT_TEXT = "I can only read text. Send me your question as a message — /help explains how."
-RATE_LIMITED = ("⏳ You are asking faster than I can answer ({limit} questions a minute). "
-                "Please wait about {seconds} seconds — I'll answer new questions then.")
+RATE_LIMITED = (
+    "⏳ You are asking faster than I can answer ({limit} questions a minute). "
+    "Please wait about {seconds} seconds — I'll answer new questions then."
+)
 SOMETHING_WRONG = "⚠️ Sorry, something went wrong on my side. Please try again in a moment."
 STALE_BUTTON = "This button has expired. Please ask your question again."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 NO_MORE = "No more passages for this question."
-NOT_ALLOWED = ("Sorry, this is a private bot: it only answers in the chats its owner has allowed. "
-               "It won't reply here again.")
+NOT_ALLOWED = (
+    "Sorry, this is a private bot: it only answers in the chats its owner has allowed. It won't reply here again."
+)
 RELOAD_REFUSED = "Sorry, only the bot's administrators can reload the index."
 RELOAD_UNAVAILABLE = "This bot was started without an index keeper, so it cannot reload the index."
 
@@ -696,6 +774,7 @@ def slow_down_text(seconds: float) -> str:
 
 # ------------------------------------------------------------------------------------------ inline
 
+
 @dataclass(frozen=True)
 class InlineArticle:
     id: str
@@ -723,8 +802,10 @@ def inline_help_article(bot_username: str | None) -> InlineArticle:
         id="help",
         title="Ask about Russia–Taliban relations",
         description=f"Type a question after {mention} to find a cited passage",
-        html=(f"Type {esc(mention)} followed by a question about Russia–Taliban relations to share a cited "
-              f"passage, e.g. <i>{esc(mention)} {esc(EXAMPLE_QUESTIONS[1])}</i>"),
+        html=(
+            f"Type {esc(mention)} followed by a question about Russia–Taliban relations to share a cited "
+            f"passage, e.g. <i>{esc(mention)} {esc(EXAMPLE_QUESTIONS[1])}</i>"
+        ),
     )
 
 
@@ -749,6 +830,7 @@ def inline_nothing_article(query: str, missing_terms: Sequence[str] = ()) -> Inl
 
 
 # ----------------------------------------------------------------------------------- questions
+
 
 def clean_question(text: str, max_chars: int) -> tuple[str, bool]:
     """The question to search for and whether it had to be cut to ``max_chars`` (made safe with
@@ -777,34 +859,46 @@ def strip_mention(text: str, username: str | None) -> str:
         return text
     return re.sub(rf"(?<![\w@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
 
+
 # -------------------------------------------------------------------------------------- languages
 
 # "Ask in English", in the language of the question. The example stays English: it is what to type.
 ASK_IN_ENGLISH = {
     "ru": "🌐 Источники, из которых я отвечаю, написаны на английском, и я понимаю только вопросы на "
-          "английском. Пожалуйста, задайте вопрос по-английски, например: «{example}»",
+    "английском. Пожалуйста, задайте вопрос по-английски, например: «{example}»",
     "uk": "🌐 Джерела, з яких я відповідаю, написані англійською, і я розумію лише запитання англійською. "
-          "Будь ласка, поставте запитання англійською, наприклад: «{example}»",
+    "Будь ласка, поставте запитання англійською, наприклад: «{example}»",
     "fa": "🌐 منابعی که از آن‌ها پاسخ می‌دهم به زبان انگلیسی هستند و من فقط پرسش‌های انگلیسی را می‌فهمم. "
-          "لطفاً پرسش خود را به انگلیسی بنویسید، مثلاً: «{example}»",
+    "لطفاً پرسش خود را به انگلیسی بنویسید، مثلاً: «{example}»",
     "ar": "🌐 المصادر التي أجيب منها مكتوبة باللغة الإنجليزية، ولا أفهم إلا الأسئلة بالإنجليزية. "
-          "يُرجى كتابة سؤالك بالإنجليزية، مثلًا: «{example}»",
+    "يُرجى كتابة سؤالك بالإنجليزية، مثلًا: «{example}»",
     "fr": "🌐 Mes sources sont en anglais et je ne comprends que les questions en anglais. "
-          "Posez votre question en anglais, par exemple : « {example} »",
+    "Posez votre question en anglais, par exemple : « {example} »",
     "de": "🌐 Meine Quellen sind auf Englisch, und ich verstehe nur Fragen auf Englisch. "
-          "Bitte stellen Sie Ihre Frage auf Englisch, zum Beispiel: „{example}“",
+    "Bitte stellen Sie Ihre Frage auf Englisch, zum Beispiel: „{example}“",
     "es": "🌐 Mis fuentes están en inglés y solo entiendo preguntas en inglés. "
-          "Por favor, haz tu pregunta en inglés, por ejemplo: «{example}»",
+    "Por favor, haz tu pregunta en inglés, por ejemplo: «{example}»",
     "it": "🌐 Le mie fonti sono in inglese e capisco solo domande in inglese. "
-          "Per favore, fai la tua domanda in inglese, per esempio: «{example}»",
+    "Per favore, fai la tua domanda in inglese, per esempio: «{example}»",
     "pt": "🌐 As minhas fontes estão em inglês e só entendo perguntas em inglês. "
-          "Por favor, faça a sua pergunta em inglês, por exemplo: «{example}»",
+    "Por favor, faça a sua pergunta em inglês, por exemplo: «{example}»",
     "tr": "🌐 Kaynaklarım İngilizce ve yalnızca İngilizce soruları anlıyorum. "
-          "Lütfen sorunuzu İngilizce sorun, örneğin: “{example}”",
+    "Lütfen sorunuzu İngilizce sorun, örneğin: “{example}”",
     "zh": "🌐 我引用的资料都是英文的，我也只能理解英文问题。请用英文提问，例如：“{example}”",
 }
-LANGUAGE_NAMES = {"ja": "Japanese", "ko": "Korean", "hi": "Hindi", "el": "Greek", "he": "Hebrew", "th": "Thai",
-                  "ka": "Georgian", "hy": "Armenian", "bn": "Bengali", "ta": "Tamil", "ps": "Pashto"}
+LANGUAGE_NAMES = {
+    "ja": "Japanese",
+    "ko": "Korean",
+    "hi": "Hindi",
+    "el": "Greek",
+    "he": "Hebrew",
+    "th": "Thai",
+    "ka": "Georgian",
+    "hy": "Armenian",
+    "bn": "Bengali",
+    "ta": "Tamil",
+    "ps": "Pashto",
+}
 
 
 def ask_in_english_html(language: str) -> str:
@@ -812,13 +906,17 @@ def ask_in_english_html(language: str) -> str:
     the question's language where we have the text, with the same in English below."""
     example = esc(EXAMPLE_QUESTIONS[0])
     name = LANGUAGE_NAMES.get(language, "another language")
-    english = (f"🌐 Your question seems to be in {name}. The sources I quote are in English and I understand "
-               f"questions in English only: please ask in English, e.g. “<i>{example}</i>”.")
+    english = (
+        f"🌐 Your question seems to be in {name}. The sources I quote are in English and I understand "
+        f"questions in English only: please ask in English, e.g. “<i>{example}</i>”."
+    )
     local = ASK_IN_ENGLISH.get(language)
     if local is None:
         return english
-    return (local.format(example=f"<i>{example}</i>") + "\n\n"
-            "<i>The sources are in English: please ask your question in English.</i>")
+    return (
+        local.format(example=f"<i>{example}</i>") + "\n\n"
+        "<i>The sources are in English: please ask your question in English.</i>"
+    )
 
 
 # ------------------------------------------------------------------------------------------ feedback
@@ -836,8 +934,10 @@ def vote_answer(mine: int) -> str:
 # ------------------------------------------------------------------------------------------ gaps
 
 GAPS_REFUSED = "Sorry, only the bot's administrators can see the coverage report."
-GAPS_OFF = ("No questions are stored, so there is no coverage report: set <code>telegram.store_questions: "
-            "true</code> (see config/citebot.yaml for what that keeps) to collect them.")
+GAPS_OFF = (
+    "No questions are stored, so there is no coverage report: set <code>telegram.store_questions: "
+    "true</code> (see config/citebot.yaml for what that keeps) to collect them."
+)
 
 
 def gaps_html(report: Any, limit: int = MAX_MESSAGE) -> str:
@@ -853,5 +953,13 @@ def gaps_html(report: Any, limit: int = MAX_MESSAGE) -> str:
 def shown_passages(hits: Sequence[Hit]) -> list[dict[str, Any]]:
     """The passages of a page of an answer as a vote records them: document, offsets, score and
     the sentence shown in bold."""
-    return [{"doc_id": h.doc_id, "start": h.start, "end": h.end, "score": round(float(h.score), 4),
-             "best_sentence": h.text[h.highlight[0]:h.highlight[1]].strip()} for h in hits]
+    return [
+        {
+            "doc_id": h.doc_id,
+            "start": h.start,
+            "end": h.end,
+            "score": round(float(h.score), 4),
+            "best_sentence": h.text[h.highlight[0] : h.highlight[1]].strip(),
+        }
+        for h in hits
+    ]

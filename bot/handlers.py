@@ -67,38 +67,57 @@ T = TypeVar("T")
 
 # ------------------------------------------------------------------------------------------ helpers
 
-async def run_blocking(context: Context, func: Callable[..., T], *args: Any,
-                       **kwargs: Any) -> T:
+
+async def run_blocking(context: Context, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``func`` in the bot's thread pool (retrieval must never block the event loop)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(context.bot_data.executor, partial(func, *args, **kwargs))
 
 
-async def send(context: Context, chat_id: int, text: str, *,
-               reply_to: int | None = None, keyboard: InlineKeyboardMarkup | None = None,
-               thread_id: int | None = None) -> Message | None:
+async def send(
+    context: Context,
+    chat_id: int,
+    text: str,
+    *,
+    reply_to: int | None = None,
+    keyboard: InlineKeyboardMarkup | None = None,
+    thread_id: int | None = None,
+) -> Message | None:
     """Send one HTML message (cut to Telegram's limit); a user who blocked the bot is logged
     and skipped. Flood control and network errors are retried by the request layer."""
     reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
     try:
         return await context.bot.send_message(
-            chat_id, fmt.fit_html(text), parse_mode=ParseMode.HTML, reply_markup=keyboard,
-            reply_parameters=reply, link_preview_options=NO_PREVIEW, message_thread_id=thread_id)
+            chat_id,
+            fmt.fit_html(text),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard,
+            reply_parameters=reply,
+            link_preview_options=NO_PREVIEW,
+            message_thread_id=thread_id,
+        )
     except Forbidden as exc:
         log.info("chat %s cannot be reached (%s): skipped", chat_id, exc.message)
         return None
 
 
-async def reply(update: Update, context: Context, text: str, *,
-                keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
+async def reply(
+    update: Update, context: Context, text: str, *, keyboard: InlineKeyboardMarkup | None = None
+) -> Message | None:
     """Answer the message of ``update``: quoted in groups, plain in private chats."""
     message = update.effective_message
     if message is None:
         return None
     in_group = message.chat.type != Chat.PRIVATE
     thread = message.message_thread_id if message.is_topic_message else None
-    return await send(context, message.chat_id, text, reply_to=message.message_id if in_group else None,
-                      keyboard=keyboard, thread_id=thread)
+    return await send(
+        context,
+        message.chat_id,
+        text,
+        reply_to=message.message_id if in_group else None,
+        keyboard=keyboard,
+        thread_id=thread,
+    )
 
 
 def present(value: T | None, what: str) -> T:
@@ -136,6 +155,7 @@ def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> boo
 
 # ---------------------------------------------------------------------------------------- gate
 
+
 async def gate(update: Update, context: Context) -> None:
     """Stop updates from chats outside ``telegram.allowed_chats`` (when that list is set).
 
@@ -166,6 +186,7 @@ async def gate(update: Update, context: Context) -> None:
 
 # ------------------------------------------------------------------------------------- commands
 
+
 def is_admin(update: Update, context: Context) -> bool:
     user = update.effective_user
     return user is not None and user.id in context.bot_data.settings.telegram.admins
@@ -183,8 +204,13 @@ async def start(update: Update, context: Context) -> None:
 
 async def help_command(update: Update, context: Context) -> None:
     telegram = context.bot_data.settings.telegram
-    await reply(update, context, fmt.help_html(context.bot.username, results_private=telegram.results_private,
-                                               results_group=telegram.results_group))
+    await reply(
+        update,
+        context,
+        fmt.help_html(
+            context.bot.username, results_private=telegram.results_private, results_group=telegram.results_group
+        ),
+    )
 
 
 async def sources(update: Update, context: Context) -> None:
@@ -197,8 +223,13 @@ async def about(update: Update, context: Context) -> None:
     retriever = context.bot_data.retriever
     documents = await run_blocking(context, retriever.documents)
     passages = sum(d.passages for d in documents)
-    await reply(update, context, fmt.about_html(__version__, dict(retriever.manifest), len(documents), passages,
-                                                getattr(retriever, "build_id", None)))
+    await reply(
+        update,
+        context,
+        fmt.about_html(
+            __version__, dict(retriever.manifest), len(documents), passages, getattr(retriever, "build_id", None)
+        ),
+    )
 
 
 async def ask(update: Update, context: Context) -> None:
@@ -231,8 +262,9 @@ async def reload_command(update: Update, context: Context) -> None:
     finally:
         _RELOADING_ADMIN.reset(reloading)
     log.info("/reload by %s: %s", user.id, outcome.summary())
-    await reply(update, context, fmt.reload_html(outcome.summary(), outcome.ok,
-                                                 changed=getattr(outcome, "swapped", True)))
+    await reply(
+        update, context, fmt.reload_html(outcome.summary(), outcome.ok, changed=getattr(outcome, "swapped", True))
+    )
 
 
 async def gaps_command(update: Update, context: Context) -> None:
@@ -267,6 +299,7 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 
 # ------------------------------------------------------------------------------------ questions
+
 
 async def private_text(update: Update, context: Context) -> None:
     """Any text in a private chat is a question."""
@@ -305,8 +338,7 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
     decision = await state.shared.check_rate(user.id if user else chat.id)
     if decision.verdict is Verdict.NOTICE:
         await turn.ready()
-        await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
-                                                           decision.retry_in))
+        await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute, decision.retry_in))
         return
     if decision.verdict is Verdict.SILENT:
         return
@@ -315,29 +347,46 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
     chat_kind = "group" if compact else "private"
     language = ENGLISH if settings.embeddings.multilingual else detect_language(question)
     if language != ENGLISH:  # the model reads English only: searching would find nothing useful
-        await _keep_question(context, question, abstained=True, similarity=0.0, chat_kind=chat_kind,
-                             language=language)
+        await _keep_question(context, question, abstained=True, similarity=0.0, chat_kind=chat_kind, language=language)
         await turn.ready()
         await reply(update, context, fmt.ask_in_english_html(language))
         return
     per_page = settings.telegram.results_group if compact else settings.telegram.results_private
     retriever = state.retriever
     result = await run_blocking(context, retriever.search, question, per_page, 0)
-    await _keep_question(context, question, abstained=result.abstained, similarity=result.best_similarity,
-                         chat_kind=chat_kind, language=language)
+    await _keep_question(
+        context,
+        question,
+        abstained=result.abstained,
+        similarity=result.best_similarity,
+        chat_kind=chat_kind,
+        language=language,
+    )
     token = votes = documents = None
     voting = state.store is not None and state.store.store_feedback
     if not result.abstained and result.hits and (voting or result.total > len(result.hits)):
-        token = await state.shared.put_query(StoredQuery(question, per_page, cut, compact, votes=voting,
-                                                              chat_id=chat.id))
+        token = await state.shared.put_query(
+            StoredQuery(question, per_page, cut, compact, votes=voting, chat_id=chat.id)
+        )
         if voting:
-            state.answers.set(token, VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""),
-                                                 fmt.shown_passages(result.hits)))
+            state.answers.set(
+                token,
+                VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""), fmt.shown_passages(result.hits)),
+            )
             votes = fmt.Votes(token, compact=compact)
     if result.abstained or not result.hits:
         documents = await document_count(context)
-    answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
-                              compact=compact, votes=votes, documents=documents)
+    answer = fmt.build_answer(
+        result,
+        question=question,
+        token=token,
+        page=0,
+        per_page=per_page,
+        cut=cut,
+        compact=compact,
+        votes=votes,
+        documents=documents,
+    )
     await turn.ready()
     await reply(update, context, answer.html, keyboard=answer.keyboard)
 
@@ -355,8 +404,9 @@ async def _keep_question(context: Context, question: str, **details: Any) -> Non
 
 # ------------------------------------------------------------------------------------- buttons
 
+
 async def button(update: Update, context: Context) -> None:
-    """"More results" and "Context" buttons; stale or forged data gets a polite answer."""
+    """ "More results" and "Context" buttons; stale or forged data gets a polite answer."""
     query = present(update.callback_query, "callback_query")
     decision = context.bot_data.button_limiter.check(query.from_user.id)
     if not decision.allowed:  # refused before any search; the notice once, then the button just stops
@@ -377,21 +427,37 @@ async def button(update: Update, context: Context) -> None:
 async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
     query = present(update.callback_query, "callback_query")
     stored = await context.bot_data.shared.get_query(data.token)
-    if (stored is None or query.message is None
-            or (stored.chat_id is not None and stored.chat_id != query.message.chat.id)):
+    if (
+        stored is None
+        or query.message is None
+        or (stored.chat_id is not None and stored.chat_id != query.message.chat.id)
+    ):
         await query.answer(fmt.STALE_BUTTON)
         return
-    result = await run_blocking(context, context.bot_data.retriever.search, stored.question, stored.per_page,
-                                data.page * stored.per_page)
+    result = await run_blocking(
+        context, context.bot_data.retriever.search, stored.question, stored.per_page, data.page * stored.per_page
+    )
     if not result.hits and not result.abstained and data.page > 0:
         await query.answer(fmt.NO_MORE)
         return
     votes = await _current_votes(update, context, data.token, stored, result.hits)
-    answer = fmt.build_answer(result, question=stored.question, token=data.token, page=data.page,
-                              per_page=stored.per_page, cut=stored.cut, compact=stored.compact, votes=votes)
+    answer = fmt.build_answer(
+        result,
+        question=stored.question,
+        token=data.token,
+        page=data.page,
+        per_page=stored.per_page,
+        cut=stored.cut,
+        compact=stored.compact,
+        votes=votes,
+    )
     try:
-        await query.edit_message_text(fmt.fit_html(answer.html), parse_mode=ParseMode.HTML,
-                                      reply_markup=answer.keyboard, link_preview_options=NO_PREVIEW)
+        await query.edit_message_text(
+            fmt.fit_html(answer.html),
+            parse_mode=ParseMode.HTML,
+            reply_markup=answer.keyboard,
+            link_preview_options=NO_PREVIEW,
+        )
     except BadRequest as exc:
         problem = exc.message.lower()
         if "not modified" in problem:
@@ -404,8 +470,9 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
     await query.answer()
 
 
-async def _current_votes(update: Update, context: Context, token: str, stored: StoredQuery,
-                         hits: list) -> fmt.Votes | None:
+async def _current_votes(
+    update: Update, context: Context, token: str, stored: StoredQuery, hits: list
+) -> fmt.Votes | None:
     """The 👍/👎 row of a page of an answer, with the counts so far; the page's passages become
     what a vote records as shown."""
     state = context.bot_data
@@ -446,19 +513,25 @@ async def vote(update: Update, context: Context, data: fmt.VoteData) -> None:
 async def show_context(update: Update, context: Context, data: fmt.ContextData) -> None:
     query = present(update.callback_query, "callback_query")
     settings = context.bot_data.settings
-    found = await run_blocking(context, context.bot_data.retriever.passage_context, data.doc_key, data.start,
-                               data.end, settings.chunking.context_chars)
+    found = await run_blocking(
+        context,
+        context.bot_data.retriever.passage_context,
+        data.doc_key,
+        data.start,
+        data.end,
+        settings.chunking.context_chars,
+    )
     message = query.message
     if found is None or message is None or not isinstance(message, Message):
         await query.answer(fmt.STALE_BUTTON)
         return
     thread = message.message_thread_id if message.is_topic_message else None
-    await send(context, message.chat_id, fmt.context_html(found), reply_to=message.message_id,
-               thread_id=thread)
+    await send(context, message.chat_id, fmt.context_html(found), reply_to=message.message_id, thread_id=thread)
     await query.answer()
 
 
 # -------------------------------------------------------------------------------------- inline
+
 
 async def inline_query(update: Update, context: Context) -> None:
     """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
@@ -490,14 +563,19 @@ async def inline_query(update: Update, context: Context) -> None:
 def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticle]:
     return [
         InlineQueryResultArticle(
-            id=a.id, title=fmt.clean_text(a.title), description=fmt.clean_text(a.description),
-            input_message_content=InputTextMessageContent(a.html, parse_mode=ParseMode.HTML,
-                                                          link_preview_options=NO_PREVIEW))
+            id=a.id,
+            title=fmt.clean_text(a.title),
+            description=fmt.clean_text(a.description),
+            input_message_content=InputTextMessageContent(
+                a.html, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+            ),
+        )
         for a in articles
     ]
 
 
 # --------------------------------------------------------------------------------------- errors
+
 
 async def on_error(update: object, context: Context) -> None:
     """Log the failure and tell the user something went wrong (never raises)."""
@@ -505,8 +583,12 @@ async def on_error(update: object, context: Context) -> None:
     if isinstance(error, Forbidden):
         log.info("the bot was blocked or removed: %s", error.message)
         return
-    if (isinstance(error, BadRequest) and "query is too old" in error.message.lower() and isinstance(update, Update)
-            and (update.callback_query is not None or update.inline_query is not None)):
+    if (
+        isinstance(error, BadRequest)
+        and "query is too old" in error.message.lower()
+        and isinstance(update, Update)
+        and (update.callback_query is not None or update.inline_query is not None)
+    ):
         # a query answered already (a re-delivered update whose first delivery was answered by a
         # replica that died before recording it) or left too long: nothing more can be said to it
         log.info("update %s: its query cannot be answered any more (%s)", update.update_id, error.message)

@@ -38,8 +38,9 @@ class Turn:
         try:
             await asyncio.wait_for(asyncio.shield(self._before), self._order.max_wait)
         except TimeoutError:
-            log.warning("an earlier answer in chat %s took over %.0f s: not waiting for it", self._key,
-                        self._order.max_wait)
+            log.warning(
+                "an earlier answer in chat %s took over %.0f s: not waiting for it", self._key, self._order.max_wait
+            )
 
     def finish(self) -> None:
         if not self._done.done():

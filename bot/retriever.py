@@ -57,8 +57,9 @@ class FeedbackStore(Protocol):
         """An answer voted on earlier (question, chat_kind, build_id, shown), or None."""
         ...
 
-    def record_question(self, question: str, *, abstained: bool, similarity: float, chat_kind: str,
-                        language: str | None = None) -> bool: ...
+    def record_question(
+        self, question: str, *, abstained: bool, similarity: float, chat_kind: str, language: str | None = None
+    ) -> bool: ...
 
 
 class RebuildResult(Protocol):

@@ -45,8 +45,10 @@ INTRO = (
     "nothing leaves this computer. Type a question and press Enter. Type #N to press button N\n"
     "of the last answer, /help for the commands; end the input (Ctrl-D) or press Ctrl-C to quit.\n"
 )
-NO_INPUT = ("(no input: the sandbox reads questions from standard input. Type them in a terminal, or pipe\n"
-            " them in: echo \"Is Russia arming the Taliban?\" | make run)\n")
+NO_INPUT = (
+    "(no input: the sandbox reads questions from standard input. Type them in a terminal, or pipe\n"
+    ' them in: echo "Is Russia arming the Taliban?" | make run)\n'
+)
 PROMPT = "> "
 SHOW_EVERY_SECONDS = 0.2  # how soon a message the bot sends on its own (an admin alert) is shown
 
@@ -83,8 +85,16 @@ class _Tracker:
         return True
 
 
-def run_sandbox(settings: Settings, searcher: Retriever, stdin: TextIO, stdout: TextIO, *,
-                answer_timeout: float = 120.0, keeper: Keeper | None = None, **extras: Any) -> int:
+def run_sandbox(
+    settings: Settings,
+    searcher: Retriever,
+    stdin: TextIO,
+    stdout: TextIO,
+    *,
+    answer_timeout: float = 120.0,
+    keeper: Keeper | None = None,
+    **extras: Any,
+) -> int:
     """Run the bot in the local sandbox until the end of ``stdin``; return the exit code (0).
     ``keeper`` (over ``searcher``) makes the index follow the seeds while the sandbox runs;
     ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
@@ -95,8 +105,16 @@ def run_sandbox(settings: Settings, searcher: Retriever, stdin: TextIO, stdout: 
 
 
 class _Sandbox:
-    def __init__(self, settings: Settings, searcher: Retriever, stdin: TextIO, stdout: TextIO,
-                 answer_timeout: float, keeper: Keeper | None = None, extras: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        searcher: Retriever,
+        stdin: TextIO,
+        stdout: TextIO,
+        answer_timeout: float,
+        keeper: Keeper | None = None,
+        extras: dict[str, Any] | None = None,
+    ) -> None:
         # every chat is the sandbox's own: a configured allow-list must not silence it, and the
         # one user at the keyboard is the administrator
         telegram = settings.telegram.model_copy(update={"allowed_chats": None, "admins": (SANDBOX_USER_ID,)})
@@ -121,8 +139,14 @@ class _Sandbox:
         stop = asyncio.Event()
         restore: Callable[..., None] = _nothing
         try:
-            application = build_application(self.settings, self.searcher, base_url=emulator.base_url,
-                                            token=emulator.token, keeper=self.keeper, **self.extras)
+            application = build_application(
+                self.settings,
+                self.searcher,
+                base_url=emulator.base_url,
+                token=emulator.token,
+                keeper=self.keeper,
+                **self.extras,
+            )
             restore = install_signals(stop, application)
             application.add_handler(TypeHandler(Update, self.tracker.mark), group=10_000)
             await start_bot(application, poll_timeout=5.0)
@@ -238,7 +262,7 @@ class _Sandbox:
     def show(self, emulator: BotApiEmulator) -> bool:
         """Print what the bot did since it was last shown: messages, edits, notices. True if
         anything was printed (polling calls print nothing)."""
-        calls = emulator.calls[self.shown:]
+        calls = emulator.calls[self.shown :]
         self.shown += len(calls)
         printed = False
         for call in calls:

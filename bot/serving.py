@@ -37,8 +37,12 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONFLICT = 0, 1, 2, 3
 
 
-async def start_bot(application: Application, *, poll_timeout: float = 10.0,
-                    error_callback: Callable[[TelegramError], None] | None = None) -> None:
+async def start_bot(
+    application: Application,
+    *,
+    poll_timeout: float = 10.0,
+    error_callback: Callable[[TelegramError], None] | None = None,
+) -> None:
     """Start an Application inside a running event loop, in the order of ``run_polling``
     (initialize, post_init, polling, start), with long polling. Used by ``serve``, the sandbox
     and tests; webhook mode starts with :func:`bot.webhook.start_webhook`."""
@@ -48,8 +52,12 @@ async def start_bot(application: Application, *, poll_timeout: float = 10.0,
     updater = application.updater
     if updater is None:
         raise ValueError("the application was built without an Updater: nothing to poll with")
-    await updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
-                                allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
+    await updater.start_polling(
+        poll_interval=0.0,
+        timeout=timedelta(seconds=poll_timeout),
+        allowed_updates=ALLOWED_UPDATES,
+        error_callback=error_callback,
+    )
     await application.start()
 
 
@@ -69,8 +77,15 @@ async def stop_bot(application: Application) -> None:
         await application.post_shutdown(application)
 
 
-def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None,
-                   follower: Any = None, **extras: Any) -> int:
+def serve_telegram(
+    settings: Settings,
+    retriever: Retriever,
+    *,
+    token: str,
+    keeper: Keeper | None = None,
+    follower: Any = None,
+    **extras: Any,
+) -> int:
     """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring).
     ``follower`` (a read-only replica's ``citebot.replica.IndexFollower``) swaps in the builder's
     builds; ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
@@ -100,8 +115,11 @@ def install_signals(stop: asyncio.Event, application: Application) -> Callable[.
         task.add_done_callback(reloads.discard)
 
     installed = []
-    for sig, callback in ((signal.SIGINT, stop.set), (signal.SIGTERM, stop.set),
-                          (getattr(signal, "SIGHUP", None), on_hangup)):
+    for sig, callback in (
+        (signal.SIGINT, stop.set),
+        (signal.SIGTERM, stop.set),
+        (getattr(signal, "SIGHUP", None), on_hangup),
+    ):
         if sig is None:
             continue
         try:
@@ -121,8 +139,13 @@ def install_signals(stop: asyncio.Event, application: Application) -> Callable[.
     return restore
 
 
-async def run_bot(application: Application, settings: Settings, guard: PollingGuard | None = None,
-                  *, stop: asyncio.Event | None = None) -> int:
+async def run_bot(
+    application: Application,
+    settings: Settings,
+    guard: PollingGuard | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> int:
     """Serve until SIGINT/SIGTERM (or ``stop``, or a Conflict at start-up); return the exit code.
 
     SIGHUP rebuilds the index (like /reload) and logs the summary (:func:`install_signals`).

@@ -182,9 +182,16 @@ class RedisState(SharedState):
 
     shared = True
 
-    def __init__(self, url: str, rate_limit_per_minute: int, *, bot_id: int | str = 0,
-                 lease_seconds: float = 10.0, timeout: float = REDIS_TIMEOUT_SECONDS,
-                 probe_seconds: float = PROBE_SECONDS) -> None:
+    def __init__(
+        self,
+        url: str,
+        rate_limit_per_minute: int,
+        *,
+        bot_id: int | str = 0,
+        lease_seconds: float = 10.0,
+        timeout: float = REDIS_TIMEOUT_SECONDS,
+        probe_seconds: float = PROBE_SECONDS,
+    ) -> None:
         self.url = url
         self.where = describe_url(url)
         self.limit = rate_limit_per_minute
@@ -214,10 +221,18 @@ class RedisState(SharedState):
         # backoff: an unreachable Redis must cost one quick failure, after which the replica
         # answers on its own until the probe sees Redis again
         self.redis = aioredis.Redis.from_url(
-            self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 1), retry_on_timeout=False, decode_responses=True, max_connections=256)
-        self._scripts = {name: self.redis.register_script(text) for name, text in
-                         (("rate", _RATE_SCRIPT), ("renew", _RENEW_SCRIPT), ("release", _RELEASE_SCRIPT))}
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_timeout=False,
+            decode_responses=True,
+            max_connections=256,
+        )
+        self._scripts = {
+            name: self.redis.register_script(text)
+            for name, text in (("rate", _RATE_SCRIPT), ("renew", _RENEW_SCRIPT), ("release", _RELEASE_SCRIPT))
+        }
         try:
             await self.redis.ping()
             log.info("shared state in Redis at %s", self.where)
@@ -240,8 +255,12 @@ class RedisState(SharedState):
             return
         self.degraded, self.degraded_since = True, time.monotonic()
         self.outages += 1
-        log.error("shared state unreachable (Redis at %s: %s): answering without de-duplication, with this "
-                  "replica's own rate limits and paging, until it is back", self.where, _reason(exc))
+        log.error(
+            "shared state unreachable (Redis at %s: %s): answering without de-duplication, with this "
+            "replica's own rate limits and paging, until it is back",
+            self.where,
+            _reason(exc),
+        )
         if self._probe is None or self._probe.done():
             self._probe = asyncio.get_running_loop().create_task(self._wait_for_redis(), name="citebot-redis-probe")
 
@@ -255,8 +274,11 @@ class RedisState(SharedState):
                 continue
             seconds = time.monotonic() - (self.degraded_since or time.monotonic())
             self.degraded, self.degraded_since = False, None
-            log.warning("shared state reachable again (Redis at %s) after %.1f s: de-duplication and shared "
-                        "rate limits resume", self.where, seconds)
+            log.warning(
+                "shared state reachable again (Redis at %s) after %.1f s: de-duplication and shared rate limits resume",
+                self.where,
+                seconds,
+            )
 
     async def _flush_pending(self) -> None:
         """Write what was made while Redis was unreachable: paging tokens and answered marks."""
@@ -388,13 +410,15 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def open_state(state_url: str | None, rate_limit_per_minute: int, *, bot_id: int | str = 0,
-               lease_seconds: float = 10.0) -> SharedState:
+def open_state(
+    state_url: str | None, rate_limit_per_minute: int, *, bot_id: int | str = 0, lease_seconds: float = 10.0
+) -> SharedState:
     """The state ``telegram.state_url`` asks for: Redis for ``redis://``/``rediss://``/``unix://``
     URLs, this process's memory when it is empty."""
     if not state_url:
         return LocalState(rate_limit_per_minute)
     if urlsplit(state_url).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"telegram.state_url: unsupported scheme in {describe_url(state_url)!r} "
-                         "(redis://host:port/db)")
+        raise ValueError(
+            f"telegram.state_url: unsupported scheme in {describe_url(state_url)!r} (redis://host:port/db)"
+        )
     return RedisState(state_url, rate_limit_per_minute, bot_id=bot_id, lease_seconds=lease_seconds)

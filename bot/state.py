@@ -102,8 +102,12 @@ def _weight(token: str, value: Any) -> int:
     """Roughly what one stored value holds: the token, the question, what an answer shows (its
     passages), the record and its map slot."""
     shown = getattr(value, "shown", None) or []
-    return (sys.getsizeof(token) + sys.getsizeof(getattr(value, "question", "")) + 200
-            + sum(sum(sys.getsizeof(v) for v in passage.values()) for passage in shown if isinstance(passage, dict)))
+    return (
+        sys.getsizeof(token)
+        + sys.getsizeof(getattr(value, "question", ""))
+        + 200
+        + sum(sum(sys.getsizeof(v) for v in passage.values()) for passage in shown if isinstance(passage, dict))
+    )
 
 
 class RecentSet:

@@ -16,9 +16,17 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-STYLES = {"bold": "bold", "italic": "italic", "underline": "underline", "strikethrough": "strike",
-          "code": "cyan", "pre": "cyan", "text_link": "underline blue", "url": "underline blue",
-          "spoiler": "reverse"}
+STYLES = {
+    "bold": "bold",
+    "italic": "italic",
+    "underline": "underline",
+    "strikethrough": "strike",
+    "code": "cyan",
+    "pre": "cyan",
+    "text_link": "underline blue",
+    "url": "underline blue",
+    "spoiler": "reverse",
+}
 QUOTE_BAR = "▌ "
 
 
@@ -37,8 +45,15 @@ def make_console(stream: Any, *, terminal: bool | None = None) -> Console:
             terminal = bool(stream.isatty())
         except (AttributeError, ValueError, OSError):
             terminal = False
-    return Console(file=stream, force_terminal=terminal, color_system="standard" if terminal else None,
-                   highlight=False, emoji=False, markup=False, soft_wrap=True)
+    return Console(
+        file=stream,
+        force_terminal=terminal,
+        color_system="standard" if terminal else None,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _python_offsets(text: str) -> list[int]:

@@ -47,8 +47,9 @@ class WrappedRequest(BaseRequest):
     async def shutdown(self) -> None:
         await self.inner.shutdown()
 
-    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
         return await self.inner.do_request(url, method, request_data, *args, **kwargs)
 
 
@@ -60,8 +61,14 @@ class Failure(Enum):
     AMBIGUOUS = "no answer"  # sent, and no answer came (closed, read timeout): maybe carried out
 
 
-_NOT_SENT_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError,
-                    httpx.WriteTimeout, httpx.UnsupportedProtocol)
+_NOT_SENT_CAUSES = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.UnsupportedProtocol,
+)
 
 
 def classify_exception(exc: BaseException) -> Failure:
@@ -155,8 +162,11 @@ class OutageQueue:
             self._probe = None
         if self.closed:
             self.closed = False
-            log.warning("the Bot API answers again after %.0f s: %d waiting requests go now, oldest first",
-                        time.monotonic() - self._closed_at, len(self._waiters))
+            log.warning(
+                "the Bot API answers again after %.0f s: %d waiting requests go now, oldest first",
+                time.monotonic() - self._closed_at,
+                len(self._waiters),
+            )
             while self._waiters:
                 future = self._waiters.popleft()
                 if not future.done():
@@ -167,8 +177,9 @@ class OutageQueue:
         self._failures += 1
         if not self.closed and self._failures >= self.failures_to_close:
             self.closed, self._probe, self._closed_at = True, ticket, time.monotonic()
-            log.warning("the Bot API is failing (%d failures in a row): answers wait in order until it is back",
-                        self._failures)
+            log.warning(
+                "the Bot API is failing (%d failures in a row): answers wait in order until it is back", self._failures
+            )
 
     def leave(self, ticket: object) -> None:
         """``ticket`` is done (answered, refused or out of patience): if it was the probe, the
@@ -213,9 +224,16 @@ class RetryingRequest(WrappedRequest):
     _ANSWERED = ("query is too old", "query id is invalid")
     _QUERY_METHODS = ("answerCallbackQuery", "answerInlineQuery")
 
-    def __init__(self, inner: BaseRequest, *, schedule: RetrySchedule | None = None, queue: OutageQueue | None = None,
-                 max_flood_wait: float = 120.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        inner: BaseRequest,
+        *,
+        schedule: RetrySchedule | None = None,
+        queue: OutageQueue | None = None,
+        max_flood_wait: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         super().__init__(inner)
         self.schedule = schedule or RetrySchedule()
         self.queue = queue or OutageQueue()
@@ -223,8 +241,9 @@ class RetryingRequest(WrappedRequest):
         self.clock = clock
         self.sleep = sleep
 
-    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
         name = _method(url)
         patience = self.schedule.patience_for(name)
         deadline = self.clock() + patience
@@ -236,8 +255,9 @@ class RetryingRequest(WrappedRequest):
                 try:
                     waited |= await self.queue.turn(ticket, max(0.0, deadline - self.clock()))
                 except (TimeoutError, QueueFull) as exc:
-                    raise NetworkError(f"{name} not sent: the Bot API has been failing "
-                                       f"({exc or f'waited {patience:.0f} s'})") from None
+                    raise NetworkError(
+                        f"{name} not sent: the Bot API has been failing ({exc or f'waited {patience:.0f} s'})"
+                    ) from None
                 error: Exception | None = None
                 try:
                     code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
@@ -266,8 +286,12 @@ class RetryingRequest(WrappedRequest):
                         continue
                     if code < HTTPStatus.INTERNAL_SERVER_ERROR and code != HTTPStatus.REQUEST_TIMEOUT:
                         self.queue.went_through(ticket)
-                        if (code == HTTPStatus.BAD_REQUEST and (failures or waited) and name in self._QUERY_METHODS
-                                and any(text in description.lower() for text in self._ANSWERED)):
+                        if (
+                            code == HTTPStatus.BAD_REQUEST
+                            and (failures or waited)
+                            and name in self._QUERY_METHODS
+                            and any(text in description.lower() for text in self._ANSWERED)
+                        ):
                             log.info("%s: an earlier attempt had gone through (%s)", name, description)
                             return _ANSWERED_OK
                         return code, payload  # a client error (or migrate_to_chat_id): the same again
@@ -276,14 +300,21 @@ class RetryingRequest(WrappedRequest):
                 failures += 1
                 delay = self.schedule.delay(failures)
                 if self.clock() + delay > deadline:
-                    log.error("%s failed (%s: %s) for %.0f s: given up after %d attempts", name, kind.value, problem,
-                              patience, failures)
+                    log.error(
+                        "%s failed (%s: %s) for %.0f s: given up after %d attempts",
+                        name,
+                        kind.value,
+                        problem,
+                        patience,
+                        failures,
+                    )
                     if error is not None:
                         raise error
                     return code, payload  # PTB raises NetworkError
                 note = ", repeated (it may have been carried out)" if kind is Failure.AMBIGUOUS else ""
-                log.warning("%s failed (%s: %s)%s: attempt %d in %.1f s", name, kind.value, problem, note,
-                            failures + 1, delay)
+                log.warning(
+                    "%s failed (%s: %s)%s: attempt %d in %.1f s", name, kind.value, problem, note, failures + 1, delay
+                )
                 await self.sleep(delay)
         finally:
             self.queue.leave(ticket)

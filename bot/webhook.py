@@ -58,8 +58,9 @@ class WebhookOptions:
 class WebhookServer:
     """An aiohttp server handing each update to ``application.process_update``."""
 
-    def __init__(self, application: Application, state: SharedState, options: WebhookOptions, *,
-                 lease_seconds: float = 10.0) -> None:
+    def __init__(
+        self, application: Application, state: SharedState, options: WebhookOptions, *, lease_seconds: float = 10.0
+    ) -> None:
         self.application = application
         self.state = state
         self.options = options
@@ -71,8 +72,7 @@ class WebhookServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=self.options.max_body_bytes)
         app.router.add_route("*", self.options.path, self.handle)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS,
-                                    handle_signals=False)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS, handle_signals=False)
         await self.runner.setup()
         await web.TCPSite(self.runner, self.options.listen, self.options.port, reuse_address=True).start()
 
@@ -179,14 +179,21 @@ async def start_webhook(application: Application, settings: Any) -> WebhookServe
         await application.post_init(application)
     if not options.secret:
         log.warning("telegram.webhook_secret is not set: anyone who finds the webhook URL can send updates")
-    await application.bot.set_webhook(telegram.webhook_url, secret_token=options.secret,
-                                      max_connections=telegram.webhook_max_connections,
-                                      allowed_updates=ALLOWED_UPDATES)
+    await application.bot.set_webhook(
+        telegram.webhook_url,
+        secret_token=options.secret,
+        max_connections=telegram.webhook_max_connections,
+        allowed_updates=ALLOWED_UPDATES,
+    )
     await application.start()
     state = application.bot_data.shared
-    server = WebhookServer(application, state, options,
-                           lease_seconds=telegram.update_lease_seconds)
+    server = WebhookServer(application, state, options, lease_seconds=telegram.update_lease_seconds)
     await server.start()
-    log.info("serving by webhook on %s:%d%s (%s)", options.listen, options.port, options.path,
-             "shared state" if state.shared else "state in this process")
+    log.info(
+        "serving by webhook on %s:%d%s (%s)",
+        options.listen,
+        options.port,
+        options.path,
+        "shared state" if state.shared else "state in this process",
+    )
     return server

@@ -58,8 +58,17 @@ def _is_expected(exc: Exception) -> bool:
 
     from .store import StoreError
 
-    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | SourcesError | EvalSetError | StoreError
-                      | FileNotFoundError | PermissionError)
+    return isinstance(
+        exc,
+        ConfigError
+        | ModelLoadError
+        | IndexError_
+        | SourcesError
+        | EvalSetError
+        | StoreError
+        | FileNotFoundError
+        | PermissionError,
+    )
 
 
 def positive_int(text: str) -> int:
@@ -88,10 +97,19 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     # The sub-commands take them too, so `citebot ask --config X` works; SUPPRESS keeps a value
     # given before the command from being reset by the sub-command's default.
     default = None if defaults else argparse.SUPPRESS
-    parser.add_argument("--config", metavar="PATH", default=default,
-                        help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)")
-    parser.add_argument("-v", "--verbose", action="store_true", default=False if defaults else argparse.SUPPRESS,
-                        help="log debug detail to stderr")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if defaults else argparse.SUPPRESS,
+        help="log debug detail to stderr",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,21 +125,38 @@ def build_parser() -> argparse.ArgumentParser:
     _common_options(common, defaults=False)
     add_command = functools.partial(commands.add_parser, parents=[common])
 
-    index = add_command("index", help="build or update the index from the seeds folder",
-                        description="Build the index, re-embedding only documents that changed.")
-    index.add_argument("--check", action="store_true",
-                       help="only report whether the seeds changed since the last build (exit 0 up to date, 1 stale)")
+    index = add_command(
+        "index",
+        help="build or update the index from the seeds folder",
+        description="Build the index, re-embedding only documents that changed.",
+    )
+    index.add_argument(
+        "--check",
+        action="store_true",
+        help="only report whether the seeds changed since the last build (exit 0 up to date, 1 stale)",
+    )
     index.add_argument("--force", action="store_true", help="rebuild everything from scratch")
-    index.add_argument("--watch", action="store_true",
-                       help="keep running: rebuild whenever the seeds folder changes, printing each rebuild")
+    index.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running: rebuild whenever the seeds folder changes, printing each rebuild",
+    )
     index.add_argument("--json", action="store_true", help="print the report as JSON (one line per rebuild)")
     index.set_defaults(handler=cmd_index)
 
-    ask = add_command("ask", help="print cited passages answering a question",
-                      description="Answer QUESTION, or each line of standard input when it is omitted.")
+    ask = add_command(
+        "ask",
+        help="print cited passages answering a question",
+        description="Answer QUESTION, or each line of standard input when it is omitted.",
+    )
     ask.add_argument("question", nargs="*", help="the question (omit to read one question per line from stdin)")
-    ask.add_argument("-k", type=positive_int, default=None, metavar="N",
-                     help="number of passages, at least 1 (default: retrieval.top_k)")
+    ask.add_argument(
+        "-k",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="number of passages, at least 1 (default: retrieval.top_k)",
+    )
     ask.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
     ask.set_defaults(handler=cmd_ask)
 
@@ -129,51 +164,80 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_argument("--json", action="store_true", help="print a JSON list")
     sources.set_defaults(handler=cmd_sources)
 
-    evaluate = add_command("eval", help="measure retrieval quality on an evaluation set",
-                           description="hit@1/3/5, MRR@5, answered and decline rates (off-topic and "
-                                       "unanswerable), overall and per question kind, for the full "
-                                       "pipeline, dense-only and BM25-only ablations and a naive baseline. "
-                                       "With --folds: candidate settings chosen by cross-validation.")
+    evaluate = add_command(
+        "eval",
+        help="measure retrieval quality on an evaluation set",
+        description="hit@1/3/5, MRR@5, answered and decline rates (off-topic and "
+        "unanswerable), overall and per question kind, for the full "
+        "pipeline, dense-only and BM25-only ablations and a naive baseline. "
+        "With --folds: candidate settings chosen by cross-validation.",
+    )
     evaluate.add_argument("file", type=Path, help="evaluation set (YAML, see tests/data/eval.yaml)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.add_argument("--misses", action="store_true",
-                          help="list the questions the full pipeline misses at rank 1 or wrongly answers")
-    evaluate.add_argument("--folds", type=int, metavar="K",
-                          help="cross-validate: choose settings on K-1 stratified folds, report the held-out one")
-    evaluate.add_argument("--grid", type=Path, metavar="FILE",
-                          help="candidate settings for --folds (YAML, see citebot/tuning.py; default: as configured)")
+    evaluate.add_argument(
+        "--misses", action="store_true", help="list the questions the full pipeline misses at rank 1 or wrongly answers"
+    )
+    evaluate.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="cross-validate: choose settings on K-1 stratified folds, report the held-out one",
+    )
+    evaluate.add_argument(
+        "--grid",
+        type=Path,
+        metavar="FILE",
+        help="candidate settings for --folds (YAML, see citebot/tuning.py; default: as configured)",
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
     evaluate.set_defaults(handler=cmd_eval)
 
-    serve = add_command("serve", help="run the Telegram bot (the local sandbox when no token is set)",
-                        description="Long polling (or webhook, if telegram.webhook_url is set). Without "
-                                    "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.")
-    serve.add_argument("--replica", action="store_true",
-                       help="read-only replica (index.replica): no seeds watcher, no rebuild; follow the builder's "
-                            "`current` build")
+    serve = add_command(
+        "serve",
+        help="run the Telegram bot (the local sandbox when no token is set)",
+        description="Long polling (or webhook, if telegram.webhook_url is set). Without "
+        "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.",
+    )
+    serve.add_argument(
+        "--replica",
+        action="store_true",
+        help="read-only replica (index.replica): no seeds watcher, no rebuild; follow the builder's `current` build",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     kept = argparse.ArgumentParser(add_help=False)  # the commands that read what the bot kept
     kept.add_argument("--since", type=since_date, metavar="DATE", help="only what was kept from DATE on (YYYY-MM-DD)")
     kept.add_argument("--json", action="store_true", help="print JSON")
-    feedback = add_command("feedback", parents=[common, kept], help="list the 👍/👎 votes users gave answers",
-                           description="The votes kept with telegram.store_feedback, oldest first; with --export, "
-                                       "an evaluation file of them (tests/data/eval.yaml format) for a person to "
-                                       "check and add to the evaluation set.")
-    feedback.add_argument("--export", type=Path, metavar="FILE",
-                          help="write the 👎 answers (to check) and the 👍 ones (with their top passage) as YAML")
+    feedback = add_command(
+        "feedback",
+        parents=[common, kept],
+        help="list the 👍/👎 votes users gave answers",
+        description="The votes kept with telegram.store_feedback, oldest first; with --export, "
+        "an evaluation file of them (tests/data/eval.yaml format) for a person to "
+        "check and add to the evaluation set.",
+    )
+    feedback.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write the 👎 answers (to check) and the 👍 ones (with their top passage) as YAML",
+    )
     feedback.set_defaults(handler=cmd_feedback)
 
-    gaps = add_command("gaps", parents=[common, kept],
-                       help="what the corpus lacks: declined and low-confidence questions, grouped",
-                       description="Groups the questions kept with telegram.store_questions that were declined or "
-                                   "answered with low confidence (telegram.gaps_similarity_below) by meaning, with "
-                                   "a count and examples per group.")
+    gaps = add_command(
+        "gaps",
+        parents=[common, kept],
+        help="what the corpus lacks: declined and low-confidence questions, grouped",
+        description="Groups the questions kept with telegram.store_questions that were declined or "
+        "answered with low confidence (telegram.gaps_similarity_below) by meaning, with "
+        "a count and examples per group.",
+    )
     gaps.set_defaults(handler=cmd_gaps)
     return parser
 
 
 # ----------------------------------------------------------------------------------- commands
+
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     from embeddings.index import compare, indexed_manifest, seed_state
@@ -209,8 +273,10 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         verb = "rebuilt" if report.built and report.reembedded else "built" if report.built else "up to date"
-        print(f"index {verb}: {_change_summary(report)}; {report.passages} passages "
-              f"({report.embedded} texts embedded in {report.seconds:.1f} s)")
+        print(
+            f"index {verb}: {_change_summary(report)}; {report.passages} passages "
+            f"({report.embedded} texts embedded in {report.seconds:.1f} s)"
+        )
     return EXIT_OK
 
 
@@ -237,8 +303,12 @@ def _watch(settings: Settings, as_json: bool) -> int:
 
 
 def _change_summary(report: Any) -> str:
-    parts = [f"{len(report.added)} added", f"{len(report.updated)} updated", f"{len(report.removed)} removed",
-             f"{len(report.unchanged)} unchanged"]
+    parts = [
+        f"{len(report.added)} added",
+        f"{len(report.updated)} updated",
+        f"{len(report.removed)} removed",
+        f"{len(report.unchanged)} unchanged",
+    ]
     if getattr(report, "reembedded", None):
         parts.append(f"{len(report.reembedded)} re-embedded")
     return ", ".join(parts)
@@ -282,8 +352,10 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
 
     data = open_index(settings)
     counts = data.passage_counts()
-    rows = [{"doc_id": d.doc_id, "citation": d.citation.text(), **d.citation.as_dict(), "passages": int(counts[i])}
-            for i, d in enumerate(data.documents)]
+    rows = [
+        {"doc_id": d.doc_id, "citation": d.citation.text(), **d.citation.as_dict(), "passages": int(counts[i])}
+        for i, d in enumerate(data.documents)
+    ]
     if args.json:
         _print_json(rows)
         return EXIT_OK
@@ -302,19 +374,29 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     searcher = open_service(settings).searcher
     results = compare_pipelines(eval_set, searcher)
     if args.json:
-        _print_json({"file": str(args.file), "questions": len(eval_set.questions),
-                     "off_topic": len(eval_set.off_topic), "pipelines": results})
+        _print_json(
+            {
+                "file": str(args.file),
+                "questions": len(eval_set.questions),
+                "off_topic": len(eval_set.off_topic),
+                "pipelines": results,
+            }
+        )
         return EXIT_OK
     full = results["full"]
     counts = full["counts"]
-    print(f"{args.file}: {counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
-          f"corpus questions, {counts['off_topic']} off-topic\n")
+    print(
+        f"{args.file}: {counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
+        f"corpus questions, {counts['off_topic']} off-topic\n"
+    )
     print(metrics_table(results))
     print("\nfull pipeline by question kind:\n")
     print(kinds_table(full["by_kind"]))
-    print(f"\noff-topic threshold in use {searcher.off_topic_below(''):.3f} (measured on this corpus at "
-          f"index build, floor {settings.retrieval.abstain_below:.3f}); "
-          f"best-separating threshold on this set {full['calibrated_threshold']:.3f}")
+    print(
+        f"\noff-topic threshold in use {searcher.off_topic_below(''):.3f} (measured on this corpus at "
+        f"index build, floor {settings.retrieval.abstain_below:.3f}); "
+        f"best-separating threshold on this set {full['calibrated_threshold']:.3f}"
+    )
     if args.misses:
         print("\nmissed at rank 1 by the full pipeline:")
         for question in full["misses"]:
@@ -342,10 +424,27 @@ def _cross_validate(settings: Settings, args: argparse.Namespace, eval_set: Any)
     return EXIT_OK
 
 
-METRIC_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "abstained_unanswerable",
-                  "newest_first", "mean_chars")
-FOLD_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "abstained_unanswerable",
-                "newest_first")
+METRIC_COLUMNS = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr@5",
+    "answered",
+    "abstained_off_topic",
+    "abstained_unanswerable",
+    "newest_first",
+    "mean_chars",
+)
+FOLD_COLUMNS = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr@5",
+    "answered",
+    "abstained_off_topic",
+    "abstained_unanswerable",
+    "newest_first",
+)
 
 
 def _cell(value: Any, digits: int = 3) -> str:
@@ -356,8 +455,10 @@ def metrics_table(results: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per pipeline."""
     header = "| pipeline | " + " | ".join(METRIC_COLUMNS) + " |"
     rule = "|---|" + "---|" * len(METRIC_COLUMNS)
-    rows = [f"| {name} | " + " | ".join(_cell(metrics[c], 0 if c == "mean_chars" else 3) for c in METRIC_COLUMNS)
-            + " |" for name, metrics in results.items()]
+    rows = [
+        f"| {name} | " + " | ".join(_cell(metrics[c], 0 if c == "mean_chars" else 3) for c in METRIC_COLUMNS) + " |"
+        for name, metrics in results.items()
+    ]
     return "\n".join([header, rule, *rows])
 
 
@@ -365,18 +466,21 @@ def kinds_table(by_kind: dict[str, dict[str, float]]) -> str:
     """A Markdown table: one row per question kind (an unanswerable question's only figure is
     whether it was declined)."""
     columns = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "declined")
-    rows = [f"| {kind} | {m['questions']} | " + " | ".join(_cell(m.get(c)) for c in columns) + " |"
-            for kind, m in by_kind.items()]
-    return "\n".join(["| kind | questions | " + " | ".join(columns) + " |",
-                      "|---|---|" + "---|" * len(columns), *rows])
+    rows = [
+        f"| {kind} | {m['questions']} | " + " | ".join(_cell(m.get(c)) for c in columns) + " |"
+        for kind, m in by_kind.items()
+    ]
+    return "\n".join(["| kind | questions | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns), *rows])
 
 
 def folds_table(cv: Any) -> str:
     """A Markdown table: each fold's held-out figures with the settings chosen on the others."""
     header = "| fold | chosen settings | " + " | ".join(FOLD_COLUMNS) + " |"
     rule = "|---|---|" + "---|" * len(FOLD_COLUMNS)
-    rows = [f"| {f.fold} | {_settings_text(f.chosen)} | " + " | ".join(_cell(f.held_out[c]) for c in FOLD_COLUMNS)
-            + " |" for f in cv.folds]
+    rows = [
+        f"| {f.fold} | {_settings_text(f.chosen)} | " + " | ".join(_cell(f.held_out[c]) for c in FOLD_COLUMNS) + " |"
+        for f in cv.folds
+    ]
     mean = cv.mean()
     rows.append("| mean | | " + " | ".join(_cell(mean[c]) for c in FOLD_COLUMNS) + " |")
     return "\n".join([header, rule, *rows])
@@ -401,8 +505,11 @@ def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
     store = read_store(settings)
     rows = []
     if store is None:
-        print(f"no feedback stored yet ({store_path(settings)} does not exist; telegram.store_feedback is "
-              f"{'on' if settings.telegram.store_feedback else 'off'})", file=sys.stderr)
+        print(
+            f"no feedback stored yet ({store_path(settings)} does not exist; telegram.store_feedback is "
+            f"{'on' if settings.telegram.store_feedback else 'off'})",
+            file=sys.stderr,
+        )
     else:
         rows = store.feedback(args.since)
         store.close()
@@ -428,12 +535,15 @@ def cmd_gaps(settings: Settings, args: argparse.Namespace) -> int:
         if store.questions(args.since):  # the model is loaded only when there is something to group
             from .engine import load_encoder
 
-            report = coverage_report(store, load_encoder(settings).encode, settings.telegram.gaps_similarity_below,
-                                     args.since)
+            report = coverage_report(
+                store, load_encoder(settings).encode, settings.telegram.gaps_similarity_below, args.since
+            )
         store.close()
     if not report.considered and not settings.telegram.store_questions:
-        print("no questions stored: turn on telegram.store_questions (see config/citebot.yaml) to collect them",
-              file=sys.stderr)
+        print(
+            "no questions stored: turn on telegram.store_questions (see config/citebot.yaml) to collect them",
+            file=sys.stderr,
+        )
     if args.json:
         _print_json(report.as_dict())
     else:

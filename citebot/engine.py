@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 
 
 def build_params(settings: Settings) -> BuildParams:
-    return BuildParams(settings.embeddings.model, settings.chunking.target_chars, settings.chunking.max_chars,
-                       settings.embeddings.title_prefix)
+    return BuildParams(
+        settings.embeddings.model,
+        settings.chunking.target_chars,
+        settings.chunking.max_chars,
+        settings.embeddings.title_prefix,
+    )
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,15 @@ class Corpus:
 def corpus(settings: Settings) -> Corpus:
     """The corpus arguments of ``settings`` (relative paths resolved against the project root)."""
     c = settings.corpus
-    return Corpus(settings.path(c.seeds_dir), settings.path(c.sources_file), settings.path(settings.index.dir),
-                  tuple(c.extensions), int(c.max_file_mb * 1_000_000), build_params(settings),
-                  int(settings.index.mmap_above_mb * 2**20))
+    return Corpus(
+        settings.path(c.seeds_dir),
+        settings.path(c.sources_file),
+        settings.path(settings.index.dir),
+        tuple(c.extensions),
+        int(c.max_file_mb * 1_000_000),
+        build_params(settings),
+        int(settings.index.mmap_above_mb * 2**20),
+    )
 
 
 @lru_cache(maxsize=4)
@@ -83,8 +93,9 @@ def load_encoder(settings: Settings) -> Encoder:
     return _cached_encoder(e.model, e.offline, e.device, e.batch_size, str(settings.root))
 
 
-def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> BuildReport:
+def update_index(
+    settings: Settings, encoder: Encoder, *, force: bool = False, progress: Callable[[int, int], None] | None = None
+) -> BuildReport:
     """Bring the index in line with the seeds folder (incremental unless ``force``)."""
     c = corpus(settings)
     return build_index(
@@ -107,18 +118,31 @@ def open_index(settings: Settings) -> IndexData:
     return load_index(c.index_dir, c.params, mmap_above_bytes=c.mmap_above_bytes)
 
 
-def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
-                  vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> Searcher:
+def make_searcher(
+    settings: Settings,
+    encoder: Encoder,
+    data: IndexData,
+    *,
+    vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
+) -> Searcher:
     """The searcher the settings describe; ``vector_index`` builds a non-FAISS vector backend."""
     r = settings.retrieval
     from embeddings.lexical import common_english_words, english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
-    saved = None if vector_index is not None else load_artifacts(
-        data.path, exact_below=r.exact_search_below, rows=(len(data.passages), len(data.sentences)),
-        known_words=known)
+    saved = (
+        None
+        if vector_index is not None
+        else load_artifacts(
+            data.path,
+            exact_below=r.exact_search_below,
+            rows=(len(data.passages), len(data.sentences)),
+            known_words=known,
+        )
+    )
     return Searcher(
-        data, encoder,
+        data,
+        encoder,
         weights=Weights(**r.weights.model_dump()),
         abstain_below=r.abstain_below,
         candidates=r.candidates,

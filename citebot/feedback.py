@@ -53,16 +53,22 @@ def export_yaml(rows: Sequence[FeedbackRow]) -> str:
         "questions:",
     ]
     for row in down:
-        lines += [f"# 👎 {_stamp(row)}, build {row.build_id}, shown: {_shown(row)}",
-                  f"- q: {_quoted(row.question)}", "  kind: unanswerable"]
+        lines += [
+            f"# 👎 {_stamp(row)}, build {row.build_id}, shown: {_shown(row)}",
+            f"- q: {_quoted(row.question)}",
+            "  kind: unanswerable",
+        ]
     for row in up:
         top = row.passages[0] if row.passages else None
         if top is None:
             continue
         evidence = " ".join(normalize(top.get("best_sentence", "")).split()[:EVIDENCE_WORDS])
-        lines += [f"# 👍 {_stamp(row)}, build {row.build_id}, top passage: {_shown(row).split('; ')[0]}",
-                  f"- q: {_quoted(row.question)}", f"  doc: {_quoted(doc_prefix(top['doc_id']))}",
-                  f"  evidence: [{_quoted(evidence)}]" if evidence else "  kind: unanswerable  # no sentence kept"]
+        lines += [
+            f"# 👍 {_stamp(row)}, build {row.build_id}, top passage: {_shown(row).split('; ')[0]}",
+            f"- q: {_quoted(row.question)}",
+            f"  doc: {_quoted(doc_prefix(top['doc_id']))}",
+            f"  evidence: [{_quoted(evidence)}]" if evidence else "  kind: unanswerable  # no sentence kept",
+        ]
     if not down and not up:
         lines[-1] = "questions: []"
     lines.append("off_topic: []")

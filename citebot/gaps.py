@@ -47,10 +47,13 @@ class CoverageReport:
     def summary(self) -> str:
         """The report's first line (the terminal and the /gaps message share it)."""
         if not self.gaps:
-            return (f"no gaps: none of the {self.considered} stored questions was declined or answered with low "
-                    "confidence.")
-        return (f"{sum(g.count for g in self.gaps)} of {self.considered} stored questions were declined or "
-                f"answered with low confidence, in {len(self.gaps)} groups (most asked first):")
+            return (
+                f"no gaps: none of the {self.considered} stored questions was declined or answered with low confidence."
+            )
+        return (
+            f"{sum(g.count for g in self.gaps)} of {self.considered} stored questions were declined or "
+            f"answered with low confidence, in {len(self.gaps)} groups (most asked first):"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {"questions": self.considered, "gaps": [g.as_dict() for g in self.gaps]}
@@ -61,9 +64,14 @@ def is_gap(row: QuestionRow, similarity_below: float) -> bool:
     return row.abstained or row.similarity < similarity_below
 
 
-def coverage_gaps(rows: Sequence[QuestionRow], encode: Callable[[list[str]], np.ndarray], *,
-                  similarity_below: float, max_distance: float = DEFAULT_MAX_DISTANCE,
-                  examples: int = 3) -> list[Gap]:
+def coverage_gaps(
+    rows: Sequence[QuestionRow],
+    encode: Callable[[list[str]], np.ndarray],
+    *,
+    similarity_below: float,
+    max_distance: float = DEFAULT_MAX_DISTANCE,
+    examples: int = 3,
+) -> list[Gap]:
     """Group the gap questions among ``rows`` by the similarity of their vectors (``encode``
     gives one normalised vector per text); largest group first. Questions in other languages
     are one group of their own: an English model cannot tell what they are about."""
@@ -78,20 +86,21 @@ def coverage_gaps(rows: Sequence[QuestionRow], encode: Callable[[list[str]], np.
         for group in group_similar(encode(texts), max_distance):
             members = [texts[i] for i in group]
             members = [members[0], *sorted(members[1:], key=lambda q: -asked[q])]
-            gaps.append(Gap(sum(asked[q] for q in members), sum(declined[q] for q in members),
-                            members[:examples]))
+            gaps.append(Gap(sum(asked[q] for q in members), sum(declined[q] for q in members), members[:examples]))
     gaps.sort(key=lambda g: -g.count)  # stable: the clustering's order among equal counts
     if foreign:
         languages = Counter(r.language for r in foreign)
         note = ", ".join(f"{lang}: {n}" for lang, n in languages.most_common())
         distinct = list(dict.fromkeys(r.question for r in foreign))
-        gaps.append(Gap(len(foreign), sum(r.abstained for r in foreign), distinct[:examples],
-                        f"{OTHER_LANGUAGES}; {note}"))
+        gaps.append(
+            Gap(len(foreign), sum(r.abstained for r in foreign), distinct[:examples], f"{OTHER_LANGUAGES}; {note}")
+        )
     return gaps
 
 
-def coverage_report(store: Any, encode: Callable[[list[str]], np.ndarray], similarity_below: float,
-                    since: float | None = None) -> CoverageReport:
+def coverage_report(
+    store: Any, encode: Callable[[list[str]], np.ndarray], similarity_below: float, since: float | None = None
+) -> CoverageReport:
     """The gaps among the questions ``store`` kept (since ``since``)."""
     rows = store.questions(since)
     return CoverageReport(coverage_gaps(rows, encode, similarity_below=similarity_below) if rows else [], len(rows))

@@ -71,8 +71,14 @@ class RebuildOutcome:
         return f"index rebuilt: {', '.join(parts)}{detail}; {r.passages} passages; {self.seconds:.1f} s"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "error": self.error, "seconds": round(self.seconds, 2), "swapped": self.swapped,
-                "adopted": self.adopted, **(self.report.as_dict() if self.report else {})}
+        return {
+            "ok": self.ok,
+            "error": self.error,
+            "seconds": round(self.seconds, 2),
+            "swapped": self.swapped,
+            "adopted": self.adopted,
+            **(self.report.as_dict() if self.report else {}),
+        }
 
 
 def live_build(index_dir: Any) -> str | None:
@@ -110,8 +116,9 @@ class IndexKeeper:
             try:
                 report, searcher = await asyncio.to_thread(self._build_and_open, force)
             except Exception as exc:  # any failure keeps the old index serving
-                outcome = RebuildOutcome(False, error=f"{type(exc).__name__}: {exc}",
-                                         seconds=time.perf_counter() - started)
+                outcome = RebuildOutcome(
+                    False, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started
+                )
                 log.error("%s", outcome.summary())
                 await self._notify_error(outcome.summary())
                 return outcome
@@ -120,8 +127,9 @@ class IndexKeeper:
                 if not report.built:
                     adopted = os.path.basename(serving_build(searcher) or "")
                 self._swap(searcher)
-            outcome = RebuildOutcome(True, report, seconds=time.perf_counter() - started, swapped=searcher is not None,
-                                     adopted=adopted)
+            outcome = RebuildOutcome(
+                True, report, seconds=time.perf_counter() - started, swapped=searcher is not None, adopted=adopted
+            )
             log.info("%s", outcome.summary())
             return outcome
 
@@ -162,14 +170,19 @@ class IndexKeeper:
                 searcher = await asyncio.to_thread(self._open_live)
             except Exception as exc:  # keep serving what we have
                 self._unloadable = live
-                message = (f"cannot load the build `current` points to ({os.path.basename(live)}: "
-                           f"{type(exc).__name__}: {exc}); still serving the previous index")
+                message = (
+                    f"cannot load the build `current` points to ({os.path.basename(live)}: "
+                    f"{type(exc).__name__}: {exc}); still serving the previous index"
+                )
                 log.error("%s", message)
                 await self._notify_error(message)
                 return False
             self._swap(searcher)
-        log.info("now serving build %s, published by another builder (%d passages)",
-                 os.path.basename(serving_build(searcher) or ""), len(searcher.passages))
+        log.info(
+            "now serving build %s, published by another builder (%d passages)",
+            os.path.basename(serving_build(searcher) or ""),
+            len(searcher.passages),
+        )
         return True
 
     async def follow(self, stop: asyncio.Event) -> None:
@@ -250,8 +263,9 @@ class IndexKeeper:
             delay = min(2 * delay, RESTART_SECONDS[1])
             restarted = True
 
-    async def _watch_seeds(self, stop: asyncio.Event, on_rebuild: Callable[[RebuildOutcome], Any] | None, *,
-                           catch_up: bool) -> None:
+    async def _watch_seeds(
+        self, stop: asyncio.Event, on_rebuild: Callable[[RebuildOutcome], Any] | None, *, catch_up: bool
+    ) -> None:
         from watchfiles import awatch
 
         async def rebuild() -> None:
@@ -269,8 +283,13 @@ class IndexKeeper:
         if catch_up:  # changes made while no watcher was running; the watcher is in place by the time it runs
             catching_up = asyncio.create_task(_after(DEBOUNCE_MS / 1000, rebuild))
         try:
-            async for changes in awatch(*paths, debounce=DEBOUNCE_MS, step=200, stop_event=stop,
-                                        watch_filter=lambda _, path: _relevant(path, seeds, sources)):
+            async for changes in awatch(
+                *paths,
+                debounce=DEBOUNCE_MS,
+                step=200,
+                stop_event=stop,
+                watch_filter=lambda _, path: _relevant(path, seeds, sources),
+            ):
                 log.info("seeds changed (%d files); rebuilding", len(changes))
                 await rebuild()
         finally:
@@ -280,8 +299,9 @@ class IndexKeeper:
                 if failure is not None:
                     log.error("the catch-up rebuild failed: %s", _reason(failure))
 
-    async def _check_periodically(self, stop: asyncio.Event,
-                                  on_rebuild: Callable[[RebuildOutcome], Any] | None) -> None:
+    async def _check_periodically(
+        self, stop: asyncio.Event, on_rebuild: Callable[[RebuildOutcome], Any] | None
+    ) -> None:
         while not await _wait(stop, self.settings.index.verify_every_seconds):
             try:
                 outcome = await self.check_index()

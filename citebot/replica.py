@@ -41,8 +41,9 @@ def live_build(index_dir: Path) -> str | None:
 class IndexFollower:
     """Swaps in each build the builder publishes; ``on_swap(searcher)`` is told of every swap."""
 
-    def __init__(self, settings: Settings, encoder: Any, searcher: Any,
-                 on_swap: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, encoder: Any, searcher: Any, on_swap: Callable[[Any], None] | None = None
+    ) -> None:
         self.settings = settings
         self.encoder = encoder
         self.searcher = searcher
@@ -67,8 +68,9 @@ class IndexFollower:
             searcher = await asyncio.to_thread(self._open, build)
         except Exception as exc:  # keep serving what we have
             self._failed = build
-            log.error("cannot load the new build %s (%s: %s); still serving %s", build, type(exc).__name__, exc,
-                      self.serving)
+            log.error(
+                "cannot load the new build %s (%s: %s); still serving %s", build, type(exc).__name__, exc, self.serving
+            )
             return False
         self.searcher, self.serving, self._failed = searcher, str(Path(searcher.data.path).resolve()), None
         self.swaps += 1

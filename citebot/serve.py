@@ -58,16 +58,26 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
     except Exception as exc:
         log.error("cannot open the index: %s", exc)
         return EXIT_FAILED
-    extras: dict[str, Any] = {"store": store, "coverage": None if store is None else functools.partial(
-        coverage_report, store, service.encoder.encode, settings.telegram.gaps_similarity_below)}
+    extras: dict[str, Any] = {
+        "store": store,
+        "coverage": None
+        if store is None
+        else functools.partial(coverage_report, store, service.encoder.encode, settings.telegram.gaps_similarity_below),
+    }
     try:
         if mode == "sandbox":
             from bot.sandbox import run_sandbox
 
             restore = log_to_file(settings.path(settings.telegram.sandbox_log))  # the terminal is the chat
             try:
-                return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout,
-                                   keeper=service.keeper, **extras)
+                return run_sandbox(
+                    settings,
+                    service.searcher,
+                    stdin or sys.stdin,
+                    stdout or sys.stdout,
+                    keeper=service.keeper,
+                    **extras,
+                )
             finally:
                 restore()
         assert token is not None
@@ -88,8 +98,13 @@ def log_to_file(path: Path) -> Callable[[], None]:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     terminals = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
-    removed = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
-               and not isinstance(h, logging.FileHandler) and getattr(h, "stream", None) in terminals]
+    removed = [
+        h
+        for h in root.handlers
+        if isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+        and getattr(h, "stream", None) in terminals
+    ]
     for old in removed:
         handler.filters.extend(f for f in old.filters if f not in handler.filters)  # e.g. token redaction
         root.removeHandler(old)

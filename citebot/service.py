@@ -27,8 +27,7 @@ from .lifecycle import IndexKeeper
 log = logging.getLogger(__name__)
 
 # third-party loggers that chatter at INFO (httpx/httpcore log request URLs, which hold the bot token)
-NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "faiss", "filelock",
-                 "bm25s")
+NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "faiss", "filelock", "bm25s")
 
 
 @dataclass
@@ -53,8 +52,13 @@ class Service:
         return self.keeper.encoder
 
 
-def open_service(settings: Settings, *, encoder: Encoder | None = None, build: bool = True,
-                 progress: Callable[[int, int], None] | None = None) -> Service:
+def open_service(
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    build: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Service:
     """Load the model (or take ``encoder``) and the index, building the index first if there is
     none usable (unless ``build`` is false: then IndexError_ says so; ``progress`` gets the
     build's (done, total) texts); the searcher and its keeper, ready to serve."""
@@ -90,7 +94,10 @@ def configure_process(settings: Settings | None = None, *, verbose: bool = False
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     engine.limit_search_threads()
     if logs:
-        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

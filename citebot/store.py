@@ -90,9 +90,15 @@ class FeedbackRow:
     user: str  # the salted hash, shortened: tells votes of one user apart, says nothing of who
 
     def as_dict(self) -> dict[str, Any]:
-        return {"voted_at": _iso(self.voted_at), "vote": "up" if self.vote == UP else "down",
-                "question": self.question, "chat": self.chat_kind, "build_id": self.build_id,
-                "passages": self.passages, "user": self.user}
+        return {
+            "voted_at": _iso(self.voted_at),
+            "vote": "up" if self.vote == UP else "down",
+            "question": self.question,
+            "chat": self.chat_kind,
+            "build_id": self.build_id,
+            "passages": self.passages,
+            "user": self.user,
+        }
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,14 @@ class QuestionRow:
     chat_kind: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"asked_at": _iso(self.asked_at), "question": self.question, "abstained": self.abstained,
-                "similarity": round(self.similarity, 4), "language": self.language, "chat": self.chat_kind}
+        return {
+            "asked_at": _iso(self.asked_at),
+            "question": self.question,
+            "abstained": self.abstained,
+            "similarity": round(self.similarity, 4),
+            "language": self.language,
+            "chat": self.chat_kind,
+        }
 
 
 def _iso(seconds: float) -> str:
@@ -119,8 +131,15 @@ class Store:
     """The feedback and question store. Thread-safe: one connection behind a lock (every call
     is a few milliseconds; the bot calls it from its worker threads)."""
 
-    def __init__(self, path: Path, *, store_feedback: bool = True, store_questions: bool = False,
-                 retention_days: float = 90, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        store_feedback: bool = True,
+        store_questions: bool = False,
+        retention_days: float = 90,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
         self.store_feedback = store_feedback
         self.store_questions = store_questions
@@ -145,8 +164,9 @@ class Store:
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {version}, newer than this citebot "
-                             f"({SCHEMA_VERSION}): upgrade citebot")
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this citebot ({SCHEMA_VERSION}): upgrade citebot"
+            )
         for number in range(version + 1, SCHEMA_VERSION + 1):
             with self._transaction():
                 for statement in MIGRATIONS[number - 1]:
@@ -196,10 +216,11 @@ class Store:
         passages = json.dumps([p if isinstance(p, dict) else asdict(p) for p in answer.shown], ensure_ascii=False)
         now = self.clock()
         with self._lock, self._transaction():
-            self._db.execute("INSERT OR IGNORE INTO answers (token, question, chat_kind, asked_at) VALUES (?,?,?,?)",
-                             (token, answer.question, answer.chat_kind, answer.asked_at))
-            row = self._db.execute("SELECT vote FROM votes WHERE token = ? AND user_hash = ?",
-                                   (token, user)).fetchone()
+            self._db.execute(
+                "INSERT OR IGNORE INTO answers (token, question, chat_kind, asked_at) VALUES (?,?,?,?)",
+                (token, answer.question, answer.chat_kind, answer.asked_at),
+            )
+            row = self._db.execute("SELECT vote FROM votes WHERE token = ? AND user_hash = ?", (token, user)).fetchone()
             if row is not None and row[0] == vote:
                 self._db.execute("DELETE FROM votes WHERE token = ? AND user_hash = ?", (token, user))
             else:
@@ -207,7 +228,8 @@ class Store:
                     "INSERT INTO votes (token, user_hash, vote, voted_at, build_id, passages) VALUES (?,?,?,?,?,?)"
                     " ON CONFLICT (token, user_hash) DO UPDATE SET vote = excluded.vote,"
                     " voted_at = excluded.voted_at, build_id = excluded.build_id, passages = excluded.passages",
-                    (token, user, vote, now, answer.build_id, passages))
+                    (token, user, vote, now, answer.build_id, passages),
+                )
             return self._tally(token, user)
 
     def tally(self, token: str, user_id: int | None = None) -> Tally:
@@ -216,24 +238,25 @@ class Store:
 
     def _tally(self, token: str, user: str | None) -> Tally:
         up, down = self._db.execute(
-            "SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM votes WHERE token = ?",
-            (token,)).fetchone()
+            "SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM votes WHERE token = ?", (token,)
+        ).fetchone()
         mine = 0
         if user is not None:
-            row = self._db.execute("SELECT vote FROM votes WHERE token = ? AND user_hash = ?",
-                                   (token, user)).fetchone()
+            row = self._db.execute("SELECT vote FROM votes WHERE token = ? AND user_hash = ?", (token, user)).fetchone()
             mine = row[0] if row else 0
         return Tally(int(up), int(down), mine)
 
     def answer(self, token: str) -> AnswerRecord | None:
         """An answer someone already voted on (what a vote button needs after a restart)."""
         with self._lock:
-            row = self._db.execute("SELECT question, chat_kind, asked_at FROM answers WHERE token = ?",
-                                   (token,)).fetchone()
+            row = self._db.execute(
+                "SELECT question, chat_kind, asked_at FROM answers WHERE token = ?", (token,)
+            ).fetchone()
             if row is None:
                 return None
-            last = self._db.execute("SELECT build_id, passages FROM votes WHERE token = ? ORDER BY voted_at DESC"
-                                    " LIMIT 1", (token,)).fetchone()
+            last = self._db.execute(
+                "SELECT build_id, passages FROM votes WHERE token = ? ORDER BY voted_at DESC LIMIT 1", (token,)
+            ).fetchone()
         build_id, passages = last if last else ("", "[]")
         return AnswerRecord(row[0], row[1], build_id, [ShownPassage(**p) for p in json.loads(passages)], row[2])
 
@@ -243,28 +266,33 @@ class Store:
             rows = self._db.execute(
                 "SELECT v.voted_at, v.vote, a.question, a.chat_kind, v.build_id, v.passages, v.user_hash"
                 " FROM votes v JOIN answers a USING (token) WHERE v.voted_at >= ? ORDER BY v.voted_at, v.rowid",
-                (since or 0,)).fetchall()
+                (since or 0,),
+            ).fetchall()
         return [FeedbackRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6][:12]) for r in rows]
 
     # ---------------------------------------------------------------------- questions
 
-    def record_question(self, question: str, *, abstained: bool, similarity: float, chat_kind: str,
-                        language: str | None = None) -> bool:
+    def record_question(
+        self, question: str, *, abstained: bool, similarity: float, chat_kind: str, language: str | None = None
+    ) -> bool:
         """Keep one asked question (only with ``store_questions``); True if it was stored."""
         if not self.store_questions:
             return False
         with self._lock, self._transaction():
             self._db.execute(
                 "INSERT INTO questions (asked_at, question, abstained, similarity, language, chat_kind)"
-                " VALUES (?,?,?,?,?,?)", (self.clock(), question, int(abstained), float(similarity), language,
-                                          chat_kind))
+                " VALUES (?,?,?,?,?,?)",
+                (self.clock(), question, int(abstained), float(similarity), language, chat_kind),
+            )
         return True
 
     def questions(self, since: float | None = None) -> list[QuestionRow]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT asked_at, question, abstained, similarity, language, chat_kind FROM questions"
-                " WHERE asked_at >= ? ORDER BY asked_at, id", (since or 0,)).fetchall()
+                " WHERE asked_at >= ? ORDER BY asked_at, id",
+                (since or 0,),
+            ).fetchall()
         return [QuestionRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def purge(self) -> int:
@@ -288,8 +316,12 @@ def open_store(settings: Settings, *, force: bool = False) -> Store | None:
     telegram = settings.telegram
     if not (telegram.store_feedback or telegram.store_questions or force):
         return None
-    return Store(store_path(settings), store_feedback=telegram.store_feedback,
-                 store_questions=telegram.store_questions, retention_days=telegram.retention_days)
+    return Store(
+        store_path(settings),
+        store_feedback=telegram.store_feedback,
+        store_questions=telegram.store_questions,
+        retention_days=telegram.retention_days,
+    )
 
 
 def read_store(settings: Settings) -> Store | None:
@@ -298,5 +330,9 @@ def read_store(settings: Settings) -> Store | None:
     if not path.exists():
         return None
     telegram = settings.telegram
-    return Store(path, store_feedback=telegram.store_feedback, store_questions=telegram.store_questions,
-                 retention_days=telegram.retention_days)
+    return Store(
+        path,
+        store_feedback=telegram.store_feedback,
+        store_questions=telegram.store_questions,
+        retention_days=telegram.retention_days,
+    )

@@ -80,8 +80,14 @@ class _Server:
 
     def start(self, timeout: float = 20.0) -> None:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command(), cwd=self.folder, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=self.folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         try:
             wait_for_port(self.port, timeout, self.process)
         except ServiceError as exc:
@@ -143,8 +149,9 @@ class Nginx(_Server):
     def command(self) -> list[str]:
         shutil.copyfile(NGINX_CONF, self.folder / "nginx.conf")
         (self.folder / "citebot-listen.conf").write_text(f"listen {HOST}:{self.port};\n")
-        (self.folder / "citebot-replicas.conf").write_text("".join(
-            f"server {HOST}:{p} max_fails=1 fail_timeout=2s;\n" for p in self.upstream_ports))
+        (self.folder / "citebot-replicas.conf").write_text(
+            "".join(f"server {HOST}:{p} max_fails=1 fail_timeout=2s;\n" for p in self.upstream_ports)
+        )
         # as root, nginx's workers would switch to "nobody", who cannot enter a private temp folder
         user = ["-g", "daemon off; user root;"] if os.geteuid() == 0 else ["-g", "daemon off;"]
         return [NGINX_BIN, "-p", f"{self.folder}/", "-c", str(self.folder / "nginx.conf"), "-e", "stderr", *user]
@@ -160,8 +167,9 @@ class Replica(_Server):
 
     name = "replica"
 
-    def __init__(self, folder: Path, env: dict[str, str], port: int | None = None, *, citebot: str = "citebot",
-                 number: int = 0) -> None:
+    def __init__(
+        self, folder: Path, env: dict[str, str], port: int | None = None, *, citebot: str = "citebot", number: int = 0
+    ) -> None:
         self.name = f"replica{number}"
         super().__init__(folder, port)
         self.env = {**env, "CITEBOT_TELEGRAM_WEBHOOK_PORT": str(self.port)}
@@ -172,8 +180,15 @@ class Replica(_Server):
 
     def start(self, timeout: float = 180.0) -> None:  # loading the model takes seconds, more on a busy machine
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command(), cwd=self.folder, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=self.folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
+            )
         self.started_at = time.monotonic()
 
     def wait_ready(self, timeout: float = 180.0) -> None:
@@ -190,12 +205,28 @@ class Replica(_Server):
             process.wait(10)
 
 
-def replica_environment(base: dict[str, str], *, token: str, api_url: str, webhook_url: str, secret: str,
-                        state_url: str, index_dir: Path, lease_seconds: float = 10.0,
-                        extra: dict[str, str] | None = None) -> dict[str, str]:
+def replica_environment(
+    base: dict[str, str],
+    *,
+    token: str,
+    api_url: str,
+    webhook_url: str,
+    secret: str,
+    state_url: str,
+    index_dir: Path,
+    lease_seconds: float = 10.0,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The environment of a replica: Bot API at ``api_url`` (PTB's base_url), Telegram told to
     deliver to ``webhook_url`` (the load balancer), shared state at ``state_url``."""
-    return {**base, "TELEGRAM_BOT_TOKEN": token, "CITEBOT_TELEGRAM_BASE_URL": api_url,
-            "CITEBOT_TELEGRAM_WEBHOOK_URL": webhook_url, "CITEBOT_TELEGRAM_WEBHOOK_SECRET": secret,
-            "CITEBOT_TELEGRAM_STATE_URL": state_url, "CITEBOT_INDEX_DIR": str(index_dir),
-            "CITEBOT_TELEGRAM_UPDATE_LEASE_SECONDS": str(lease_seconds), **(extra or {})}
+    return {
+        **base,
+        "TELEGRAM_BOT_TOKEN": token,
+        "CITEBOT_TELEGRAM_BASE_URL": api_url,
+        "CITEBOT_TELEGRAM_WEBHOOK_URL": webhook_url,
+        "CITEBOT_TELEGRAM_WEBHOOK_SECRET": secret,
+        "CITEBOT_TELEGRAM_STATE_URL": state_url,
+        "CITEBOT_INDEX_DIR": str(index_dir),
+        "CITEBOT_TELEGRAM_UPDATE_LEASE_SECONDS": str(lease_seconds),
+        **(extra or {}),
+    }

@@ -65,16 +65,25 @@ def save_artifacts(folder: Path, build: dict[str, Any], *, exact_below: int) -> 
         save_vector_index(make_vector_index(build[name], exact_below), folder / filename)
     LexicalIndex(texts).save(folder / BM25_DIR)
     vocabulary = Vocabulary.build(texts)
-    _write_json(folder / VOCABULARY, {"counts": vocabulary.counts, "document_frequency": vocabulary.document_frequency,
-                                      "stems": sorted(vocabulary.stems)})
+    _write_json(
+        folder / VOCABULARY,
+        {
+            "counts": vocabulary.counts,
+            "document_frequency": vocabulary.document_frequency,
+            "stems": sorted(vocabulary.stems),
+        },
+    )
     bm25 = [f"{BM25_DIR}/{p.name}" for p in sorted((folder / BM25_DIR).iterdir())]
     files = [*VECTOR_FILES.values(), VOCABULARY, *bm25]
-    _write_json(folder / MANIFEST, {"format": FORMAT, "exact_below": exact_below,
-                                    "files": {name: _sha256(folder / name) for name in files}})
+    _write_json(
+        folder / MANIFEST,
+        {"format": FORMAT, "exact_below": exact_below, "files": {name: _sha256(folder / name) for name in files}},
+    )
 
 
-def load_artifacts(folder: Path, *, exact_below: int, rows: tuple[int, int],
-                   known_words: Iterable[str] = ()) -> Artifacts:
+def load_artifacts(
+    folder: Path, *, exact_below: int, rows: tuple[int, int], known_words: Iterable[str] = ()
+) -> Artifacts:
     """The artifacts saved in build ``folder`` that can be used: checksums right, passage and
     sentence counts ``rows`` right, index kind the one ``exact_below`` asks for. Never raises."""
     folder = Path(folder)
@@ -85,15 +94,15 @@ def load_artifacts(folder: Path, *, exact_below: int, rows: tuple[int, int],
         log.info("no saved search artifacts in %s: building them in this process", folder)
         return Artifacts()
     if manifest.get("format") != FORMAT:
-        log.warning("search artifacts in %s have format %r: building them in this process", folder,
-                    manifest.get("format"))
+        log.warning(
+            "search artifacts in %s have format %r: building them in this process", folder, manifest.get("format")
+        )
         return Artifacts()
     damaged = [name for name, digest in files.items() if not _matches(folder / name, digest)]
     if damaged:
         log.warning("search artifacts damaged in %s (%s): building them in this process", folder, ", ".join(damaged))
     parts: dict[str, Any] = {}
-    for filename, field, count in zip(VECTOR_FILES.values(), ("passage_index", "sentence_index"), rows,
-                                      strict=True):
+    for filename, field, count in zip(VECTOR_FILES.values(), ("passage_index", "sentence_index"), rows, strict=True):
         if filename in damaged or filename not in files:
             continue
         try:
@@ -103,8 +112,14 @@ def load_artifacts(folder: Path, *, exact_below: int, rows: tuple[int, int],
             continue
         wanted = "flat" if count < exact_below or count == 0 else "ivf"
         if index.ntotal != count or index_kind(index) != wanted:
-            log.info("%s is a %s index of %d rows, this reader wants %s over %d: building it", filename,
-                     index_kind(index), index.ntotal, wanted, count)
+            log.info(
+                "%s is a %s index of %d rows, this reader wants %s over %d: building it",
+                filename,
+                index_kind(index),
+                index.ntotal,
+                wanted,
+                count,
+            )
             continue
         parts[field] = index
     bm25_files = [name for name in files if name.startswith(f"{BM25_DIR}/")]
@@ -118,8 +133,9 @@ def load_artifacts(folder: Path, *, exact_below: int, rows: tuple[int, int],
     if VOCABULARY in files and VOCABULARY not in damaged:
         try:
             data = json.loads((folder / VOCABULARY).read_text())
-            parts["vocabulary"] = Vocabulary(dict(data["counts"]), dict(data["document_frequency"]),
-                                             frozenset(), frozenset(data["stems"]))
+            parts["vocabulary"] = Vocabulary(
+                dict(data["counts"]), dict(data["document_frequency"]), frozenset(), frozenset(data["stems"])
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("cannot load the vocabulary of %s (%s): building it in this process", folder, exc)
     if "vocabulary" in parts:

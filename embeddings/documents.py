@@ -94,8 +94,11 @@ def _walk(seeds_dir: Path, wanted: set[str], warnings: list[str]) -> tuple[list[
             if name.startswith(".") or not _utf8(name):
                 subfolders.remove(name)
                 if not name.startswith("."):
-                    _warn(warnings, printable((here / name).relative_to(seeds_dir).as_posix()),
-                          UnusableFile("its name is not valid UTF-8: rename it"))
+                    _warn(
+                        warnings,
+                        printable((here / name).relative_to(seeds_dir).as_posix()),
+                        UnusableFile("its name is not valid UTF-8: rename it"),
+                    )
         subfolders.sort()
         for name in sorted(files):
             path = here / name
@@ -129,8 +132,10 @@ def _candidate(relative: str, path: Path, root: Path, max_bytes: int, names_insi
         raise UnusableFile("it is not a regular file")
     inside = names_inside[(info.st_dev, info.st_ino)]
     if info.st_nlink > inside:
-        raise UnusableFile(f"it has {info.st_nlink} hard links and only {inside} in the seeds folder: a file "
-                           "that also lives elsewhere is not indexed (copy it in instead)")
+        raise UnusableFile(
+            f"it has {info.st_nlink} hard links and only {inside} in the seeds folder: a file "
+            "that also lives elsewhere is not indexed (copy it in instead)"
+        )
     if info.st_size > max_bytes:
         raise UnusableFile(f"it is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit")
     return SourceFile(relative, path, _sha256(resolved), info.st_size), is_link
@@ -144,8 +149,11 @@ def _unique(found: list[tuple[SourceFile, bool]], warnings: list[str]) -> list[S
         if first is None:
             kept[source.sha256] = source
         else:
-            _warn(warnings, source.doc_id, UnusableFile(f"it has the same content as {first.doc_id} (a link or a "
-                                                        "copy): indexed once"))
+            _warn(
+                warnings,
+                source.doc_id,
+                UnusableFile(f"it has the same content as {first.doc_id} (a link or a copy): indexed once"),
+            )
     return sorted(kept.values(), key=lambda s: s.doc_id)
 
 

@@ -126,21 +126,30 @@ def _html_fragment_text(fragment: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- HTML
 
+
 def html_blocks(markup: str | bytes) -> list[Block]:
     """The main content of a web page as blocks: the page title, then the article's headings and
     paragraphs; navigation, comments, sidebars and footers are left out."""
     import trafilatura
     from lxml import etree
 
-    xml = trafilatura.extract(markup, output_format="xml", with_metadata=True, include_comments=False,
-                              include_tables=True, include_links=False, include_images=False,
-                              include_formatting=False, deduplicate=False)
+    xml = trafilatura.extract(
+        markup,
+        output_format="xml",
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        include_links=False,
+        include_images=False,
+        include_formatting=False,
+        deduplicate=False,
+    )
     if not xml:
         return []
     root = etree.fromstring(xml.encode("utf-8"))
     main = root.find("main")
     blocks: list[Block] = []
-    for element in (main.iter() if main is not None else ()):
+    for element in main.iter() if main is not None else ():
         tag = element.tag
         if tag == "head":
             kind, text = HEADING, _one_line("".join(element.itertext()))
@@ -172,6 +181,7 @@ def _text_without(element: Any, nested: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- PDF
+
 
 @dataclass(frozen=True)
 class _Line:
@@ -260,19 +270,28 @@ def _drop_page_furniture(lines: list[_Line], body_size: float) -> list[_Line]:
     def key(line: _Line) -> str:
         return re.sub(r"\d+", "#", line.text.lower())
 
-    on_pages = Counter(k for k, _ in {(key(li), li.page) for li in lines
-                                      if id(li) in edges and li.size <= body_size + 0.5})
+    on_pages = Counter(
+        k for k, _ in {(key(li), li.page) for li in lines if id(li) in edges and li.size <= body_size + 0.5}
+    )
     repeated = {k for k, n in on_pages.items() if len(by_page) >= 3 and n > len(by_page) / 2}
-    return [li for li in lines
-            if id(li) not in edges or not (_PAGE_NUMBER.fullmatch(li.text)
-                                           or (key(li) in repeated and li.size <= body_size + 0.5))]
+    return [
+        li
+        for li in lines
+        if id(li) not in edges
+        or not (_PAGE_NUMBER.fullmatch(li.text) or (key(li) in repeated and li.size <= body_size + 0.5))
+    ]
 
 
 def _usual_pitch(lines: list[_Line], body_size: float) -> float:
     """The usual distance between the baselines of consecutive body lines."""
-    pitches = [a.y0 - b.y0 for a, b in pairwise(lines)
-               if a.page == b.page and abs(a.size - body_size) < 0.5 and abs(b.size - body_size) < 0.5
-               and 0 < a.y0 - b.y0 < 3 * body_size]
+    pitches = [
+        a.y0 - b.y0
+        for a, b in pairwise(lines)
+        if a.page == b.page
+        and abs(a.size - body_size) < 0.5
+        and abs(b.size - body_size) < 0.5
+        and 0 < a.y0 - b.y0 < 3 * body_size
+    ]
     return statistics.median(pitches) if pitches else 1.2 * body_size
 
 
@@ -304,8 +323,12 @@ def _breaks_paragraph(previous: _Line, line: _Line, pitch: float, right_edges: d
 def _classify(lines: list[_Line], body_size: float) -> tuple[str, list[_Line]]:
     text = " ".join(line.text for line in lines)
     larger = lines[0].size > 1.15 * body_size
-    heading = (len(lines) <= 2 and len(text) <= 150 and (larger or lines[0].bold)
-               and not text.rstrip().endswith((".", ",", ";", ":")))
+    heading = (
+        len(lines) <= 2
+        and len(text) <= 150
+        and (larger or lines[0].bold)
+        and not text.rstrip().endswith((".", ",", ";", ":"))
+    )
     return HEADING if heading else PARAGRAPH, lines
 
 
@@ -313,8 +336,13 @@ def _join_across_pages(blocks: list[tuple[str, list[_Line]]]) -> list[Block]:
     """One block per paragraph; a paragraph that a page break cut mid-sentence is one again."""
     merged: list[tuple[str, list[_Line]]] = []
     for kind, lines in blocks:
-        if merged and kind == PARAGRAPH and merged[-1][0] == PARAGRAPH and lines[0].page != merged[-1][1][-1].page \
-                and not ends_sentence(merged[-1][1][-1].text):
+        if (
+            merged
+            and kind == PARAGRAPH
+            and merged[-1][0] == PARAGRAPH
+            and lines[0].page != merged[-1][1][-1].page
+            and not ends_sentence(merged[-1][1][-1].text)
+        ):
             merged[-1][1].extend(lines)
         else:
             merged.append((kind, list(lines)))

@@ -16,9 +16,22 @@ ENGLISH = "en"
 
 # letters of these scripts (by the first word of their Unicode name) name the language outright,
 # or through letters only some of its languages use (below)
-_SCRIPTS = {"CYRILLIC": "ru", "ARABIC": "ar", "CJK": "zh", "HIRAGANA": "ja", "KATAKANA": "ja", "HANGUL": "ko",
-            "DEVANAGARI": "hi", "GREEK": "el", "HEBREW": "he", "THAI": "th", "GEORGIAN": "ka", "ARMENIAN": "hy",
-            "BENGALI": "bn", "TAMIL": "ta"}
+_SCRIPTS = {
+    "CYRILLIC": "ru",
+    "ARABIC": "ar",
+    "CJK": "zh",
+    "HIRAGANA": "ja",
+    "KATAKANA": "ja",
+    "HANGUL": "ko",
+    "DEVANAGARI": "hi",
+    "GREEK": "el",
+    "HEBREW": "he",
+    "THAI": "th",
+    "GEORGIAN": "ka",
+    "ARMENIAN": "hy",
+    "BENGALI": "bn",
+    "TAMIL": "ta",
+}
 _UKRAINIAN = set("іїєґІЇЄҐ")
 _PASHTO = set("ټډړږښګڼېۍ")
 _PERSIAN = set("پچژگکی")  # Arabic script letters Arabic itself does not use (Pashto shares them)
@@ -28,11 +41,11 @@ _PERSIAN = set("پچژگکی")  # Arabic script letters Arabic itself does not u
 # them than are on the English list.
 _FUNCTION_WORDS = {
     "en": "the a an of to in is are was were do does did what who why how which when where and or with for "
-          "on about from by has have had it its this that russia russian",
+    "on about from by has have had it its this that russia russian",
     "fr": "le la les de des du un une est sont pourquoi comment quel quelle quels qui que avec pour dans sur et "
-          "au aux ont été elle il ce cette",
+    "au aux ont été elle il ce cette",
     "de": "der die das den dem des ist sind warum wie welche welcher wer was mit für und nicht ein eine einen "
-          "hat haben wurde zu von im auf",
+    "hat haben wurde zu von im auf",
     "es": "el la los las de del un una es son por qué cómo cuál quién con para en y que está han ha sobre al",
     "it": "il lo la gli le di del della un una è sono perché come quale chi con per in e che ha hanno sul",
     "pt": "o a os as de do da dos das um uma é são por que como qual quem com para em e tem foi sobre ao",
@@ -60,8 +73,9 @@ def detect_language(text: str) -> str:
     letters = sum(scripts.values())
     if not letters:
         return ENGLISH
-    script, count = max(((s, n) for s, n in scripts.items() if s != "LATIN"), key=lambda sn: sn[1],
-                        default=("LATIN", 0))
+    script, count = max(
+        ((s, n) for s, n in scripts.items() if s != "LATIN"), key=lambda sn: sn[1], default=("LATIN", 0)
+    )
     if count * 2 >= letters and script in _SCRIPTS:
         chars = set(text)
         if script == "CYRILLIC" and chars & _UKRAINIAN:

@@ -40,8 +40,13 @@ class Citation:
         return " — ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "authors": list(self.authors), "publisher": self.publisher,
-                "date": self.date, "url": self.url}
+        return {
+            "title": self.title,
+            "authors": list(self.authors),
+            "publisher": self.publisher,
+            "date": self.date,
+            "url": self.url,
+        }
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,9 @@ def parse_catalog(text: str, name: str = "sources.yaml") -> SourceCatalog:
     documents: yaml.Node | None = None
     for key, value in root.value:
         if _scalar(key) != "documents":
-            raise SourcesError(f"{name}{_where(key.start_mark)}: unknown key {_scalar(key)!r} "
-                               "(the file holds one key, `documents:`)")
+            raise SourcesError(
+                f"{name}{_where(key.start_mark)}: unknown key {_scalar(key)!r} (the file holds one key, `documents:`)"
+            )
         documents = value
     if documents is None:
         raise SourcesError(f"{name}: no `documents:` mapping")
@@ -128,19 +134,23 @@ def _entry(node: yaml.Node, doc_id: str, name: str) -> dict[str, Any]:
     if _is_null(node):
         return {}
     if not isinstance(node, yaml.MappingNode):
-        raise SourcesError(f"{name}{_where(node.start_mark)}: the entry of {doc_id!r} must be a mapping of "
-                           f"{', '.join(ENTRY_FIELDS)}")
+        raise SourcesError(
+            f"{name}{_where(node.start_mark)}: the entry of {doc_id!r} must be a mapping of {', '.join(ENTRY_FIELDS)}"
+        )
     entry: dict[str, Any] = {}
     for key, value in node.value:
         field_name = _scalar(key)
         if field_name not in ENTRY_FIELDS:
-            raise SourcesError(f"{name}{_where(key.start_mark)}: {doc_id}: unknown field {field_name!r} "
-                               f"(fields: {', '.join(ENTRY_FIELDS)})")
+            raise SourcesError(
+                f"{name}{_where(key.start_mark)}: {doc_id}: unknown field {field_name!r} "
+                f"(fields: {', '.join(ENTRY_FIELDS)})"
+            )
         where = f"{name}{_where(value.start_mark)}: {doc_id}: {field_name}"
         if field_name == "authors":
             items = [] if _is_null(value) else [value] if isinstance(value, yaml.ScalarNode) else value.value
             if not isinstance(value, yaml.ScalarNode | yaml.SequenceNode) or not all(
-                    isinstance(item, yaml.ScalarNode) for item in items):
+                isinstance(item, yaml.ScalarNode) for item in items
+            ):
                 raise SourcesError(f"{where} must be a list of names")
             entry["authors"] = tuple(_scalar(item) for item in items if _scalar(item))
             continue
@@ -160,8 +170,10 @@ def _yaml_problem(exc: yaml.MarkedYAMLError, text: str) -> str:
     if mark is not None and mark.index >= len(text.rstrip()):
         if context_differs:
             return f"{_where(context)}: not valid YAML: {exc.problem} {exc.context}"
-        return (f", line {text.rstrip().count(chr(10)) + 1}: not valid YAML: the file ends inside a bracket or "
-                f"quote opened on this line or above ({exc.problem})")
+        return (
+            f", line {text.rstrip().count(chr(10)) + 1}: not valid YAML: the file ends inside a bracket or "
+            f"quote opened on this line or above ({exc.problem})"
+        )
     detail = f" ({exc.context}{_where(context, ' at')})" if context_differs else ""
     return f"{_where(mark)}: not valid YAML: {exc.problem}{detail}"
 

@@ -63,8 +63,20 @@ HTML_SENTENCES = (
     "Both sides discussed wheat and fuel deliveries, and a railway corridor through Uzbekistan that would carry "
     "Russian goods to Kabul and beyond.",
 )
-HTML_JUNK = ("Home", "World news", "Subscribe", "casino", "football", "Leave a reply", "Post comment", "Oslo",
-             "Copyright", "Privacy policy", "tracker", "color: red")
+HTML_JUNK = (
+    "Home",
+    "World news",
+    "Subscribe",
+    "casino",
+    "football",
+    "Leave a reply",
+    "Post comment",
+    "Oslo",
+    "Copyright",
+    "Privacy policy",
+    "tracker",
+    "color: red",
+)
 
 SHORT_PDF_PARAGRAPHS = (
     "Russia hosted the third round of the Moscow format talks in April 2017, inviting Iran, Pakistan, China, India "
@@ -73,12 +85,20 @@ SHORT_PDF_PARAGRAPHS = (
     "process in Afghanistan.",
 )
 LONG_PDF_SECTIONS = 6
-LONG_PDF_INTRO = ("This working paper follows the envoys' meetings over one year. It was written for readers who "
-                  "know the region, and it quotes no one by name.")
+LONG_PDF_INTRO = (
+    "This working paper follows the envoys' meetings over one year. It was written for readers who "
+    "know the region, and it quotes no one by name."
+)
 
 
-_TOPICS = ("the grain corridor", "the border posts on the Panj", "payments for fuel", "the Termez railway",
-           "water rights on the Amu Darya", "visas for traders")
+_TOPICS = (
+    "the grain corridor",
+    "the border posts on the Panj",
+    "payments for fuel",
+    "the Termez railway",
+    "water rights on the Amu Darya",
+    "visas for traders",
+)
 _PLACES = ("Moscow", "Kabul", "Tashkent", "Termez", "Mazar-i-Sharif", "Kazan", "Kunduz", "Samarkand")
 
 
@@ -88,11 +108,15 @@ def long_pdf_heading(section: int) -> str:
 
 def long_pdf_paragraph(section: int, n: int) -> str:
     topic, place = _TOPICS[section - 1], _PLACES[(section + n) % len(_PLACES)]
-    return (f"Meeting {section}.{n} took place in {place}, where envoys discussed {topic} at length. "
-            + "The delegations " + ["agreed on a timetable", "disagreed about the costs", "asked for more time",
-                                    "signed a short memorandum"][n - 1]
-            + f" and described the outcome to their own press in careful terms, each stressing {topic} as a "
-              f"shared interest. Observers counted {section * 10 + n} such meetings by the end of the year.")
+    return (
+        f"Meeting {section}.{n} took place in {place}, where envoys discussed {topic} at length. "
+        + "The delegations "
+        + ["agreed on a timetable", "disagreed about the costs", "asked for more time", "signed a short memorandum"][
+            n - 1
+        ]
+        + f" and described the outcome to their own press in careful terms, each stressing {topic} as a "
+        f"shared interest. Observers counted {section * 10 + n} such meetings by the end of the year."
+    )
 
 
 def _pdf() -> FPDF:

@@ -30,7 +30,8 @@ async def ask(emulator, chat: dict, user: dict, text: str) -> dict:
 
 
 async def test_a_flood_of_inline_queries_and_presses_is_refused_without_slowing_other_users(
-        emulator, start_bot, make_settings, built_index_dir, searcher):
+    emulator, start_bot, make_settings, built_index_dir, searcher
+):
     searches = []
 
     class Counting:
@@ -41,8 +42,7 @@ async def test_a_flood_of_inline_queries_and_presses_is_refused_without_slowing_
         def __getattr__(self, name):
             return getattr(searcher, name)
 
-    settings = make_settings(index_dir=built_index_dir, telegram_inline_per_minute=5,
-                             telegram_buttons_per_minute=5)
+    settings = make_settings(index_dir=built_index_dir, telegram_inline_per_minute=5, telegram_buttons_per_minute=5)
     await start_bot(settings, Counting())
     mallory, alice = emulator.user(9301, "Mallory"), emulator.user(9302, "Alice")
     m_chat, a_chat = emulator.private_chat(mallory), emulator.private_chat(alice)
@@ -85,8 +85,7 @@ async def test_a_more_results_token_works_only_in_the_chat_that_received_it(emul
     assert "secret" in emulator.message(a_chat["id"], answer["message_id"])["text"]
 
 
-async def test_inline_answers_are_personal_when_the_bot_is_private(emulator, start_bot, make_settings,
-                                                                    built_index_dir):
+async def test_inline_answers_are_personal_when_the_bot_is_private(emulator, start_bot, make_settings, built_index_dir):
     await start_bot(make_settings(index_dir=built_index_dir, telegram_allowed_chats="[9501]"))
     alice = emulator.user(9501, "Alice")
     query = emulator.inline_query(alice, ARMS)

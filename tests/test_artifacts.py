@@ -56,4 +56,3 @@ def test_damaged_or_mismatched_artifacts_are_rebuilt_in_the_reader(private_index
     assert load_artifacts(build, exact_below=10, rows=rows).sentence_index is None
     searcher = engine.make_searcher(settings, encoder, data)
     assert searcher.search("Russia and the Taliban", 3).hits
-

@@ -59,6 +59,7 @@ async def until(condition, timeout: float = 20.0, step: float = 0.02):
 
 # ------------------------------------------------------------------------------------ private chats
 
+
 async def test_private_question_gets_cited_passages(emulator, running_bot):
     alice = emulator.user(101, "Alice")
     chat = emulator.private_chat(alice)
@@ -184,7 +185,8 @@ async def test_commands(emulator, running_bot, searcher):
     # commands were registered at start-up
     registered = [c for c in emulator.calls_to("setMyCommands") if c.ok]
     assert registered and {"start", "help", "sources", "ask", "about"} <= {
-        c["command"] for c in registered[0].params["commands"]}
+        c["command"] for c in registered[0].params["commands"]
+    }
 
 
 async def test_odd_inputs(emulator, running_bot, settings):
@@ -224,6 +226,7 @@ async def test_long_answers_stay_within_telegram_limits(emulator, start_bot, mak
 
 # ------------------------------------------------------------------------------------------- groups
 
+
 async def test_groups_answer_only_when_addressed(emulator, running_bot):
     app = running_bot
     alice = emulator.user(201, "Alice")
@@ -247,8 +250,9 @@ async def test_groups_answer_only_when_addressed(emulator, running_bot):
     assert by_mention["reply_to_message_id"] == mention["message_id"]
     assert "arming" in by_mention["text"]
 
-    reply = emulator.send_text(group, alice, "Who overthrew King Zahir Shah in 1973?",
-                               reply_to_message_id=by_command["message_id"])["message"]
+    reply = emulator.send_text(
+        group, alice, "Who overthrew King Zahir Shah in 1973?", reply_to_message_id=by_command["message_id"]
+    )["message"]
     by_reply = (await emulator.wait_for_messages(group["id"], 3, timeout=20))[2]
     assert by_reply["reply_to_message_id"] == reply["message_id"]
     assert "Daud Khan" in by_reply["text"]
@@ -266,6 +270,7 @@ async def test_groups_answer_only_when_addressed(emulator, running_bot):
 
 # ------------------------------------------------------------------------------------------- inline
 
+
 async def test_inline_mode(emulator, running_bot, settings):
     alice = emulator.user(301, "Alice")
     query = emulator.inline_query(alice, ZAHIR)
@@ -279,7 +284,8 @@ async def test_inline_mode(emulator, running_bot, settings):
     first = results[0]
     assert "Mohammed Daud Khan" in first["input_message_content"]["message_text"]
     assert first["description"] and first["description"][:30] in fmt.html_to_text(
-        first["input_message_content"]["message_text"])
+        first["input_message_content"]["message_text"]
+    )
     assert first["input_message_content"]["parse_mode"] == "HTML"
 
     empty = emulator.inline_query(alice, "")
@@ -289,6 +295,7 @@ async def test_inline_mode(emulator, running_bot, settings):
 
 
 # -------------------------------------------------------------------------------- errors and limits
+
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # raised inside PTB
 async def test_flood_control_is_waited_out_and_delivered_once(emulator, running_bot):
@@ -449,11 +456,13 @@ async def test_a_slow_question_does_not_block_other_chats(emulator, start_bot, s
 
 # --------------------------------------------------------------------------------- configuration
 
+
 async def test_allowed_chats(emulator, start_bot, make_settings, built_index_dir):
     """Outside the allow-list: a private chat is told once that the bot is private, then silence;
     groups and inline queries get silence; admins always pass."""
-    app = await start_bot(make_settings(index_dir=built_index_dir, telegram_allowed_chats="[701]",
-                                  telegram_admins="[703]"))
+    app = await start_bot(
+        make_settings(index_dir=built_index_dir, telegram_allowed_chats="[701]", telegram_admins="[703]")
+    )
     allowed, stranger, admin = emulator.user(701, "Alice"), emulator.user(702, "Mallory"), emulator.user(703, "Ann")
     group = emulator.group_chat(-1702, "Strangers")
     username = emulator.bot_user["username"]

@@ -44,8 +44,14 @@ def test_ask_reads_one_question_per_stdin_line(cli_env, capsys, monkeypatch):
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["query"] for a in answers] == ["Do Afghans still speak Russian?", "What is the capital of France?"]
     assert not answers[0]["abstained"] and answers[1] == {
-        "query": "What is the capital of France?", "abstained": True, "declined_reason": "off_topic",
-        "missing_terms": [], "current_question": False, "results": [], "closest": []}
+        "query": "What is the capital of France?",
+        "abstained": True,
+        "declined_reason": "off_topic",
+        "missing_terms": [],
+        "current_question": False,
+        "results": [],
+        "closest": [],
+    }
 
 
 def test_ask_plain_text_shows_citations(cli_env, capsys):
@@ -133,11 +139,14 @@ def no_stray_settings(monkeypatch):
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize(("target", "problem"), [
-    (REPO / "README.md", "is not valid YAML at line"),
-    (REPO / "seeds", "is a folder"),
-    (REPO / "no-such-file.yaml", "not found"),
-])
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        (REPO / "README.md", "is not valid YAML at line"),
+        (REPO / "seeds", "is a folder"),
+        (REPO / "no-such-file.yaml", "not found"),
+    ],
+)
 def test_eval_of_something_that_is_not_an_eval_set_is_one_clear_line(no_stray_settings, capsys, target, problem):
     assert main(["eval", str(target)]) == 2
     captured = capsys.readouterr()
@@ -146,13 +155,17 @@ def test_eval_of_something_that_is_not_an_eval_set_is_one_clear_line(no_stray_se
     assert captured.err.count("\n") == 1
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("- q: a list, not a mapping\n", "expected a mapping with `questions:`"),
-    ("questions:\n- doc: '001'\n  evidence: [x]\n", "question #1: needs `q:`"),
-    ("questions:\n- q: Who?\n  evidence: 12\n", "`evidence` must be a list of non-empty strings"),
-])
-def test_eval_of_a_wrongly_shaped_file_fails_naming_file_and_problem(no_stray_settings, capsys, tmp_path, text,
-                                                                      problem):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("- q: a list, not a mapping\n", "expected a mapping with `questions:`"),
+        ("questions:\n- doc: '001'\n  evidence: [x]\n", "question #1: needs `q:`"),
+        ("questions:\n- q: Who?\n  evidence: 12\n", "`evidence` must be a list of non-empty strings"),
+    ],
+)
+def test_eval_of_a_wrongly_shaped_file_fails_naming_file_and_problem(
+    no_stray_settings, capsys, tmp_path, text, problem
+):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     assert main(["eval", str(path), "--json"]) == 2
@@ -189,12 +202,15 @@ def test_errors_are_one_clear_line(cli_env, capsys, monkeypatch, tmp_path):
 
 # ------------------------------------------------------------------------------ rough edges (issue 14)
 
+
 def test_config_is_accepted_after_the_command_too(cli_env, capsys, tmp_path):
     config = tmp_path / "one.yaml"
     config.write_text("retrieval:\n  top_k: 1\n")
-    for argv in (["--config", str(config), "ask", "--json", "Who overthrew King Zahir Shah?"],
-                 ["ask", "--json", "--config", str(config), "Who overthrew King Zahir Shah?"],
-                 ["ask", "--config", str(config), "-v", "--json", "Who overthrew King Zahir Shah?"]):
+    for argv in (
+        ["--config", str(config), "ask", "--json", "Who overthrew King Zahir Shah?"],
+        ["ask", "--json", "--config", str(config), "Who overthrew King Zahir Shah?"],
+        ["ask", "--config", str(config), "-v", "--json", "Who overthrew King Zahir Shah?"],
+    ):
         assert main(argv) == 0
         assert len(json.loads(capsys.readouterr().out)["results"]) == 1, argv
     assert main(["sources", "--config", str(tmp_path / "missing.yaml")]) == 2
@@ -267,7 +283,9 @@ def test_feedback_lists_filters_and_exports_votes(cli_env, capsys, monkeypatch, 
     assert main(["feedback", "--export", str(export)]) == 0
     assert "1 👎 to check, 1 👍" in capsys.readouterr().out
     assert [q["q"] for q in yaml.safe_load(export.read_text())["questions"]] == [
-        "What does China think?", "Who overthrew King Zahir Shah?"]
+        "What does China think?",
+        "Who overthrew King Zahir Shah?",
+    ]
     with pytest.raises(SystemExit):
         main(["feedback", "--since", "last week"])
     assert "is not a date" in capsys.readouterr().err

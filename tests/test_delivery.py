@@ -77,12 +77,16 @@ def retrying(inner, clock: FakeClock, **schedule) -> RetryingRequest:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("failure", [
-    BAD_GATEWAY,
-    wrapped(httpx.ConnectError("[Errno 111] Connection refused")),
-    wrapped(httpx.RemoteProtocolError("Server disconnected without sending a response.")),
-    wrapped(httpx.ReadTimeout("timed out")),
-], ids=["502", "refused", "closed", "read-timeout"])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        BAD_GATEWAY,
+        wrapped(httpx.ConnectError("[Errno 111] Connection refused")),
+        wrapped(httpx.RemoteProtocolError("Server disconnected without sending a response.")),
+        wrapped(httpx.ReadTimeout("timed out")),
+    ],
+    ids=["502", "refused", "closed", "read-timeout"],
+)
 async def test_an_answer_waits_out_a_five_minute_outage_on_the_default_schedule(failure):
     clock = FakeClock()
     inner = DownUntil(clock, until=300.0, failure=failure, attempt_seconds=0.01)
@@ -217,8 +221,9 @@ class HeldSearcher:
 
 
 @pytest.mark.asyncio
-async def test_lost_and_duplicated_answers_for_each_kind_of_fault(emulator, start_bot, make_settings,
-                                                                  built_index_dir, searcher, caplog):
+async def test_lost_and_duplicated_answers_for_each_kind_of_fault(
+    emulator, start_bot, make_settings, built_index_dir, searcher, caplog
+):
     caplog.set_level(logging.INFO)
     await asyncio.to_thread(searcher.search_many, QUESTIONS, 3)  # the model's cache warm
     held = HeldSearcher(searcher)
@@ -227,8 +232,15 @@ async def test_lost_and_duplicated_answers_for_each_kind_of_fault(emulator, star
     table: dict[str, dict[str, float]] = {}
     next_user = iter(range(7001, 8000))
 
-    async def phase(kind: str, inject, *, expect_duplicates: int = 0, spread: float = 0.0,
-                    timeout: float = 60.0, faults: int | None = None) -> None:
+    async def phase(
+        kind: str,
+        inject,
+        *,
+        expect_duplicates: int = 0,
+        spread: float = 0.0,
+        timeout: float = 60.0,
+        faults: int | None = None,
+    ) -> None:
         """Ask every question from a new user, with ``inject()`` run first (or concurrently when it
         is a coroutine); wait for every answer, then count lost and duplicated ones."""
         users = [emulator.user(next(next_user), f"U{kind}") for _ in QUESTIONS]
@@ -244,8 +256,11 @@ async def test_lost_and_duplicated_answers_for_each_kind_of_fault(emulator, star
             if spread:
                 await asyncio.sleep(spread)
         try:
-            await emulator.wait_until(lambda: all(emulator.sent_messages(c["id"]) for c in chats), timeout=timeout,
-                                      what=f"an answer to every question ({kind})")
+            await emulator.wait_until(
+                lambda: all(emulator.sent_messages(c["id"]) for c in chats),
+                timeout=timeout,
+                what=f"an answer to every question ({kind})",
+            )
         finally:
             if background is not None:
                 await background
@@ -260,16 +275,26 @@ async def test_lost_and_duplicated_answers_for_each_kind_of_fault(emulator, star
             lost += headers.count(question) == 0
             duplicated += max(0, headers.count(question) - 1)
         injected = sum(1 for c in emulator.calls[mark:] if c.injected) if faults is None else faults
-        table[kind] = {"questions": len(QUESTIONS), "faults": injected, "lost": lost, "duplicated": duplicated,
-                       "seconds": round(answered_in, 1)}
+        table[kind] = {
+            "questions": len(QUESTIONS),
+            "faults": injected,
+            "lost": lost,
+            "duplicated": duplicated,
+            "seconds": round(answered_in, 1),
+        }
         assert wrong == 0, kind  # nobody was told it failed
         assert lost == 0, table[kind]
         assert duplicated == expect_duplicates, table[kind]
 
     n = len(QUESTIONS)
     await phase("429", lambda: emulator.fail_next("sendMessage", status=429, retry_after=1, count=n))
-    await phase("5xx", lambda: (emulator.fail_next("sendMessage", status=500, count=n // 2),
-                                emulator.fail_next("sendMessage", status=502, count=n - n // 2)))
+    await phase(
+        "5xx",
+        lambda: (
+            emulator.fail_next("sendMessage", status=500, count=n // 2),
+            emulator.fail_next("sendMessage", status=502, count=n - n // 2),
+        ),
+    )
     await phase("dropped before carrying out", lambda: emulator.drop_next("sendMessage", count=n))
 
     async def refused() -> None:  # questions fetched, answers sent while nothing listens
@@ -283,11 +308,17 @@ async def test_lost_and_duplicated_answers_for_each_kind_of_fault(emulator, star
 
     await phase("connection refused", refused, faults=n)  # each answer's first attempt refused
     # the at-least-once choice: a call carried out whose response is lost is repeated, so sent twice
-    await phase("answer lost after carrying out", lambda: emulator.lose_answer_next("sendMessage", count=n),
-                expect_duplicates=n)
+    await phase(
+        "answer lost after carrying out", lambda: emulator.lose_answer_next("sendMessage", count=n), expect_duplicates=n
+    )
     # held past the read timeout (the bot gives up on the attempt), or held and then closed
-    await phase("held connection", lambda: (emulator.hold_next("sendMessage", 4.0, count=n // 2),
-                                            emulator.hold_next("sendMessage", 1.0, count=n - n // 2)))
+    await phase(
+        "held connection",
+        lambda: (
+            emulator.hold_next("sendMessage", 4.0, count=n // 2),
+            emulator.hold_next("sendMessage", 1.0, count=n - n // 2),
+        ),
+    )
     outage = 20.0
     ended = {}
 
@@ -295,6 +326,7 @@ async def test_lost_and_duplicated_answers_for_each_kind_of_fault(emulator, star
         def start() -> None:
             emulator.outage(seconds, "sendMessage", status=status)
             ended["at"] = time.monotonic() + seconds
+
         return start
 
     for seconds, status, label in ((outage, 502, "502"), (8.0, None, "connections closed")):
@@ -306,8 +338,13 @@ async def test_lost_and_duplicated_answers_for_each_kind_of_fault(emulator, star
         chats = [c.params["chat_id"] for c in sent]
         assert chats == sorted(chats), "answers held by the outage went oldest first"
         assert table[kind]["recovered in"] <= 12.0  # one capped wait (10 s) after the end, and the send
-    lines = [f"{kind:<34} {row['faults']:>6} {row['lost']:>5} {row['duplicated']:>11} {row['seconds']:>8} "
-             f"{row.get('recovered in', ''):>12}" for kind, row in table.items()]
-    print("\nkind of fault                      faults  lost  duplicated  seconds  recovered in   (6 questions each)\n"
-          + "\n".join(lines))
+    lines = [
+        f"{kind:<34} {row['faults']:>6} {row['lost']:>5} {row['duplicated']:>11} {row['seconds']:>8} "
+        f"{row.get('recovered in', ''):>12}"
+        for kind, row in table.items()
+    ]
+    print(
+        "\nkind of fault                      faults  lost  duplicated  seconds  recovered in   (6 questions each)\n"
+        + "\n".join(lines)
+    )
     assert "error while handling an update" not in caplog.text

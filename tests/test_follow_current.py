@@ -15,23 +15,31 @@ ZEBRA_QUESTION = "When do zebras cross the Mara river?"
 ZEBRA = "Zebra migration\n\n" + "\n\n".join(
     f"Zebras cross the Mara river every year in July, in herds of up to {n} thousand animals, watched by "
     f"many tourists from the {side} bank. Crocodiles wait for them in the deeper pools of the river."
-    for n, side in zip(range(10, 16), ["eastern", "western"] * 3, strict=True))
+    for n, side in zip(range(10, 16), ["eastern", "western"] * 3, strict=True)
+)
 
 
 async def index_in_a_subprocess(settings, child_env) -> None:
     """``citebot index`` as another process (a person or cron), on the bot's seeds and index."""
-    env = child_env(CITEBOT_INDEX_DIR=str(settings.path(settings.index.dir)),
-                    CITEBOT_CORPUS_SEEDS_DIR=str(settings.path(settings.corpus.seeds_dir)))
+    env = child_env(
+        CITEBOT_INDEX_DIR=str(settings.path(settings.index.dir)),
+        CITEBOT_CORPUS_SEEDS_DIR=str(settings.path(settings.corpus.seeds_dir)),
+    )
     process = await asyncio.create_subprocess_exec(
-        os.path.join(os.path.dirname(sys.executable), "citebot"), "index", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        os.path.join(os.path.dirname(sys.executable), "citebot"),
+        "index",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(process.communicate(), 240)
     assert process.returncode == 0, err.decode()[-2000:]
 
 
 @pytest.mark.asyncio
-async def test_the_serving_bot_answers_from_a_build_citebot_index_published(emulator, start_bot, make_keeper,
-                                                                              private_index_settings, child_env):
+async def test_the_serving_bot_answers_from_a_build_citebot_index_published(
+    emulator, start_bot, make_keeper, private_index_settings, child_env
+):
     settings = private_index_settings(index_follow_seconds=0.5)
     keeper = make_keeper(settings)
     # no seeds watcher (as where file notifications do not work): only the follower can see it
@@ -56,8 +64,9 @@ async def test_the_serving_bot_answers_from_a_build_citebot_index_published(emul
 
 
 @pytest.mark.asyncio
-async def test_a_rebuild_that_finds_the_seeds_up_to_date_adopts_the_newer_build(private_index_settings,
-                                                                                make_keeper, child_env):
+async def test_a_rebuild_that_finds_the_seeds_up_to_date_adopts_the_newer_build(
+    private_index_settings, make_keeper, child_env
+):
     """The keeper's rebuild loses the race for the build lock to ``citebot index``: it finds
     nothing to build, and serves the build the other builder published instead of its old one."""
     settings = private_index_settings()
@@ -78,7 +87,8 @@ async def test_a_rebuild_that_finds_the_seeds_up_to_date_adopts_the_newer_build(
 
 @pytest.mark.asyncio
 async def test_a_published_build_that_cannot_be_loaded_is_reported_once_and_the_old_one_kept(
-        private_index_settings, make_keeper, monkeypatch):
+    private_index_settings, make_keeper, monkeypatch
+):
     from citebot import engine
 
     settings = private_index_settings()

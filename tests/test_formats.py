@@ -62,8 +62,11 @@ def test_html_keeps_the_article_and_drops_navigation_comments_and_footer():
     text = "\n\n".join(t for _, t in blocks)
     for sentence in HTML_SENTENCES:
         assert sentence in text
-    assert [t for k, t in blocks if k == HEADING] == ["Moscow hosts a Taliban delegation", "Trade and transit",
-                                                      "Security"]
+    assert [t for k, t in blocks if k == HEADING] == [
+        "Moscow hosts a Taliban delegation",
+        "Trade and transit",
+        "Security",
+    ]
     for junk in HTML_JUNK:
         assert junk not in text, junk
     assert not MARKUP.search(text)
@@ -82,8 +85,10 @@ def test_a_short_pdf_keeps_its_sentences_whole():
 
 def test_a_long_pdf_loses_page_furniture_and_joins_paragraphs_across_page_breaks():
     data = long_pdf()
-    pages = [[line for line in extract_text(io.BytesIO(data), page_numbers=[n]).splitlines() if line.strip()]
-             for n in range(3)]
+    pages = [
+        [line for line in extract_text(io.BytesIO(data), page_numbers=[n]).splitlines() if line.strip()]
+        for n in range(3)
+    ]
     assert pages[0][0] == "Central Asia Review - Working paper 7" and pages[0][-1] == "1"  # header, page number
     assert not pages[0][-2].rstrip().endswith(".")  # a paragraph runs on to the next page
     blocks = pdf_blocks(data)
@@ -106,8 +111,10 @@ def test_the_seeds_reader_gives_each_format_its_structure(tmp_path):
     (seeds / "note.pdf").write_bytes(short_pdf())
     (seeds / "plain.txt").write_text("# Not markdown\n\nA text file keeps its characters.", encoding="utf-8")
     warnings: list[str] = []
-    documents = {d.doc_id: d for d in read_documents(scan_seeds(seeds, (".md", ".html", ".pdf", ".txt"),
-                                                                10**7, warnings), warnings)}
+    documents = {
+        d.doc_id: d
+        for d in read_documents(scan_seeds(seeds, (".md", ".html", ".pdf", ".txt"), 10**7, warnings), warnings)
+    }
     assert warnings == []
     assert documents["deal.md"].blocks[0] == (HEADING, "Wheat for Kabul")
     assert documents["deal.md"].text.startswith("Wheat for Kabul\n\n")  # its fallback title is the heading

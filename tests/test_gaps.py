@@ -9,8 +9,9 @@ from embeddings.clustering import group_similar
 
 
 def test_group_similar_puts_near_vectors_together_largest_group_first():
-    vectors = np.array([[1, 0, 0], [0, 1, 0], [0.99, 0.1, 0], [0, 0.98, 0.05], [0.97, 0, 0.1], [0, 0, 1]],
-                       dtype=np.float32)
+    vectors = np.array(
+        [[1, 0, 0], [0, 1, 0], [0.99, 0.1, 0], [0, 0.98, 0.05], [0.97, 0, 0.1], [0, 0, 1]], dtype=np.float32
+    )
     groups = group_similar(vectors, max_distance=0.3)
     assert [sorted(g) for g in groups] == [[0, 2, 4], [1, 3], [5]]
     assert groups[0][0] in (0, 2)  # the most typical member (nearest the centre) first
@@ -23,9 +24,11 @@ def row(question, abstained=True, similarity=0.2, language="en"):
 
 def test_gaps_group_declined_and_weak_questions_by_meaning(encoder):
     rows = [
-        row("What does China think of the Taliban?"), row("China's view of the Taliban government"),
         row("What does China think of the Taliban?"),
-        row("How many tanks does the Afghan army have?"), row("Afghan army tank numbers"),
+        row("China's view of the Taliban government"),
+        row("What does China think of the Taliban?"),
+        row("How many tanks does the Afghan army have?"),
+        row("Afghan army tank numbers"),
         row("Is Russia arming the Taliban?", abstained=False, similarity=0.8),  # answered well: no gap
         row("Who funds the Taliban?", abstained=False, similarity=0.40),  # answered weakly: a gap
         row("Почему Россия говорит с талибами?", language="ru"),

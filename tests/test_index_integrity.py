@@ -78,8 +78,15 @@ def test_every_file_has_a_checksum_and_a_published_build_is_read_only(private_in
     verify_build(report.path)
 
 
-@pytest.mark.parametrize(("how", "name"), [("truncate", "token_vectors.npy"), ("truncate", "passage_vectors.npy"),
-                                           ("nan", "passage_vectors.npy"), ("random", "sentence_vectors.npy")])
+@pytest.mark.parametrize(
+    ("how", "name"),
+    [
+        ("truncate", "token_vectors.npy"),
+        ("truncate", "passage_vectors.npy"),
+        ("nan", "passage_vectors.npy"),
+        ("random", "sentence_vectors.npy"),
+    ],
+)
 def test_a_damaged_build_is_refused_with_a_clear_error(private_index, how, name):
     build = live_build(private_index)
     engine.open_index(private_index)
@@ -102,11 +109,14 @@ def reseal_manifest(build) -> None:
     manifest_path.write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize(("how", "name", "says"), [
-    ("nan", "passage_vectors.npy", "passage vectors that are not finite"),
-    ("nan", "token_vectors.npy", "token vectors that are not finite"),
-    ("random-scaled", "sentence_vectors.npy", "sentence vectors that are not unit length"),
-])
+@pytest.mark.parametrize(
+    ("how", "name", "says"),
+    [
+        ("nan", "passage_vectors.npy", "passage vectors that are not finite"),
+        ("nan", "token_vectors.npy", "token vectors that are not finite"),
+        ("random-scaled", "sentence_vectors.npy", "sentence vectors that are not unit length"),
+    ],
+)
 def test_vectors_that_cannot_be_searched_are_refused_even_with_matching_checksums(private_index, how, name, says):
     build = live_build(private_index)
     path = build / name
@@ -138,8 +148,13 @@ def test_the_builder_refuses_to_publish_nan_vectors(tmp_path):
     (seeds / "a.txt").write_text("Russia and the Taliban met in Moscow in 2017.\n")
     index_dir = tmp_path / "index"
     with pytest.raises(ValueError, match="not finite numbers"):
-        build_index(seeds_dir=seeds, index_dir=index_dir, catalog=SourceCatalog(), encoder=BrokenEncoder(),
-                    params=BuildParams("broken", 450, 600, True))
+        build_index(
+            seeds_dir=seeds,
+            index_dir=index_dir,
+            catalog=SourceCatalog(),
+            encoder=BrokenEncoder(),
+            params=BuildParams("broken", 450, 600, True),
+        )
     assert not current_build(index_dir).exists() and not list((index_dir / "builds").iterdir())
 
 
@@ -160,11 +175,14 @@ def test_small_builds_are_held_in_memory_and_large_ones_mapped(private_index):
 
 
 @pytest.mark.asyncio
-async def test_a_build_damaged_under_the_running_keeper_is_replaced_by_a_fresh_rebuild(private_index, make_settings,
-                                                                                      make_keeper):
-    settings = make_settings(index_dir=private_index.path(private_index.index.dir),
-                             corpus_seeds_dir=private_index.path(private_index.corpus.seeds_dir),
-                             index_verify_every_seconds=0.5)
+async def test_a_build_damaged_under_the_running_keeper_is_replaced_by_a_fresh_rebuild(
+    private_index, make_settings, make_keeper
+):
+    settings = make_settings(
+        index_dir=private_index.path(private_index.index.dir),
+        corpus_seeds_dir=private_index.path(private_index.corpus.seeds_dir),
+        index_verify_every_seconds=0.5,
+    )
     keeper = make_keeper(settings)
     errors: list[str] = []
     keeper.on_error = errors.append

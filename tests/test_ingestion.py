@@ -58,11 +58,18 @@ def test_every_passage_is_text_without_markup_and_pdf_passages_end_with_a_senten
     assert deal.heading_at(offset) == "Payment"
 
 
-@pytest.mark.parametrize(("question", "doc_id", "says"), [
-    ("Is the payment made in roubles through a bank in Tashkent?", "deal.md", "Payment is made in roubles"),
-    ("Which railway corridor would carry Russian goods to Kabul?", "news.html", "railway corridor through Uzbekistan"),
-    ("Who did Russia invite to the Moscow format talks in April 2017?", "note.pdf", SHORT_PDF_PARAGRAPHS[0]),
-])
+@pytest.mark.parametrize(
+    ("question", "doc_id", "says"),
+    [
+        ("Is the payment made in roubles through a bank in Tashkent?", "deal.md", "Payment is made in roubles"),
+        (
+            "Which railway corridor would carry Russian goods to Kabul?",
+            "news.html",
+            "railway corridor through Uzbekistan",
+        ),
+        ("Who did Russia invite to the Moscow format talks in April 2017?", "note.pdf", SHORT_PDF_PARAGRAPHS[0]),
+    ],
+)
 def test_questions_find_the_documents_text(formats_corpus, question, doc_id, says):
     _, _, searcher = formats_corpus
     hit = searcher.search(question).hits[0]

@@ -7,24 +7,38 @@ from embeddings.language import detect_language, script_of
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize(("text", "language"), [
-    ("Почему Россия говорит с талибами?", "ru"),
-    ("Признала ли Россия правительство талибов", "ru"),
-    ("Чи визнала Росія уряд талібів?", "uk"),
-    ("روسیه چرا با طالبان صحبت می‌کند؟", "fa"),
-    ("لماذا تتحدث روسيا مع طالبان؟", "ar"),
-    ("Pourquoi la Russie parle-t-elle aux talibans ?", "fr"),
-    ("Warum spricht Russland mit den Taliban?", "de"),
-    ("¿Por qué Rusia habla con los talibanes?", "es"),
-    ("俄罗斯为什么与塔利班对话？", "zh"),
-    ("Taliban Россия оружие поставки", "ru"),  # mostly Cyrillic letters: Russian
-])
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Почему Россия говорит с талибами?", "ru"),
+        ("Признала ли Россия правительство талибов", "ru"),
+        ("Чи визнала Росія уряд талібів?", "uk"),
+        ("روسیه چرا با طالبان صحبت می‌کند؟", "fa"),
+        ("لماذا تتحدث روسيا مع طالبان؟", "ar"),
+        ("Pourquoi la Russie parle-t-elle aux talibans ?", "fr"),
+        ("Warum spricht Russland mit den Taliban?", "de"),
+        ("¿Por qué Rusia habla con los talibanes?", "es"),
+        ("俄罗斯为什么与塔利班对话？", "zh"),
+        ("Taliban Россия оружие поставки", "ru"),  # mostly Cyrillic letters: Russian
+    ],
+)
 def test_other_languages_are_recognised(text, language):
     assert detect_language(text) == language
 
 
-@pytest.mark.parametrize("text", ["", "???", "123 456", "talibn opium russia", "Is Russia arming the Taliban?",
-                                  "Lashkar-e-Taiba and Sipah-e-Sahaba", "Putin", "What did Zamir Kabulov say in 2015?"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "???",
+        "123 456",
+        "talibn opium russia",
+        "Is Russia arming the Taliban?",
+        "Lashkar-e-Taiba and Sipah-e-Sahaba",
+        "Putin",
+        "What did Zamir Kabulov say in 2015?",
+    ],
+)
 def test_english_terse_and_undecidable_text_counts_as_english(text):
     assert detect_language(text) == "en"
 

@@ -18,11 +18,19 @@ def test_install_prints_one_line_per_step_with_its_time(tmp_path):
     calls = tmp_path / "calls.txt"
     for name in ("python", "pip"):
         tool = venv / "bin" / name
-        tool.write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\n"
-                        "echo 'Collecting something'\necho 'Requirement already satisfied: else'\n")
+        tool.write_text(
+            f'#!/bin/sh\necho {name} "$@" >> {calls}\n'
+            "echo 'Collecting something'\necho 'Requirement already satisfied: else'\n"
+        )
         tool.chmod(0o755)
-    done = subprocess.run(["make", "-B", f"VENV={venv}", "install"], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "MAKEFLAGS": ""})
+    done = subprocess.run(
+        ["make", "-B", f"VENV={venv}", "install"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MAKEFLAGS": ""},
+    )
     assert done.returncode == 0, done.stderr
     steps = re.findall(r"^==> \[(\d)/4\] (.+)$", done.stdout, re.M)
     assert [n for n, _ in steps] == ["1", "2", "3", "4"] and "torch 2.13.0" in steps[1][1]

@@ -19,8 +19,9 @@ async def test_replies_follow_the_order_of_the_turns_within_a_chat_not_across_ch
             await turn.ready()
             sent.append(name)
 
-    await asyncio.gather(question("a", "a1", 0.3), question("a", "a2", 0.0), question("b", "b1", 0.1),
-                         question("a", "a3", 0.1))
+    await asyncio.gather(
+        question("a", "a1", 0.3), question("a", "a2", 0.0), question("b", "b1", 0.1), question("a", "a3", 0.1)
+    )
     assert [n for n in sent if n.startswith("a")] == ["a1", "a2", "a3"]
     assert sent.index("b1") < sent.index("a1")  # another chat does not wait
     assert len(order) == 0  # nothing kept once the chat is quiet

@@ -74,8 +74,12 @@ def world(tmp_path, services_installed, built_index_dir, seeds_copy, make_settin
     # same length: the passages keep their offsets (a "Context" button of the old build still
     # works on the new one), while their text tells the two builds apart
     (seeds_copy / CHANGED_DOC).write_text(text.replace("Taliban", "Taleban"))
-    return {"index_dir": index_dir, "seeds": seeds_copy, "child_env": child_env,
-            "builder_settings": make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy)}
+    return {
+        "index_dir": index_dir,
+        "seeds": seeds_copy,
+        "child_env": child_env,
+        "builder_settings": make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy),
+    }
 
 
 async def test_replicas_behind_nginx_survive_kill_restart_swap_and_redis_restart(tmp_path, world, encoder):
@@ -89,11 +93,17 @@ async def test_replicas_behind_nginx_survive_kill_restart_swap_and_redis_restart
     ports = [free_port() for _ in range(REPLICAS)]
     nginx = Nginx(tmp_path / "nginx", ports)
     nginx.start()
-    env = replica_environment(world["child_env"](), token=emulator.token, api_url=emulator.base_url,
-                              webhook_url=f"{nginx.url}/citebot/hook", secret=SECRET, state_url=redis.url,
-                              index_dir=world["index_dir"], lease_seconds=LEASE_SECONDS,
-                              extra={"CITEBOT_INDEX_FOLLOW_SECONDS": "0.3",
-                                     "CITEBOT_TELEGRAM_RATE_LIMIT_PER_MINUTE": "1000"})
+    env = replica_environment(
+        world["child_env"](),
+        token=emulator.token,
+        api_url=emulator.base_url,
+        webhook_url=f"{nginx.url}/citebot/hook",
+        secret=SECRET,
+        state_url=redis.url,
+        index_dir=world["index_dir"],
+        lease_seconds=LEASE_SECONDS,
+        extra={"CITEBOT_INDEX_FOLLOW_SECONDS": "0.3", "CITEBOT_TELEGRAM_RATE_LIMIT_PER_MINUTE": "1000"},
+    )
     citebot = str(Path(sys.executable).with_name("citebot"))
     replicas = [Replica(tmp_path / f"replica{i}", env, port, citebot=citebot, number=i) for i, port in enumerate(ports)]
     report: dict = {}
@@ -133,20 +143,27 @@ async def run_scenario(emulator, world, encoder, replicas, redis, report) -> Non
         for k, question in enumerate(questions):
             emulator.send_text(chat, person, question)
             await emulator.wait_until(
-                lambda k=k: sum(map(is_answer, emulator.sent_messages(chat["id"]))) > k, ANSWER_TIMEOUT,
-                f"answer {k} of user {n}")
+                lambda k=k: sum(map(is_answer, emulator.sent_messages(chat["id"]))) > k,
+                ANSWER_TIMEOUT,
+                f"answer {k} of user {n}",
+            )
             answered += 1
             answer = [m for m in emulator.sent_messages(chat["id"]) if is_answer(m)][k]
-            data = [b["callback_data"] for row in (answer.get("reply_markup") or {}).get("inline_keyboard", [])
-                    for b in row if "callback_data" in b]
+            data = [
+                b["callback_data"]
+                for row in (answer.get("reply_markup") or {}).get("inline_keyboard", [])
+                for b in row
+                if "callback_data" in b
+            ]
             if not data:
                 continue
             more = [d for d in data if d.startswith("m:")]  # fmt.encode_more
             # "More results" on even questions when there is one, "Context 1" otherwise
             query = emulator.press_button(answer, more[-1] if more and k % 2 == 0 else data[0], person)
             presses.append(query)
-            await emulator.wait_until(lambda q=query: emulator.callback_answer(q), ANSWER_TIMEOUT,
-                                      f"button of user {n}")
+            await emulator.wait_until(
+                lambda q=query: emulator.callback_answer(q), ANSWER_TIMEOUT, f"button of user {n}"
+            )
 
     async def at(count: int) -> None:
         while answered < count:
@@ -212,14 +229,25 @@ async def run_scenario(emulator, world, encoder, replicas, redis, report) -> Non
                 for later in times[1:]:
                     in_window += times[0] < events["kill"] + 1.0 <= later
                     report.setdefault("duplicates_at", []).append(
-                        [round(times[0] - started, 2), round(later - started, 2)])
+                        [round(times[0] - started, 2), round(later - started, 2)]
+                    )
     errors = [c for c in sends if fmt.SOMETHING_WRONG in c.params.get("text", "")]
-    report.update(questions=USERS * QUESTIONS_PER_USER, answered=answered, lost=lost, duplicated=duplicated,
-                  duplicated_in_window=in_window, error_answers=len(errors), button_presses=len(presses))
+    report.update(
+        questions=USERS * QUESTIONS_PER_USER,
+        answered=answered,
+        lost=lost,
+        duplicated=duplicated,
+        duplicated_in_window=in_window,
+        error_answers=len(errors),
+        button_presses=len(presses),
+    )
 
     # ---- every button press answered, none "expired" or "went wrong"
-    bad_presses = [(q, a) for q, a in zip(presses, map(emulator.callback_answer, presses), strict=True)
-                   if a is None or a.get("text") in (fmt.STALE_BUTTON, fmt.SOMETHING_WRONG)]
+    bad_presses = [
+        (q, a)
+        for q, a in zip(presses, map(emulator.callback_answer, presses), strict=True)
+        if a is None or a.get("text") in (fmt.STALE_BUTTON, fmt.SOMETHING_WRONG)
+    ]
     report["bad_button_answers"] = [[q["update_id"], a] for q, a in bad_presses]
 
     # ---- every message quotes one build, the new one only once it was being published
@@ -235,10 +263,13 @@ async def run_scenario(emulator, world, encoder, replicas, redis, report) -> Non
         elif not in_old:
             from_new += 1
             early += call.time < events["publish_started"]
-    report.update(messages_mixing_builds=mixed, messages_only_in_new_build=from_new,
-                  new_build_messages_before_publishing=early,
-                  webhook_redeliveries=sum(1 for d in emulator.webhook.deliveries if d.attempt > 1),
-                  faults={k: round(v - started, 1) for k, v in events.items()})
+    report.update(
+        messages_mixing_builds=mixed,
+        messages_only_in_new_build=from_new,
+        new_build_messages_before_publishing=early,
+        webhook_redeliveries=sum(1 for d in emulator.webhook.deliveries if d.attempt > 1),
+        faults={k: round(v - started, 1) for k, v in events.items()},
+    )
     logs = [replica.log_tail(1_000_000) for replica in replicas]
     report["redis_outage_log_lines"] = [log.count("shared state unreachable") for log in logs]
     report["redis_back_log_lines"] = [log.count("shared state reachable again") for log in logs]
@@ -254,5 +285,7 @@ async def run_scenario(emulator, world, encoder, replicas, redis, report) -> Non
     assert any(d.attempt > 1 for d in emulator.webhook.deliveries), report  # the kill cost re-deliveries
     assert replicas[2].process.poll() is None  # the replica nobody touched is still serving
     # a Redis outage is one line when it starts and one when it ends, per replica
-    assert all(down <= 1 and back == down for down, back in
-               zip(report["redis_outage_log_lines"], report["redis_back_log_lines"], strict=True)), report
+    assert all(
+        down <= 1 and back == down
+        for down, back in zip(report["redis_outage_log_lines"], report["redis_back_log_lines"], strict=True)
+    ), report

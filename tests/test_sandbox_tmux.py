@@ -31,15 +31,18 @@ class Terminal:
         self.socket = f"citebot-test-{os.getpid()}-{time.monotonic_ns()}"
         self.env = env
         script = tmp / "run.sh"
-        exports = "".join(f"export {k}={_quote(v)}\n" for k, v in env.items() if k.startswith(("CITEBOT_", "HF_",
-                                                                                                "TRANSFORMERS_",
-                                                                                                "TOKENIZERS_")))
-        script.write_text(f"cd {_quote(str(REPO))}\n{exports}{command}\necho \"[exit $?]\"\nsleep 600\n")
+        exports = "".join(
+            f"export {k}={_quote(v)}\n"
+            for k, v in env.items()
+            if k.startswith(("CITEBOT_", "HF_", "TRANSFORMERS_", "TOKENIZERS_"))
+        )
+        script.write_text(f'cd {_quote(str(REPO))}\n{exports}{command}\necho "[exit $?]"\nsleep 600\n')
         self.tmux("new-session", "-d", "-s", "chat", "-x", "160", "-y", "50", f"bash {_quote(str(script))}")
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True,
-                              env=self.env, timeout=30).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True, env=self.env, timeout=30
+        ).stdout
 
     def screen(self, styles: bool = False) -> str:
         """What the terminal shows, with its scroll-back (``styles``: with the ANSI escapes)."""
@@ -77,12 +80,18 @@ def _quote(text: str) -> str:
 def sandbox_env(tmp_path, built_index_dir, child_env):
     index = tmp_path / "index"
     shutil.copytree(built_index_dir, index, symlinks=True)
-    return index, child_env(CITEBOT_INDEX_DIR=str(index), CITEBOT_TELEGRAM_SANDBOX_LOG=str(tmp_path / "sandbox.log"),
-                            CITEBOT_TELEGRAM_STORE_FILE=str(tmp_path / "store.sqlite3"), TERM="xterm-256color")
+    return index, child_env(
+        CITEBOT_INDEX_DIR=str(index),
+        CITEBOT_TELEGRAM_SANDBOX_LOG=str(tmp_path / "sandbox.log"),
+        CITEBOT_TELEGRAM_STORE_FILE=str(tmp_path / "store.sqlite3"),
+        TERM="xterm-256color",
+    )
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None,
-                    reason="tmux is not installed (`make test` installs it with apt-get; it could not here)")
+@pytest.mark.skipif(
+    shutil.which("tmux") is None,
+    reason="tmux is not installed (`make test` installs it with apt-get; it could not here)",
+)
 def test_the_sandbox_in_a_terminal(tmp_path, sandbox_env):
     index, env = sandbox_env
     terminal = Terminal(tmp_path, f"{_quote(str(CITEBOT))} serve", env)
@@ -126,9 +135,17 @@ def test_serve_with_no_input_says_so_and_exits(sandbox_env):
     """`make run < /dev/null`: a note that the sandbox reads standard input, exit 0."""
     _, env = sandbox_env
     with open(os.devnull) as nothing:
-        done = subprocess.run([str(CITEBOT), "serve"], stdin=nothing, capture_output=True, text=True, env=env,
-                              cwd=REPO, timeout=STARTUP_SECONDS + 60)
+        done = subprocess.run(
+            [str(CITEBOT), "serve"],
+            stdin=nothing,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=STARTUP_SECONDS + 60,
+        )
     assert done.returncode == 0, done.stderr
     assert "citebot sandbox" in done.stdout and "(no input: the sandbox reads questions from standard input" in (
-        done.stdout)
+        done.stdout
+    )
     assert "\x1b" not in done.stdout and not LOG_LINE.search(done.stdout)

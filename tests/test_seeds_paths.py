@@ -73,15 +73,17 @@ def test_each_unusable_path_is_skipped_with_one_warning(tmp_path):
     assert all("outside the seeds" not in d.text for d in documents)
 
 
-def test_citebot_index_skips_the_bad_paths_with_a_warning_and_succeeds(tmp_path, seeds_copy, built_index_dir,
-                                                                       child_env):
+def test_citebot_index_skips_the_bad_paths_with_a_warning_and_succeeds(
+    tmp_path, seeds_copy, built_index_dir, child_env
+):
     index_dir = tmp_path / "index"
     shutil.copytree(built_index_dir, index_dir, symlinks=True)
     write_bad_name(seeds_copy)
     os.symlink("loop.txt", seeds_copy / "loop.txt")
     env = child_env(CITEBOT_INDEX_DIR=str(index_dir), CITEBOT_CORPUS_SEEDS_DIR=str(seeds_copy))
-    done = subprocess.run([sys.executable, "-m", "citebot.cli", "index"], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "citebot.cli", "index"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Logging error" not in done.stderr
     assert done.stderr.count("warning: skipped bad\\xff.txt: its name is not valid UTF-8") == 1
@@ -90,8 +92,9 @@ def test_citebot_index_skips_the_bad_paths_with_a_warning_and_succeeds(tmp_path,
 
 
 @pytest.mark.asyncio
-async def test_the_watcher_restarts_after_an_error_and_keeps_following_the_seeds(private_index_settings, make_keeper,
-                                                                                 caplog, monkeypatch):
+async def test_the_watcher_restarts_after_an_error_and_keeps_following_the_seeds(
+    private_index_settings, make_keeper, caplog, monkeypatch
+):
     from citebot import lifecycle
 
     caplog.set_level(logging.INFO, logger="citebot.lifecycle")
@@ -133,8 +136,7 @@ async def test_the_watcher_restarts_after_an_error_and_keeps_following_the_seeds
 
 
 @pytest.mark.asyncio
-async def test_reload_with_a_non_utf8_name_in_the_seeds_works(emulator, start_bot, private_index_settings,
-                                                             make_keeper):
+async def test_reload_with_a_non_utf8_name_in_the_seeds_works(emulator, start_bot, private_index_settings, make_keeper):
     settings = private_index_settings(telegram_admins="[1501]")
     keeper = make_keeper(settings)
     await start_bot(settings, keeper.searcher, keeper=keeper, watch_seeds=False)

@@ -35,7 +35,12 @@ def test_a_valid_file_gives_every_field_as_written():
     catalog = parse_catalog(VALID)
     a = catalog.citation("a.txt", "")
     assert (a.title, a.authors, a.publisher, a.date, a.url) == (
-        "A report", ("A. Author", "B. Writer"), "Some Institute", "2024-03-01", "https://example.org/a")
+        "A report",
+        ("A. Author", "B. Writer"),
+        "Some Institute",
+        "2024-03-01",
+        "https://example.org/a",
+    )
     b = catalog.citation("b.txt", "")
     assert (b.title, b.authors, b.date) == ("1984", ("Single Author",), "2017")
     assert catalog.citation("c.txt", "First line\n\nbody.").title == "First line"
@@ -47,22 +52,25 @@ def test_the_project_sources_file_is_valid():
     assert catalog.citation("002_d73ef1872804ed67.txt", "").authors == ("Harsh V. Pant", "Aleksei Zakharov")
 
 
-@pytest.mark.parametrize(("text", "line", "says"), [
-    (VALID + "  broken: [\n", 13, "not valid YAML: the file ends inside a bracket or quote opened on this line"),
-    ("documents:\n  a.txt:\n    title: 'unclosed\n", 3, "not valid YAML: .* while scanning a quoted scalar"),
-    ("documents:\n  a.txt:\n    title: x\n  b.txt: [\n    c.txt:\n", 5, "not valid YAML"),
-    ("documents:\n  a.txt:\n    title: x\n   bad indent: y\n", 4, "not valid YAML"),
-    ("documents:\n  a.txt:\n    title: [A, B]\n", 3, "title must be a single value, not a list"),
-    ("documents:\n  a.txt:\n    authors: {name: X}\n", 3, "authors must be a list of names"),
-    ("documents:\n  a.txt:\n    authors: [[X]]\n", 3, "authors must be a list of names"),
-    ("documents:\n  a.txt:\n    titel: A report\n", 3, "unknown field 'titel'"),
-    ("documents:\n  a.txt:\n    date: March 2024\n", 3, "date must be YYYY, YYYY-MM or YYYY-MM-DD"),
-    ("documents:\n  a.txt: just a string\n", 2, "must be a mapping"),
-    ("documents:\n  a.txt: {}\n  a.txt: {}\n", 3, "listed twice"),
-    ("documents: [a.txt]\n", 1, "must map file names"),
-    ("document:\n  a.txt: {}\n", 1, "unknown key 'document'"),
-    ("- a.txt\n", 1, "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        (VALID + "  broken: [\n", 13, "not valid YAML: the file ends inside a bracket or quote opened on this line"),
+        ("documents:\n  a.txt:\n    title: 'unclosed\n", 3, "not valid YAML: .* while scanning a quoted scalar"),
+        ("documents:\n  a.txt:\n    title: x\n  b.txt: [\n    c.txt:\n", 5, "not valid YAML"),
+        ("documents:\n  a.txt:\n    title: x\n   bad indent: y\n", 4, "not valid YAML"),
+        ("documents:\n  a.txt:\n    title: [A, B]\n", 3, "title must be a single value, not a list"),
+        ("documents:\n  a.txt:\n    authors: {name: X}\n", 3, "authors must be a list of names"),
+        ("documents:\n  a.txt:\n    authors: [[X]]\n", 3, "authors must be a list of names"),
+        ("documents:\n  a.txt:\n    titel: A report\n", 3, "unknown field 'titel'"),
+        ("documents:\n  a.txt:\n    date: March 2024\n", 3, "date must be YYYY, YYYY-MM or YYYY-MM-DD"),
+        ("documents:\n  a.txt: just a string\n", 2, "must be a mapping"),
+        ("documents:\n  a.txt: {}\n  a.txt: {}\n", 3, "listed twice"),
+        ("documents: [a.txt]\n", 1, "must map file names"),
+        ("document:\n  a.txt: {}\n", 1, "unknown key 'document'"),
+        ("- a.txt\n", 1, "expected a mapping"),
+    ],
+)
 def test_a_broken_file_names_the_line_and_what_is_wrong(text, line, says):
     with pytest.raises(SourcesError, match=rf"sources\.yaml, line {line}(, column \d+)?: .*{says}"):
         parse_catalog(text)
@@ -86,8 +94,9 @@ def broken_sources_settings(tmp_path, seeds_copy, make_settings, built_index_dir
     sources = tmp_path / "config" / "sources.yaml"
     sources.parent.mkdir()
     shutil.copy(SOURCES, sources)
-    return make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy, corpus_sources_file=sources,
-                         index_verify_every_seconds=0)
+    return make_settings(
+        index_dir=index_dir, corpus_seeds_dir=seeds_copy, corpus_sources_file=sources, index_verify_every_seconds=0
+    )
 
 
 def broken_line(path) -> int:
@@ -98,8 +107,9 @@ def broken_line(path) -> int:
 
 
 @pytest.mark.asyncio
-async def test_serving_a_broken_sources_file_is_a_failed_rebuild_and_the_admins_are_told(broken_sources_settings,
-                                                                                       encoder):
+async def test_serving_a_broken_sources_file_is_a_failed_rebuild_and_the_admins_are_told(
+    broken_sources_settings, encoder
+):
     settings = broken_sources_settings
     errors: list[str] = []
     searcher = engine.make_searcher(settings, encoder, engine.open_index(settings))
@@ -138,11 +148,15 @@ def test_citebot_index_exits_non_zero_naming_the_file_and_the_line(broken_source
     index_dir = settings.path(settings.index.dir)
     live = current_build(index_dir).resolve()
     line = broken_line(sources)
-    env = child_env(CITEBOT_INDEX_DIR=str(index_dir), CITEBOT_CORPUS_SOURCES_FILE=str(sources),
-                    CITEBOT_CORPUS_SEEDS_DIR=str(settings.path(settings.corpus.seeds_dir)))
+    env = child_env(
+        CITEBOT_INDEX_DIR=str(index_dir),
+        CITEBOT_CORPUS_SOURCES_FILE=str(sources),
+        CITEBOT_CORPUS_SEEDS_DIR=str(settings.path(settings.corpus.seeds_dir)),
+    )
     for args in (["index"], ["index", "--force"], ["index", "--check"]):
-        done = subprocess.run([sys.executable, "-m", "citebot.cli", *args], capture_output=True, text=True, env=env,
-                              timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "citebot.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        )
         assert done.returncode == 2, (args, done.stderr)
         assert f"citebot: error: {sources}, line {line}: not valid YAML" in done.stderr
         assert "Traceback" not in done.stderr and done.stdout == ""

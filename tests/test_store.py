@@ -12,9 +12,12 @@ from citebot.feedback import doc_prefix, export_yaml
 from citebot.store import DOWN, UP, AnswerRecord, ShownPassage, Store, StoreError, open_store
 from embeddings.evaluation import load_eval_set
 
-SHOWN = [ShownPassage("001_1eebfef159720684.txt", 100, 480, 0.81, "A coup by Mohammed Daud Khan overthrowing "
-                                                                      "King Zahir Shah in 1973."),
-         ShownPassage("003_5af5b48806b72163.txt", 10, 300, 0.52, "Some older Afghans still speak Russian.")]
+SHOWN = [
+    ShownPassage(
+        "001_1eebfef159720684.txt", 100, 480, 0.81, "A coup by Mohammed Daud Khan overthrowing King Zahir Shah in 1973."
+    ),
+    ShownPassage("003_5af5b48806b72163.txt", 10, 300, 0.52, "Some older Afghans still speak Russian."),
+]
 
 
 def answer(question: str = "Who overthrew King Zahir Shah?") -> AnswerRecord:
@@ -30,8 +33,13 @@ def test_one_vote_per_user_changeable_and_withdrawn_by_pressing_again(tmp_path):
     assert store.tally("tok", 2).mine == UP and store.tally("other") == store_module.Tally(0, 0, 0)
     rows = store.feedback()
     assert [(r.vote, r.question) for r in rows] == [(UP, "Who overthrew King Zahir Shah?")]
-    assert rows[0].passages[0] == {"doc_id": SHOWN[0].doc_id, "start": 100, "end": 480, "score": 0.81,
-                                   "best_sentence": SHOWN[0].best_sentence}
+    assert rows[0].passages[0] == {
+        "doc_id": SHOWN[0].doc_id,
+        "start": 100,
+        "end": 480,
+        "score": 0.81,
+        "best_sentence": SHOWN[0].best_sentence,
+    }
     assert rows[0].build_id == "20261201T000000000000"
 
 
@@ -78,8 +86,9 @@ def test_questions_are_kept_only_when_asked_for_and_only_for_the_retention_perio
 
 def test_nothing_is_stored_when_both_switches_are_off(tmp_path, make_settings):
     path = tmp_path / "var" / "store.sqlite3"
-    settings = make_settings(telegram_store_file=path, telegram_store_feedback="false",
-                             telegram_store_questions="false")
+    settings = make_settings(
+        telegram_store_file=path, telegram_store_feedback="false", telegram_store_questions="false"
+    )
     assert open_store(settings) is None and not path.parent.exists()
     on = open_store(make_settings(telegram_store_file=path))
     assert on is not None and path.exists() and on.store_feedback and not on.store_questions
@@ -105,15 +114,18 @@ def test_schema_is_migrated_forward_and_a_newer_file_is_refused(tmp_path, monkey
 def test_export_is_an_eval_file_a_person_completes(tmp_path):
     store = Store(tmp_path / "s.sqlite3")
     store.vote("a", answer(), 1, UP)
-    store.vote("b", answer("What did the Taliban say about \"opium\"?\nTwice"), 1, DOWN)
+    store.vote("b", answer('What did the Taliban say about "opium"?\nTwice'), 1, DOWN)
     text = export_yaml(store.feedback())
     assert "👎" in text and "replace `kind: unanswerable`" in text
     data = yaml.safe_load(text)
     assert data["off_topic"] == []
     down, up = data["questions"]
-    assert down == {"q": "What did the Taliban say about \"opium\"?\nTwice", "kind": "unanswerable"}
-    assert up == {"q": "Who overthrew King Zahir Shah?", "doc": "001",
-                  "evidence": ["a coup by mohammed daud khan overthrowing king zahir shah in 1973"]}
+    assert down == {"q": 'What did the Taliban say about "opium"?\nTwice', "kind": "unanswerable"}
+    assert up == {
+        "q": "Who overthrew King Zahir Shah?",
+        "doc": "001",
+        "evidence": ["a coup by mohammed daud khan overthrowing king zahir shah in 1973"],
+    }
     path = tmp_path / "eval.yaml"
     path.write_text(text, encoding="utf-8")
     loaded = load_eval_set(path)

@@ -7,10 +7,12 @@ from bot.terminal import QUOTE_BAR, buttons_line, make_console, message_text, nu
 
 MESSAGE = {
     "text": "🔎 Passages 1–2\n1. Title — 2017\nBefore. Best sentence. After.\n2. Other\nx",
-    "entities": [{"type": "bold", "offset": 0, "length": 15},
-                 {"type": "text_link", "offset": 19, "length": 5, "url": "https://example.org/a"},
-                 {"type": "blockquote", "offset": 32, "length": 29},
-                 {"type": "bold", "offset": 40, "length": 14}],
+    "entities": [
+        {"type": "bold", "offset": 0, "length": 15},
+        {"type": "text_link", "offset": 19, "length": 5, "url": "https://example.org/a"},
+        {"type": "blockquote", "offset": 32, "length": 29},
+        {"type": "bold", "offset": 40, "length": 14},
+    ],
 }
 
 
@@ -22,8 +24,13 @@ def render(text, terminal: bool) -> str:
 
 def test_bold_links_and_quotes_on_a_terminal_and_plain_on_a_pipe():
     text = message_text(MESSAGE)
-    assert text.plain.splitlines() == ["🔎 Passages 1–2", "1. Title (https://example.org/a) — 2017",
-                                       f"{QUOTE_BAR}Before. Best sentence. After.", "2. Other", "x"]
+    assert text.plain.splitlines() == [
+        "🔎 Passages 1–2",
+        "1. Title (https://example.org/a) — 2017",
+        f"{QUOTE_BAR}Before. Best sentence. After.",
+        "2. Other",
+        "x",
+    ]
     styled = render(text, terminal=True)
     assert "\x1b[1mBest sentence.\x1b[0m" in styled  # the best sentence stands out
     assert "\x1b[1m🔎 Passages 1–2\x1b[0m" in styled
@@ -35,7 +42,8 @@ def test_button_numbers_stay_the_same_from_page_to_page():
     def keyboard(first, back):
         contexts = [{"text": f"📖 Context {first + i}", "callback_data": f"c:k:{i}:{i + 1}"} for i in range(3)]
         paging = ([{"text": "◀ Back", "callback_data": "m:tok:0"}] if back else []) + [
-            {"text": "More results ▶", "callback_data": "m:tok:2"}]
+            {"text": "More results ▶", "callback_data": "m:tok:2"}
+        ]
         votes = [{"text": "👍", "callback_data": "v:t:u"}, {"text": "👎", "callback_data": "v:t:d"}]
         return [contexts, paging, votes]
 

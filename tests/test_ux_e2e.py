@@ -32,13 +32,19 @@ async def press(emulator, chat: dict, message: dict, label: str, user: dict) -> 
 @pytest.fixture
 def store_settings(make_settings, built_index_dir, tmp_path):
     def make(**overrides):
-        return make_settings(index_dir=built_index_dir, telegram_admins=f"[{ADMIN}]",
-                             telegram_store_file=tmp_path / "store.sqlite3", **overrides)
+        return make_settings(
+            index_dir=built_index_dir,
+            telegram_admins=f"[{ADMIN}]",
+            telegram_store_file=tmp_path / "store.sqlite3",
+            **overrides,
+        )
+
     return make
 
 
-async def test_votes_private_one_per_user_changeable_and_kept_with_what_was_shown(emulator, start_bot, tmp_path,
-                                                                                 store_settings):
+async def test_votes_private_one_per_user_changeable_and_kept_with_what_was_shown(
+    emulator, start_bot, tmp_path, store_settings
+):
     store = Store(tmp_path / "store.sqlite3")
     await start_bot(store_settings(), store=store)
     alice = emulator.user(1401, "Alice")
@@ -111,8 +117,9 @@ async def test_feedback_survives_a_restart(emulator, start_bot, tmp_path, store_
     assert notice["text"].startswith("Thanks! 👎") and again.tally(buttons(after)["👎"].split(":")[1]).down == 1
 
 
-async def test_nothing_is_stored_and_no_buttons_when_the_switches_are_off(emulator, start_bot, tmp_path,
-                                                                          store_settings):
+async def test_nothing_is_stored_and_no_buttons_when_the_switches_are_off(
+    emulator, start_bot, tmp_path, store_settings
+):
     from citebot.store import open_store
 
     settings = store_settings(telegram_store_feedback="false", telegram_store_questions="false")
@@ -137,8 +144,13 @@ async def test_gaps_for_admins(emulator, start_bot, tmp_path, store_settings, en
     await start_bot(settings, store=store, coverage=coverage)
     admin, alice = emulator.user(ADMIN, "Admin"), emulator.user(1441, "Alice")
     chat, admin_chat = emulator.private_chat(alice), emulator.private_chat(admin)
-    for question in (FRANCE, "What's the capital city of France?", "How do I bake sourdough bread?", ZAHIR,
-                     "Почему Россия говорит с талибами?"):
+    for question in (
+        FRANCE,
+        "What's the capital city of France?",
+        "How do I bake sourdough bread?",
+        ZAHIR,
+        "Почему Россия говорит с талибами?",
+    ):
         await ask(emulator, chat, alice, question)
     assert (await ask(emulator, chat, alice, "/gaps"))["text"].startswith("Sorry, only the bot's administrators")
     report = (await ask(emulator, admin_chat, admin, "/gaps"))["text"]

@@ -17,8 +17,9 @@ def plain(html: str) -> str:
     return text
 
 
-@pytest.mark.parametrize(("documents", "said"), [(1, "one document"), (7, "7 documents"),
-                                                 (None, "a small library of documents")])
+@pytest.mark.parametrize(
+    ("documents", "said"), [(1, "one document"), (7, "7 documents"), (None, "a small library of documents")]
+)
 def test_the_corpus_size_comes_from_the_index(documents, said):
     abstained = SearchResult("q", [], True)
     assert said in plain(fmt.answer_html(abstained, documents=documents))
@@ -40,15 +41,19 @@ def test_sources_show_date_author_or_publisher_passages_and_the_file_for_admins(
 
 
 def test_about_shows_the_build_id_and_time():
-    text = plain(fmt.about_html("0.1.0", {"built_at": "2026-12-01T09:00:00+00:00", "model": "m"}, 5, 289,
-                                "20261201T090000123456"))
+    text = plain(
+        fmt.about_html(
+            "0.1.0", {"built_at": "2026-12-01T09:00:00+00:00", "model": "m"}, 5, 289, "20261201T090000123456"
+        )
+    )
     assert "Build: 20261201T090000123456, built 2026-12-01T09:00:00+00:00" in text
     assert "5 documents, 289 passages" in text
 
 
 def test_reload_says_when_nothing_changed():
     assert plain(fmt.reload_html("index already up to date (289 passages)", True, changed=False)).startswith(
-        "✅ Nothing changed")
+        "✅ Nothing changed"
+    )
     assert plain(fmt.reload_html("index rebuilt: …", True)).startswith("🔄 Index reloaded")
     assert plain(fmt.reload_html("boom", False)).startswith("⚠️ Reload failed")
 

@@ -27,8 +27,12 @@ ZAHIR = "Who overthrew King Zahir Shah?"
 async def webhook_bot(emulator, make_settings, built_index_dir, searcher):
     """The real bot serving by webhook on 127.0.0.1, registered with the emulator."""
     port = free_port()
-    settings = make_settings(index_dir=built_index_dir, telegram_webhook_url=f"http://127.0.0.1:{port}/citebot-hook",
-                             telegram_webhook_port=port, telegram_webhook_secret=SECRET)
+    settings = make_settings(
+        index_dir=built_index_dir,
+        telegram_webhook_url=f"http://127.0.0.1:{port}/citebot-hook",
+        telegram_webhook_port=port,
+        telegram_webhook_secret=SECRET,
+    )
     app = build_application(settings, searcher, base_url=emulator.base_url, token=emulator.token)
     server = await start_webhook(app, settings)
     try:
@@ -64,8 +68,10 @@ async def test_a_redelivered_update_is_acknowledged_not_answered_again(emulator,
     update = emulator.send_text(chat, alice, ZAHIR)
     async with httpx.AsyncClient(trust_env=False) as client:
         headers = {SECRET_HEADER: SECRET}
-        first, second = await asyncio.gather(client.post(url, json=update, headers=headers, timeout=30),
-                                             client.post(url, json=update, headers=headers, timeout=30))
+        first, second = await asyncio.gather(
+            client.post(url, json=update, headers=headers, timeout=30),
+            client.post(url, json=update, headers=headers, timeout=30),
+        )
         assert sorted([first.status_code, second.status_code]) == [200, 503]  # one answers, one is told to retry
         again = await client.post(url, json=update, headers=headers, timeout=30)
         assert again.status_code == 200 and again.text == "already answered"
@@ -86,8 +92,10 @@ async def test_abuse_paths(webhook_bot, emulator):
     port = int(url.split(":")[2].split("/")[0])
     huge = MAX_BODY_BYTES * 100
     # a wrong secret with a 100 MB body announced: refused from the headers alone (the body never sent)
-    head = (f"POST /citebot-hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"{SECRET_HEADER}: wrong\r\nContent-Length: {huge}")
+    head = (
+        f"POST /citebot-hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{SECRET_HEADER}: wrong\r\nContent-Length: {huge}"
+    )
     status = await asyncio.to_thread(raw_request, port, head, b"{")
     assert status == 403
     # the right secret and a body over the cap: 413 before it is read
@@ -104,6 +112,7 @@ async def test_abuse_paths(webhook_bot, emulator):
         assert (await client.post(url, content=b'{"update_id": "1"}', headers=headers)).status_code == 400
         assert (await client.post(url, content=b"[1, 2]", headers=headers)).status_code == 400
         assert (await client.post(url, content=b"\xff\xfe", headers=headers)).status_code == 400
+
         async def too_long():
             yield b" " * (MAX_BODY_BYTES + 1)
 

@@ -79,8 +79,9 @@ def check_webhook_params(params: dict[str, Any]) -> WebhookConfig:
 class WebhookDelivery:
     """Sends the update queue's pending updates to the webhook while one is set."""
 
-    def __init__(self, updates: UpdateQueue, *, timeout: float = 30.0, backoff: float = 0.25,
-                 max_backoff: float = 8.0) -> None:
+    def __init__(
+        self, updates: UpdateQueue, *, timeout: float = 30.0, backoff: float = 0.25, max_backoff: float = 8.0
+    ) -> None:
         self.updates = updates
         self.timeout = timeout
         self.backoff = backoff
@@ -178,9 +179,13 @@ class WebhookDelivery:
         error: str | None = None
         try:
             assert self._session is not None
-            async with self._session.post(config.url, data=json.dumps(update, ensure_ascii=False).encode(),
-                                          headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+            async with self._session.post(
+                config.url,
+                data=json.dumps(update, ensure_ascii=False).encode(),
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as response:
                 status = response.status
                 await response.read()
                 if not 200 <= status < 300:
