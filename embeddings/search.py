@@ -189,11 +189,7 @@ class Searcher:
         self.passages = np.asarray(data.passages)
         # what the build saved (embeddings/artifacts.py) is loaded; what it lacks is built here
         saved = artifacts or Artifacts()
-        texts = (
-            []
-            if saved.lexical is not None and saved.vocabulary is not None
-            else [data.passage_text(i) for i in range(len(self.passages))]
-        )
+        texts = [data.passage_text(i) for i in range(len(self.passages))]
         self.lexical = saved.lexical if saved.lexical is not None else LexicalIndex(texts)
         self.vocabulary = saved.vocabulary if saved.vocabulary is not None else Vocabulary.build(texts, known_words)
         self.topic_words = self.vocabulary.topic_words()
