@@ -283,9 +283,8 @@ async def test_inline_mode(emulator, running_bot, settings):
     assert all(r["type"] == "article" for r in results)
     first = results[0]
     assert "Mohammed Daud Khan" in first["input_message_content"]["message_text"]
-    assert first["description"] and first["description"][:30] in fmt.html_to_text(
-        first["input_message_content"]["message_text"]
-    )
+    date, passage_start = first["description"].split(" · ", 1)  # the source's date, then the passage
+    assert date == "2017" and passage_start[:30] in fmt.html_to_text(first["input_message_content"]["message_text"])
     assert first["input_message_content"]["parse_mode"] == "HTML"
 
     empty = emulator.inline_query(alice, "")
