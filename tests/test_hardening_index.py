@@ -23,7 +23,7 @@ from citebot import engine
 from citebot.serve import serve
 
 REMOVED = "002_d73ef1872804ed67.txt"  # "Understanding Russia’s Taliban gauntlet"
-REMOVED_QUESTION = "Russia recognition of the Taliban symbolic gesture"  # ranks 1, 2, 10, 16, 18 are REMOVED's
+REMOVED_QUESTION = "Russia recognition of the Taliban government"  # REMOVED (the newest source) among the first
 ZEBRA_QUESTION = "When do zebras cross the Mara river?"
 ARMS = "Is Russia arming the Taliban?"
 ZAHIR = "Who overthrew King Zahir Shah?"

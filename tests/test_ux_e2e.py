@@ -221,7 +221,7 @@ class StallingSearcher:
 
 async def test_answers_go_out_in_the_order_of_the_questions(emulator, start_bot, store_settings, searcher):
     stalling = StallingSearcher(searcher)
-    await start_bot(store_settings(telegram_rate_limit_per_minute=4), custom_searcher=stalling)
+    app = await start_bot(store_settings(telegram_rate_limit_per_minute=4), custom_searcher=stalling)
     alice, bob = emulator.user(1471, "Alice"), emulator.user(1472, "Bob")
     chat, other = emulator.private_chat(alice), emulator.private_chat(bob)
     questions = ["Tell me slowly: " + ZAHIR, ARMS, FRANCE, "Do Afghans still speak Russian?", ZAHIR, ARMS]
@@ -239,5 +239,5 @@ async def test_answers_go_out_in_the_order_of_the_questions(emulator, start_bot,
     assert "Russian" in texts[3]
     # the fifth question was over the limit: its notice comes after the four answers, the sixth is silent
     assert texts[4].startswith("⏳ You are asking faster than I can answer (4 questions a minute)")
-    await settle(emulator)
+    await settle(emulator, app)
     assert len(emulator.sent_messages(chat["id"])) == 5
