@@ -66,7 +66,7 @@ class WebhookServer:
         self.options = options
         self.lease_seconds = lease_seconds
         self.runner: web.AppRunner | None = None
-        self.counts = {"answered": 0, "duplicate": 0, "busy": 0, "refused": 0, "unparsable": 0}
+        self.counts = {"answered": 0, "duplicate": 0, "busy": 0, "refused": 0, "unparsable": 0, "lease_lost": 0}
         self._secret = options.secret.encode() if options.secret else None
 
     async def start(self) -> None:
@@ -136,9 +136,19 @@ class WebhookServer:
         return web.Response(text="ok")
 
     async def _renew(self, update_id: int) -> None:
+        """Renew the lease every third of its length while the update is answered (a heartbeat:
+        a slow but alive replica keeps its update; only a dead one loses it)."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            await self.state.renew(update_id)
+            if not await self.state.renew(update_id):
+                self.counts["lease_lost"] += 1
+                log.warning(
+                    "update %s: another replica claimed it while this one was still answering it (stalled "
+                    "longer than telegram.update_lease_seconds = %.1f s): it may be answered twice",
+                    update_id,
+                    self.lease_seconds,
+                )
+                return
 
 
 def parse_update(body: bytes) -> dict[str, Any] | None:
