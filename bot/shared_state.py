@@ -161,7 +161,7 @@ return {2, retry}
 """
 # Renewing a lease: extended while it is ours; taken again when it ran out and nobody else took
 # it (a replica that stalled longer than its lease, but is alive and answering, keeps the update);
-# 0 when another replica holds it or it is answered.
+# otherwise who holds it now (another replica, or "answered").
 _RENEW_SCRIPT = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -169,7 +169,7 @@ if not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 2
 end
-return 0
+return holder
 """
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -341,7 +341,14 @@ class RedisState(SharedState):
     async def renew(self, update_id: int) -> bool:
         key = self._key("update", update_id)
         ok, kept = await self._call(lambda: self._scripts["renew"](keys=[key], args=[self.owner, self.lease_ms]))
-        return not ok or bool(kept)  # while Redis is unreachable nobody else can claim it there either
+        if not ok or isinstance(kept, int):  # while Redis is unreachable nobody can claim it there either
+            return True
+        log.warning(
+            "update %s: %s while this replica was still answering it",
+            update_id,
+            "marked answered" if kept == _DONE else f"claimed by another replica ({kept})",
+        )
+        return False
 
     async def answered(self, update_id: int) -> None:
         await self.local.answered(update_id)

@@ -37,7 +37,7 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
-from .shared_state import Claim, SharedState
+from .shared_state import REDIS_TIMEOUT_SECONDS, Claim, SharedState
 
 log = logging.getLogger(__name__)
 
@@ -121,35 +121,40 @@ class WebhookServer:
             log.error("update %s cannot be parsed (%s: %.120s); skipped", update_id, type(exc).__name__, exc)
             await self.state.answered(update_id)
             return web.Response(text="skipped")
-        renewing = asyncio.get_running_loop().create_task(self._renew(update_id))
+        finished = asyncio.Event()
+        renewing = asyncio.get_running_loop().create_task(self._renew(update_id, finished))
         try:
             await self.application.process_update(update)
         except BaseException:
             # the answer was not made (cancelled at shutdown): another delivery may answer at once
-            renewing.cancel()
+            await self._stop_renewing(renewing, finished)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.state.release(update_id))
             raise
-        renewing.cancel()
+        await self._stop_renewing(renewing, finished)
         await self.state.answered(update_id)
         self.counts["answered"] += 1
         return web.Response(text="ok")
 
-    async def _renew(self, update_id: int) -> None:
-        """Renew the lease every third of its length while the update is answered (a heartbeat:
-        a slow but alive replica keeps its update; only a dead one loses it)."""
+    async def _renew(self, update_id: int, finished: asyncio.Event) -> None:
+        """Renew the lease every third of its length until ``finished`` (a heartbeat: a slow but
+        alive replica keeps its update; only a dead one loses it)."""
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            if not await self.state.renew(update_id):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self.lease_seconds / 3)
+            if finished.is_set():
+                return
+            if not await self.state.renew(update_id):  # it said why, in one WARNING line
                 self.counts["lease_lost"] += 1
-                log.warning(
-                    "update %s: another replica claimed it while this one was still answering it (stalled "
-                    "longer than telegram.update_lease_seconds = %.1f s): it may be answered twice",
-                    update_id,
-                    self.lease_seconds,
-                )
                 return
 
+    @staticmethod
+    async def _stop_renewing(renewing: asyncio.Task, finished: asyncio.Event) -> None:
+        """End the heartbeat before the update is marked answered or released, so that no renewal
+        in flight reaches Redis after the mark (it would see it, or take a released lease again)."""
+        finished.set()
+        await asyncio.wait({renewing}, timeout=2 * REDIS_TIMEOUT_SECONDS)  # a Redis call times out by then
+        renewing.cancel()
 
 def parse_update(body: bytes) -> dict[str, Any] | None:
     """The JSON object of an update, or None for anything else (not JSON, not UTF-8, no integer
