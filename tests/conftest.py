@@ -5,9 +5,12 @@ Everything runs offline with the real packaged model and the real seeds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -351,6 +354,28 @@ def clean_environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
     return env
+
+
+@contextlib.asynccontextmanager
+async def citebot_process(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``citebot ARGS`` as a child process of this virtual environment's Python, output piped;
+    killed on the way out if it is still running (a failed assertion must not leave it behind)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "citebot.cli",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 @pytest.fixture(scope="session")
