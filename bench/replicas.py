@@ -116,10 +116,7 @@ async def one_setup(
     if not shared:
         env.pop("CITEBOT_TELEGRAM_STATE_URL")
     citebot = str(Path(sys.executable).with_name("citebot"))
-    running = [
-        Replica(folder / f"r{name}-{i}", env, port, citebot=citebot, number=i)
-        for i, port in enumerate(ports)
-    ]
+    running = [Replica(folder / f"r{name}-{i}", env, port, citebot=citebot, number=i) for i, port in enumerate(ports)]
     try:
         for replica in running:
             replica.start()

@@ -156,6 +156,7 @@ class WebhookServer:
         await asyncio.wait({renewing}, timeout=2 * REDIS_TIMEOUT_SECONDS)  # a Redis call times out by then
         renewing.cancel()
 
+
 def parse_update(body: bytes) -> dict[str, Any] | None:
     """The JSON object of an update, or None for anything else (not JSON, not UTF-8, no integer
     ``update_id``)."""

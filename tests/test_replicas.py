@@ -323,11 +323,7 @@ async def run_scenario(emulator, world, encoder, replicas, redis, report) -> Non
         return round(t - started, 2)
 
     def attempts(update_id: int) -> list:
-        return [
-            [rel(d.started), d.status, d.error]
-            for d in emulator.webhook.deliveries
-            if d.update_id == update_id
-        ]
+        return [[rel(d.started), d.status, d.error] for d in emulator.webhook.deliveries if d.update_id == update_id]
 
     killed = replicas[0].name  # the replica killed with SIGKILL: it can only have sent before it died
     # the updates the killed replica had in flight: delivered before the kill, failed by it
