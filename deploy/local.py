@@ -78,7 +78,10 @@ class _Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self, timeout: float = 20.0) -> None:
+    env: dict[str, str] | None = None  # the child's environment (None: this process's)
+
+    def launch(self) -> None:
+        """Start the process, its output appended to its log; :meth:`wait_ready` waits for its port."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(),
@@ -86,13 +89,24 @@ class _Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
                 start_new_session=True,
             )
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
         try:
             wait_for_port(self.port, timeout, self.process)
         except ServiceError as exc:
-            self.stop()
             raise ServiceError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Launch and wait until it listens; stopped again if it does not."""
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except ServiceError:
+            self.stop()
+            raise
 
     stop_seconds = 10.0  # after SIGTERM, how long it may take to exit before it is killed
 
@@ -186,24 +200,14 @@ class Replica(_Server):
     def command(self) -> list[str]:
         return [self.citebot, "serve", "--replica"]
 
-    def start(self, timeout: float = 180.0) -> None:  # loading the model takes seconds, more on a busy machine
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                cwd=self.folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                start_new_session=True,
-            )
+    def start(self, timeout: float = 0.0) -> None:
+        """Launch without waiting: replicas load the model side by side, then each is waited for
+        with :meth:`wait_ready`."""
+        self.launch()
         self.started_at = time.monotonic()
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        try:
-            wait_for_port(self.port, timeout, self.process)
-        except ServiceError as exc:
-            raise ServiceError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
+    def wait_ready(self, timeout: float = 180.0) -> None:  # loading the model: seconds, more on a busy machine
+        super().wait_ready(timeout)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no answer in flight finishes."""
