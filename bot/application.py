@@ -36,7 +36,7 @@ from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
 from .retriever import Keeper, RebuildResult, Retriever
 from .state import CONTEXT_TYPES, BotState, QueryCache
-from .transport import RetryingRequest, file_url, skip_missing_sniffio
+from .transport import BotRequest, PollingRequest, file_url, skip_missing_sniffio
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
     http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0, write_timeout=15.0,
                         connect_timeout=10.0, pool_timeout=10.0)
     bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=file_url(base_url),
-                     request=RetryingRequest(http, retries=retries, backoff=backoff),
-                     get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
+                     request=BotRequest(http, retries=retries, backoff=backoff),
+                     get_updates_request=get_updates_request or PollingRequest(read_timeout=40.0, connect_timeout=10.0),
                      defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
     application = (
         ApplicationBuilder()

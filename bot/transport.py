@@ -16,8 +16,10 @@ import sys
 from http import HTTPStatus
 from typing import Any
 
+import orjson
+from telegram._utils.types import JSONDict
 from telegram.error import NetworkError, TelegramError
-from telegram.request import BaseRequest, RequestData
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,27 @@ class RetryingRequest(WrappedRequest):
             failures += 1
             log.warning("%s failed (%s): retry %d/%d in %.1f s", name, problem, failures, self.retries, delay)
             await asyncio.sleep(delay)
+
+
+class FastJsonPayload:
+    """Bot API answers parsed by orjson instead of the standard library's json (PTB's own override
+    point, ``BaseRequest.parse_json_payload``): every getUpdates batch and every answer to a
+    sendMessage is parsed on the event loop's thread (bench/README.md, "A lean path")."""
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:  # not UTF-8, or not JSON: the library's parser has the last word
+            return BaseRequest.parse_json_payload(payload)
+
+
+class BotRequest(FastJsonPayload, RetryingRequest):
+    """The bot's request object: retries (:class:`RetryingRequest`) and orjson parsing."""
+
+
+class PollingRequest(FastJsonPayload, HTTPXRequest):
+    """getUpdates' own request object (PTB keeps it apart from the others), with orjson parsing."""
 
 
 def _method(url: str) -> str:

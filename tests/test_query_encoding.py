@@ -40,15 +40,14 @@ def test_the_dropped_spans_are_the_words_strip_words_leaves_out(question):
 
 def test_nothing_is_dropped_when_only_topic_words_are_left():
     assert dropped_word_spans("Taliban Russia", TOPIC) == []
-    assert dropped_word_spans("Russia and the Taliban?", TOPIC) == []  # stop words and a mark only
 
 
 def test_focus_mask_drops_every_word_piece_of_a_dropped_word_and_keeps_the_special_tokens():
-    # "[CLS] why russia ' s tali ##ban ? [SEP]" over "why russia's taliban?"
-    offsets = np.array([[0, 0], [0, 3], [4, 10], [10, 11], [11, 12], [13, 17], [17, 20], [20, 21], [0, 0]])
-    spans = dropped_word_spans("why russia's taliban?", TOPIC)
-    assert spans == [(4, 12), (13, 21)]
-    assert focus_mask(offsets, spans).tolist() == [True, True] + [False] * 6 + [True]
+    # "[CLS] why russia tali ##ban ? [SEP]" over "why russia taliban?"
+    offsets = np.array([[0, 0], [0, 3], [4, 10], [11, 15], [15, 18], [18, 19], [0, 0]])
+    spans = dropped_word_spans("why russia taliban?", TOPIC)
+    assert spans == [(4, 10), (11, 19)]
+    assert focus_mask(offsets, spans).tolist() == [True, True, False, False, False, False, True]
     assert focus_mask(offsets, []).all()
 
 
