@@ -68,6 +68,7 @@ def machine_table(results: dict[str, dict[str, Any] | None]) -> list[str]:
         m = r["machine"]
         versions = ", ".join(f"{k} {m[k]}" for k in ("python", "torch", "faiss", "sentence_transformers") if k in m)
         load_average = " / ".join(map(str, m.get("load_average", [])))
+        name = f"{name} (**--quick**)" if r.get("quick") else name
         lines.append(f"| {name} | {r['measured_at']} | {r.get('code', '?')} | {m['cpu']} | {m['cores']} | "
                      f"{m.get('memory_gib')} | {m.get('torch_threads', '–')} | {load_average} | {versions} |")
     return [*lines, ""]
@@ -523,13 +524,20 @@ def render(folder: Path, link_prefix: str = "") -> str:
     for name in names:
         r = results[name]
         if name == "roundtrip":
-            out += roundtrip_section(r, folder, link_prefix)
+            section = roundtrip_section(r, folder, link_prefix)
         elif name == "scale":
-            out += scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
+            section = scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
         elif r:
-            out += sections[name](r)
+            section = sections[name](r)
         elif name not in ("quantized", "focus", "lean"):
-            out += [f"## {name}", "", "Not measured yet.", ""]
+            section = [f"## {name}", "", "Not measured yet.", ""]
+        else:
+            section = []
+        if r and r.get("quick") and section:  # a smoke run's figures: short runs, say so
+            load_average = " / ".join(map(str, r["machine"].get("load_average", [])))
+            section[2:2] = [f"**From a `--quick` run** (short runs, fewer repeats; load average {load_average} "
+                            "when written), not a full one.", ""]
+        out += section
     return "\n".join(out).rstrip() + "\n"
 
 
