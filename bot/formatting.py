@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from embeddings.search import Context, DocumentInfo, Hit, SearchResult
+from embeddings.search import NO_WORDS, NOT_COVERED, Context, DocumentInfo, Hit, SearchResult
 from embeddings.sources import Citation
+from embeddings.temporal import as_of_label, date_value
 
 MAX_MESSAGE = 4096  # UTF-16 code units of text after entity parsing
 MAX_CALLBACK_BYTES = 64
@@ -274,12 +275,18 @@ def safe_url(url: str) -> str | None:
 
 
 def citation_html(citation: Citation, *, max_title: int = 200) -> str:
-    """Title (linked to the source when its URL is known), then author or publisher and date."""
+    """Title (linked to the source when its URL is known), then author or publisher, then the
+    date, or "undated": every citation says how old its source is."""
     title = esc(clip(squash(citation.title).strip() or "Untitled", max_title))
     url = safe_url(citation.url)
     head = f'<a href="{esc(url)}">{title}</a>' if url else f"<i>{title}</i>"
-    byline = squash(citation.byline()).strip()
-    return f"{head} — {esc(byline)}" if byline else head
+    byline = squash(citation_byline(citation)).strip()
+    return f"{head} — {esc(byline)}"
+
+
+def citation_byline(citation: Citation) -> str:
+    """Authors or publisher and the date: "EurAsian Times, 2024"; "undated" without a date."""
+    return citation.byline() if citation.date else ", ".join(filter(None, (citation.byline(), "undated")))
 
 
 # -------------------------------------------------------------------------------------------- passages
@@ -313,10 +320,23 @@ def passage_html(text: str, highlight: tuple[int, int] | None, budget: int) -> s
     return f"{esc(before_part)}<b>{esc(sentence)}</b>{esc(after_part)}"
 
 
-def hit_html(hit: Hit, budget: int) -> str:
-    """One numbered passage: citation line, then the passage quoted with its best sentence bold."""
-    return (f"<b>{hit.rank}.</b> {citation_html(hit.citation)}\n"
+def hit_html(hit: Hit, budget: int, *, older: bool = False) -> str:
+    """One numbered passage: citation line, then the passage quoted with its best sentence bold.
+
+    ``older``: the question is about the present and a newer source is shown first, so this
+    passage is marked "as of <year>"."""
+    marker = f" · <b>{esc(as_of_label(hit.date))}</b>" if older else ""
+    return (f"<b>{hit.rank}.</b> {citation_html(hit.citation)}{marker}\n"
             f"<blockquote>{passage_html(hit.text, hit.highlight, budget)}</blockquote>")
+
+
+def older_hits(hits: Sequence[Hit], current: bool) -> list[bool]:
+    """For a question about the present, which passages come from a source older than the
+    newest one shown (to be marked "as of 2017"); all False for other questions."""
+    if not current or not hits:
+        return [False] * len(hits)
+    newest = max(date_value(h.date) for h in hits)
+    return [date_value(h.date) < newest for h in hits]
 
 
 @dataclass(frozen=True)
@@ -341,26 +361,63 @@ def answer_html(result: SearchResult, *, question: str | None = None, page: int 
     """The text of an answer: a short header, then the passages, all within ``limit``."""
     question = squash(question if question is not None else result.query).strip()
     note = question_note(question, cut, result.corrected_query)
+    if result.declined_reason == NOT_COVERED and page == 0:
+        return not_covered_html(result, note, limit=limit, passage_limit=passage_limit)
     if result.abstained or not result.hits:
-        return fit_html(abstain_html(question, note, paged=page > 0 and not result.abstained), limit)
+        return fit_html(abstain_html(question, note, paged=page > 0 and not result.abstained,
+                                     reason=result.declined_reason), limit)
     first = result.hits[0].rank
     last = result.hits[-1].rank
     span = f"{first}–{last}" if last > first else f"{first}"
     total = f" of {result.total}" if result.total >= last else ""
     header = f"🔎 <b>Passages {span}{total}</b> for “<i>{esc(clip(question, 200))}</i>”"
+    older = older_hits(result.hits, result.current)
+    if any(older):
+        note = "\n".join(filter(None, (note, "🕰 <i>You asked about the present: the newest source comes first; "
+                                           "older ones are marked with their date.</i>")))
     head = header + (f"\n{note}" if note else "")
-    # share the room left by the header and citations among the passages
-    overhead = html_len(head) + sum(html_len(hit_html(h, 0)) + 2 for h in result.hits) + 8
-    budget = max(80, (limit - overhead) // len(result.hits))
+    return fit_html(head + "\n\n" + passages_html(result.hits, older, limit - html_len(head), passage_limit),
+                    limit)
+
+
+def passages_html(hits: Sequence[Hit], older: Sequence[bool], room: int, passage_limit: int | None) -> str:
+    """The numbered passages, sharing ``room`` units left by the header and citations."""
+    overhead = sum(html_len(hit_html(h, 0, older=o)) + 2 for h, o in zip(hits, older, strict=True)) + 8
+    budget = max(80, (room - overhead) // max(1, len(hits)))
     if passage_limit is not None:
         budget = min(budget, passage_limit)
-    blocks = [hit_html(h, budget) for h in result.hits]
-    return fit_html(head + "\n\n" + "\n\n".join(blocks), limit)
+    return "\n\n".join(hit_html(h, budget, older=o) for h, o in zip(hits, older, strict=True))
 
 
-def abstain_html(question: str, note: str = "", *, paged: bool = False) -> str:
+def missing_terms_text(terms: Sequence[str]) -> str:
+    """ "“population”", "“gdp” or “currency”" — the words no source uses."""
+    quoted = [f"“{esc(clip(t, 60))}”" for t in terms[:4]]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def not_covered_html(result: SearchResult, note: str = "", *, limit: int = MAX_MESSAGE,
+                     passage_limit: int | None = None) -> str:
+    """On topic, but the sources never mention what the question is about: say what is missing,
+    then the closest passages, marked as not answering."""
+    head = (note + "\n" if note else "") + (
+        f"🤷 <b>The sources don't mention {missing_terms_text(result.missing_terms)}.</b>")
+    if not result.closest:
+        return fit_html(head, limit)
+    head += "\nThe closest passages, which <b>do not answer</b> your question:"
+    older = [False] * len(result.closest)
+    return fit_html(head + "\n\n" + passages_html(result.closest, older, limit - html_len(head), passage_limit),
+                    limit)
+
+
+NO_WORDS_REPLY = ("🤷 I couldn't find any words to search for in that. Please ask a question in words, "
+                  "e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”.")
+
+
+def abstain_html(question: str, note: str = "", *, paged: bool = False, reason: str | None = None) -> str:
     if paged:
         text = "That was the last of the passages for this question."
+    elif reason == NO_WORDS:
+        text = NO_WORDS_REPLY
     else:
         text = ("🤷 <b>The sources don't cover that.</b>\n"
                 "I can only answer from five documents about Russia–Taliban relations. "
@@ -446,6 +503,8 @@ def build_answer(result: SearchResult, *, question: str, token: str | None, page
     """The full answer message for one page of a result."""
     text = answer_html(result, question=question, page=page, per_page=per_page, cut=cut,
                        passage_limit=COMPACT_PASSAGE if compact else None)
+    if result.declined_reason == NOT_COVERED and result.closest and page == 0:
+        return Answer(text, answer_keyboard(result.closest, token=None, page=0, has_more=False, compact=compact))
     if result.abstained or not result.hits:
         back = answer_keyboard([], token=token, page=page, has_more=False) if page > 0 else None
         return Answer(text, back)
@@ -568,7 +627,7 @@ def inline_article(hit: Hit) -> InlineArticle:
     return InlineArticle(
         id=f"{hit.doc_key}:{hit.start}:{hit.end}"[:64],
         title=clip(squash(clean_text(hit.citation.title)).strip() or "Untitled", MAX_INLINE_TITLE),
-        description=clip(squash(clean_text(hit.text)).strip(), MAX_INLINE_DESCRIPTION),
+        description=clip(f"{hit.date or 'undated'} · " + squash(clean_text(hit.text)).strip(), MAX_INLINE_DESCRIPTION),
         html=message,
     )
 
@@ -584,12 +643,23 @@ def inline_help_article(bot_username: str | None) -> InlineArticle:
     )
 
 
-def inline_nothing_article(query: str) -> InlineArticle:
+def inline_nothing_article(query: str, missing_terms: Sequence[str] = ()) -> InlineArticle:
+    """The one inline result of a declined question; with ``missing_terms`` (on topic, not
+    covered) it names what the sources never mention."""
+    quoted = esc(clip(squash(clean_text(query)).strip(), 300))
+    if missing_terms:
+        missing = missing_terms_text([clean_text(t) for t in missing_terms])
+        return InlineArticle(
+            id="none",
+            title=clip(f"The sources don't mention {html_to_text(missing)}", MAX_INLINE_TITLE),
+            description="On topic, but none of the documents says it",
+            html=fit_html(f"🤷 The sources don't mention {missing} (asked: “<i>{quoted}</i>”)."),
+        )
     return InlineArticle(
         id="none",
         title="The sources don't cover that",
         description="Try rephrasing your question about Russia–Taliban relations",
-        html=fit_html(f"🤷 The sources don't cover “<i>{esc(clip(squash(clean_text(query)).strip(), 300))}</i>”."),
+        html=fit_html(f"🤷 The sources don't cover “<i>{quoted}</i>”."),
     )
 
 

@@ -341,7 +341,7 @@ async def inline_query(update: Update, context: Context) -> None:
     question, _ = fmt.clean_question(text, settings.telegram.max_question_chars)
     result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, offset)
     if result.abstained or not result.hits:
-        articles = [fmt.inline_nothing_article(question)] if offset == 0 else []
+        articles = [fmt.inline_nothing_article(question, result.missing_terms)] if offset == 0 else []
         await query.answer(_articles(articles), cache_time=cache, is_personal=False)
         return
     articles = [fmt.inline_article(hit) for hit in result.hits]

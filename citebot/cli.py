@@ -256,7 +256,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     eval_set = load_eval_set(args.file)  # a wrong file fails here, before the model loads
     if args.folds is not None or args.grid is not None:
         return _cross_validate(settings, args, eval_set)
-    results = compare_pipelines(eval_set, open_service(settings).searcher)
+    searcher = open_service(settings).searcher
+    results = compare_pipelines(eval_set, searcher)
     if args.json:
         _print_json({"file": str(args.file), "questions": len(eval_set.questions),
                      "off_topic": len(eval_set.off_topic), "pipelines": results})
@@ -268,7 +269,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     print(metrics_table(results))
     print("\nfull pipeline by question kind:\n")
     print(kinds_table(full["by_kind"]))
-    print(f"\nthreshold in use {settings.retrieval.abstain_below:.3f}; "
+    print(f"\noff-topic threshold in use {searcher.off_topic_below(''):.3f} (measured on this corpus at "
+          f"index build, floor {settings.retrieval.abstain_below:.3f}); "
           f"best-separating threshold on this set {full['calibrated_threshold']:.3f}")
     if args.misses:
         print("\nmissed at rank 1 by the full pipeline:")

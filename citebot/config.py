@@ -66,13 +66,23 @@ class RetrievalWeights(_Section):
     token_maxsim: float = 3.0
 
 
+class KindBoosts(_Section):
+    why: float = 0.1
+    when: float = 0.0
+    how_many: float = 0.0
+    who: float = 0.0
+
+
 class RetrievalConfig(_Section):
     top_k: int = Field(3, ge=1, le=50)
     max_results: int = Field(30, ge=1, le=200)
     candidates: int = Field(100, ge=10)
-    abstain_below: float = Field(0.35, ge=-1, le=1)
+    abstain_below: float = Field(0.25, ge=-1, le=1)
+    abstain_margin: float = Field(0.0, ge=-1, le=1)
+    recency_margin: float = Field(0.35, ge=0)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
+    kind_boosts: KindBoosts = KindBoosts()
     exact_search_below: int = Field(100_000, ge=0)
 
 

@@ -107,7 +107,7 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
                   vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> Searcher:
     """The searcher the settings describe; ``vector_index`` builds a non-FAISS vector backend."""
     r = settings.retrieval
-    from embeddings.lexical import english_words
+    from embeddings.lexical import common_english_words, english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
     return Searcher(
@@ -120,4 +120,8 @@ def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
         known_words=known,
         exact_below=r.exact_search_below,
         vector_index=vector_index,
+        recency_margin=r.recency_margin,
+        kind_weights=r.kind_boosts.model_dump(),
+        common_words=common_english_words(),
+        abstain_margin=r.abstain_margin,
     )

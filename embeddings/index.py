@@ -337,6 +337,7 @@ def build_index(
         reusable = {} if force or previous is None or tokens_missing else {
             d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
         build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
+        build["calibration"] = corpus_calibration(encoder, build)
         path = _write_build(index_dir, build, params, encoder.dimension)
         if before_swap is not None:
             before_swap(path)
@@ -408,6 +409,19 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
         "sentence_vectors": _stack(sentence_vectors, dim),
         **_token_arrays(passage_tokens if with_tokens else [], dim),
     }
+
+
+def corpus_calibration(encoder: TextEncoder, build: dict[str, Any]) -> dict[str, Any]:
+    """How similar this corpus is to small talk and random text, measured once per build and
+    kept in the manifest: the searcher's off-topic threshold follows the corpus as documents
+    are added or removed (see coverage.calibrate)."""
+    from .coverage import calibrate
+    from .cues import has_content
+
+    texts = {i: d.text for i, d in enumerate(build["documents"])}
+    content = np.array([has_content(texts[int(r["doc"])][int(r["start"]):int(r["end"])]) for r in build["sentences"]],
+                       dtype=bool)
+    return calibrate(encoder, build["passage_vectors"], build["sentence_vectors"][content]).as_dict()
 
 
 def _gives_tokens(encoder: TextEncoder) -> bool:
@@ -487,6 +501,7 @@ def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, di
             "passages": len(build["passages"]),
             "sentences": len(build["sentences"]),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "calibration": build.get("calibration"),
         }
         _write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a complete build
         os.replace(tmp, final)

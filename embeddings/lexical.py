@@ -27,8 +27,8 @@ _STOPWORD_TEXT = """a about above after again against all am an and any are as a
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _WORD = re.compile(r"[a-z0-9]+")
-TYPO_MAX_COUNT = 3  # a corpus word seen more often than this is taken as spelled right
-TYPO_RATIO = 50  # ... and a rarer one only yields to a neighbour this many times as common
+SOURCE_TYPO_MAX_COUNT = 3  # a corpus word seen more often than this is never a typo
+SOURCE_TYPO_RATIO = 50  # ... and a rarer one only yields to a word this many times as common
 
 
 @lru_cache(maxsize=1)
@@ -93,31 +93,31 @@ class Vocabulary:
         return cls(dict(counts), {w: n / total for w, n in containing.items()}, frozenset(known_words), stems)
 
     def correct(self, query: str) -> str:
-        """The query with misspelled corpus terms corrected ("talibn rusia" → "taliban russia").
+        """The query with misspelled words corrected ("talibn rusia" → "taliban rusia").
 
-        Only a word that is neither in the corpus (as itself or an inflection of a corpus word)
-        nor a known English word is replaced, and only by a corpus word within a small edit
-        distance (1 for short words, 2 for longer ones).
+        Only a word that is not a real word or name may change: a known English word, a word
+        written capitalised (a name: "Panj river" stays) or a word the corpus uses (as itself or
+        inflected) is never corrected, save the source's own rare misspelling of a far more
+        common corpus word ("rusia"). Others are replaced by the most common corpus word within
+        a small edit distance (1 for short words, 2 for longer ones), if any.
         """
         return re.sub(r"[A-Za-z]{4,}", lambda m: self._correct_word(m.group(0)), query)
 
     def _correct_word(self, word: str) -> str:
         lower = word.lower()
+        if word[0].isupper() or lower in self.known:
+            return word
         seen = self.counts.get(lower, 0)
-        if lower in self.known or seen > TYPO_MAX_COUNT:
-            return word
         if seen:
-            # a word the corpus spells rarely may be a typo of the source ("Rusia", 3 times): it
-            # yields to a close word that is far more common ("Russia", 300 times)
-            candidates = {w: n for w, n in self.counts.items() if n >= TYPO_RATIO * seen}
-        elif _stemmer().stemWord(lower) in self.stems:
+            # a corpus word is left alone, unless it is the source's own rare typo of a word it
+            # spells right far more often ("rusia" once, "russia" 300 times): one letter off
+            if seen > SOURCE_TYPO_MAX_COUNT:
+                return word
+            common = {w: n for w, n in self.counts.items() if n >= SOURCE_TYPO_RATIO * seen}
+            return closest_word(lower, common, limit=1) or word
+        if _stemmer().stemWord(lower) in self.stems:
             return word
-        else:
-            candidates = self.counts
-        best = closest_word(lower, candidates)
-        if best is None:
-            return word
-        return best.capitalize() if word[0].isupper() else best
+        return closest_word(lower, self.counts) or word
 
     def topic_words(self, share: float = 0.3) -> frozenset[str]:
         """Words in more than ``share`` of passages: they say what the whole corpus is about."""
@@ -134,12 +134,25 @@ def english_words(min_count: int = 50) -> frozenset[str]:
     return frozenset(w for w, n in frequencies.dictionary.items() if n >= min_count and w.isalpha())
 
 
-def closest_word(word: str, counts: dict[str, int]) -> str | None:
-    """The most frequent corpus word within the allowed edit distance of ``word``, if any."""
+@lru_cache(maxsize=4)
+def common_english_words(top: int = 1000) -> frozenset[str]:
+    """The ``top`` most frequent English words ("use", "ever", "happen"): words every question
+    may hold, never what it is about."""
+    from spellchecker import SpellChecker
+
+    frequencies = SpellChecker(distance=1).word_frequency.dictionary
+    ranked = sorted(frequencies.items(), key=lambda item: -item[1])
+    return frozenset(w for w, _ in ranked[:top])
+
+
+def closest_word(word: str, counts: dict[str, int], limit: int | None = None) -> str | None:
+    """The most frequent corpus word within ``limit`` edits of ``word`` (by default 1 for words
+    of up to five letters, 2 for longer ones), if any."""
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import extract
 
-    limit = 1 if len(word) <= 5 else 2
+    if limit is None:
+        limit = 1 if len(word) <= 5 else 2
     matches = extract(word, list(counts), scorer=Levenshtein.distance, score_cutoff=limit, limit=20)
     if not matches:
         return None

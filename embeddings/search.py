@@ -17,12 +17,13 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from . import coverage, cues, temporal
 from .batching import QueryBatcher
 from .fusion import (
     Weights,
@@ -66,9 +67,18 @@ class Hit:
     def title(self) -> str:
         return self.citation.title
 
+    @property
+    def date(self) -> str:
+        """The date of the passage's document as the sources file gives it ("" when undated)."""
+        return self.citation.date
+
     def to_json(self) -> dict[str, Any]:
         return {"rank": self.rank, "score": round(self.score, 4), "text": self.text, "doc_id": self.doc_id,
-                "title": self.title, "citation": self.citation.text(), "start": self.start, "end": self.end}
+                "title": self.title, "citation": self.citation.text(), "date": self.date or "undated",
+                "start": self.start, "end": self.end}
+
+
+NO_WORDS, OFF_TOPIC, NOT_COVERED = "no_words", "off_topic", "not_covered"  # why a question was declined
 
 
 @dataclass(frozen=True)
@@ -79,9 +89,15 @@ class SearchResult:
     corrected_query: str | None = None  # set when spelling correction changed the question
     total: int = 0  # how many non-overlapping passages are available for paging
     best_similarity: float = 0.0
+    declined_reason: str | None = None  # NO_WORDS, OFF_TOPIC or NOT_COVERED when abstained
+    missing_terms: tuple[str, ...] = ()  # NOT_COVERED: the question's words no source uses
+    closest: list[Hit] = field(default_factory=list)  # NOT_COVERED: nearest passages, which do not answer
+    current: bool = False  # the question asks about the present: the newest source comes first
 
     def to_json(self) -> dict[str, Any]:
-        return {"query": self.query, "abstained": self.abstained, "results": [h.to_json() for h in self.hits]}
+        return {"query": self.query, "abstained": self.abstained, "declined_reason": self.declined_reason,
+                "missing_terms": list(self.missing_terms), "current_question": self.current,
+                "results": [h.to_json() for h in self.hits], "closest": [h.to_json() for h in self.closest]}
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,8 @@ class _Ranked:
     candidates: np.ndarray
     best_similarity: float
     highlights: dict[int, int] = field(default_factory=dict)
+    current: bool = False  # a question about the present (newest source first)
+    small_talk: float = -1.0  # the question's best cosine with the small-talk probes
 
 
 class Searcher:
@@ -121,11 +139,17 @@ class Searcher:
                  candidates: int = 100, max_results: int = 30, spelling_correction: bool = True,
                  known_words: Sequence[str] = (), cache_size: int = 1024, rerank: int = 40,
                  exact_below: int = 100_000,
-                 vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> None:
+                 vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
+                 recency_margin: float = 0.0, kind_weights: Mapping[str, float] | None = None,
+                 common_words: frozenset[str] = frozenset(), abstain_margin: float = 0.0) -> None:
         self.data = data
         self.encoder = encoder
         self.weights = weights
-        self.abstain_below = abstain_below
+        self.abstain_below = abstain_below  # the floor of the off-topic threshold
+        self.abstain_margin = abstain_margin  # above the corpus's best similarity to small talk
+        self.recency_margin = recency_margin  # current questions: newest first within this of the best
+        self.kind_weights = dict(kind_weights or {})  # why/when/how_many/who: see cues.kind_boost
+        self.common_words = common_words
         self.n_candidates = candidates
         self.max_results = max_results
         self.rerank = rerank  # how many of the best candidates MaxSim re-scores
@@ -157,6 +181,32 @@ class Searcher:
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
         self.token_starts = data.token_starts
         self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000)
+        # per passage: its document's date (newest-first ranking) and its look (cues.passage_features)
+        doc_dates = np.array([temporal.date_value(d.citation.date) for d in data.documents] or [0.0])
+        self.passage_dates = doc_dates[np.asarray(self.passages["doc"], dtype=np.intp)] if len(self.passages) \
+            else np.zeros(0)
+        self.passage_features = cues.feature_matrix(texts, self.topic_words)
+        # sentences fit to be the bold one: not a bare reference like "(Shahryar, 2016:1)."
+        self.sentence_content = np.array([cues.has_content(data.sentence_text(i))
+                                          for i in range(len(data.sentences))], dtype=bool)
+        self.calibration = coverage.Calibration.from_dict(data.manifest.get("calibration")) \
+            or coverage.calibrate(encoder, self.passage_vectors, self.sentence_vectors[self.sentence_content])
+        # questions closer to one of these than to any passage are small talk, whatever the corpus holds
+        self.small_talk_vectors = coverage.encode_probes(encoder, coverage.SMALL_TALK) \
+            if len(self.passages) else np.zeros((0, self.passage_vectors.shape[1]), np.float32)
+        self.citation_words = frozenset(w for d in data.documents for w in words(d.citation.text()))
+        self.rare_postings = coverage.rare_word_sentences(
+            (data.sentence_text(i) for i in range(len(data.sentences))), self.vocabulary.document_frequency,
+            self.common_words | self.topic_words)
+
+    def off_topic_below(self, question: str) -> float:
+        """A question whose best similarity is below this is off topic: the corpus's own similarity
+        to small talk and random text (coverage.calibrate) plus ``abstain_margin``, never below
+        ``abstain_below``; lower for a question naming a rare phrase of the corpus."""
+        calibration = self.calibration
+        if coverage.shares_rare_phrase(question, self.rare_postings):
+            return max(self.abstain_below, calibration.lenient_threshold)
+        return max(self.abstain_below, calibration.threshold + self.abstain_margin)
 
     @property
     def uses_tokens(self) -> bool:
@@ -178,8 +228,8 @@ class Searcher:
         encoded = self._encode([corrected for _, corrected, _ in prepared])
         results = []
         for (query, corrected, _focus), vectors in zip(prepared, encoded, strict=True):
-            if not words(corrected):
-                results.append(SearchResult(query, [], abstained=True))
+            if not coverage.usable_words(corrected):
+                results.append(SearchResult(query, [], abstained=True, declined_reason=NO_WORDS))
                 continue
             ranked = self.rank(corrected, vectors.pooled, vectors.focus, vectors.tokens if self.uses_tokens else None)
             results.append(self._result(query, corrected, ranked, k, offset))
@@ -193,6 +243,8 @@ class Searcher:
         """(query, corrected query, focus query) — the texts that get encoded."""
         # runs of punctuation ("?!", ",,,") say nothing more than their first mark
         query = re.sub(r"([^\w\s])[^\w\s]+", r"\1", " ".join(query.split()))[:MAX_QUERY_CHARS]
+        if not coverage.usable_words(query):
+            return query, query, query  # declined without a look at the model ("😀<b>&" × 3000)
         corrected = self.vocabulary.correct(query) if self.spelling_correction else query
         return query, corrected, strip_words(corrected, self.topic_words)
 
@@ -218,18 +270,31 @@ class Searcher:
         dense_sentence = segment_max(sent_q, lengths)
         dense_focus = (dense[:, 1] + segment_max(sent_focus, lengths)) / 2
         scores = fuse(dense_passage, dense_sentence, dense_focus, bm25_all[candidates], self.weights)
+        kinds = cues.question_kinds(query)
+        if kinds and self.kind_weights:
+            scores = scores + cues.kind_boost(kinds, self.passage_features[candidates], self.kind_weights)
         if q_tokens is not None and self.uses_tokens:
             # MaxSim costs a product per passage token: re-score only the best candidates
             top = np.argsort(-scores, kind="stable")[: self.rerank]
             scores = rerank_with(scores, top, self.weights.token_maxsim * self._maxsim(q_tokens, candidates[top]))
-        best_similarity = float(max(dense_passage.max(), dense_sentence.max()))
+        # how close the corpus comes to the question: a bare "OK." or "Hello, readers!" of a
+        # document does not count (it is close to small talk, and says nothing)
+        content = self.sentence_content[sentence_rows]
+        best_sentence = float(sent_q[content].max()) if content.any() else -1.0
+        best_similarity = max(float(dense_passage.max()), best_sentence)
+        small_talk = float((self.small_talk_vectors @ q).max()) if len(self.small_talk_vectors) else -1.0
         order = select_non_overlapping(np.argsort(-scores, kind="stable"), rows["doc"], rows["start"], rows["end"],
                                        self.max_results)
-        # the sentence to highlight: best by question and focus similarity together
+        current = temporal.is_current_question(query)
+        if current:
+            order = temporal.prefer_newest(np.asarray(order, dtype=np.intp), scores, self.passage_dates[candidates],
+                                           self.recency_margin).tolist()
+        # the sentence to highlight: best by question and focus similarity together, a sentence
+        # that says something before a bare reference
         offsets = np.concatenate(([0], np.cumsum(lengths)))
-        combined = sent_q + sent_focus
+        combined = sent_q + sent_focus - 10.0 * ~self.sentence_content[sentence_rows]
         highlights = {i: int(np.argmax(combined[offsets[i] : offsets[i + 1]])) for i in order}
-        return _Ranked(order, scores, candidates, best_similarity, highlights)
+        return _Ranked(order, scores, candidates, best_similarity, highlights, current, small_talk)
 
     def _candidates(self, q: np.ndarray, q_focus: np.ndarray, bm25_all: np.ndarray) -> np.ndarray:
         n = len(self.passages)
@@ -255,12 +320,23 @@ class Searcher:
 
     def _result(self, query: str, corrected: str, ranked: _Ranked, k: int, offset: int) -> SearchResult:
         changed = corrected if corrected.lower() != query.lower() else None
-        if should_abstain(ranked.best_similarity, self.abstain_below):
-            return SearchResult(query, [], True, changed, 0, ranked.best_similarity)
-        hits = []
-        for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1):
-            hits.append(self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i]))
-        return SearchResult(query, hits, False, changed, len(ranked.order), ranked.best_similarity)
+        if should_abstain(ranked.best_similarity, self.off_topic_below(corrected)) \
+                or ranked.small_talk >= ranked.best_similarity:  # closer to chat than to any passage
+            return SearchResult(query, [], True, changed, 0, ranked.best_similarity, OFF_TOPIC)
+        hits = [self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
+                for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)]
+        missing = self.missing_focus(corrected)
+        if missing:
+            return SearchResult(query, [], True, changed, 0, ranked.best_similarity, NOT_COVERED, tuple(missing),
+                                closest=hits, current=ranked.current)
+        return SearchResult(query, hits, False, changed, len(ranked.order), ranked.best_similarity,
+                            current=ranked.current)
+
+    def missing_focus(self, question: str) -> list[str]:
+        """The words the question is about that no document uses (empty: the corpus may answer)."""
+        missing = coverage.missing_terms(question, self.vocabulary, self.common_words,
+                                         also_known=self.citation_words)
+        return coverage.focus_missing(question, missing, self.topic_words, self.common_words)
 
     def _hit(self, rank: int, passage: int, score: float, highlight_sentence: int) -> Hit:
         row = self.passages[passage]

@@ -124,6 +124,28 @@ async def test_off_topic_question_gets_no_passages(emulator, running_bot):
     assert "Passages" not in answer["text"] and not buttons(answer)
 
 
+async def test_analyst_answers_dates_newest_first_not_covered_and_junk(emulator, running_bot):
+    alice = emulator.user(105, "Alice")
+    chat = emulator.private_chat(alice)
+    current = (await ask(emulator, chat, alice, "Has Russia recognised the Taliban government?"))["text"]
+    assert "\n1. Understanding Russia’s Taliban gauntlet — Harsh V. Pant, Aleksei Zakharov, 2025-07-28\n" in current
+    assert "as of 2017" in current or "· undated" in current  # older sources marked on a current question
+    assert "newest source comes first" in current
+    missing = await ask(emulator, chat, alice, "What is the population of Afghanistan?")
+    assert missing["text"].startswith("🤷 The sources don't mention “population”.")
+    assert "do not answer your question" in missing["text"] and "More results ▶" not in buttons(missing)
+    junk = await ask(emulator, chat, alice, "😀<b>&" * 3000)
+    assert "couldn't find any words" in junk["text"] and "Passages" not in junk["text"]
+    group = emulator.group_chat(-1003, "Analysts", "supergroup")
+    username = emulator.bot_user["username"]
+    emulator.send_text(group, alice, f"hey @{username}")
+    hey = (await emulator.wait_for_messages(group["id"], 1, timeout=20))[0]
+    assert "don't cover" in hey["text"] and "Passages" not in hey["text"]
+    emulator.send_text(group, alice, f"/ask@{username} Has Russia recognised the Taliban government?")
+    compact = (await emulator.wait_for_messages(group["id"], 2, timeout=20))[1]["text"]
+    assert "2025-07-28" in compact and ("as of" in compact or "· undated" in compact)
+
+
 async def test_commands(emulator, running_bot, searcher):
     alice = emulator.user(105, "Alice")
     chat = emulator.private_chat(alice)

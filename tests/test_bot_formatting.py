@@ -152,7 +152,7 @@ def test_citation_with_url_authors_publisher_and_date():
 
 
 def test_citation_without_url_or_authors():
-    assert fmt.citation_html(BARE) == "<i>[An issue brief]</i>"
+    assert fmt.citation_html(BARE) == "<i>[An issue brief]</i> — undated"  # every citation dates its source
     publisher_only = Citation("Title", (), "EurAsian Times", "2024", "")
     assert valid(fmt.citation_html(publisher_only)) == "Title — EurAsian Times, 2024"
 
@@ -189,6 +189,49 @@ def test_abstention_has_no_passages_and_a_hint():
     plain = valid(answer.html)
     assert "don't cover" in plain and "Try" in plain
     assert answer.keyboard is None
+
+
+OLD = Citation("[An issue brief]", (), "", "2017")
+NEW = Citation("Understanding Russia's Taliban gauntlet", ("Harsh V. Pant",), "ORF", "2025-07-28")
+
+
+def test_every_citation_shows_its_date_and_older_sources_are_marked_on_current_questions():
+    hits = [hit(1, citation=NEW), hit(2, citation=OLD), hit(3, citation=BARE)]
+    current = valid(fmt.answer_html(SearchResult("q", hits, False, None, 3, 0.8, current=True),
+                                    question="Has Russia recognised the Taliban yet?"))
+    assert "Harsh V. Pant (ORF), 2025-07-28\n" in current
+    assert "[An issue brief] — 2017 · as of 2017" in current and "[An issue brief] — undated · undated" in current
+    assert "newest source comes first" in current
+    past = valid(fmt.answer_html(SearchResult("q", hits, False, None, 3, 0.8), question="When did it start?"))
+    assert "as of" not in past and "newest source" not in past
+    assert "— 2017\n" in past and "— undated\n" in past  # the dates are there all the same
+    group = valid(fmt.build_answer(SearchResult("q", hits[:2], False, None, 3, 0.8, current=True), question="q",
+                                   token=None, page=0, per_page=2, compact=True).html)
+    assert "2025-07-28" in group and "as of 2017" in group
+    article = fmt.inline_article(hit(1, citation=OLD))
+    assert article.description.startswith("2017 · ") and "2017" in valid(article.html)
+
+
+def test_not_covered_names_the_missing_word_and_marks_the_closest_passages():
+    result = SearchResult("What is the population of Afghanistan?", [], True, declined_reason="not_covered",
+                          missing_terms=("population",), closest=[hit(1, citation=OLD), hit(2, citation=NEW)])
+    answer = fmt.build_answer(result, question=result.query, token=None, page=0, per_page=3)
+    plain = valid(answer.html)
+    assert plain.startswith("🤷 The sources don't mention “population”.")
+    assert "do not answer your question" in plain and "The best sentence here." in plain
+    assert "1. [An issue brief] — 2017" in plain
+    assert answer.keyboard is not None  # the closest passages' context is one tap away
+    bare = SearchResult("q", [], True, declined_reason="not_covered", missing_terms=("gdp", "currency"))
+    assert "“gdp” or “currency”" in valid(fmt.answer_html(bare, question="q"))
+    article = fmt.inline_nothing_article("What currency?", ("currency",))
+    assert article.title == "The sources don't mention “currency”" and "currency" in valid(article.html)
+
+
+def test_input_without_words_gets_a_short_friendly_reply():
+    result = SearchResult("😀<b>&" * 3000, [], True, declined_reason="no_words")
+    plain = valid(fmt.answer_html(result, question=result.query[:500]))
+    assert "couldn't find any words" in plain and "don't cover" not in plain
+    assert len(plain) < 700
 
 
 def test_long_answers_are_trimmed_to_4096_units_around_the_highlight():
@@ -269,7 +312,7 @@ def test_command_texts_are_valid():
 def test_inline_article():
     article = fmt.inline_article(hit(text="A passage & more. The best sentence here. " + "x " * 500))
     assert article.title == "Russia & the <Taliban>"
-    assert article.description.startswith("A passage & more.") and len(article.description) <= 140
+    assert article.description.startswith("2025-07-28 · A passage & more.") and len(article.description) <= 140
     assert len(article.id.encode()) <= 64
     plain = valid(article.html)
     assert "Harsh V. Pant" in plain and "The best sentence here." in plain

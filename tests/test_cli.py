@@ -28,7 +28,8 @@ def test_ask_json_has_the_documented_shape(cli_env, capsys):
     assert answer["query"] == "Who overthrew King Zahir Shah?" and answer["abstained"] is False
     assert len(answer["results"]) == 2
     first = answer["results"][0]
-    assert set(first) == {"rank", "score", "text", "doc_id", "title", "citation", "start", "end"}
+    assert set(first) == {"rank", "score", "text", "doc_id", "title", "citation", "date", "start", "end"}
+    assert first["date"] == "2017" and answer["declined_reason"] is None and answer["missing_terms"] == []
     assert first["rank"] == 1 and "Daud Khan" in first["text"] and first["end"] - first["start"] == len(first["text"])
 
 
@@ -39,8 +40,9 @@ def test_ask_reads_one_question_per_stdin_line(cli_env, capsys, monkeypatch):
     assert main(["ask", "--json"]) == 0
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["query"] for a in answers] == ["Do Afghans still speak Russian?", "What is the capital of France?"]
-    assert not answers[0]["abstained"] and answers[1] == {"query": "What is the capital of France?",
-                                                         "abstained": True, "results": []}
+    assert not answers[0]["abstained"] and answers[1] == {
+        "query": "What is the capital of France?", "abstained": True, "declined_reason": "off_topic",
+        "missing_terms": [], "current_question": False, "results": [], "closest": []}
 
 
 def test_ask_plain_text_shows_citations(cli_env, capsys):

@@ -34,7 +34,9 @@ def test_bm25_ranks_the_text_with_the_rare_query_word_first():
 def test_spelling_correction_fixes_corpus_terms_and_leaves_english_words_alone():
     passages = ["The Taliban met Russian envoys in Moscow."] * 10 + ["Kabulov spoke about the Taliban."] * 5
     vocabulary = Vocabulary.build(passages, known_words=["overthrew", "meet", "them"])
-    assert vocabulary.correct("Did the Talibn meet Kabulv?") == "Did the Taliban meet Kabulov?"
+    assert vocabulary.correct("did the talibn meet kabulv?") == "did the taliban meet kabulov?"
+    # a capitalised word is a name: never corrected ("Panj river" is not "Pan river")
+    assert vocabulary.correct("Did the Talibn meet Kabulv?") == "Did the Talibn meet Kabulv?"
     # a word neither in the corpus nor known as English is taken for a typo of a corpus word
     assert Vocabulary.build(passages).correct("meet") == "met"
     assert vocabulary.correct("Who overthrew them") == "Who overthrew them"  # a known English word

@@ -32,6 +32,7 @@ def test_casing_punctuation_whitespace_and_misspellings_find_the_same_passage(se
         result = searcher.search(variant, k=3)
         assert (reference.doc_id, reference.start) in {(h.doc_id, h.start) for h in result.hits}
     corrected = searcher.search("rusia talibn common enemy isis").corrected_query
+    # "rusia" is in the corpus once, as the source's typo of "Russia" (300 times): it yields
     assert corrected and "russia" in corrected.lower() and "taliban" in corrected.lower()
 
 
@@ -165,3 +166,43 @@ def test_another_vector_backend_slots_in_behind_the_search_interface(settings, e
     assert hit_places(other.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS) == \
         hit_places(searcher.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS)
     assert all(b.searches >= len(LARGE_CORPUS_QUESTIONS) for b in backends)
+
+
+def test_spelling_correction_leaves_names_and_real_words_alone(searcher):
+    assert searcher.search("Panj river").corrected_query is None  # was "Pan river"
+    assert searcher.search("Have there been clashes on the Panj river border?").corrected_query is None
+    assert searcher.search("Who overthrew King Zahir Shah?").corrected_query is None
+
+
+def test_current_questions_put_the_newest_sources_answer_first(searcher):
+    result = searcher.search("Has Russia recognised the Taliban government?", k=5)
+    assert result.current and not result.abstained
+    assert result.hits[0].date == max(h.date for h in result.hits) == "2025-07-28"
+    assert hit_rank([result.hits[0].text], ["russia s official recognition of the iea"]) == 1
+    past = searcher.search("When did the Soviet Union invade Afghanistan?", k=5)
+    assert not past.current
+
+
+def test_every_result_carries_its_documents_date(searcher):
+    data = searcher.search("Russia relations with the Taliban", k=10).to_json()
+    dates = {r["doc_id"][:3]: r["date"] for r in data["results"]}
+    assert dates.get("004", "undated") == "undated" and dates.get("002", "2025-07-28") == "2025-07-28"
+    assert all(r["date"] for r in data["results"]) and data["declined_reason"] is None
+    assert {"missing_terms", "current_question", "closest", "abstained", "query"} <= set(data)
+
+
+def test_why_questions_get_a_passage_that_gives_a_reason(searcher):
+    from embeddings.cues import passage_features
+
+    result = searcher.search("Why did Russia start talking to the Taliban?", k=3)
+    assert max(passage_features(h.text)["why"] for h in result.hits) >= 2 / 3  # a reason in the top 3
+
+
+def test_the_bold_sentence_is_never_a_bare_reference(searcher):
+    from embeddings.cues import has_content
+
+    result = searcher.search("Shahryar says the Taliban is a terrorist group", k=10)
+    texts = [h.text for h in result.hits]
+    assert any("(Shahryar, 2016:1)." in t for t in texts)
+    for h in result.hits:
+        assert has_content(h.text[h.highlight[0]:h.highlight[1]]), h.text[h.highlight[0]:h.highlight[1]]

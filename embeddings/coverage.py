@@ -1,0 +1,252 @@
+"""Whether the corpus can answer a question at all, and if not, why not.
+
+Three ways to decline, each a ``declined_reason`` of :class:`embeddings.search.SearchResult`:
+
+* ``no_words``: the input holds no usable word ("😀<b>&" × 3000, "?!");
+* ``off_topic``: nothing in the corpus is as similar to the question as the corpus's own
+  similarity to small talk and random text (the threshold is measured for each corpus when its
+  index is built, :func:`calibrate`, so it follows documents being added or removed);
+* ``not_covered``: the question is on topic but its focus is a word the corpus never uses, nor
+  any inflection or near spelling of it ("What is the population of Afghanistan?" → the sources
+  don't mention "population").
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .lexical import STOPWORDS, Vocabulary, closest_word, words
+from .temporal import is_current_question
+
+CALIBRATION_VERSION = 1
+
+# Generic text no corpus of documents answers: greetings, chat, requests to the bot, everyday
+# questions. The corpus's best similarity to these, measured at build time, is what "not similar
+# enough to answer" means for that corpus.
+SMALL_TALK = (
+    "hello", "hi", "hi there", "hello there", "good morning", "good evening", "good night", "yo",
+    "thanks", "thank you", "thank you very much", "thx", "cheers", "bye", "goodbye", "see you",
+    "yes", "no", "nope", "yep", "sure", "okay", "fine", "great", "cool", "nice", "wow", "lol", "haha",
+    "hmm", "what?", "why?", "how?", "test", "testing", "ping", "start", "help", "menu", "anyone here?",
+    "how are you?", "how are you doing", "what's up", "sup", "who are you?", "what can you do?",
+    "are you a bot?", "are you there?", "can you help me?", "tell me something", "tell me a joke",
+    "I don't understand", "never mind", "good bot", "bad bot", "you are useless", "I love you",
+    "what is your name?", "what time is it?", "what day is it today?", "nice to meet you",
+    "what is the weather like?", "is it going to rain tomorrow?", "recommend a good movie",
+    "what should I cook for dinner?", "how do I lose weight?", "how much is a cup of coffee?",
+    "what is the meaning of life?", "play some music", "set an alarm for 7 am",
+    "how do I install python?", "my computer is slow", "what is 2 plus 2?", "where can I buy shoes?",
+)
+RANDOM_WORDS = 40  # texts of random English words added to the probes (fixed seed)
+
+
+class Encoder(Protocol):
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What abstention needs to know about one corpus, stored in the build manifest."""
+
+    threshold: float  # below this best similarity a question is off topic
+    probe_quantiles: dict[str, float]  # the probes' best similarities ("q50", "q90", "q95", "q100")
+
+    @property
+    def lenient_threshold(self) -> float:
+        """For a question that shares a rare phrase with the corpus: only below what half the
+        probes reach is it off topic."""
+        return min(self.threshold, self.probe_quantiles.get("q50", self.threshold))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": CALIBRATION_VERSION, "threshold": round(self.threshold, 4),
+                "probe_quantiles": {k: round(v, 4) for k, v in self.probe_quantiles.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Calibration | None:
+        if not isinstance(data, dict) or data.get("version") != CALIBRATION_VERSION:
+            return None
+        try:
+            return cls(float(data["threshold"]), {str(k): float(v) for k, v in data["probe_quantiles"].items()})
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
+def probe_texts(vocabulary: Sequence[str], n_random: int = RANDOM_WORDS, seed: int = 0) -> list[str]:
+    """Small talk plus ``n_random`` strings of 1–6 random words from ``vocabulary`` (English
+    words, in sorted order so the draw is the same every build)."""
+    rng = random.Random(seed)
+    pool = sorted(vocabulary)
+    randoms = [" ".join(rng.choice(pool) for _ in range(rng.randint(1, 6))) for _ in range(n_random)] if pool else []
+    return list(SMALL_TALK) + randoms
+
+
+_PROBE_VECTORS: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def encode_probes(encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+    """The probes' vectors, encoded once per encoder: a rebuild or a new searcher after a change
+    of the seeds costs no extra model call."""
+    try:
+        cache = _PROBE_VECTORS.setdefault(encoder, {})
+    except TypeError:  # an encoder that cannot be weakly referenced: no cache
+        cache = {}
+    key = tuple(texts)
+    if key not in cache:
+        cache[key] = np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+    return cache[key]
+
+
+def best_similarities(queries: np.ndarray, passage_vectors: np.ndarray, sentence_vectors: np.ndarray) -> np.ndarray:
+    """For each query vector, the best cosine with any passage or sentence (what the searcher
+    compares with the threshold)."""
+    best = np.full(len(queries), -1.0, dtype=np.float64)
+    for vectors in (passage_vectors, sentence_vectors):
+        if len(vectors):
+            best = np.maximum(best, (np.asarray(vectors, dtype=np.float32) @ queries.T).max(axis=0))
+    return best
+
+
+def threshold_from_probes(probe_best: np.ndarray, margin: float, floor: float) -> float:
+    """The off-topic threshold: just above the best similarity small talk and random text reach
+    in this corpus (the 95th percentile plus ``margin``), never below ``floor``."""
+    if not len(probe_best):
+        return floor
+    return max(floor, float(np.quantile(probe_best, 0.95)) + margin)
+
+
+def calibrate(encoder: Encoder, passage_vectors: np.ndarray, sentence_vectors: np.ndarray,
+              english: Iterable[str] | None = None, *, margin: float = 0.0, floor: float = 0.0) -> Calibration:
+    """Measure how similar this corpus is to text it cannot answer (build time, about a second).
+
+    ``english``: the words random probes are drawn from (default: :func:`lexical.english_words`)."""
+    from .lexical import english_words
+
+    probes = probe_texts(list(english if english is not None else english_words()))
+    vectors = encode_probes(encoder, probes)
+    probe_best = best_similarities(vectors, passage_vectors, sentence_vectors)
+    quantiles = {f"q{int(q * 100)}": float(np.quantile(probe_best, q)) for q in (0.5, 0.9, 0.95, 1.0)}
+    return Calibration(threshold_from_probes(probe_best, margin, floor), quantiles)
+
+
+def rare_word_sentences(sentences: Iterable[str], document_frequency: dict[str, float], skip: frozenset[str],
+                        max_share: float = 0.02) -> dict[str, frozenset[int]]:
+    """For each rare corpus word (in at most ``max_share`` of passages, not in ``skip``), the
+    sentences that hold it."""
+    postings: dict[str, set[int]] = {}
+    for i, sentence in enumerate(sentences):
+        for word in set(words(sentence)):
+            if document_frequency.get(word, 1.0) <= max_share and word not in skip and word not in STOPWORDS:
+                postings.setdefault(word, set()).add(i)
+    return {w: frozenset(ids) for w, ids in postings.items()}
+
+
+def shares_rare_phrase(question: str, postings: dict[str, frozenset[int]]) -> bool:
+    """Whether two rare corpus words of the question stand in one sentence of the corpus
+    ("Crocus" and "Hall"): the question names something the corpus speaks of, however little
+    its embedding resembles the passage's."""
+    rare = [postings[w] for w in dict.fromkeys(usable_words(question)) if w in postings]
+    return any(a & b for i, a in enumerate(rare) for b in rare[i + 1:])
+
+
+# ------------------------------------------------------------------------------------ words
+
+def usable_words(text: str) -> list[str]:
+    """The words that can carry a question: letters or digits, not a stop word, longer than one
+    character ("😀<b>&" has only "b")."""
+    return [w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+def _name_words(question: str) -> set[str]:
+    """Lower-cased words written capitalised inside the question (not as its first word)."""
+    tokens = re.findall(r"[A-Za-z][\w'’-]*", question)
+    return {w for t in tokens[1:] if t[0].isupper() for w in words(t)}
+
+
+def missing_terms(question: str, vocabulary: Vocabulary, common: frozenset[str], *,
+                  also_known: frozenset[str] = frozenset(), min_length: int = 3) -> list[str]:
+    """Content words of ``question`` the corpus never uses: not as written, not inflected (same
+    stem), not spelled another way, nor in ``also_known`` (the citations' words: an author's
+    name). Very common English words ("use", "ever", "happen") never count: they are not what a
+    question is about."""
+    from .lexical import _stemmer
+
+    missing = []
+    for word in dict.fromkeys(usable_words(question)):
+        if len(word) < min_length or word.isdigit() or word in common or word in vocabulary.counts \
+                or word in also_known or word in ANSWER_FORM_WORDS:
+            continue
+        if word.endswith("ly") or is_current_question(word):
+            continue  # "currently", "nowadays", "formally": how the question asks, not what about
+        if _stemmer().stemWord(word) in vocabulary.stems:
+            continue
+        if _spelling_variant(word, vocabulary):
+            continue
+        missing.append(word)
+    return missing
+
+
+def _spelling_variant(word: str, vocabulary: Vocabulary) -> bool:
+    """Whether the corpus spells ``word`` another way: "-ize" as "-ise", or, for a word that is
+    not an English word, one letter off with the same first and last letters ("Kofi" for
+    "Koofi", "Zhirnof" for "Zhirnov"; not "Panj" for "pan", nor "flights" for "fights")."""
+    from .lexical import _stemmer
+
+    british = re.sub(r"iz(e|ed|es|ing|ation|ations)$", r"is\1", word)
+    if british != word and (british in vocabulary.counts or _stemmer().stemWord(british) in vocabulary.stems):
+        return True
+    if word in vocabulary.known or len(word) < 4:
+        return False
+    near = closest_word(word, vocabulary.counts, limit=1)
+    return near is not None and near[0] == word[0] and (near[-1] == word[-1] or len(word) >= 6)
+
+
+# Where a question names what it asks about: "how many X", "what/which X", "the X of"
+_FOCUS_SLOTS = (
+    re.compile(r"\bhow\s+(?:many|much|long|far|big|large|old|high)\s+(?:in\s+)?([a-z0-9]+)"),
+    re.compile(r"\b(?:the|a|an)\s+([a-z0-9]+)(?:\s+([a-z0-9]+))?\s+(?:of|in)\b"),
+    re.compile(r"\b(?:is|are|was|were)\s+there\s+(?:any\s+|a\s+|an\s+)?([a-z0-9]+)(?:\s+([a-z0-9]+))?"
+               r"(?:\s+([a-z0-9]+))?"),
+)
+# Words that say what kind of answer is wanted, not what it is about: "the purpose of", "the
+# name of". ("Which river" names a type the answer need not use either: "which"/"what" slots
+# are left to the share of missing words.)
+_ANSWER_FORM_TEXT = """purpose purposes reason reasons motive motives motivation aim aims goal goals cause
+    causes effect effects impact consequences role significance meaning view views opinion position stance name
+    names number amount date year years time kind type sort way ways extent level size"""
+ANSWER_FORM_WORDS = frozenset(_ANSWER_FORM_TEXT.split())
+
+
+def focus_words(question: str) -> set[str]:
+    """Words where a question names its focus ("how many mosques", "the population of", "are
+    there direct flights"), plus names written capitalised inside the question ("Akhundzada")."""
+    text = " ".join(words(question))
+    slots = {w for pattern in _FOCUS_SLOTS for m in pattern.finditer(text) for w in m.groups() if w}
+    return {w for w in slots if w not in STOPWORDS and w not in ANSWER_FORM_WORDS} | _name_words(question)
+
+
+def focus_missing(question: str, missing: Sequence[str], topic_words: frozenset[str],
+                  common: frozenset[str] = frozenset()) -> list[str]:
+    """The missing words that carry the question's focus.
+
+    A missing word counts when it stands where a question names its focus or is a name
+    (:func:`focus_words`: "population" in "What is the population of Afghanistan?",
+    "Akhundzada"), or when, besides the corpus-wide topic words and very common words
+    (``common``), missing words are most of the question. A question with as many specific
+    corpus words as unknown ones ("When did the Taliban overrun Kunduz?", "did the heroin
+    trade push moscow into talking") is still answered."""
+    if not missing:
+        return []
+    focus = focus_words(question)
+    focused = [w for w in missing if w in focus]
+    if focused:
+        return focused
+    known = [w for w in dict.fromkeys(usable_words(question))
+             if w not in topic_words and w not in missing and w not in common]
+    return list(missing) if len(missing) > len(known) else []

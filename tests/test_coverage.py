@@ -1,0 +1,169 @@
+"""Declining what the corpus does not say: pure functions on small inputs, then the real
+searcher, and the off-topic calibration of indexes with documents added and removed."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from citebot import engine
+from embeddings import coverage
+from embeddings.lexical import Vocabulary, common_english_words, english_words
+
+CORPUS = ["Russia recognised the Islamic Emirate in 2025.", "The Crocus City Hall attack was carried out by IS-K.",
+          "Some older Afghans still speak Russian.", "Ambassador Dmitry Zhirnov met the Taliban.",
+          "MP Fawzia Koofi spoke about Daesh.", "Russia Taliban Afghanistan relations."]
+
+
+@pytest.fixture(scope="module")
+def vocabulary():
+    return Vocabulary.build(CORPUS, english_words())
+
+
+def test_usable_words():
+    assert coverage.usable_words("😀<b>&" * 3000) == []
+    assert coverage.usable_words("?! … 🙂") == []
+    assert coverage.usable_words("Who is he?") == []
+    assert coverage.usable_words("ok") == ["ok"]
+    assert coverage.usable_words("2021") == ["2021"]
+
+
+def test_missing_terms_skip_corpus_words_inflections_spellings_and_common_words(vocabulary):
+    common = common_english_words()
+    missing = coverage.missing_terms("What is the population of Afghanistan?", vocabulary, common)
+    assert missing == ["population"]
+    assert coverage.missing_terms("Did Russia recognize the emirate?", vocabulary, common) == []  # -ize/-ise
+    assert coverage.missing_terms("What did Fawzia Kofi say?", vocabulary, common) == []  # one letter off
+    assert coverage.missing_terms("When did Zhirnof meet them?", vocabulary, common) == []
+    assert coverage.missing_terms("Panj river", vocabulary, common) == ["panj", "river"]  # not "pan"
+    assert coverage.missing_terms("Does Russia use its currently?", vocabulary, common) == []
+    assert coverage.missing_terms("Who wrote it, Hussain?", vocabulary, common, also_known=frozenset({"hussain"})) \
+        == []
+
+
+@pytest.mark.parametrize(("question", "missing", "expected"), [
+    ("What is the population of Afghanistan?", ["population"], ["population"]),
+    ("What currency do the Taliban use?", ["currency"], ["currency"]),
+    ("How many mosques are there in Kabul?", ["mosques"], ["mosques"]),
+    ("Did Putin ever meet the Taliban leader Akhundzada?", ["akhundzada"], ["akhundzada"]),
+    ("Are there direct passenger flights between Moscow and Kabul?", ["passenger", "flights"],
+     ["passenger", "flights"]),
+    # a missing verb or a type word beside specific corpus words: still answered
+    ("When did the Taliban overrun Kunduz?", ["overrun"], []),
+    ("Beyond which river was the Soviet military pushed back?", ["river"], []),
+    ("did the heroin trade push moscow into talking with the taliban", ["heroin"], []),
+])
+def test_focus_missing(question, missing, expected):
+    topic = frozenset({"russia", "taliban", "afghanistan"})
+    assert coverage.focus_missing(question, missing, topic, common_english_words()) == expected
+
+
+def test_threshold_from_probes_and_rare_phrases():
+    probes = np.array([0.1, 0.2, 0.25, 0.3, 0.5])
+    assert coverage.threshold_from_probes(probes, 0.0, 0.0) == pytest.approx(np.quantile(probes, 0.95))
+    assert coverage.threshold_from_probes(probes, 0.02, 0.9) == 0.9
+    assert coverage.threshold_from_probes(np.array([]), 0.0, 0.3) == 0.3
+    postings = coverage.rare_word_sentences(CORPUS, {"crocus": 0.01, "hall": 0.01, "older": 0.01}, frozenset())
+    assert coverage.shares_rare_phrase("Who attacked Crocus City Hall?", postings)
+    assert not coverage.shares_rare_phrase("crocus and older", postings)  # never in one sentence
+    calibration = coverage.Calibration(0.31, {"q50": 0.29})
+    assert coverage.Calibration.from_dict(json.loads(json.dumps(calibration.as_dict()))) == calibration
+    assert calibration.lenient_threshold == 0.29
+    assert coverage.Calibration.from_dict({"version": 0}) is None and coverage.Calibration.from_dict(None) is None
+
+
+# ----------------------------------------------------------------------------- the real searcher
+
+@pytest.mark.parametrize(("question", "missing"), [
+    ("What is the population of Afghanistan?", "population"),
+    ("Did Putin ever meet the Taliban leader Akhundzada?", "akhundzada"),
+    ("What currency do the Taliban use?", "currency"),
+])
+def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(searcher, question, missing):
+    result = searcher.search(question)
+    assert result.abstained and result.hits == []
+    assert result.declined_reason == "not_covered" and missing in result.missing_terms
+    assert result.closest  # the nearest passages, offered apart from the answer
+    data = result.to_json()
+    assert data["declined_reason"] == "not_covered" and data["results"] == [] and data["closest"]
+
+
+@pytest.mark.parametrize("question", ["What is the capital of France?", "hello", "hey", "ok", "thanks!",
+                                      "How do I bake sourdough bread?"])
+def test_off_topic_and_small_talk_are_declined_as_off_topic(searcher, question):
+    result = searcher.search(question)
+    assert result.abstained and result.hits == [] and result.declined_reason == "off_topic"
+
+
+def test_junk_without_words_is_declined_without_passages(searcher):
+    for junk in ("😀<b>&" * 3000, "?!", "🙂🙂", "<<>>"):
+        result = searcher.search(junk)
+        assert result.abstained and result.hits == [] and result.declined_reason == "no_words"
+
+
+@pytest.mark.parametrize(("question", "evidence"), [
+    ("Who attacked Crocus City Hall?", "crocus city hall in moscow in march 2024"),
+    ("When did the Taliban overrun Kunduz?", None),
+    ("did the heroin trade push moscow into talking with the taliban", None),
+])
+def test_no_false_abstention_on_questions_the_corpus_answers(searcher, question, evidence):
+    from embeddings.evaluation import hit_rank
+
+    result = searcher.search(question, k=3)
+    assert not result.abstained and result.declined_reason is None and result.hits
+    if evidence:
+        assert hit_rank([h.text for h in result.hits], [evidence]) is not None
+
+
+SMALL_TALK = ["hello", "hey", "ok", "hiya", "good afternoon", "thanks a lot"]  # not all among the probes
+REAL = ["Who attacked Crocus City Hall?", "Who overthrew King Zahir Shah?", "Do Afghans still speak Russian?",
+        "Why did Russia start talking to the Taliban?"]
+
+NEWSLETTER = """Hello, readers!
+
+Welcome back. OK, here is this week's note.
+
+Russian wheat and fuel exports to Afghanistan grew in 2024, traders in Termez said. Kabul pays partly in
+barter, and the trucks cross at the Hairatan bridge.
+
+Thanks for reading. See you next week!
+"""
+FAQ = """Frequently asked questions
+
+Hi! Is this the right place? Yes.
+
+What is the Moscow Format? It is a series of regional consultations on Afghanistan that Russia has hosted
+since 2017, with China, Iran, Pakistan, India and the Central Asian states.
+
+OK. Bye!
+"""
+
+
+def test_abstention_is_calibrated_per_corpus_with_documents_added_and_removed(
+        tmp_path, seeds_copy, built_index_dir, make_settings, encoder, searcher):
+    index_dir = tmp_path / "index"
+    shutil.copytree(built_index_dir, index_dir, symlinks=True)  # incremental: only the changes embed
+    seen = {}
+
+    def check(label: str) -> None:
+        settings = make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy)
+        report = engine.update_index(settings, encoder)
+        assert report.built
+        manifest = json.loads((index_dir / "current" / "manifest.json").read_text())
+        seen[label] = manifest["calibration"]["threshold"]
+        other = engine.make_searcher(settings, encoder, engine.open_index(settings))
+        assert other.calibration.threshold == pytest.approx(seen[label], abs=1e-4)  # read from the manifest
+        for question, result in zip(SMALL_TALK, other.search_many(SMALL_TALK), strict=True):
+            assert result.abstained and not result.hits, (label, question, result.best_similarity)
+        for question, result in zip(REAL, other.search_many(REAL), strict=True):
+            assert not result.abstained and result.hits, (label, question, result.declined_reason,
+                                                          result.best_similarity, other.calibration)
+
+    (seeds_copy / "005_newsletter.txt").write_text(NEWSLETTER, encoding="utf-8")
+    (seeds_copy / "006_faq.md").write_text(FAQ, encoding="utf-8")
+    check("added")
+    for name in ("005_newsletter.txt", "006_faq.md", "004_52eea514bd0a09a1.txt"):
+        (seeds_copy / name).unlink()
+    check("removed")
+    assert seen["added"] != seen["removed"]  # measured again for each corpus, not a fixed number

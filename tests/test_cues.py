@@ -1,0 +1,47 @@
+"""Question kinds and answer-shaped passages: pure functions, tested with small inputs."""
+
+import numpy as np
+
+from embeddings.cues import KINDS, feature_matrix, has_content, kind_boost, passage_features, question_kinds
+
+
+def test_question_kinds():
+    assert question_kinds("Why did Russia start talking to the Taliban?") == {"why"}
+    assert question_kinds("What was the purpose of the Soviet intervention?") == {"why"}
+    assert question_kinds("When did the last Soviet troops leave?") == {"when"}
+    assert question_kinds("In which year did the Taliban take Kabul?") == {"when"}
+    assert question_kinds("How many Soviet soldiers died?") == {"how_many"}
+    assert question_kinds("Who attacked Crocus City Hall?") == {"who"}
+    assert question_kinds("Which Afghan ministry spokesman criticised the talks?") == {"who"}
+    assert question_kinds("russia weapons taliban") == frozenset()
+
+
+def test_passage_features_see_causes_years_numbers_and_names():
+    reason = passage_features("Moscow engaged the Taliban because it feared the Islamic State.")
+    assert reason["why"] == 2 / 3 and reason["when"] == 0.0  # two of the three cue words that saturate
+    dated = passage_features("The Soviet Union invaded Afghanistan on Christmas Eve, 1979.")
+    assert dated["when"] > 0 and dated["how_many"] > 0
+    counted = passage_features("An estimated 14,500 Soviet soldiers perished.")
+    assert counted["how_many"] > 0
+    named = passage_features("He met Zamir Kabulov in Moscow.", frozenset())
+    assert named["who"] > 0
+    topic_only = passage_features("The Russian Federation talks.", frozenset({"russian", "federation"}))
+    assert topic_only["who"] == 0.0
+    assert passage_features("nothing of the sort here") == {k: 0.0 for k in KINDS}
+
+
+def test_kind_boost_adds_only_the_asked_kinds_weight():
+    features = feature_matrix(["because of fear", "in 1979", "plain text"])
+    assert features.shape == (3, len(KINDS))
+    boost = kind_boost(frozenset({"why"}), features, {"why": 0.1, "when": 0.5})
+    assert boost[0] > 0 and boost[1] == 0 and boost[2] == 0
+    assert not kind_boost(frozenset(), features, {"why": 0.1}).any()
+    assert not kind_boost(frozenset({"why"}), features, {}).any()
+    assert np.allclose(kind_boost(frozenset({"when"}), features, {"when": 0.5}), [0, 0.25, 0])
+
+
+def test_a_bare_reference_is_not_a_sentence_with_content():
+    assert not has_content("(Shahryar, 2016:1).")
+    assert not has_content("[12]")
+    assert not has_content("Ibid.")
+    assert has_content("He asserts that the Taliban is a terrorist group (Shahryar, 2016:1).")
