@@ -30,21 +30,31 @@ def run(repeats: int) -> dict[str, Any]:
         report = engine.update_index(settings, encoder, force=True)
         full.append(report)
         victim = sorted(seeds.iterdir())[0]
-        victim.write_text(victim.read_text(encoding="utf-8") + "\n\nA paragraph added for the benchmark: Russia "
-                          "and the Taliban met again in Moscow to discuss trade.\n", encoding="utf-8")
+        victim.write_text(
+            victim.read_text(encoding="utf-8") + "\n\nA paragraph added for the benchmark: Russia "
+            "and the Taliban met again in Moscow to discuss trade.\n",
+            encoding="utf-8",
+        )
         report = engine.update_index(settings, encoder)
         assert report.built and len(report.updated) == 1, report.as_dict()
         incremental.append(report)
     shutil.rmtree(seeds, ignore_errors=True)
 
     def summary(reports) -> dict[str, Any]:
-        return {"seconds": scalar_over_runs([r.seconds for r in reports]),
-                "texts_embedded": reports[0].embedded, "passages": reports[0].passages,
-                "texts_per_second": scalar_over_runs([r.embedded / r.seconds for r in reports]),
-                "documents_reembedded": len(reports[0].added) + len(reports[0].updated)}
+        return {
+            "seconds": scalar_over_runs([r.seconds for r in reports]),
+            "texts_embedded": reports[0].embedded,
+            "passages": reports[0].passages,
+            "texts_per_second": scalar_over_runs([r.embedded / r.seconds for r in reports]),
+            "documents_reembedded": len(reports[0].added) + len(reports[0].updated),
+        }
 
-    return {"repeats": repeats, "documents": len(list((REPO / "seeds").iterdir())),
-            "full": summary(full), "incremental_one_document_changed": summary(incremental)}
+    return {
+        "repeats": repeats,
+        "documents": len(list((REPO / "seeds").iterdir())),
+        "full": summary(full),
+        "incremental_one_document_changed": summary(incremental),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,22 +68,38 @@ TARGET_RATIO = 1.1  # citebot ask / (bare model load + one encode)
 
 def run_bare(model_path: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", BARE, model_path, QUESTION], capture_output=True, text=True, check=True,
-                   env=env(), cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-c", BARE, model_path, QUESTION],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env(),
+        cwd=REPO,
+    )
     return time.perf_counter() - start
 
 
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    e.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-             CITEBOT_INDEX_DIR=str(WORK / "index"))
+    e.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        CITEBOT_INDEX_DIR=str(WORK / "index"),
+    )
     return e
 
 
 def run_child(index_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(REPO / "config" / "citebot.yaml"), str(index_dir),
-                          QUESTION], capture_output=True, text=True, check=True, env=env(), cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO / "config" / "citebot.yaml"), str(index_dir), QUESTION],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env(),
+        cwd=REPO,
+    )
     wall = time.perf_counter() - start
     data = json.loads(out.stdout.strip().splitlines()[-1])
     data["marks"]["interpreter start + exit"] = wall - data["marks"]["total in process"]
@@ -94,8 +110,9 @@ def run_child(index_dir: Path) -> dict[str, Any]:
 def run_cli() -> float:
     citebot = Path(sys.executable).with_name("citebot")
     start = time.perf_counter()
-    out = subprocess.run([str(citebot), "ask", "--json", QUESTION], capture_output=True, text=True, check=True,
-                         env=env(), cwd=REPO)
+    out = subprocess.run(
+        [str(citebot), "ask", "--json", QUESTION], capture_output=True, text=True, check=True, env=env(), cwd=REPO
+    )
     wall = time.perf_counter() - start
     assert json.loads(out.stdout.splitlines()[0])["results"], "cold-start question was not answered"
     return wall
@@ -104,8 +121,23 @@ def run_cli() -> float:
 def import_profile(index_dir: Path, top: int = 15) -> dict[str, Any]:
     """``-X importtime`` of the child: cumulative import time by top-level package, and the
     biggest single imports."""
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", CHILD, str(REPO / "config" / "citebot.yaml"),
-                          str(index_dir), QUESTION], capture_output=True, text=True, check=True, env=env(), cwd=REPO)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            CHILD,
+            str(REPO / "config" / "citebot.yaml"),
+            str(index_dir),
+            QUESTION,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env(),
+        cwd=REPO,
+    )
     by_package: dict[str, float] = defaultdict(float)
     rows = []
     for line in out.stderr.splitlines():
@@ -117,10 +149,13 @@ def import_profile(index_dir: Path, top: int = 15) -> dict[str, Any]:
         if indent <= 1:
             rows.append((name, cumulative_us / 1e6))
     packages = sorted(by_package.items(), key=lambda kv: -kv[1])[:top]
-    return {"total_import_seconds": sum(by_package.values()),
-            "self_seconds_by_package": [{"package": p, "seconds": s} for p, s in packages],
-            "top_level_imports_cumulative": [{"module": n, "seconds": s}
-                                             for n, s in sorted(rows, key=lambda r: -r[1])[:top]]}
+    return {
+        "total_import_seconds": sum(by_package.values()),
+        "self_seconds_by_package": [{"package": p, "seconds": s} for p, s in packages],
+        "top_level_imports_cumulative": [
+            {"module": n, "seconds": s} for n, s in sorted(rows, key=lambda r: -r[1])[:top]
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,17 +168,23 @@ def main(argv: list[str] | None = None) -> int:
     index_dir = WORK / "index"
     children, cli, bare, ratios = [], [], [], []
     for r in range(repeats):  # side by side: each repeat runs all three, in an order that rotates
-        runs = [lambda: cli.append(run_cli()), lambda: bare.append(run_bare(model_path)),
-                lambda: children.append(run_child(index_dir))]
+        runs = [
+            lambda: cli.append(run_cli()),
+            lambda: bare.append(run_bare(model_path)),
+            lambda: children.append(run_child(index_dir)),
+        ]
         for i in range(3):
             runs[(i + r) % 3]()
         ratios.append(cli[-1] / bare[-1])
     steps = list(children[0]["marks"])
     result = {
-        "question": QUESTION, "repeats": repeats, "passages": children[0]["passages"],
+        "question": QUESTION,
+        "repeats": repeats,
+        "passages": children[0]["passages"],
         "cli_ask_wall_seconds": scalar_over_runs(cli),
         "bare_model_load_and_encode_seconds": scalar_over_runs(bare),
-        "ratio_cli_to_bare": scalar_over_runs(ratios), "target_ratio": TARGET_RATIO,
+        "ratio_cli_to_bare": scalar_over_runs(ratios),
+        "target_ratio": TARGET_RATIO,
         "instrumented_wall_seconds": scalar_over_runs([c["wall"] for c in children]),
         "steps_seconds": {s: scalar_over_runs([c["marks"][s] for c in children]) for s in steps},
         "target_seconds": 6.0,

@@ -51,8 +51,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": _memory_gib(),
-                            "os": platform.platform(), "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
     for module in ("numpy", "faiss", "torch", "sentence_transformers", "transformers"):
         mod = sys.modules.get(module)
         if mod is not None:
@@ -106,15 +111,27 @@ def percentile(values: Sequence[float], q: float) -> float:
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99/mean in milliseconds of one run's per-question timings."""
     ms = [s * 1000 for s in seconds]
-    return {"n": len(ms), "p50": percentile(ms, 50), "p95": percentile(ms, 95), "p99": percentile(ms, 99),
-            "mean": statistics.fmean(ms) if ms else float("nan")}
+    return {
+        "n": len(ms),
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
+        "p99": percentile(ms, 99),
+        "mean": statistics.fmean(ms) if ms else float("nan"),
+    }
 
 
 def over_runs(runs: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
     """For each metric of repeated runs: the median, and the spread (min, max) across runs."""
     keys = [k for k in runs[0] if k != "n"] if runs else []
-    return {k: {"median": statistics.median(r[k] for r in runs), "min": min(r[k] for r in runs),
-                "max": max(r[k] for r in runs), "runs": len(runs)} for k in keys}
+    return {
+        k: {
+            "median": statistics.median(r[k] for r in runs),
+            "min": min(r[k] for r in runs),
+            "max": max(r[k] for r in runs),
+            "runs": len(runs),
+        }
+        for k in keys
+    }
 
 
 def scalar_over_runs(values: Sequence[float]) -> dict[str, float]:
@@ -129,10 +146,15 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def write_result(name: str, data: dict[str, Any], quick: bool) -> Path:
     path = results_dir(quick) / f"{name}.json"
-    payload = {"benchmark": name, "quick": quick, "code": _code_version(),
-               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
-               "command": " ".join([Path(sys.executable).name, "-m", *_module_argv()]),
-               **data}
+    payload = {
+        "benchmark": name,
+        "quick": quick,
+        "code": _code_version(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "command": " ".join([Path(sys.executable).name, "-m", *_module_argv()]),
+        **data,
+    }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     tmp.replace(path)
@@ -145,10 +167,16 @@ def _code_version() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=REPO, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+changes" if dirty else "")

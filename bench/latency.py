@@ -67,13 +67,15 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
         bare.encode([q])
     searcher.forget_questions()
 
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("bare_encode", "pipeline", "pipeline_encode",
-                                                               "pipeline_rest", "cached")}
+    runs: dict[str, list[dict[str, float]]] = {
+        k: [] for k in ("bare_encode", "pipeline", "pipeline_encode", "pipeline_rest", "cached")
+    }
     ratios = []
     for r in range(repeats):
         searcher.forget_questions()  # every question is a cache miss on each run
         t: dict[str, list[float]] = {k: [] for k in runs}
         for i, q in enumerate(questions):
+
             def encode_only(q=q, t=t):
                 start = time.perf_counter()
                 bare.encode([q])
@@ -104,8 +106,11 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
     batching = measure_batching(searcher, questions, quick)
     threads = measure_threads(searcher, questions[: 30 if quick else 150], fmt)  # quick: ≤ n_questions
     return {
-        "questions": len(questions), "repeats": repeats, "formatter": fmt_name,
-        "passages": len(searcher.passages), "sentences": len(searcher.sentence_vectors),
+        "questions": len(questions),
+        "repeats": repeats,
+        "formatter": fmt_name,
+        "passages": len(searcher.passages),
+        "sentences": len(searcher.sentence_vectors),
         "latency_ms": {k: over_runs(v) for k, v in runs.items()},
         "p50_ratio_pipeline_to_bare_encode": scalar_over_runs(ratios),
         "target": "pipeline p50 <= 1.5 x bare encode p50",
@@ -147,8 +152,15 @@ def measure_batching(searcher, questions: list[str], quick: bool) -> list[dict[s
         for i in range(0, len(sample), size):
             searcher.search_many(sample[i : i + size], k=3)
         seconds = time.perf_counter() - start
-        rows.append({"batch": size, "questions": len(sample), "seconds": seconds,
-                     "questions_per_second": len(sample) / seconds, "ms_per_question": 1000 * seconds / len(sample)})
+        rows.append(
+            {
+                "batch": size,
+                "questions": len(sample),
+                "seconds": seconds,
+                "questions_per_second": len(sample) / seconds,
+                "ms_per_question": 1000 * seconds / len(sample),
+            }
+        )
     return rows
 
 

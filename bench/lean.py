@@ -56,7 +56,7 @@ async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: flo
     runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
     async with LoadGenerator() as users:
         for r in range(repeats):
-            for variant in (("with", "without") if r % 2 == 0 else ("without", "with")):
+            for variant in ("with", "without") if r % 2 == 0 else ("without", "with"):
                 with undo() if variant == "without" else contextlib.nullcontext():
                     bot = BotSide(settings, searcher)
                     await bot.start(users.base_url, users.token)
@@ -67,23 +67,28 @@ async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: flo
                     finally:
                         await bot.stop()
                 last = runs[variant][-1]
-                print(f"lean: {name} {variant}: {last['answers_per_second']:.0f} q/s, "
-                      f"bot {1000 * last['bot_cpu_seconds'] / max(1, last['asked']):.1f} ms CPU/question", flush=True)
-    return {"change": name, "what": CHANGES[name][0],
-            **{variant: summarise(rs) for variant, rs in runs.items()}}
+                print(
+                    f"lean: {name} {variant}: {last['answers_per_second']:.0f} q/s, "
+                    f"bot {1000 * last['bot_cpu_seconds'] / max(1, last['asked']):.1f} ms CPU/question",
+                    flush=True,
+                )
+    return {"change": name, "what": CHANGES[name][0], **{variant: summarise(rs) for variant, rs in runs.items()}}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"questions_per_second": scalar_over_runs([r["answers_per_second"] for r in runs]),
-            "bot_cpu_ms_per_question": scalar_over_runs([1000 * r["bot_cpu_seconds"] / max(1, r["asked"])
-                                                         for r in runs]),
-            "lost": sum(r["lost"] for r in runs), "duplicated": sum(r["duplicated"] for r in runs)}
+    return {
+        "questions_per_second": scalar_over_runs([r["answers_per_second"] for r in runs]),
+        "bot_cpu_ms_per_question": scalar_over_runs([1000 * r["bot_cpu_seconds"] / max(1, r["asked"]) for r in runs]),
+        "lost": sum(r["lost"] for r in runs),
+        "duplicated": sum(r["duplicated"] for r in runs),
+    }
 
 
 def run(changes: list[str], repeats: int, seconds: float) -> dict[str, Any]:
     settings = bench_settings()
-    settings = settings.model_copy(update={"telegram": settings.telegram.model_copy(
-        update={"rate_limit_per_minute": 1_000_000})})
+    settings = settings.model_copy(
+        update={"telegram": settings.telegram.model_copy(update={"rate_limit_per_minute": 1_000_000})}
+    )
     searcher = open_searcher(settings)
     rows = [asyncio.run(ab(settings, searcher, name, repeats, seconds)) for name in changes]
     return {"users": USERS, "seconds": seconds, "repeats": repeats, "changes": rows}

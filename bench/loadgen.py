@@ -106,8 +106,9 @@ class Chats:
         return lost, duplicated
 
 
-async def _users_in_loops(chats: Chats, questions: list[list[str]], think_seconds: float, seed: int,
-                          deadline: float | None) -> None:
+async def _users_in_loops(
+    chats: Chats, questions: list[list[str]], think_seconds: float, seed: int, deadline: float | None
+) -> None:
     """Every user asks one question after the other (until ``deadline``, or its list once); with
     ``think_seconds`` each thinks an exponential time first (so they start spread out, as in a steady state)."""
 
@@ -157,20 +158,30 @@ async def run_scenario(emulator: BotApiEmulator, command: dict[str, Any], first_
     return _result(chats, command, seconds, cpu, window)
 
 
-def _result(chats: Chats, command: dict[str, Any], seconds: float, cpu: float,
-            window: tuple[float, float]) -> dict[str, Any]:
+def _result(
+    chats: Chats, command: dict[str, Any], seconds: float, cpu: float, window: tuple[float, float]
+) -> dict[str, Any]:
     """What the parent gets back; ``answers_per_second`` counts the answers that arrived within
     ``window`` (the run's duration, if it had one), so the final drain does not dilute it."""
     lost, duplicated = chats.lost_and_duplicated()
     in_window = sum(window[0] <= t <= window[1] for t in chats.arrivals)
     markers = command.get("markers", {})
-    return {"kind": command["kind"], "users": len(chats.people), "asked": sum(chats.asked.values()),
-            "answered": len(chats.latencies), "latencies": chats.latencies, "timeouts": chats.timeouts,
-            "lost": lost, "duplicated": duplicated, "failed_sends": chats.failed_sends, "seconds": seconds,
-            "answers_per_second": in_window / max(1e-9, window[1] - window[0]),
-            "cpu_seconds": cpu, "marker_counts": {name: sum(text in t for t in chats.texts)
-                                                  for name, text in markers.items()},
-            "sample_answer": chats.texts[0][:300] if chats.texts else ""}
+    return {
+        "kind": command["kind"],
+        "users": len(chats.people),
+        "asked": sum(chats.asked.values()),
+        "answered": len(chats.latencies),
+        "latencies": chats.latencies,
+        "timeouts": chats.timeouts,
+        "lost": lost,
+        "duplicated": duplicated,
+        "failed_sends": chats.failed_sends,
+        "seconds": seconds,
+        "answers_per_second": in_window / max(1e-9, window[1] - window[0]),
+        "cpu_seconds": cpu,
+        "marker_counts": {name: sum(text in t for t in chats.texts) for name, text in markers.items()},
+        "sample_answer": chats.texts[0][:300] if chats.texts else "",
+    }
 
 
 def _int(value: Any) -> int | None:
@@ -181,6 +192,7 @@ def _int(value: Any) -> int | None:
 
 
 # ----------------------------------------------------------------------------------- the child
+
 
 async def _stdin_reader() -> asyncio.StreamReader:
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
@@ -225,13 +237,14 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---------------------------------------------------------------------------------- the parent
 
+
 class LoadGenerator:
     """The parent's handle on a ``python -m bench.loadgen`` child process::
 
-        async with LoadGenerator() as users:
-            app = Application.builder().token(users.token).base_url(users.base_url).build()
-            ...  # start polling
-            result = await users.run({"kind": "closed", "questions": [["hello?"]]})
+    async with LoadGenerator() as users:
+        app = Application.builder().token(users.token).base_url(users.base_url).build()
+        ...  # start polling
+        result = await users.run({"kind": "closed", "questions": [["hello?"]]})
     """
 
     def __init__(self, *, python: str | None = None, strict_html: bool = False) -> None:
@@ -245,7 +258,8 @@ class LoadGenerator:
         """Start the child; returns once its emulator listens."""
         args = [self.python, "-m", "bench.loadgen", *(["--strict-html"] if self.strict_html else [])]
         self._process = await asyncio.create_subprocess_exec(  # from the repository root, where bench/ is
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT, cwd=REPO_ROOT)
+            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT, cwd=REPO_ROOT
+        )
         hello = await self._read()
         self.base_url, self.token = hello["base_url"], hello["token"]
         return self

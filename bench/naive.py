@@ -25,17 +25,26 @@ NAIVE = "naive-1000/200-dense"
 
 
 def quality() -> dict[str, Any]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               CITEBOT_INDEX_DIR=str(WORK / "index"))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        CITEBOT_INDEX_DIR=str(WORK / "index"),
+    )
     citebot = Path(sys.executable).with_name("citebot")
     command = [str(citebot), "eval", str(EVAL_FILE.relative_to(REPO)), "--json"]
-    seconds, out = timed(lambda: subprocess.run(command, capture_output=True, text=True, check=True, env=env,
-                                                cwd=REPO))
+    seconds, out = timed(lambda: subprocess.run(command, capture_output=True, text=True, check=True, env=env, cwd=REPO))
     data = json.loads(out.stdout)
     for metrics in data["pipelines"].values():
         metrics.pop("misses", None)
-    return {"command": "citebot eval tests/data/eval.yaml --json", "seconds": seconds,
-            "questions": data["questions"], "off_topic": data["off_topic"], "pipelines": data["pipelines"]}
+    return {
+        "command": "citebot eval tests/data/eval.yaml --json",
+        "seconds": seconds,
+        "questions": data["questions"],
+        "off_topic": data["off_topic"],
+        "pipelines": data["pipelines"],
+    }
 
 
 def speed(repeats: int, n: int) -> dict[str, Any]:
@@ -61,8 +70,12 @@ def speed(repeats: int, n: int) -> dict[str, Any]:
                 t[name].append(time.perf_counter() - start)
         for name in runs:
             runs[name].append(latency_summary(t[name]))
-    return {"questions": len(questions), "repeats": repeats, "naive_index_build_seconds": build_seconds,
-            "latency_ms": {name: over_runs(v) for name, v in runs.items()}}
+    return {
+        "questions": len(questions),
+        "repeats": repeats,
+        "naive_index_build_seconds": build_seconds,
+        "latency_ms": {name: over_runs(v) for name, v in runs.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

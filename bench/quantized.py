@@ -73,8 +73,12 @@ def export_onnx(model, folder: Path) -> tuple[dict[str, Path], dict[str, float]]
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"onnx": folder / "model.onnx", "onnx-O2": folder / "model_O2.onnx",
-             "onnx-O3": folder / "model_O3.onnx", "onnx-int8": folder / "model_O2_int8.onnx"}
+    paths = {
+        "onnx": folder / "model.onnx",
+        "onnx-O2": folder / "model_O2.onnx",
+        "onnx-O3": folder / "model_O3.onnx",
+        "onnx-int8": folder / "model_O2_int8.onnx",
+    }
     seconds: dict[str, float] = {}
     bert = copy.deepcopy(model[0].auto_model).eval()
     bert.config._attn_implementation = "eager"
@@ -85,31 +89,50 @@ def export_onnx(model, folder: Path) -> tuple[dict[str, Path], dict[str, float]]
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
-    sample = model.tokenizer(["a first question", "and a somewhat longer second one"], padding=True,
-                             return_tensors="pt")
+    sample = model.tokenizer(
+        ["a first question", "and a somewhat longer second one"], padding=True, return_tensors="pt"
+    )
     axes = {name: {0: "batch", 1: "tokens"} for name in (*ONNX_INPUTS, "last_hidden_state")}
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-        torch.onnx.export(Hidden(bert), tuple(sample[n] for n in ONNX_INPUTS), str(paths["onnx"]),
-                          input_names=list(ONNX_INPUTS), output_names=["last_hidden_state"], dynamic_axes=axes,
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            Hidden(bert),
+            tuple(sample[n] for n in ONNX_INPUTS),
+            str(paths["onnx"]),
+            input_names=list(ONNX_INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
     seconds["onnx"] = time.perf_counter() - start
     config = bert.config
     for name, approximate in (("onnx-O2", False), ("onnx-O3", True)):
         start = time.perf_counter()
         options = FusionOptions("bert")
         options.enable_gelu_approximation = approximate
-        fused = optimizer.optimize_model(str(paths["onnx"]), model_type="bert", num_heads=config.num_attention_heads,
-                                         hidden_size=config.hidden_size, optimization_options=options)
+        fused = optimizer.optimize_model(
+            str(paths["onnx"]),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            optimization_options=options,
+        )
         fused.save_model_to_file(str(paths[name]))
         seconds[name] = time.perf_counter() - start
     start = time.perf_counter()
-    quantize_dynamic(str(paths["onnx-O2"]), str(paths["onnx-int8"]), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    quantize_dynamic(
+        str(paths["onnx-O2"]),
+        str(paths["onnx-int8"]),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
     seconds["onnx-int8"] = time.perf_counter() - start
     return paths, seconds
 
@@ -117,8 +140,10 @@ def export_onnx(model, folder: Path) -> tuple[dict[str, Path], dict[str, float]]
 def onnxruntime_import_seconds() -> float:
     """Extra start-up time of ``import onnxruntime`` in a fresh process that already imported
     sentence-transformers (which imports torch whatever the backend)."""
-    code = ("import time, sentence_transformers; s = time.perf_counter(); import onnxruntime; "
-            "print(time.perf_counter() - s)")
+    code = (
+        "import time, sentence_transformers; s = time.perf_counter(); import onnxruntime; "
+        "print(time.perf_counter() - s)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -153,8 +178,11 @@ def with_onnx(model_path: str, session):
         def forward(self, input_ids, attention_mask, token_type_ids=None, **_: Any) -> dict[str, Any]:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
-            feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
-                    "token_type_ids": token_type_ids.numpy()}
+            feed = {
+                "input_ids": input_ids.numpy(),
+                "attention_mask": attention_mask.numpy(),
+                "token_type_ids": token_type_ids.numpy(),
+            }
             return {"last_hidden_state": torch.from_numpy(session.run(None, feed)[0])}
 
     model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
@@ -167,8 +195,9 @@ def _alternating(names: list[str], i: int) -> list[str]:
     return names[shift:] + names[:shift]
 
 
-def _time_each(models: dict[str, Any], inputs: list[list[str]], call: Callable[[Any, list[str]], Any],
-               offset: int) -> dict[str, list[float]]:
+def _time_each(
+    models: dict[str, Any], inputs: list[list[str]], call: Callable[[Any, list[str]], Any], offset: int
+) -> dict[str, list[float]]:
     """Per input, every model once, rotating which goes first; seconds per model and input."""
     t: dict[str, list[float]] = {name: [] for name in models}
     for i, texts in enumerate(inputs):
@@ -193,8 +222,7 @@ def agreement(reference, other, texts: list[str]) -> dict[str, float]:
     b = other.encode(texts, normalize_embeddings=True)
     cos = np.sum(a * b, axis=1)
     worst = 0.0
-    for fa, fb in zip(reference.encode(texts, output_value=None), other.encode(texts, output_value=None),
-                      strict=True):
+    for fa, fb in zip(reference.encode(texts, output_value=None), other.encode(texts, output_value=None), strict=True):
         mask = fa["attention_mask"].bool()
         worst = max(worst, float((fa["token_embeddings"][mask] - fb["token_embeddings"][mask]).abs().max()))
     return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "token_max_abs_diff": worst}
@@ -282,7 +310,10 @@ def run(quick: bool, repeats: int) -> dict[str, Any]:
         searcher.encoder.model = fp32
         searcher.forget_questions()
     return {
-        "questions": len(questions), "repeats": repeats, "threads": threads, **extra,
+        "questions": len(questions),
+        "repeats": repeats,
+        "threads": threads,
+        **extra,
         "encode_latency_ms": {name: over_runs(v) for name, v in single.items()},
         "encode_tokens_latency_ms": {name: over_runs(v) for name, v in single_tokens.items()},
         "batch_ms": {name: {k: scalar_over_runs(v) for k, v in b.items()} for name, b in batch_ms.items()},

@@ -13,8 +13,31 @@ from embeddings.evaluation import load_eval_set
 from .common import EVAL_FILE
 
 PREFIXES = ("what do the sources say about", "tell me about", "explain", "any evidence on", "summarise")
-STOP = {"the", "a", "an", "of", "to", "in", "and", "is", "are", "did", "does", "do", "what", "how", "why",
-        "when", "which", "who", "with", "for", "on", "has", "have"}
+STOP = {
+    "the",
+    "a",
+    "an",
+    "of",
+    "to",
+    "in",
+    "and",
+    "is",
+    "are",
+    "did",
+    "does",
+    "do",
+    "what",
+    "how",
+    "why",
+    "when",
+    "which",
+    "who",
+    "with",
+    "for",
+    "on",
+    "has",
+    "have",
+}
 
 
 def _keywords(question: str) -> str:

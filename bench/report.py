@@ -60,8 +60,13 @@ def load(folder: Path, name: str) -> dict[str, Any] | None:
 
 
 def machine_table(results: dict[str, dict[str, Any] | None]) -> list[str]:
-    lines = ["## Machine", "", "| benchmark | measured at | code | CPU | cores | RAM GiB | torch threads | "
-             "load average (1/5/15 min) | versions |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Machine",
+        "",
+        "| benchmark | measured at | code | CPU | cores | RAM GiB | torch threads | "
+        "load average (1/5/15 min) | versions |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         if not r:
             continue
@@ -69,56 +74,90 @@ def machine_table(results: dict[str, dict[str, Any] | None]) -> list[str]:
         versions = ", ".join(f"{k} {m[k]}" for k in ("python", "torch", "faiss", "sentence_transformers") if k in m)
         load_average = " / ".join(map(str, m.get("load_average", [])))
         name = f"{name} (**--quick**)" if r.get("quick") else name
-        lines.append(f"| {name} | {r['measured_at']} | {r.get('code', '?')} | {m['cpu']} | {m['cores']} | "
-                     f"{m.get('memory_gib')} | {m.get('torch_threads', '–')} | {load_average} | {versions} |")
+        lines.append(
+            f"| {name} | {r['measured_at']} | {r.get('code', '?')} | {m['cpu']} | {m['cores']} | "
+            f"{m.get('memory_gib')} | {m.get('torch_threads', '–')} | {load_average} | {versions} |"
+        )
     return [*lines, ""]
 
 
 def latency_section(r: dict[str, Any]) -> list[str]:
     lat = r["latency_ms"]
-    names = {"bare_encode": "bare model encode of the question",
-             "pipeline": "**full pipeline** (spelling, encode, FAISS, BM25, fusion, formatting)",
-             "pipeline_encode": "… of which model forward passes", "pipeline_rest": "… of which everything else",
-             "cached": "same question again (query-embedding cache hit)"}
-    lines = ["## 1. Query latency in process", "",
-             f"{r['questions']} distinct questions (evaluation set, reworded, terse, misspelled, off-topic), "
-             f"{r['repeats']} runs, cache cleared before each run; bare encode and pipeline timed question by "
-             f"question in the same run, alternating which goes first. Index: {r['passages']} passages, "
-             f"{r['sentences']} sentences. Formatting: `{r['formatter']}`. Command: `{r['command']}`.", "",
-             "| ms | p50 | p95 | p99 | mean |", "|---|---|---|---|---|"]
+    names = {
+        "bare_encode": "bare model encode of the question",
+        "pipeline": "**full pipeline** (spelling, encode, FAISS, BM25, fusion, formatting)",
+        "pipeline_encode": "… of which model forward passes",
+        "pipeline_rest": "… of which everything else",
+        "cached": "same question again (query-embedding cache hit)",
+    }
+    lines = [
+        "## 1. Query latency in process",
+        "",
+        f"{r['questions']} distinct questions (evaluation set, reworded, terse, misspelled, off-topic), "
+        f"{r['repeats']} runs, cache cleared before each run; bare encode and pipeline timed question by "
+        f"question in the same run, alternating which goes first. Index: {r['passages']} passages, "
+        f"{r['sentences']} sentences. Formatting: `{r['formatter']}`. Command: `{r['command']}`.",
+        "",
+        "| ms | p50 | p95 | p99 | mean |",
+        "|---|---|---|---|---|",
+    ]
     for key, label in names.items():
         s = lat[key]
         lines.append(f"| {label} | {ms(s['p50'])} | {ms(s['p95'])} | {ms(s['p99'])} | {ms(s['mean'])} |")
     ratio = r["p50_ratio_pipeline_to_bare_encode"]
     verdict = "met" if ratio["median"] <= 1.5 else "**not met**"
-    lines += ["", f"Pipeline p50 / bare encode p50 = {ms(ratio, 2)} — target ≤ 1.5: {verdict}.", "",
-              "Concurrent questions batched into one encode (`Searcher.search_many`):", "",
-              "| batch | questions/s | ms per question |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Pipeline p50 / bare encode p50 = {ms(ratio, 2)} — target ≤ 1.5: {verdict}.",
+        "",
+        "Concurrent questions batched into one encode (`Searcher.search_many`):",
+        "",
+        "| batch | questions/s | ms per question |",
+        "|---|---|---|",
+    ]
     lines += [f"| {b['batch']} | {b['questions_per_second']:.1f} | {b['ms_per_question']:.1f} |" for b in r["batching"]]
     if r.get("threads"):
-        lines += ["", "FAISS and numpy (OpenBLAS) threads during a search; the model keeps its own. CPU time counts "
-                  "every thread, the model's included:", "",
-                  "| FAISS + BLAS threads | p50 ms | p95 ms | p99 ms | CPU ms per question |", "|---|---|---|---|---|"]
-        lines += [f"| {t['threads']} | {t['p50']:.1f} | {t['p95']:.1f} | {t['p99']:.1f} | "
-                  f"{t['cpu_ms_per_question']:.1f} |" for t in r["threads"]]
+        lines += [
+            "",
+            "FAISS and numpy (OpenBLAS) threads during a search; the model keeps its own. CPU time counts "
+            "every thread, the model's included:",
+            "",
+            "| FAISS + BLAS threads | p50 ms | p95 ms | p99 ms | CPU ms per question |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t['threads']} | {t['p50']:.1f} | {t['p95']:.1f} | {t['p99']:.1f} | {t['cpu_ms_per_question']:.1f} |"
+            for t in r["threads"]
+        ]
     return [*lines, ""]
 
 
 def cold_section(r: dict[str, Any]) -> list[str]:
-    lines = ["## 3. Cold start", "",
-             f"Fresh processes, index already built ({r['passages']} passages), {r['repeats']} runs. "
-             f"Command: `{r['command']}`.", "",
-             f"* `citebot ask --json \"{r['question']}\"` wall time: **{ms(r['cli_ask_wall_seconds'], 2)} s** "
-             f"(target ≤ {r['target_seconds']:.0f} s: "
-             f"{'met' if r['cli_ask_wall_seconds']['median'] <= r['target_seconds'] else '**not met**'})",
-             f"* instrumented child, same steps as the bot: {ms(r['instrumented_wall_seconds'], 2)} s",
-             *cold_ratio(r), "",
-             "| step | seconds |", "|---|---|"]
+    lines = [
+        "## 3. Cold start",
+        "",
+        f"Fresh processes, index already built ({r['passages']} passages), {r['repeats']} runs. "
+        f"Command: `{r['command']}`.",
+        "",
+        f'* `citebot ask --json "{r["question"]}"` wall time: **{ms(r["cli_ask_wall_seconds"], 2)} s** '
+        f"(target ≤ {r['target_seconds']:.0f} s: "
+        f"{'met' if r['cli_ask_wall_seconds']['median'] <= r['target_seconds'] else '**not met**'})",
+        f"* instrumented child, same steps as the bot: {ms(r['instrumented_wall_seconds'], 2)} s",
+        *cold_ratio(r),
+        "",
+        "| step | seconds |",
+        "|---|---|",
+    ]
     lines += [f"| {step} | {ms(s, 2)} |" for step, s in r["steps_seconds"].items()]
     imp = r["imports"]
-    lines += ["", f"`python -X importtime` of the same child: {imp['total_import_seconds']:.2f} s of imports "
-              "(importtime itself inflates this). Self time by top-level package:", "",
-              "| package | s |", "|---|---|"]
+    lines += [
+        "",
+        f"`python -X importtime` of the same child: {imp['total_import_seconds']:.2f} s of imports "
+        "(importtime itself inflates this). Self time by top-level package:",
+        "",
+        "| package | s |",
+        "|---|---|",
+    ]
     lines += [f"| {p['package']} | {p['seconds']:.2f} |" for p in imp["self_seconds_by_package"][:12]]
     return [*lines, ""]
 
@@ -128,36 +167,49 @@ def cold_ratio(r: dict[str, Any]) -> list[str]:
     if "ratio_cli_to_bare" not in r:
         return []
     ratio, target = r["ratio_cli_to_bare"], r["target_ratio"]
-    return [f"* side by side, the floor: a bare process loading the model with sentence-transformers and encoding "
-            f"the question: {ms(r['bare_model_load_and_encode_seconds'], 2)} s; `citebot ask` / bare = "
-            f"**{ms(ratio, 3)}** (target ≤ {target:g}: {'met' if ratio['median'] <= target else '**not met**'})"]
+    return [
+        f"* side by side, the floor: a bare process loading the model with sentence-transformers and encoding "
+        f"the question: {ms(r['bare_model_load_and_encode_seconds'], 2)} s; `citebot ask` / bare = "
+        f"**{ms(ratio, 3)}** (target ≤ {target:g}: {'met' if ratio['median'] <= target else '**not met**'})"
+    ]
 
 
 def build_section(r: dict[str, Any]) -> list[str]:
-    lines = ["## 4. Index build", "", f"{r['documents']} seed documents, model already loaded, {r['repeats']} runs. "
-             f"Command: `{r['command']}`.", "",
-             "| build | seconds | texts embedded (passages + sentences) | texts/s | documents re-embedded | "
-             "passages |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## 4. Index build",
+        "",
+        f"{r['documents']} seed documents, model already loaded, {r['repeats']} runs. Command: `{r['command']}`.",
+        "",
+        "| build | seconds | texts embedded (passages + sentences) | texts/s | documents re-embedded | passages |",
+        "|---|---|---|---|---|---|",
+    ]
     kinds = (("full", "full (`--force`)"), ("incremental_one_document_changed", "incremental, one document changed"))
     for key, label in kinds:
         b = r[key]
-        lines.append(f"| {label} | {ms(b['seconds'], 2)} | {b['texts_embedded']} | {ms(b['texts_per_second'])} | "
-                     f"{b['documents_reembedded']} | {b['passages']} |")
+        lines.append(
+            f"| {label} | {ms(b['seconds'], 2)} | {b['texts_embedded']} | {ms(b['texts_per_second'])} | "
+            f"{b['documents_reembedded']} | {b['passages']} |"
+        )
     return [*lines, ""]
 
 
 def scale_section(r: dict[str, Any], folder: Path, link_prefix: str = "") -> list[str]:
     e = r["embedding"]
-    lines = ["## 5. Scale", "",
-             f"Passages recombined from real seed sentences (mean {e['mean_chars']:.0f} characters). "
-             f"{e['passages']:,} were embedded for real: **{e['passages_per_second']:.1f} passages/s** "
-             f"({e['seconds']:.0f} s). Larger corpora use **synthetic vectors** (mixes of two real vectors plus "
-             "noise, re-normalised) for the search side, because embedding them would take the estimated time "
-             "below. Queries are real encoded questions; each timed call searches the question and its focus "
-             f"vector with k={r['candidates_k']}, as the Searcher does, with FAISS on one thread. Recall@10 is "
-             f"against exact search over {r['queries']} questions. Command: `{r['command']}`.", "",
-             "| passages | vectors | embedding (est.) | index | build s | memory MiB | search effort | recall@10 | "
-             "p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## 5. Scale",
+        "",
+        f"Passages recombined from real seed sentences (mean {e['mean_chars']:.0f} characters). "
+        f"{e['passages']:,} were embedded for real: **{e['passages_per_second']:.1f} passages/s** "
+        f"({e['seconds']:.0f} s). Larger corpora use **synthetic vectors** (mixes of two real vectors plus "
+        "noise, re-normalised) for the search side, because embedding them would take the estimated time "
+        "below. Queries are real encoded questions; each timed call searches the question and its focus "
+        f"vector with k={r['candidates_k']}, as the Searcher does, with FAISS on one thread. Recall@10 is "
+        f"against exact search over {r['queries']} questions. Command: `{r['command']}`.",
+        "",
+        "| passages | vectors | embedding (est.) | index | build s | memory MiB | search effort | recall@10 | "
+        "p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in r["sizes"]:
         first = True
         for kind in ("flat", "hnsw", "ivf"):
@@ -166,28 +218,50 @@ def scale_section(r: dict[str, Any], folder: Path, link_prefix: str = "") -> lis
             x = row[kind]
             effort = f"{x.get('effort_name', '')} {x['effort']}" if "effort" in x else "exact"
             chosen = " ✔" if row.get("chosen") == kind else ""
-            lead = (f"| {row['passages']:,} | {row['vectors']} | {row['embedding_seconds_estimated'] / 60:.0f} min |"
-                    if first else "| | | |")
+            lead = (
+                f"| {row['passages']:,} | {row['vectors']} | {row['embedding_seconds_estimated'] / 60:.0f} min |"
+                if first
+                else "| | | |"
+            )
             first = False
             lat = x["latency_ms"]
-            lines.append(f"{lead} {kind}{chosen} | {x['build_seconds']:.1f} | {x['memory_mib']:.0f} | {effort} | "
-                         f"{x['recall@10']:.3f} | {ms(lat['p50'], 2)} | {ms(lat['p95'], 2)} | {ms(lat['p99'], 2)} |")
+            lines.append(
+                f"{lead} {kind}{chosen} | {x['build_seconds']:.1f} | {x['memory_mib']:.0f} | {effort} | "
+                f"{x['recall@10']:.3f} | {ms(lat['p50'], 2)} | {ms(lat['p95'], 2)} | {ms(lat['p99'], 2)} |"
+            )
         if "bm25" in row:
             b = row["bm25"]
-            lines.append(f"| | | | BM25 (bm25s, scores every passage) | {b['build_seconds']:.1f} | "
-                         f"{b['memory_mib']:.0f} | – | – | {ms(b['latency_ms']['p50'], 2)} | "
-                         f"{ms(b['latency_ms']['p95'], 2)} | {ms(b['latency_ms']['p99'], 2)} |")
-    lines += ["", f"✔ = chosen by the numbers: exact below `exact_below={r['exact_below']:,}`, above it the "
-              "approximate index with recall@10 ≥ 0.95 at the lowest p50 (`make_vector_index`'s `auto` follows "
-              "this choice). Memory is the growth of the process's resident set while building, a rough figure "
-              "(freed memory is reused); the vectors alone take 1.5 KiB per passage.", ""]
-    sweeps = [(row["passages"], kind, s) for row in r["sizes"] for kind in ("hnsw", "ivf") if kind in row
-              for s in row[kind]["sweep"]]
+            lines.append(
+                f"| | | | BM25 (bm25s, scores every passage) | {b['build_seconds']:.1f} | "
+                f"{b['memory_mib']:.0f} | – | – | {ms(b['latency_ms']['p50'], 2)} | "
+                f"{ms(b['latency_ms']['p95'], 2)} | {ms(b['latency_ms']['p99'], 2)} |"
+            )
+    lines += [
+        "",
+        f"✔ = chosen by the numbers: exact below `exact_below={r['exact_below']:,}`, above it the "
+        "approximate index with recall@10 ≥ 0.95 at the lowest p50 (`make_vector_index`'s `auto` follows "
+        "this choice). Memory is the growth of the process's resident set while building, a rough figure "
+        "(freed memory is reused); the vectors alone take 1.5 KiB per passage.",
+        "",
+    ]
+    sweeps = [
+        (row["passages"], kind, s)
+        for row in r["sizes"]
+        for kind in ("hnsw", "ivf")
+        if kind in row
+        for s in row[kind]["sweep"]
+    ]
     if sweeps:
-        lines += ["Search effort against recall (efSearch for HNSW, nprobe for IVF):", "",
-                  "| passages | index | effort | recall@10 | p50 ms |", "|---|---|---|---|---|"]
-        lines += [f"| {n:,} | {k} | {s['effort']} | {s['recall@10']:.3f} | {ms(s['latency_ms']['p50'], 2)} |"
-                  for n, k, s in sweeps]
+        lines += [
+            "Search effort against recall (efSearch for HNSW, nprobe for IVF):",
+            "",
+            "| passages | index | effort | recall@10 | p50 ms |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {n:,} | {k} | {s['effort']} | {s['recall@10']:.3f} | {ms(s['latency_ms']['p50'], 2)} |"
+            for n, k, s in sweeps
+        ]
     plot = plot_scale(r, folder)
     if plot:
         lines += ["", f"![latency against corpus size]({link_prefix}{plot})"]
@@ -248,8 +322,7 @@ def plot_users(r: dict[str, Any], folder: Path) -> str | None:
             continue
         users = [u["users"] for u in rows]
         for key, style in (("p50", "o-"), ("p99", "^--")):
-            ax.plot(users, [u["latency_ms"][key]["median"] for u in rows], style, color=colour,
-                    label=f"{key}, {label}")
+            ax.plot(users, [u["latency_ms"][key]["median"] for u in rows], style, color=colour, label=f"{key}, {label}")
     targets = r["targets"]
     single = (r.get("limit") or {}).get("single_encode_ms")
     p50_target = targets["p50_encodes"] * single["median"] if single else targets.get("p50_ms")
@@ -270,16 +343,25 @@ def naive_section(r: dict[str, Any]) -> list[str]:
     q = r.get("quality")
     if q:
         cols = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "mean_chars")
-        lines += [f"Quality: `{q['command']}` ({q['questions']} questions, {q['off_topic']} off-topic):", "",
-                  "| pipeline | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        lines += [
+            f"Quality: `{q['command']}` ({q['questions']} questions, {q['off_topic']} off-topic):",
+            "",
+            "| pipeline | " + " | ".join(cols) + " |",
+            "|---|" + "---|" * len(cols),
+        ]
         for name, m in q["pipelines"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{m[c]:.0f}" if c == "mean_chars" else f"{m[c]:.3f}"
-                                                      for c in cols) + " |")
+            lines.append(
+                f"| {name} | " + " | ".join(f"{m[c]:.0f}" if c == "mean_chars" else f"{m[c]:.3f}" for c in cols) + " |"
+            )
         lines.append("")
     s = r["speed"]
-    lines += [f"Speed, same run, same {s['questions']} questions, {s['repeats']} runs (naive index built in "
-              f"{s['naive_index_build_seconds']:.1f} s). Command: `{r['command']}`.", "",
-              "| ms | p50 | p95 | p99 |", "|---|---|---|---|"]
+    lines += [
+        f"Speed, same run, same {s['questions']} questions, {s['repeats']} runs (naive index built in "
+        f"{s['naive_index_build_seconds']:.1f} s). Command: `{r['command']}`.",
+        "",
+        "| ms | p50 | p95 | p99 |",
+        "|---|---|---|---|",
+    ]
     for name, label in (("full", "citebot (full pipeline, k=5)"), ("naive", "naive (1000-char chunks, dense, flat)")):
         x = s["latency_ms"][name]
         lines.append(f"| {label} | {ms(x['p50'])} | {ms(x['p95'])} | {ms(x['p99'])} |")
@@ -294,8 +376,11 @@ def roundtrip_section(r: dict[str, Any] | None, folder: Path, link_prefix: str =
     if not r:
         return [*lines, "Not measured yet: run `python -m bench.roundtrip`.", ""]
     if "scenarios" not in r:
-        return [*lines, "The result file was written by an older version of the benchmark: re-run "
-                "`python -m bench.roundtrip`.", ""]
+        return [
+            *lines,
+            "The result file was written by an older version of the benchmark: re-run `python -m bench.roundtrip`.",
+            "",
+        ]
     lines += [*roundtrip_method(r), "", *roundtrip_table(r), "", *roundtrip_verdicts(r)]
     plot = plot_users(r, folder)
     if plot:
@@ -345,20 +430,26 @@ def run_lengths(r: dict[str, Any]) -> str:
     def amounts(kind: str) -> str:
         return "/".join(f"{v:g}" for v in plan[kind].values())
 
-    return (f"human pace {amounts('thinking')} s, closed loop {amounts('closed')} s for {users} users; "
-            f"bursts {amounts('burst')} rounds")
+    return (
+        f"human pace {amounts('thinking')} s, closed loop {amounts('closed')} s for {users} users; "
+        f"bursts {amounts('burst')} rounds"
+    )
 
 
 def roundtrip_table(r: dict[str, Any]) -> list[str]:
-    lines = ["| users | scenario | questions per run | p50 ms | p95 ms | p99 ms | questions/s | bot CPU ms/question | "
-             "Telegram + users CPU ms/question | with passages | lost | duplicated |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| users | scenario | questions per run | p50 ms | p95 ms | p99 ms | questions/s | bot CPU ms/question | "
+        "Telegram + users CPU ms/question | with passages | lost | duplicated |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for u in r["scenarios"]:
         lat, cpu = u["latency_ms"], u["cpu_ms_per_question"]
-        lines.append(f"| {u['users']} | {SCENARIOS[u['scenario']]} | {u['questions']:.0f} | {ms(lat['p50'])} | "
-                     f"{ms(lat['p95'])} | {ms(lat['p99'])} | {ms(u['questions_per_second'])} | {ms(cpu['bot'])} | "
-                     f"{ms(cpu['telegram_and_users'])} | {u['answers_with_passages']:.0%} | {u['lost']} | "
-                     f"{u['duplicated']} |")
+        lines.append(
+            f"| {u['users']} | {SCENARIOS[u['scenario']]} | {u['questions']:.0f} | {ms(lat['p50'])} | "
+            f"{ms(lat['p95'])} | {ms(lat['p99'])} | {ms(u['questions_per_second'])} | {ms(cpu['bot'])} | "
+            f"{ms(cpu['telegram_and_users'])} | {u['answers_with_passages']:.0%} | {u['lost']} | "
+            f"{u['duplicated']} |"
+        )
     return lines
 
 
@@ -367,12 +458,14 @@ def roundtrip_limit(r: dict[str, Any]) -> list[str]:
     limit = r.get("limit") or {}
     if "batched_questions_per_second" not in limit:
         return ["The limit (the bare model's batched rate) was not measured by this version of the benchmark."]
-    return [f"**The model's limit**, same run (before and after the scenarios, {limit['questions']} questions of the "
-            f"same pool): the bare model (`Encoder.encode`, no search, no bot) encodes "
-            f"**{ms(limit['batched_questions_per_second'])} questions/s** in batches of {limit['batch']}, and one "
-            f"question in {ms(limit['single_encode_ms'])} ms. The bot at saturation: "
-            f"**{r['saturation_questions_per_second']:.1f} questions/s = {r['share_of_limit']:.2f} of the limit**. "
-            f"Resident memory of the bot's process after the runs: {r['bot_process_rss_mib']:.0f} MiB."]
+    return [
+        f"**The model's limit**, same run (before and after the scenarios, {limit['questions']} questions of the "
+        f"same pool): the bare model (`Encoder.encode`, no search, no bot) encodes "
+        f"**{ms(limit['batched_questions_per_second'])} questions/s** in batches of {limit['batch']}, and one "
+        f"question in {ms(limit['single_encode_ms'])} ms. The bot at saturation: "
+        f"**{r['saturation_questions_per_second']:.1f} questions/s = {r['share_of_limit']:.2f} of the limit**. "
+        f"Resident memory of the bot's process after the runs: {r['bot_process_rss_mib']:.0f} MiB."
+    ]
 
 
 def roundtrip_verdicts(r: dict[str, Any]) -> list[str]:
@@ -383,18 +476,29 @@ def roundtrip_verdicts(r: dict[str, Any]) -> list[str]:
     def verdict(key: str) -> str:
         return "met" if met.get(key) else "**not met**"
 
-    lines = [*roundtrip_limit(r), "", f"Targets on {r['machine']['cores']} cores "
-             f"(load average {' / '.join(map(str, r['machine'].get('load_average', [])))} when written):", ""]
+    lines = [
+        *roundtrip_limit(r),
+        "",
+        f"Targets on {r['machine']['cores']} cores "
+        f"(load average {' / '.join(map(str, r['machine'].get('load_average', [])))} when written):",
+        "",
+    ]
     if at is not None and "p50_in_encodes" in r:
-        lines += [f"* {t['users']} users at a human pace: p50 {ms(at['latency_ms']['p50'])} ms = "
-                  f"{r['p50_in_encodes']:.2f} × one bare encode (target ≤ {t['p50_encodes']:g}×): {verdict('p50')}; "
-                  f"p99 {ms(at['latency_ms']['p99'])} ms (target ≤ {t['p99_ms']:g}): {verdict('p99')};"]
+        lines += [
+            f"* {t['users']} users at a human pace: p50 {ms(at['latency_ms']['p50'])} ms = "
+            f"{r['p50_in_encodes']:.2f} × one bare encode (target ≤ {t['p50_encodes']:g}×): {verdict('p50')}; "
+            f"p99 {ms(at['latency_ms']['p99'])} ms (target ≤ {t['p99_ms']:g}): {verdict('p99')};"
+        ]
     if "share_of_limit" in r:
-        lines += [f"* saturation (best closed-loop median): {r['saturation_questions_per_second']:.1f} questions/s, "
-                  f"{r['share_of_limit']:.2f} of the model's limit (target ≥ {t['share_of_limit']:g}: "
-                  f"{verdict('share_of_limit')}; aim {t['aim_share_of_limit']:g}: {verdict('aim_share_of_limit')});"]
-    lines += [f"* {r['lost']} lost and {r['duplicated']} duplicated answers over every run (target 0): "
-              f"{verdict('no_lost_or_duplicated')}."]
+        lines += [
+            f"* saturation (best closed-loop median): {r['saturation_questions_per_second']:.1f} questions/s, "
+            f"{r['share_of_limit']:.2f} of the model's limit (target ≥ {t['share_of_limit']:g}: "
+            f"{verdict('share_of_limit')}; aim {t['aim_share_of_limit']:g}: {verdict('aim_share_of_limit')});"
+        ]
+    lines += [
+        f"* {r['lost']} lost and {r['duplicated']} duplicated answers over every run (target 0): "
+        f"{verdict('no_lost_or_duplicated')}."
+    ]
     return lines
 
 
@@ -411,13 +515,17 @@ ADOPT_SPEEDUP = 1.3  # the bar for switching the query encoder: this much faster
 
 
 def quantized_section(r: dict[str, Any]) -> list[str]:
-    lines = ["## Making it fast: other query encoders", "",
-             f"The packaged model behind the same `SentenceTransformer` (tokeniser, pooling and token vectors "
-             f"unchanged), with only the transformer's forward pass swapped. Same run, {r['questions']} questions, "
-             f"{r['repeats']} runs, alternating which variant goes first; {r.get('threads', '?')} threads each "
-             "(ONNX Runtime's threads do not spin between calls). Retrieval quality is the full pipeline on the "
-             "evaluation set with questions encoded by each variant; the index stays torch fp32. "
-             f"Command: `{r['command']}`.", ""]
+    lines = [
+        "## Making it fast: other query encoders",
+        "",
+        f"The packaged model behind the same `SentenceTransformer` (tokeniser, pooling and token vectors "
+        f"unchanged), with only the transformer's forward pass swapped. Same run, {r['questions']} questions, "
+        f"{r['repeats']} runs, alternating which variant goes first; {r.get('threads', '?')} threads each "
+        "(ONNX Runtime's threads do not spin between calls). Retrieval quality is the full pipeline on the "
+        "evaluation set with questions encoded by each variant; the index stays torch fp32. "
+        f"Command: `{r['command']}`.",
+        "",
+    ]
     if r.get("onnx_skipped"):
         lines += [f"ONNX variants skipped: {r['onnx_skipped']}.", ""]
     lat, quality = r["encode_latency_ms"], r["quality_full_pipeline"]
@@ -426,10 +534,13 @@ def quantized_section(r: dict[str, Any]) -> list[str]:
     agree = r.get("agreement_vs_fp32", {})
     base = lat["fp32"]["p50"]["median"]
     base20 = batches.get("fp32", {}).get("20 tokens", {}).get("median")
-    lines += ["| variant | 1 question p50 ms | p95 ms | with token vectors p50 ms | 20 questions ms | "
-              "40 questions ms | passages/s | cosine vs fp32 (min) | token vector max diff | "
-              + " | ".join(QUALITY_KEYS) + " | abstained off-topic | clears the bar |",
-              "|---|" + "---|" * (11 + len(QUALITY_KEYS))]
+    lines += [
+        "| variant | 1 question p50 ms | p95 ms | with token vectors p50 ms | 20 questions ms | "
+        "40 questions ms | passages/s | cosine vs fp32 (min) | token vector max diff | "
+        + " | ".join(QUALITY_KEYS)
+        + " | abstained off-topic | clears the bar |",
+        "|---|" + "---|" * (11 + len(QUALITY_KEYS)),
+    ]
     for name in lat:
         b = batches.get(name, {})
         a = agree.get(name, {})
@@ -444,22 +555,31 @@ def quantized_section(r: dict[str, Any]) -> list[str]:
             verdict += f" ({speed1:.2f}× / {speed20 or 0:.2f}×{'' if same_quality else ', quality drops'})"
         cos = f"{a['cosine_mean']:.4f} ({a['cosine_min']:.4f})" if a else "1"
         diff = f"{a['token_max_abs_diff']:.1e}" if a else "0"
-        lines.append(f"| {QUANTIZED_LABELS.get(name, name)} | {ms(lat[name]['p50'])} | {ms(lat[name]['p95'])} | "
-                     f"{ms(tokens.get(name, {}).get('p50'))} | {ms(b.get('20 tokens'))} | {ms(b.get('40 tokens'))} | "
-                     f"{ms(r['passages_per_second'][name])} | {cos} | {diff} | "
-                     + " | ".join(f"{q[k]:.3f}" for k in QUALITY_KEYS)
-                     + f" | {q['abstained_off_topic']:.3f} | {verdict} |")
-    lines += ["", f"Batches are encodes with token vectors (`output_value=None`, as the searcher asks), median over "
-              f"the run's batches. *Clears the bar*: at least {ADOPT_SPEEDUP}× faster than torch fp32 for one "
-              "question (p50) and for 20 (speed-ups in brackets), with no evaluation metric lower."]
+        lines.append(
+            f"| {QUANTIZED_LABELS.get(name, name)} | {ms(lat[name]['p50'])} | {ms(lat[name]['p95'])} | "
+            f"{ms(tokens.get(name, {}).get('p50'))} | {ms(b.get('20 tokens'))} | {ms(b.get('40 tokens'))} | "
+            f"{ms(r['passages_per_second'][name])} | {cos} | {diff} | "
+            + " | ".join(f"{q[k]:.3f}" for k in QUALITY_KEYS)
+            + f" | {q['abstained_off_topic']:.3f} | {verdict} |"
+        )
+    lines += [
+        "",
+        f"Batches are encodes with token vectors (`output_value=None`, as the searcher asks), median over "
+        f"the run's batches. *Clears the bar*: at least {ADOPT_SPEEDUP}× faster than torch fp32 for one "
+        "question (p50) and for 20 (speed-ups in brackets), with no evaluation metric lower.",
+    ]
     loads = r.get("load_seconds")
     if loads:
         st = loads["fp32"]
-        lines += ["", "Loading (warm files, in the benchmark process): the `SentenceTransformer` itself "
-                  f"{ms(st, 3)} s — an ONNX variant needs it too (tokeniser, pooling; sentence-transformers "
-                  "imports torch whatever the backend) plus its session:", "",
-                  "| variant | session s | one-off export s (fused and int8: after the plain export) |",
-                  "|---|---|---|"]
+        lines += [
+            "",
+            "Loading (warm files, in the benchmark process): the `SentenceTransformer` itself "
+            f"{ms(st, 3)} s — an ONNX variant needs it too (tokeniser, pooling; sentence-transformers "
+            "imports torch whatever the backend) plus its session:",
+            "",
+            "| variant | session s | one-off export s (fused and int8: after the plain export) |",
+            "|---|---|---|",
+        ]
         exports = r.get("onnx_export_seconds")
         exports = exports if isinstance(exports, dict) else {}
         for key, stat in loads.items():
@@ -467,8 +587,11 @@ def quantized_section(r: dict[str, Any]) -> list[str]:
                 name = key.removesuffix(" session")
                 lines.append(f"| {QUANTIZED_LABELS.get(name, name)} | {ms(stat, 3)} | {num(exports.get(name), 2)} |")
         if "onnxruntime_import_seconds" in r:
-            lines += ["", f"`import onnxruntime` after sentence-transformers, fresh process: "
-                      f"{r['onnxruntime_import_seconds']:.2f} s (onnxruntime {r.get('onnxruntime', '?')})."]
+            lines += [
+                "",
+                f"`import onnxruntime` after sentence-transformers, fresh process: "
+                f"{r['onnxruntime_import_seconds']:.2f} s (onnxruntime {r.get('onnxruntime', '?')}).",
+            ]
     return [*lines, ""]
 
 
@@ -479,14 +602,18 @@ def focus_section(r: dict[str, Any]) -> list[str]:
     """The focus vector pooled from one forward pass against encoding the stripped question."""
     variants = r["variants"]
     kinds = list(next(iter(variants.values()))["by_kind"])
-    lines = ["## One forward pass per question: the focus vector", "",
-             "The searcher's focus vector (the question without the corpus-wide topic words) is pooled from the "
-             "question's own token vectors with the topic words' word pieces left out, so a question costs one "
-             "forward pass (`embeddings/query_encoding.py`); before, the stripped question was encoded as a second "
-             f"text. Evaluation set `{r['eval_file']}`, both in one run (`{r['command']}`); unanswerable "
-             "questions: share declined.", "",
-             "| focus vector | kind | questions | " + " | ".join(FOCUS_KEYS) + " |",
-             "|---|---|---|" + "---|" * len(FOCUS_KEYS)]
+    lines = [
+        "## One forward pass per question: the focus vector",
+        "",
+        "The searcher's focus vector (the question without the corpus-wide topic words) is pooled from the "
+        "question's own token vectors with the topic words' word pieces left out, so a question costs one "
+        "forward pass (`embeddings/query_encoding.py`); before, the stripped question was encoded as a second "
+        f"text. Evaluation set `{r['eval_file']}`, both in one run (`{r['command']}`); unanswerable "
+        "questions: share declined.",
+        "",
+        "| focus vector | kind | questions | " + " | ".join(FOCUS_KEYS) + " |",
+        "|---|---|---|" + "---|" * len(FOCUS_KEYS),
+    ]
     for name, m in variants.items():
         lines.append(f"| {name} | **all answerable** | – | " + " | ".join(f"{m[k]:.3f}" for k in FOCUS_KEYS) + " |")
         for kind in kinds:
@@ -500,19 +627,25 @@ def focus_section(r: dict[str, Any]) -> list[str]:
 
 def lean_section(r: dict[str, Any]) -> list[str]:
     """Each change of the lean path with and without it, A/B in one run."""
-    lines = ["## A lean path from update to answer: each change A/B", "",
-             f"Closed loop, {r['users']} users, {r['seconds']:g} s per run; the bot started with the change and "
-             f"without it alternately (order flipping each repeat), {r['repeats']} runs each, in one process, "
-             f"against the load generator's emulator as in §2. Command: `{r['command']}`. The machine was shared "
-             f"(load average {' / '.join(map(str, r['machine'].get('load_average', [])))} when written): compare "
-             "the two columns of a row, not rows of different runs.", "",
-             "| change | questions/s with | without | bot CPU ms/question with | without | lost/duplicated |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "## A lean path from update to answer: each change A/B",
+        "",
+        f"Closed loop, {r['users']} users, {r['seconds']:g} s per run; the bot started with the change and "
+        f"without it alternately (order flipping each repeat), {r['repeats']} runs each, in one process, "
+        f"against the load generator's emulator as in §2. Command: `{r['command']}`. The machine was shared "
+        f"(load average {' / '.join(map(str, r['machine'].get('load_average', [])))} when written): compare "
+        "the two columns of a row, not rows of different runs.",
+        "",
+        "| change | questions/s with | without | bot CPU ms/question with | without | lost/duplicated |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in r["changes"]:
         w, wo = c["with"], c["without"]
-        lines.append(f"| {c['what']} | {ms(w['questions_per_second'])} | {ms(wo['questions_per_second'])} | "
-                     f"{ms(w['bot_cpu_ms_per_question'])} | {ms(wo['bot_cpu_ms_per_question'])} | "
-                     f"{w['lost'] + wo['lost']}/{w['duplicated'] + wo['duplicated']} |")
+        lines.append(
+            f"| {c['what']} | {ms(w['questions_per_second'])} | {ms(wo['questions_per_second'])} | "
+            f"{ms(w['bot_cpu_ms_per_question'])} | {ms(wo['bot_cpu_ms_per_question'])} | "
+            f"{w['lost'] + wo['lost']}/{w['duplicated'] + wo['duplicated']} |"
+        )
     return [*lines, ""]
 
 
@@ -521,9 +654,15 @@ def render(folder: Path, link_prefix: str = "") -> str:
     names = ("latency", "roundtrip", "cold_start", "build", "scale", "naive", "quantized", "focus", "lean")
     results = {n: load(folder, n) for n in names}
     out = [INTRO, *machine_table(results)]
-    sections = {"latency": latency_section, "cold_start": cold_section, "build": build_section,
-                "naive": naive_section, "quantized": quantized_section, "focus": focus_section,
-                "lean": lean_section}
+    sections = {
+        "latency": latency_section,
+        "cold_start": cold_section,
+        "build": build_section,
+        "naive": naive_section,
+        "quantized": quantized_section,
+        "focus": focus_section,
+        "lean": lean_section,
+    }
     for name in names:
         r = results[name]
         if name == "roundtrip":
@@ -538,8 +677,11 @@ def render(folder: Path, link_prefix: str = "") -> str:
             section = []
         if r and r.get("quick") and section:  # a smoke run's figures: short runs, say so
             load_average = " / ".join(map(str, r["machine"].get("load_average", [])))
-            section[2:2] = [f"**From a `--quick` run** (short runs, fewer repeats; load average {load_average} "
-                            "when written), not a full one.", ""]
+            section[2:2] = [
+                f"**From a `--quick` run** (short runs, fewer repeats; load average {load_average} "
+                "when written), not a full one.",
+                "",
+            ]
         out += section
     return "\n".join(out).rstrip() + "\n"
 

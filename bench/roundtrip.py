@@ -75,18 +75,26 @@ LIMIT_QUESTIONS = 320  # questions of the pool the bare model encodes, per measu
 def assign(pool: list[str], users: int, shift: int) -> list[list[str]]:
     """Each user its own slice of the pool (rotated by ``shift`` so that repeats differ): no question
     is asked twice in a run unless a user gets through its whole slice."""
-    rotated = pool[shift % len(pool):] + pool[: shift % len(pool)]
+    rotated = pool[shift % len(pool) :] + pool[: shift % len(pool)]
     per_user = max(1, len(rotated) // users)
-    return [rotated[u * per_user:(u + 1) * per_user] for u in range(users)]
+    return [rotated[u * per_user : (u + 1) * per_user] for u in range(users)]
 
 
 def command(kind: str, questions: list[list[str]], amount: float, seed: int) -> dict[str, Any]:
     """The load generator's command for one run: ``amount`` is seconds, or rounds of a burst."""
     if kind == "burst":
         questions = [qs[: int(amount)] for qs in questions]
-    return {"kind": kind, "questions": questions, "duration_seconds": amount, "think_seconds": THINK_SECONDS,
-            "seed": seed, "timeout_seconds": TIMEOUT_SECONDS, "grace_seconds": 1.0, "pause_seconds": 0.3,
-            "markers": MARKERS}
+    return {
+        "kind": kind,
+        "questions": questions,
+        "duration_seconds": amount,
+        "think_seconds": THINK_SECONDS,
+        "seed": seed,
+        "timeout_seconds": TIMEOUT_SECONDS,
+        "grace_seconds": 1.0,
+        "pause_seconds": 0.3,
+        "markers": MARKERS,
+    }
 
 
 @contextlib.contextmanager
@@ -140,19 +148,30 @@ async def one_run(users: Any, bot: BotSide, run: dict[str, Any], profiler: cProf
 
 def summarise(kind: str, n_users: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median and spread over repeated runs of one scenario, and the answer counts of all runs."""
-    per_run = [{"q": r["answers_per_second"], "asked": r["asked"],
-                "bot": 1000 * r["bot_cpu_seconds"] / max(1, r["asked"]),
-                "users": 1000 * r["cpu_seconds"] / max(1, r["asked"])} for r in runs]
+    per_run = [
+        {
+            "q": r["answers_per_second"],
+            "asked": r["asked"],
+            "bot": 1000 * r["bot_cpu_seconds"] / max(1, r["asked"]),
+            "users": 1000 * r["cpu_seconds"] / max(1, r["asked"]),
+        }
+        for r in runs
+    ]
     rates = over_runs(per_run)
     asked = sum(r["asked"] for r in runs)
-    return {"scenario": kind, "users": n_users, "questions": rates["asked"]["median"],
-            "latency_ms": over_runs([latency_summary(r["latencies"]) for r in runs]),
-            "questions_per_second": rates["q"],
-            "cpu_ms_per_question": {"bot": rates["bot"], "telegram_and_users": rates["users"]},
-            "asked": asked, **{k: sum(r[k] for r in runs) for k in ("timeouts", "lost", "duplicated", "failed_sends")},
-            "answers_with_passages": sum(r["marker_counts"]["passages"] for r in runs) / max(1, asked),
-            "error_answers": sum(r["marker_counts"]["errors"] for r in runs),
-            "sample_answer": runs[0]["sample_answer"]}
+    return {
+        "scenario": kind,
+        "users": n_users,
+        "questions": rates["asked"]["median"],
+        "latency_ms": over_runs([latency_summary(r["latencies"]) for r in runs]),
+        "questions_per_second": rates["q"],
+        "cpu_ms_per_question": {"bot": rates["bot"], "telegram_and_users": rates["users"]},
+        "asked": asked,
+        **{k: sum(r[k] for r in runs) for k in ("timeouts", "lost", "duplicated", "failed_sends")},
+        "answers_with_passages": sum(r["marker_counts"]["passages"] for r in runs) / max(1, asked),
+        "error_answers": sum(r["marker_counts"]["errors"] for r in runs),
+        "sample_answer": runs[0]["sample_answer"],
+    }
 
 
 def model_limit(encoder: Any, questions: list[str], repeats: int = 3) -> dict[str, list[float]]:
@@ -175,10 +194,16 @@ def model_limit(encoder: Any, questions: list[str], repeats: int = 3) -> dict[st
     return out
 
 
-async def measure(settings: Any, searcher: Any, plan: dict[str, dict[int, int]], repeats: int,
-                  profiler: cProfile.Profile | None = None,
-                  limit: dict[str, list[float]] | None = None, limit_questions: int = LIMIT_QUESTIONS,
-                  limit_repeats: int = 3) -> list[dict[str, Any]]:
+async def measure(
+    settings: Any,
+    searcher: Any,
+    plan: dict[str, dict[int, int]],
+    repeats: int,
+    profiler: cProfile.Profile | None = None,
+    limit: dict[str, list[float]] | None = None,
+    limit_questions: int = LIMIT_QUESTIONS,
+    limit_repeats: int = 3,
+) -> list[dict[str, Any]]:
     """Every scenario of ``plan`` ``repeats`` times; one summary per scenario and number of users.
     With ``limit``, the bare model is measured (:func:`model_limit`) before and after, into it."""
     from bench.loadgen import LoadGenerator
@@ -201,12 +226,21 @@ async def measure(settings: Any, searcher: Any, plan: dict[str, dict[int, int]],
                 for kind in KINDS:
                     if n_users not in plan[kind]:
                         continue
-                    runs = [await one_run(users, bot, command(kind, assign(pool, n_users, 97 * r),
-                                                              plan[kind][n_users], seed=r), profiler)
-                            for r in range(repeats)]
+                    runs = [
+                        await one_run(
+                            users,
+                            bot,
+                            command(kind, assign(pool, n_users, 97 * r), plan[kind][n_users], seed=r),
+                            profiler,
+                        )
+                        for r in range(repeats)
+                    ]
                     rows.append(summarise(kind, n_users, runs))
-                    print(f"roundtrip: {n_users} users, {kind}: p50 {rows[-1]['latency_ms']['p50']['median']:.0f} ms, "
-                          f"{rows[-1]['questions_per_second']['median']:.0f} q/s", flush=True)
+                    print(
+                        f"roundtrip: {n_users} users, {kind}: p50 {rows[-1]['latency_ms']['p50']['median']:.0f} ms, "
+                        f"{rows[-1]['questions_per_second']['median']:.0f} q/s",
+                        flush=True,
+                    )
             bare_model()
         finally:
             await bot.stop()
@@ -225,8 +259,12 @@ def verdicts(rows: list[dict[str, Any]], limit: dict[str, dict[str, float]] | No
     at = target_row(rows, TARGETS["users"])
     saturation = max((r["questions_per_second"]["median"] for r in rows if r["scenario"] == "closed"), default=0.0)
     lost, duplicated = sum(r["lost"] for r in rows), sum(r["duplicated"] for r in rows)
-    out: dict[str, Any] = {"saturation_questions_per_second": saturation, "lost": lost, "duplicated": duplicated,
-                           "targets": TARGETS}
+    out: dict[str, Any] = {
+        "saturation_questions_per_second": saturation,
+        "lost": lost,
+        "duplicated": duplicated,
+        "targets": TARGETS,
+    }
     met = {"no_lost_or_duplicated": lost == duplicated == 0}
     if limit:
         share = saturation / limit["batched_questions_per_second"]["median"]
@@ -243,32 +281,51 @@ def verdicts(rows: list[dict[str, Any]], limit: dict[str, dict[str, float]] | No
     return out
 
 
-def run(repeats: int, quick: bool, profile: str | None = None, *, plan: dict[str, dict[int, int]] | None = None,
-        settings: Any = None, searcher: Any = None) -> dict[str, Any]:
+def run(
+    repeats: int,
+    quick: bool,
+    profile: str | None = None,
+    *,
+    plan: dict[str, dict[int, int]] | None = None,
+    settings: Any = None,
+    searcher: Any = None,
+) -> dict[str, Any]:
     """Measure every scenario of ``plan`` (default: the full or the quick plan); the tests pass a
     tiny plan and their own settings and searcher."""
     settings = settings or bench_settings()
-    settings = settings.model_copy(update={"telegram": settings.telegram.model_copy(
-        update={"rate_limit_per_minute": 1_000_000})})
+    settings = settings.model_copy(
+        update={"telegram": settings.telegram.model_copy(update={"rate_limit_per_minute": 1_000_000})}
+    )
     searcher = searcher or open_searcher(settings)
     plan = plan or (QUICK_PLAN if quick else PLAN)
     profiler = cProfile.Profile() if profile else None
     measured: dict[str, list[float]] = {}
     limit_questions = 2 * LIMIT_BATCH if quick else LIMIT_QUESTIONS
-    rows = asyncio.run(measure(settings, searcher, plan, repeats, profiler, measured, limit_questions,
-                               1 if quick else 3))
+    rows = asyncio.run(
+        measure(settings, searcher, plan, repeats, profiler, measured, limit_questions, 1 if quick else 3)
+    )
     if profiler is not None:
         profiler.dump_stats(profile)
     limit = {k: scalar_over_runs(v) for k, v in measured.items()}
-    data = {"repeats": repeats, "workers": settings.telegram.workers, "think_seconds": THINK_SECONDS,
-            "plan": plan, "timeout_seconds": TIMEOUT_SECONDS, "scenarios": rows,
-            "limit": {**limit, "batch": LIMIT_BATCH, "questions": limit_questions},
-            "bot_process_rss_mib": rss_mib(), **verdicts(rows, limit)}
-    print(f"roundtrip: limit (bare model, batches of {LIMIT_BATCH}) "
-          f"{limit['batched_questions_per_second']['median']:.0f} q/s, one bare encode "
-          f"{limit['single_encode_ms']['median']:.1f} ms; bot at saturation "
-          f"{data['saturation_questions_per_second']:.0f} q/s = {data['share_of_limit']:.2f} of the limit; "
-          f"bot process RSS {data['bot_process_rss_mib']:.0f} MiB", flush=True)
+    data = {
+        "repeats": repeats,
+        "workers": settings.telegram.workers,
+        "think_seconds": THINK_SECONDS,
+        "plan": plan,
+        "timeout_seconds": TIMEOUT_SECONDS,
+        "scenarios": rows,
+        "limit": {**limit, "batch": LIMIT_BATCH, "questions": limit_questions},
+        "bot_process_rss_mib": rss_mib(),
+        **verdicts(rows, limit),
+    }
+    print(
+        f"roundtrip: limit (bare model, batches of {LIMIT_BATCH}) "
+        f"{limit['batched_questions_per_second']['median']:.0f} q/s, one bare encode "
+        f"{limit['single_encode_ms']['median']:.1f} ms; bot at saturation "
+        f"{data['saturation_questions_per_second']:.0f} q/s = {data['share_of_limit']:.2f} of the limit; "
+        f"bot process RSS {data['bot_process_rss_mib']:.0f} MiB",
+        flush=True,
+    )
     return data
 
 

@@ -98,8 +98,9 @@ def query_latency(index, queries: np.ndarray, focus: np.ndarray, repeats: int, l
     return over_runs(runs)
 
 
-def measure_index(kind: str, vectors: np.ndarray, queries, focus, exact_ids, repeats: int, limit: int,
-                  exact_below: int) -> dict[str, Any]:
+def measure_index(
+    kind: str, vectors: np.ndarray, queries, focus, exact_ids, repeats: int, limit: int, exact_below: int
+) -> dict[str, Any]:
     gc.collect()
     before = rss_mib()
     start = time.perf_counter()
@@ -112,17 +113,23 @@ def measure_index(kind: str, vectors: np.ndarray, queries, focus, exact_ids, rep
         result["recall@10"] = 1.0
     else:
         sweep = []
-        for effort in (HNSW_EF if kind == "hnsw" else IVF_NPROBE):
+        for effort in HNSW_EF if kind == "hnsw" else IVF_NPROBE:
             set_search_effort(index, ef_search=effort, nprobe=effort)
             ids = index.search(queries, 10)[1]
-            sweep.append({"effort": effort, "recall@10": recall_at_k(ids, exact_ids, 10),
-                          "latency_ms": query_latency(index, queries, focus, repeats, limit)})
+            sweep.append(
+                {
+                    "effort": effort,
+                    "recall@10": recall_at_k(ids, exact_ids, 10),
+                    "latency_ms": query_latency(index, queries, focus, repeats, limit),
+                }
+            )
         result["effort_name"] = "efSearch" if kind == "hnsw" else "nprobe"
         result["sweep"] = sweep
         ok = [s for s in sweep if s["recall@10"] >= 0.95]
         chosen = ok[0] if ok else sweep[-1]
-        result.update({"effort": chosen["effort"], "recall@10": chosen["recall@10"],
-                       "latency_ms": chosen["latency_ms"]})
+        result.update(
+            {"effort": chosen["effort"], "recall@10": chosen["recall@10"], "latency_ms": chosen["latency_ms"]}
+        )
     del index
     gc.collect()
     return result
@@ -150,8 +157,17 @@ def bm25(texts: list[str], questions: list[str], repeats: int) -> dict[str, Any]
     return {"build_seconds": build, "memory_mib": memory, "latency_ms": over_runs(runs)}
 
 
-def run(sizes: list[int], repeats: int, quick: bool, bm25_max: int, kinds: list[str],
-        exact_below: int, embed: int, settings: Any = None, n_questions: int | None = None) -> dict[str, Any]:
+def run(
+    sizes: list[int],
+    repeats: int,
+    quick: bool,
+    bm25_max: int,
+    kinds: list[str],
+    exact_below: int,
+    embed: int,
+    settings: Any = None,
+    n_questions: int | None = None,
+) -> dict[str, Any]:
     per_doc, encoder = seed_sentences(settings)
     questions = make_questions(n_questions or (40 if quick else 200))
     encoder.encode(questions[:4])
@@ -164,17 +180,27 @@ def run(sizes: list[int], repeats: int, quick: bool, bm25_max: int, kinds: list[
     embed_seconds = time.perf_counter() - start
     throughput = real_n / embed_seconds
     out: dict[str, Any] = {
-        "candidates_k": CANDIDATES, "queries": len(questions), "repeats": repeats, "exact_below": exact_below,
-        "embedding": {"passages": real_n, "seconds": embed_seconds, "passages_per_second": throughput,
-                      "mean_chars": float(np.mean([len(t) for t in texts_real]))},
+        "candidates_k": CANDIDATES,
+        "queries": len(questions),
+        "repeats": repeats,
+        "exact_below": exact_below,
+        "embedding": {
+            "passages": real_n,
+            "seconds": embed_seconds,
+            "passages_per_second": throughput,
+            "mean_chars": float(np.mean([len(t) for t in texts_real])),
+        },
         "sizes": [],
     }
     for n in sizes:
         print(f"scale: {n} passages", flush=True)
         vectors = real if n == real_n else synthetic_vectors(real, n, seed=n)
-        row: dict[str, Any] = {"passages": n, "vectors": "real" if n == real_n else "synthetic",
-                               "vector_bytes": int(vectors.nbytes),
-                               "embedding_seconds_estimated": n / throughput}
+        row: dict[str, Any] = {
+            "passages": n,
+            "vectors": "real" if n == real_n else "synthetic",
+            "vector_bytes": int(vectors.nbytes),
+            "embedding_seconds_estimated": n / throughput,
+        }
         exact = make_vector_index(vectors, exact_below=0, kind="flat")
         exact_ids = exact.search(queries, 10)[1]
         del exact
@@ -207,14 +233,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bm25-max", type=int, default=100_000, help="largest corpus to build BM25 for")
     p.add_argument("--kinds", default="hnsw,ivf", help="approximate index kinds to measure")
     p.add_argument("--embed", type=int, default=10_000, help="passages embedded for real (the smallest size)")
-    p.add_argument("--exact-below", type=int, default=None,
-                   help="exact search below this many passages (default: the config's retrieval.exact_search_below)")
+    p.add_argument(
+        "--exact-below",
+        type=int,
+        default=None,
+        help="exact search below this many passages (default: the config's retrieval.exact_search_below)",
+    )
     args = p.parse_args(argv)
     sizes = [int(s) for s in (args.sizes or ("1000,5000" if args.quick else "10000,100000,1000000")).split(",")]
     settings = bench_settings()
     exact_below = settings.retrieval.exact_search_below if args.exact_below is None else args.exact_below
-    result = run(sizes, args.repeats or (1 if args.quick else 3), args.quick, args.bm25_max,
-                 [k for k in args.kinds.split(",") if k], exact_below, args.embed, settings)
+    result = run(
+        sizes,
+        args.repeats or (1 if args.quick else 3),
+        args.quick,
+        args.bm25_max,
+        [k for k in args.kinds.split(",") if k],
+        exact_below,
+        args.embed,
+        settings,
+    )
     result["sizes_requested"] = sizes
     result["peak_rss_mib"] = peak_rss_mib()
     write_result("scale", result, args.quick)

@@ -47,8 +47,10 @@ class Item:
 
 def load_items(path: Path) -> list[Item]:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    items = [Item(str(q["q"]), str(q.get("kind") or "lookup"), tuple(q.get("evidence") or ()))
-             for q in data.get("questions", [])]
+    items = [
+        Item(str(q["q"]), str(q.get("kind") or "lookup"), tuple(q.get("evidence") or ()))
+        for q in data.get("questions", [])
+    ]
     items += [Item(str(q), "off_topic", ()) for q in data.get("off_topic", [])]
     return items
 
@@ -110,8 +112,15 @@ def cross_validate(table: dict[float, list[float]], folds: list[list[int]]) -> d
 
         best = max(table, key=lambda v: (round(mean_on(train, v), 9), -abs(v)))
         picks.append(best)
-        held_out.append({"value": best, "train": mean_on(train, best), "test": mean_on(fold, best),
-                         "test_at_zero": mean_on(fold, 0.0) if 0.0 in table else None, "questions": len(fold)})
+        held_out.append(
+            {
+                "value": best,
+                "train": mean_on(train, best),
+                "test": mean_on(fold, best),
+                "test_at_zero": mean_on(fold, 0.0) if 0.0 in table else None,
+                "questions": len(fold),
+            }
+        )
     return {"folds": held_out, "picks": picks, "chosen": statistics.median(picks)}
 
 
@@ -143,9 +152,13 @@ def kind_report(searcher: Any, items: Sequence[Item]) -> dict[str, dict[str, flo
         n = len(pairs)
         report[kind] = {"n": n, "declined": sum(r.abstained for _, r in pairs) / n}
         if kind not in ("unanswerable", "off_topic"):
-            report[kind].update({"hit@1": sum(x == 1 for x in ranks) / n,
-                                 "hit@5": sum(x is not None for x in ranks) / n,
-                                 "mrr@5": sum(1 / x for x in ranks if x) / n})
+            report[kind].update(
+                {
+                    "hit@1": sum(x == 1 for x in ranks) / n,
+                    "hit@5": sum(x is not None for x in ranks) / n,
+                    "mrr@5": sum(1 / x for x in ranks if x) / n,
+                }
+            )
     return report
 
 
@@ -185,12 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         cv["whole_set_by_value"] = {v: round(statistics.mean(s), 4) for v, s in table.items()}
         report[setting] = cv
         if not args.json:
-            print(f"\n{setting}: {len(chosen_items)} questions; per value (whole set, for the record): "
-                  + ", ".join(f"{v:g}→{m:.3f}" for v, m in cv["whole_set_by_value"].items()))
+            print(
+                f"\n{setting}: {len(chosen_items)} questions; per value (whole set, for the record): "
+                + ", ".join(f"{v:g}→{m:.3f}" for v, m in cv["whole_set_by_value"].items())
+            )
             for n, fold in enumerate(cv["folds"], start=1):
                 zero = "" if fold["test_at_zero"] is None else f" (at 0: {fold['test_at_zero']:.3f})"
-                print(f"  fold {n}: picked {fold['value']:g}, train {fold['train']:.3f}, "
-                      f"held-out {fold['test']:.3f}{zero}, {fold['questions']} questions")
+                print(
+                    f"  fold {n}: picked {fold['value']:g}, train {fold['train']:.3f}, "
+                    f"held-out {fold['test']:.3f}{zero}, {fold['questions']} questions"
+                )
             print(f"  chosen (median of picks): {cv['chosen']:g}")
     if args.json:
         print(json.dumps(report))

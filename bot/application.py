@@ -51,11 +51,19 @@ WATCH_STOP_SECONDS = 10.0  # at shutdown, how long a rebuild in progress may fin
 WATCH_SETTLE_SECONDS = 1.0  # the start-up rebuild waits this long for the watcher to be in place
 
 
-def build_application(settings: Settings, retriever: Retriever, *, base_url: str | None = None,
-                      token: str | None = None, retries: int = 5, backoff: float = 0.5,
-                      keeper: Keeper | None = None, watch_seeds: bool = True,
-                      get_updates_request: BaseRequest | None = None,
-                      guard: PollingGuard | None = None) -> Application:
+def build_application(
+    settings: Settings,
+    retriever: Retriever,
+    *,
+    base_url: str | None = None,
+    token: str | None = None,
+    retries: int = 5,
+    backoff: float = 0.5,
+    keeper: Keeper | None = None,
+    watch_seeds: bool = True,
+    get_updates_request: BaseRequest | None = None,
+    guard: PollingGuard | None = None,
+) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
     ``base_url`` has python-telegram-bot's meaning (the token is appended), e.g.
@@ -72,12 +80,22 @@ def build_application(settings: Settings, retriever: Retriever, *, base_url: str
         raise ConfigError("no bot token: set TELEGRAM_BOT_TOKEN")
     base_url = base_url or telegram.base_url
     skip_missing_sniffio()
-    http = HTTPXRequest(connection_pool_size=max(32, 4 * telegram.workers), read_timeout=15.0, write_timeout=15.0,
-                        connect_timeout=10.0, pool_timeout=10.0)
-    bot = PollingBot(token, guard=guard, base_url=base_url, base_file_url=file_url(base_url),
-                     request=BotRequest(http, retries=retries, backoff=backoff),
-                     get_updates_request=get_updates_request or PollingRequest(read_timeout=40.0, connect_timeout=10.0),
-                     defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW))
+    http = HTTPXRequest(
+        connection_pool_size=max(32, 4 * telegram.workers),
+        read_timeout=15.0,
+        write_timeout=15.0,
+        connect_timeout=10.0,
+        pool_timeout=10.0,
+    )
+    bot = PollingBot(
+        token,
+        guard=guard,
+        base_url=base_url,
+        base_file_url=file_url(base_url),
+        request=BotRequest(http, retries=retries, backoff=backoff),
+        get_updates_request=get_updates_request or PollingRequest(read_timeout=40.0, connect_timeout=10.0),
+        defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW),
+    )
     application = (
         ApplicationBuilder()
         .bot(bot)
@@ -104,16 +122,22 @@ def add_handlers(application: Application) -> None:
     private = filters.ChatType.PRIVATE
     groups = filters.ChatType.GROUPS
     application.add_handler(TypeHandler(Update, handlers.gate), group=-1)
-    for name, callback in (("start", handlers.start), ("help", handlers.help_command),
-                           ("sources", handlers.sources), ("about", handlers.about), ("ask", handlers.ask),
-                           ("reload", handlers.reload_command)):
+    for name, callback in (
+        ("start", handlers.start),
+        ("help", handlers.help_command),
+        ("sources", handlers.sources),
+        ("about", handlers.about),
+        ("ask", handlers.ask),
+        ("reload", handlers.reload_command),
+    ):
         application.add_handler(CommandHandler(name, callback, filters=new))
     application.add_handler(MessageHandler(new & private & filters.COMMAND, handlers.unknown_command))
     text = filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(new & private & text, handlers.private_text))
     application.add_handler(MessageHandler(new & groups & text, handlers.group_text))
-    application.add_handler(MessageHandler(new & private & ~filters.TEXT & ~filters.StatusUpdate.ALL,
-                                           handlers.private_other))
+    application.add_handler(
+        MessageHandler(new & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.private_other)
+    )
     application.add_handler(CallbackQueryHandler(handlers.button))
     application.add_handler(InlineQueryHandler(handlers.inline_query))
     application.add_error_handler(handlers.on_error)
@@ -137,6 +161,7 @@ async def _post_shutdown(application: Application) -> None:
 
 
 # ------------------------------------------------------------------------- the index follows the seeds
+
 
 def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = True) -> None:
     """Let ``keeper`` own the application's retriever: a rebuilt index replaces
@@ -187,8 +212,10 @@ async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.
     except Exception as exc:  # the bot keeps serving the index it has
         watcher.cancel()
         log.error("watching the seeds failed, the index no longer follows them: %r", exc, exc_info=exc)
-        await handlers.notify_admins(application, f"watching the seeds failed: {type(exc).__name__}: {exc}; "
-                                                  "the index no longer follows them (use /reload)")
+        await handlers.notify_admins(
+            application,
+            f"watching the seeds failed: {type(exc).__name__}: {exc}; the index no longer follows them (use /reload)",
+        )
 
 
 async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:

@@ -46,6 +46,7 @@ EXAMPLE_QUESTIONS = (
 
 # ------------------------------------------------------------------------------------ text basics
 
+
 def esc(text: str) -> str:
     """Escape text for Telegram HTML (``&``, ``<``, ``>`` and both quotes)."""
     return html.escape(text, quote=True)
@@ -195,11 +196,14 @@ def clip_left(text: str, limit: int, *, min_keep: float = 0.5) -> str:
         best = match.end()
         break
     if 0 <= best <= ceiling:
-        return ELLIPSIS + " " + tail[best:].lstrip() if utf16_len(tail[best:].lstrip()) + 2 <= limit \
+        return (
+            ELLIPSIS + " " + tail[best:].lstrip()
+            if utf16_len(tail[best:].lstrip()) + 2 <= limit
             else ELLIPSIS + tail[best:].lstrip()
+        )
     space = re.search(r"\s", tail)
     if space is not None and space.start() <= ceiling:
-        return ELLIPSIS + tail[space.start():].lstrip()
+        return ELLIPSIS + tail[space.start() :].lstrip()
     return ELLIPSIS + tail
 
 
@@ -260,6 +264,7 @@ def fit_html(message: str, limit: int = MAX_MESSAGE) -> str:
 
 # ------------------------------------------------------------------------------------------ citations
 
+
 def safe_url(url: str) -> str | None:
     """The URL if it can go in an ``href`` (http or https with a host), else None."""
     url = url.strip()
@@ -290,6 +295,7 @@ def citation_byline(citation: Citation) -> str:
 
 
 # -------------------------------------------------------------------------------------------- passages
+
 
 def passage_html(text: str, highlight: tuple[int, int] | None, budget: int) -> str:
     """A passage with its best sentence in bold, cut to ``budget`` units around that sentence."""
@@ -326,8 +332,10 @@ def hit_html(hit: Hit, budget: int, *, older: bool = False) -> str:
     ``older``: the question is about the present and a newer source is shown first, so this
     passage is marked "as of <year>"."""
     marker = f" · <b>{esc(as_of_label(hit.date))}</b>" if older else ""
-    return (f"<b>{hit.rank}.</b> {citation_html(hit.citation)}{marker}\n"
-            f"<blockquote>{passage_html(hit.text, hit.highlight, budget)}</blockquote>")
+    return (
+        f"<b>{hit.rank}.</b> {citation_html(hit.citation)}{marker}\n"
+        f"<blockquote>{passage_html(hit.text, hit.highlight, budget)}</blockquote>"
+    )
 
 
 def older_hits(hits: Sequence[Hit], current: bool) -> list[bool]:
@@ -356,16 +364,25 @@ def question_note(question: str, cut: bool, corrected: str | None) -> str:
     return "\n".join(lines)
 
 
-def answer_html(result: SearchResult, *, question: str | None = None, page: int = 0, per_page: int = 3,
-                cut: bool = False, limit: int = MAX_MESSAGE, passage_limit: int | None = None) -> str:
+def answer_html(
+    result: SearchResult,
+    *,
+    question: str | None = None,
+    page: int = 0,
+    per_page: int = 3,
+    cut: bool = False,
+    limit: int = MAX_MESSAGE,
+    passage_limit: int | None = None,
+) -> str:
     """The text of an answer: a short header, then the passages, all within ``limit``."""
     question = squash(question if question is not None else result.query).strip()
     note = question_note(question, cut, result.corrected_query)
     if result.declined_reason == NOT_COVERED and page == 0:
         return not_covered_html(result, note, limit=limit, passage_limit=passage_limit)
     if result.abstained or not result.hits:
-        return fit_html(abstain_html(question, note, paged=page > 0 and not result.abstained,
-                                     reason=result.declined_reason), limit)
+        return fit_html(
+            abstain_html(question, note, paged=page > 0 and not result.abstained, reason=result.declined_reason), limit
+        )
     first = result.hits[0].rank
     last = result.hits[-1].rank
     span = f"{first}–{last}" if last > first else f"{first}"
@@ -373,11 +390,18 @@ def answer_html(result: SearchResult, *, question: str | None = None, page: int 
     header = f"🔎 <b>Passages {span}{total}</b> for “<i>{esc(clip(question, 200))}</i>”"
     older = older_hits(result.hits, result.current)
     if any(older):
-        note = "\n".join(filter(None, (note, "🕰 <i>You asked about the present: the newest source comes first; "
-                                           "older ones are marked with their date.</i>")))
+        note = "\n".join(
+            filter(
+                None,
+                (
+                    note,
+                    "🕰 <i>You asked about the present: the newest source comes first; "
+                    "older ones are marked with their date.</i>",
+                ),
+            )
+        )
     head = header + (f"\n{note}" if note else "")
-    return fit_html(head + "\n\n" + passages_html(result.hits, older, limit - html_len(head), passage_limit),
-                    limit)
+    return fit_html(head + "\n\n" + passages_html(result.hits, older, limit - html_len(head), passage_limit), limit)
 
 
 def passages_html(hits: Sequence[Hit], older: Sequence[bool], room: int, passage_limit: int | None) -> str:
@@ -395,22 +419,25 @@ def missing_terms_text(terms: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def not_covered_html(result: SearchResult, note: str = "", *, limit: int = MAX_MESSAGE,
-                     passage_limit: int | None = None) -> str:
+def not_covered_html(
+    result: SearchResult, note: str = "", *, limit: int = MAX_MESSAGE, passage_limit: int | None = None
+) -> str:
     """On topic, but the sources never mention what the question is about: say what is missing,
     then the closest passages, marked as not answering."""
     head = (note + "\n" if note else "") + (
-        f"🤷 <b>The sources don't mention {missing_terms_text(result.missing_terms)}.</b>")
+        f"🤷 <b>The sources don't mention {missing_terms_text(result.missing_terms)}.</b>"
+    )
     if not result.closest:
         return fit_html(head, limit)
     head += "\nThe closest passages, which <b>do not answer</b> your question:"
     older = [False] * len(result.closest)
-    return fit_html(head + "\n\n" + passages_html(result.closest, older, limit - html_len(head), passage_limit),
-                    limit)
+    return fit_html(head + "\n\n" + passages_html(result.closest, older, limit - html_len(head), passage_limit), limit)
 
 
-NO_WORDS_REPLY = ("🤷 I couldn't find any words to search for in that. Please ask a question in words, "
-                  "e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”.")
+NO_WORDS_REPLY = (
+    "🤷 I couldn't find any words to search for in that. Please ask a question in words, "
+    "e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”."
+)
 
 
 def abstain_html(question: str, note: str = "", *, paged: bool = False, reason: str | None = None) -> str:
@@ -419,13 +446,16 @@ def abstain_html(question: str, note: str = "", *, paged: bool = False, reason: 
     elif reason == NO_WORDS:
         text = NO_WORDS_REPLY
     else:
-        text = ("🤷 <b>The sources don't cover that.</b>\n"
-                "I can only answer from five documents about Russia–Taliban relations. "
-                "Try rephrasing, or ask something like “<i>" + esc(EXAMPLE_QUESTIONS[0]) + "</i>”.")
+        text = (
+            "🤷 <b>The sources don't cover that.</b>\n"
+            "I can only answer from five documents about Russia–Taliban relations. "
+            "Try rephrasing, or ask something like “<i>" + esc(EXAMPLE_QUESTIONS[0]) + "</i>”."
+        )
     return (note + "\n" if note else "") + text
 
 
 # -------------------------------------------------------------------------------------- callback data
+
 
 @dataclass(frozen=True)
 class MoreData:
@@ -479,13 +509,18 @@ def decode_callback(data: object) -> MoreData | ContextData | None:
     return None
 
 
-def answer_keyboard(hits: Sequence[Hit], *, token: str | None, page: int, has_more: bool,
-                    compact: bool = False) -> InlineKeyboardMarkup | None:
+def answer_keyboard(
+    hits: Sequence[Hit], *, token: str | None, page: int, has_more: bool, compact: bool = False
+) -> InlineKeyboardMarkup | None:
     """Context buttons (one per passage) and the paging buttons."""
     rows: list[list[InlineKeyboardButton]] = []
-    context_row = [InlineKeyboardButton(f"📖 {h.rank}" if compact else f"📖 Context {h.rank}",
-                                        callback_data=encode_context(h.doc_key, h.start, h.end))
-                   for h in hits]
+    context_row = [
+        InlineKeyboardButton(
+            f"📖 {h.rank}" if compact else f"📖 Context {h.rank}",
+            callback_data=encode_context(h.doc_key, h.start, h.end),
+        )
+        for h in hits
+    ]
     if context_row:
         rows.append(context_row)
     paging = []
@@ -498,11 +533,25 @@ def answer_keyboard(hits: Sequence[Hit], *, token: str | None, page: int, has_mo
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def build_answer(result: SearchResult, *, question: str, token: str | None, page: int, per_page: int,
-                 cut: bool = False, compact: bool = False) -> Answer:
+def build_answer(
+    result: SearchResult,
+    *,
+    question: str,
+    token: str | None,
+    page: int,
+    per_page: int,
+    cut: bool = False,
+    compact: bool = False,
+) -> Answer:
     """The full answer message for one page of a result."""
-    text = answer_html(result, question=question, page=page, per_page=per_page, cut=cut,
-                       passage_limit=COMPACT_PASSAGE if compact else None)
+    text = answer_html(
+        result,
+        question=question,
+        page=page,
+        per_page=per_page,
+        cut=cut,
+        passage_limit=COMPACT_PASSAGE if compact else None,
+    )
     if result.declined_reason == NOT_COVERED and result.closest and page == 0:
         return Answer(text, answer_keyboard(result.closest, token=None, page=0, has_more=False, compact=compact))
     if result.abstained or not result.hits:
@@ -515,6 +564,7 @@ def build_answer(result: SearchResult, *, question: str, token: str | None, page
 
 # ---------------------------------------------------------------------------------------- context
 
+
 def context_html(context: Context, limit: int = MAX_MESSAGE) -> str:
     """The text around a passage, the passage itself in bold, under its citation."""
     lo, hi = context.passage
@@ -525,6 +575,7 @@ def context_html(context: Context, limit: int = MAX_MESSAGE) -> str:
 
 
 # ---------------------------------------------------------------------------------------- commands
+
 
 def start_html(bot_username: str | None) -> str:
     mention = f"@{bot_username}" if bot_username else "this bot"
@@ -579,17 +630,21 @@ def about_html(version: str, manifest: dict, documents: int, passages: int) -> s
 
 
 USAGE_ASK = "Usage: <code>/ask your question</code>, e.g. <code>/ask " + esc(EXAMPLE_QUESTIONS[0]) + "</code>"
-EMPTY_QUESTION = ("Please send your question as text, e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”. "
-                  "/help explains more.")
+EMPTY_QUESTION = (
+    "Please send your question as text, e.g. “<i>" + esc(EXAMPLE_QUESTIONS[1]) + "</i>”. /help explains more."
+)
 NOT_TEXT = "I can only read text. Send me your question as a message — /help explains how."
-RATE_LIMITED = ("⏳ You are asking faster than I can answer ({limit} questions a minute). "
-                "Please wait about {seconds} seconds — I'll answer new questions then.")
+RATE_LIMITED = (
+    "⏳ You are asking faster than I can answer ({limit} questions a minute). "
+    "Please wait about {seconds} seconds — I'll answer new questions then."
+)
 SOMETHING_WRONG = "⚠️ Sorry, something went wrong on my side. Please try again in a moment."
 STALE_BUTTON = "This button has expired. Please ask your question again."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 NO_MORE = "No more passages for this question."
-NOT_ALLOWED = ("Sorry, this is a private bot: it only answers in the chats its owner has allowed. "
-               "It won't reply here again.")
+NOT_ALLOWED = (
+    "Sorry, this is a private bot: it only answers in the chats its owner has allowed. It won't reply here again."
+)
 RELOAD_REFUSED = "Sorry, only the bot's administrators can reload the index."
 RELOAD_UNAVAILABLE = "This bot was started without an index keeper, so it cannot reload the index."
 
@@ -610,6 +665,7 @@ def rate_limited_html(limit: int, seconds: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------ inline
+
 
 @dataclass(frozen=True)
 class InlineArticle:
@@ -638,8 +694,10 @@ def inline_help_article(bot_username: str | None) -> InlineArticle:
         id="help",
         title="Ask about Russia–Taliban relations",
         description=f"Type a question after {mention} to find a cited passage",
-        html=(f"Type {esc(mention)} followed by a question about Russia–Taliban relations to share a cited "
-              f"passage, e.g. <i>{esc(mention)} {esc(EXAMPLE_QUESTIONS[1])}</i>"),
+        html=(
+            f"Type {esc(mention)} followed by a question about Russia–Taliban relations to share a cited "
+            f"passage, e.g. <i>{esc(mention)} {esc(EXAMPLE_QUESTIONS[1])}</i>"
+        ),
     )
 
 
@@ -664,6 +722,7 @@ def inline_nothing_article(query: str, missing_terms: Sequence[str] = ()) -> Inl
 
 
 # ----------------------------------------------------------------------------------- questions
+
 
 def clean_question(text: str, max_chars: int) -> tuple[str, bool]:
     """The question to search for and whether it had to be cut to ``max_chars`` (made safe with

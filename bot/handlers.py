@@ -58,38 +58,57 @@ T = TypeVar("T")
 
 # ------------------------------------------------------------------------------------------ helpers
 
-async def run_blocking(context: Context, func: Callable[..., T], *args: Any,
-                       **kwargs: Any) -> T:
+
+async def run_blocking(context: Context, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``func`` in the bot's thread pool (retrieval must never block the event loop)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(context.bot_data.executor, partial(func, *args, **kwargs))
 
 
-async def send(context: Context, chat_id: int, text: str, *,
-               reply_to: int | None = None, keyboard: InlineKeyboardMarkup | None = None,
-               thread_id: int | None = None) -> Message | None:
+async def send(
+    context: Context,
+    chat_id: int,
+    text: str,
+    *,
+    reply_to: int | None = None,
+    keyboard: InlineKeyboardMarkup | None = None,
+    thread_id: int | None = None,
+) -> Message | None:
     """Send one HTML message (cut to Telegram's limit); a user who blocked the bot is logged
     and skipped. Flood control and network errors are retried by the request layer."""
     reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
     try:
         return await context.bot.send_message(
-            chat_id, fmt.fit_html(text), parse_mode=ParseMode.HTML, reply_markup=keyboard,
-            reply_parameters=reply, link_preview_options=NO_PREVIEW, message_thread_id=thread_id)
+            chat_id,
+            fmt.fit_html(text),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard,
+            reply_parameters=reply,
+            link_preview_options=NO_PREVIEW,
+            message_thread_id=thread_id,
+        )
     except Forbidden as exc:
         log.info("chat %s cannot be reached (%s): skipped", chat_id, exc.message)
         return None
 
 
-async def reply(update: Update, context: Context, text: str, *,
-                keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
+async def reply(
+    update: Update, context: Context, text: str, *, keyboard: InlineKeyboardMarkup | None = None
+) -> Message | None:
     """Answer the message of ``update``: quoted in groups, plain in private chats."""
     message = update.effective_message
     if message is None:
         return None
     in_group = message.chat.type != Chat.PRIVATE
     thread = message.message_thread_id if message.is_topic_message else None
-    return await send(context, message.chat_id, text, reply_to=message.message_id if in_group else None,
-                      keyboard=keyboard, thread_id=thread)
+    return await send(
+        context,
+        message.chat_id,
+        text,
+        reply_to=message.message_id if in_group else None,
+        keyboard=keyboard,
+        thread_id=thread,
+    )
 
 
 def command_argument(message: Message) -> str:
@@ -113,6 +132,7 @@ def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> boo
 
 
 # ---------------------------------------------------------------------------------------- gate
+
 
 async def gate(update: Update, context: Context) -> None:
     """Stop updates from chats outside ``telegram.allowed_chats`` (when that list is set).
@@ -144,6 +164,7 @@ async def gate(update: Update, context: Context) -> None:
 
 # ------------------------------------------------------------------------------------- commands
 
+
 async def start(update: Update, context: Context) -> None:
     """/start, also with a deep-link payload (``t.me/bot?start=PAYLOAD`` sends ``/start PAYLOAD``):
     no payload format is defined, so any payload, whatever it holds, gets the normal welcome."""
@@ -152,8 +173,13 @@ async def start(update: Update, context: Context) -> None:
 
 async def help_command(update: Update, context: Context) -> None:
     telegram = context.bot_data.settings.telegram
-    await reply(update, context, fmt.help_html(context.bot.username, results_private=telegram.results_private,
-                                               results_group=telegram.results_group))
+    await reply(
+        update,
+        context,
+        fmt.help_html(
+            context.bot.username, results_private=telegram.results_private, results_group=telegram.results_group
+        ),
+    )
 
 
 async def sources(update: Update, context: Context) -> None:
@@ -222,6 +248,7 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 # ------------------------------------------------------------------------------------ questions
 
+
 async def private_text(update: Update, context: Context) -> None:
     """Any text in a private chat is a question."""
     await answer_question(update, context, update.effective_message.text or "")
@@ -249,8 +276,7 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
     user = update.effective_user
     decision = context.bot_data.limiter.check(user.id if user else update.effective_chat.id)
     if decision.verdict is Verdict.NOTICE:
-        await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute,
-                                                           decision.retry_in))
+        await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute, decision.retry_in))
         return
     if decision.verdict is Verdict.SILENT:
         return
@@ -261,15 +287,17 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
     token = None
     if not result.abstained and result.total > len(result.hits):
         token = context.bot_data.queries.put(StoredQuery(question, per_page, cut, compact))
-    answer = fmt.build_answer(result, question=question, token=token, page=0, per_page=per_page, cut=cut,
-                              compact=compact)
+    answer = fmt.build_answer(
+        result, question=question, token=token, page=0, per_page=per_page, cut=cut, compact=compact
+    )
     await reply(update, context, answer.html, keyboard=answer.keyboard)
 
 
 # ------------------------------------------------------------------------------------- buttons
 
+
 async def button(update: Update, context: Context) -> None:
-    """"More results" and "Context" buttons; stale or forged data gets a polite answer."""
+    """ "More results" and "Context" buttons; stale or forged data gets a polite answer."""
     query = update.callback_query
     data = fmt.decode_callback(query.data)
     if isinstance(data, fmt.MoreData):
@@ -287,16 +315,28 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
     if stored is None or query.message is None:
         await query.answer(fmt.STALE_BUTTON)
         return
-    result = await run_blocking(context, context.bot_data.retriever.search, stored.question, stored.per_page,
-                                data.page * stored.per_page)
+    result = await run_blocking(
+        context, context.bot_data.retriever.search, stored.question, stored.per_page, data.page * stored.per_page
+    )
     if not result.hits and not result.abstained and data.page > 0:
         await query.answer(fmt.NO_MORE)
         return
-    answer = fmt.build_answer(result, question=stored.question, token=data.token, page=data.page,
-                              per_page=stored.per_page, cut=stored.cut, compact=stored.compact)
+    answer = fmt.build_answer(
+        result,
+        question=stored.question,
+        token=data.token,
+        page=data.page,
+        per_page=stored.per_page,
+        cut=stored.cut,
+        compact=stored.compact,
+    )
     try:
-        await query.edit_message_text(fmt.fit_html(answer.html), parse_mode=ParseMode.HTML,
-                                      reply_markup=answer.keyboard, link_preview_options=NO_PREVIEW)
+        await query.edit_message_text(
+            fmt.fit_html(answer.html),
+            parse_mode=ParseMode.HTML,
+            reply_markup=answer.keyboard,
+            link_preview_options=NO_PREVIEW,
+        )
     except BadRequest as exc:
         problem = exc.message.lower()
         if "not modified" in problem:
@@ -312,19 +352,25 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
 async def show_context(update: Update, context: Context, data: fmt.ContextData) -> None:
     query = update.callback_query
     settings = context.bot_data.settings
-    found = await run_blocking(context, context.bot_data.retriever.passage_context, data.doc_key, data.start,
-                               data.end, settings.chunking.context_chars)
+    found = await run_blocking(
+        context,
+        context.bot_data.retriever.passage_context,
+        data.doc_key,
+        data.start,
+        data.end,
+        settings.chunking.context_chars,
+    )
     message = query.message
     if found is None or message is None or not isinstance(message, Message):
         await query.answer(fmt.STALE_BUTTON)
         return
     thread = message.message_thread_id if message.is_topic_message else None
-    await send(context, message.chat_id, fmt.context_html(found), reply_to=message.message_id,
-               thread_id=thread)
+    await send(context, message.chat_id, fmt.context_html(found), reply_to=message.message_id, thread_id=thread)
     await query.answer()
 
 
 # -------------------------------------------------------------------------------------- inline
+
 
 async def inline_query(update: Update, context: Context) -> None:
     """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
@@ -352,14 +398,19 @@ async def inline_query(update: Update, context: Context) -> None:
 def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticle]:
     return [
         InlineQueryResultArticle(
-            id=a.id, title=fmt.clean_text(a.title), description=fmt.clean_text(a.description),
-            input_message_content=InputTextMessageContent(a.html, parse_mode=ParseMode.HTML,
-                                                          link_preview_options=NO_PREVIEW))
+            id=a.id,
+            title=fmt.clean_text(a.title),
+            description=fmt.clean_text(a.description),
+            input_message_content=InputTextMessageContent(
+                a.html, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+            ),
+        )
         for a in articles
     ]
 
 
 # --------------------------------------------------------------------------------------- errors
+
 
 async def on_error(update: object, context: Context) -> None:
     """Log the failure and tell the user something went wrong (never raises)."""

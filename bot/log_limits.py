@@ -27,8 +27,14 @@ class _Window:
 class RepeatLimitFilter(logging.Filter):
     """Rate-limits repeated log records; install on a handler (it then sees every record)."""
 
-    def __init__(self, burst: int = 5, period: float = 60.0, *, max_kinds: int = 1000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        burst: int = 5,
+        period: float = 60.0,
+        *,
+        max_kinds: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.burst = burst
         self.period = period

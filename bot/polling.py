@@ -69,9 +69,14 @@ class PollingGuard:
     Use it as ``start_polling(error_callback=guard)`` and give it to :class:`PollingBot`.
     """
 
-    def __init__(self, stop: asyncio.Event | None = None, *, startup_seconds: float | None = None,
-                 refused_grace_seconds: float = REFUSED_GRACE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stop: asyncio.Event | None = None,
+        *,
+        startup_seconds: float | None = None,
+        refused_grace_seconds: float = REFUSED_GRACE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stop = stop
         self.startup_seconds = CONFLICT_STARTUP_SECONDS if startup_seconds is None else startup_seconds
         self.refused_grace_seconds = refused_grace_seconds
@@ -107,8 +112,10 @@ class PollingGuard:
         if lasted < self.refused_grace_seconds:
             return True
         if self.fatal is None:
-            self.fatal = (f"Telegram has refused getUpdates for {lasted:.0f} s ({error.message}): the bot token "
-                          "was revoked or telegram.base_url is wrong. Exiting.")
+            self.fatal = (
+                f"Telegram has refused getUpdates for {lasted:.0f} s ({error.message}): the bot token "
+                "was revoked or telegram.base_url is wrong. Exiting."
+            )
             log.error("%s", self.fatal)
             if self.stop is not None:
                 self.stop.set()
@@ -128,20 +135,31 @@ class PollingGuard:
         self.conflicts += 1
         now = self.clock()
         webhook = "webhook" in error.message.lower()
-        what = ("a webhook is set for this token (is another instance serving it by webhook?)" if webhook
-                else "another instance is polling this token")
+        what = (
+            "a webhook is set for this token (is another instance serving it by webhook?)"
+            if webhook
+            else "another instance is polling this token"
+        )
         if self.started is None or now - self.started < self.startup_seconds:
             if self.conflict is None:
                 self.conflict = what
-                log.error("%s (Telegram: %s). Only one instance may serve a bot token: stop the other "
-                          "instance or give this one its own token. Exiting.", what, error.message)
+                log.error(
+                    "%s (Telegram: %s). Only one instance may serve a bot token: stop the other "
+                    "instance or give this one its own token. Exiting.",
+                    what,
+                    error.message,
+                )
                 if self.stop is not None:
                     self.stop.set()
             return
         if self._logged_at is None or now - self._logged_at >= CONFLICT_REPEAT_LOG_SECONDS:
             self._logged_at = now
-            log.error("%s (Telegram: %s). This instance has been serving for %.0f s and keeps serving; "
-                      "stop the other one.", what, error.message, now - self.started)
+            log.error(
+                "%s (Telegram: %s). This instance has been serving for %.0f s and keeps serving; stop the other one.",
+                what,
+                error.message,
+                now - self.started,
+            )
 
 
 class UpdateSkipper:
@@ -173,8 +191,13 @@ class UpdateSkipper:
         if isinstance(update_id, int):
             self._highest_skipped = max(update_id, self._highest_skipped or update_id)
         self.skipped += 1
-        log.error("skipped update %s that python-telegram-bot cannot read (%s: %s); it begins %s",
-                  update_id, type(exc).__name__, str(exc)[:200], describe_update(data))
+        log.error(
+            "skipped update %s that python-telegram-bot cannot read (%s: %s); it begins %s",
+            update_id,
+            type(exc).__name__,
+            str(exc)[:200],
+            describe_update(data),
+        )
 
 
 def describe_update(data: Any, limit: int = UPDATE_PREFIX_CHARS) -> str:
@@ -191,8 +214,14 @@ class PollingBot(ExtBot):
     """The ExtBot of ``serve`` and the sandbox: getUpdates that a 401/404 or an unreadable
     update cannot stop or wedge (see the module docstring). Everything else is ExtBot's."""
 
-    def __init__(self, token: str, *, guard: PollingGuard | None = None,
-                 get_updates_request: BaseRequest | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        guard: PollingGuard | None = None,
+        get_updates_request: BaseRequest | None = None,
+        **kwargs: Any,
+    ) -> None:
         # made here, not by ExtBot, so that its read timeout is known (see _poll_read_timeout)
         self._polling_request = get_updates_request or HTTPXRequest()
         super().__init__(token, get_updates_request=self._polling_request, **kwargs)
@@ -224,12 +253,22 @@ class PollingBot(ExtBot):
         # Bot.get_updates parses the whole batch at once, so one unreadable update fails all of
         # it; here the raw batch is fetched the way Bot.get_updates fetches it, then parsed one
         # update at a time.
-        data: JSONDict = {"timeout": timeout, "offset": self.skipper.next_offset(offset), "limit": limit,
-                          "allowed_updates": allowed_updates}
+        data: JSONDict = {
+            "timeout": timeout,
+            "offset": self.skipper.next_offset(offset),
+            "limit": limit,
+            "allowed_updates": allowed_updates,
+        }
         try:
-            batch = await self._post("getUpdates", data, read_timeout=self._poll_read_timeout(read_timeout, timeout),
-                                     write_timeout=write_timeout, connect_timeout=connect_timeout,
-                                     pool_timeout=pool_timeout, api_kwargs=api_kwargs)
+            batch = await self._post(
+                "getUpdates",
+                data,
+                read_timeout=self._poll_read_timeout(read_timeout, timeout),
+                write_timeout=write_timeout,
+                connect_timeout=connect_timeout,
+                pool_timeout=pool_timeout,
+                api_kwargs=api_kwargs,
+            )
         except InvalidToken as exc:
             if self.guard.refused(exc):
                 raise PollingRefused(f"getUpdates was refused ({exc.message})") from None

@@ -33,8 +33,9 @@ class RateLimiter:
     following ones :attr:`Verdict.SILENT`, until an event is accepted again.
     """
 
-    def __init__(self, limit: int, window: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000) -> None:
+    def __init__(
+        self, limit: int, window: float = 60.0, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("limit must be >= 1 and window > 0")
         self.limit = limit

@@ -59,8 +59,9 @@ _RECORDS = RedactingFilter()  # applied to every log record as it is made, see _
 _factory_lock = threading.Lock()
 
 
-def install_log_redaction(token: str | None, *secrets: str | None,
-                          logger: logging.Logger | None = None) -> RedactingFilter:
+def install_log_redaction(
+    token: str | None, *secrets: str | None, logger: logging.Logger | None = None
+) -> RedactingFilter:
     """Keep the token (and the other ``secrets``, e.g. the webhook secret) out of the logs.
 
     Quiets httpx/httpcore (they log request URLs at INFO), redacts every handler of ``logger``

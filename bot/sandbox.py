@@ -74,8 +74,15 @@ class _Tracker:
         return True
 
 
-def run_sandbox(settings: Settings, searcher: Retriever, stdin: TextIO, stdout: TextIO, *,
-                answer_timeout: float = 120.0, keeper: Keeper | None = None) -> int:
+def run_sandbox(
+    settings: Settings,
+    searcher: Retriever,
+    stdin: TextIO,
+    stdout: TextIO,
+    *,
+    answer_timeout: float = 120.0,
+    keeper: Keeper | None = None,
+) -> int:
     """Run the bot in the local sandbox until the end of ``stdin``; return the exit code (0).
     ``keeper`` (over ``searcher``) makes the index follow the seeds while the sandbox runs."""
     try:
@@ -85,8 +92,15 @@ def run_sandbox(settings: Settings, searcher: Retriever, stdin: TextIO, stdout: 
 
 
 class _Sandbox:
-    def __init__(self, settings: Settings, searcher: Retriever, stdin: TextIO, stdout: TextIO,
-                 answer_timeout: float, keeper: Keeper | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        searcher: Retriever,
+        stdin: TextIO,
+        stdout: TextIO,
+        answer_timeout: float,
+        keeper: Keeper | None = None,
+    ) -> None:
         # every chat is the sandbox's own: a configured allow-list must not silence it, and the
         # one user at the keyboard is the administrator
         telegram = settings.telegram.model_copy(update={"allowed_chats": None, "admins": (SANDBOX_USER_ID,)})
@@ -106,8 +120,9 @@ class _Sandbox:
         stop = asyncio.Event()
         restore: Callable[..., None] = _nothing
         try:
-            application = build_application(self.settings, self.searcher, base_url=emulator.base_url,
-                                            token=emulator.token, keeper=self.keeper)
+            application = build_application(
+                self.settings, self.searcher, base_url=emulator.base_url, token=emulator.token, keeper=self.keeper
+            )
             restore = install_signals(stop, application)
             application.add_handler(TypeHandler(Update, self.tracker.mark), group=10_000)
             await start_bot(application, poll_timeout=5.0)

@@ -38,9 +38,13 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONFLICT = 0, 1, 2, 3
 
 
-async def start_bot(application: Application, *, poll_timeout: float = 10.0,
-                    error_callback: Callable[[TelegramError], None] | None = None,
-                    webhook: dict[str, Any] | None = None) -> None:
+async def start_bot(
+    application: Application,
+    *,
+    poll_timeout: float = 10.0,
+    error_callback: Callable[[TelegramError], None] | None = None,
+    webhook: dict[str, Any] | None = None,
+) -> None:
     """Start an Application inside a running event loop, in the order of ``run_polling``
     (initialize, post_init, polling, start): long polling, or the webhook server when
     ``webhook`` holds :func:`webhook_options`. Used by ``serve``, the sandbox and tests."""
@@ -50,8 +54,12 @@ async def start_bot(application: Application, *, poll_timeout: float = 10.0,
     if webhook is not None:
         await application.updater.start_webhook(**webhook, allowed_updates=ALLOWED_UPDATES)
     else:
-        await application.updater.start_polling(poll_interval=0.0, timeout=timedelta(seconds=poll_timeout),
-                                                allowed_updates=ALLOWED_UPDATES, error_callback=error_callback)
+        await application.updater.start_polling(
+            poll_interval=0.0,
+            timeout=timedelta(seconds=poll_timeout),
+            allowed_updates=ALLOWED_UPDATES,
+            error_callback=error_callback,
+        )
     await application.start()
 
 
@@ -113,8 +121,11 @@ def install_signals(stop: asyncio.Event, application: Application) -> Callable[.
         task.add_done_callback(reloads.discard)
 
     installed = []
-    for sig, callback in ((signal.SIGINT, stop.set), (signal.SIGTERM, stop.set),
-                          (getattr(signal, "SIGHUP", None), on_hangup)):
+    for sig, callback in (
+        (signal.SIGINT, stop.set),
+        (signal.SIGTERM, stop.set),
+        (getattr(signal, "SIGHUP", None), on_hangup),
+    ):
         if sig is None:
             continue
         try:
@@ -134,8 +145,13 @@ def install_signals(stop: asyncio.Event, application: Application) -> Callable[.
     return restore
 
 
-async def run_bot(application: Application, settings: Settings, guard: PollingGuard | None = None,
-                  *, stop: asyncio.Event | None = None) -> int:
+async def run_bot(
+    application: Application,
+    settings: Settings,
+    guard: PollingGuard | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> int:
     """Serve until SIGINT/SIGTERM (or ``stop``, or a Conflict at start-up); return the exit code.
 
     SIGHUP rebuilds the index (like /reload) and logs the summary (:func:`install_signals`).

@@ -24,8 +24,13 @@ from telegram.request import BaseRequest, HTTPXRequest, RequestData
 log = logging.getLogger(__name__)
 
 # the answers of ``do_request`` that PTB turns into an error that is not a NetworkError
-_CLIENT_ERRORS = (HTTPStatus.BAD_REQUEST, HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND,
-                  HTTPStatus.CONFLICT)
+_CLIENT_ERRORS = (
+    HTTPStatus.BAD_REQUEST,
+    HTTPStatus.UNAUTHORIZED,
+    HTTPStatus.FORBIDDEN,
+    HTTPStatus.NOT_FOUND,
+    HTTPStatus.CONFLICT,
+)
 _ANSWERED_OK = (200, b'{"ok": true, "result": true}')
 
 
@@ -45,8 +50,9 @@ class WrappedRequest(BaseRequest):
     async def shutdown(self) -> None:
         await self.inner.shutdown()
 
-    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
         return await self.inner.do_request(url, method, request_data, *args, **kwargs)
 
 
@@ -70,16 +76,24 @@ class RetryingRequest(WrappedRequest):
     _ANSWERED = ("query is too old", "query id is invalid")
     _QUERY_METHODS = ("answerCallbackQuery", "answerInlineQuery")
 
-    def __init__(self, inner: BaseRequest, *, retries: int = 5, backoff: float = 0.5, max_flood_wait: float = 120.0,
-                 flood_retries: int = 5) -> None:
+    def __init__(
+        self,
+        inner: BaseRequest,
+        *,
+        retries: int = 5,
+        backoff: float = 0.5,
+        max_flood_wait: float = 120.0,
+        flood_retries: int = 5,
+    ) -> None:
         super().__init__(inner)
         self.retries = retries
         self.backoff = backoff
         self.max_flood_wait = max_flood_wait
         self.flood_retries = flood_retries
 
-    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
         failures = floods = 0
         name = _method(url)
         while True:
@@ -110,8 +124,12 @@ class RetryingRequest(WrappedRequest):
                     await asyncio.sleep(wait + 0.05)
                     continue
                 if code in _CLIENT_ERRORS:
-                    if (code == HTTPStatus.BAD_REQUEST and failures and name in self._QUERY_METHODS
-                            and any(text in description.lower() for text in self._ANSWERED)):
+                    if (
+                        code == HTTPStatus.BAD_REQUEST
+                        and failures
+                        and name in self._QUERY_METHODS
+                        and any(text in description.lower() for text in self._ANSWERED)
+                    ):
                         log.info("%s: the attempt that failed had gone through (%s)", name, description)
                         return _ANSWERED_OK
                     return code, payload  # a client error: retrying gives the same answer

@@ -1,11 +1,11 @@
 """The ``citebot`` command: one sub-command per job, ``--json`` wherever a script may read the output.
 
-    citebot index [--check] [--force]     build or update the index from the seeds
-    citebot ask [QUESTION] [-k N]         cited passages for a question (or one per stdin line)
-    citebot sources                       the indexed documents and their citations
-    citebot eval FILE [--folds K]         retrieval metrics per question kind, with ablations and a
-                                          naive baseline; or settings chosen by cross-validation
-    citebot serve                         run the Telegram bot (or the local sandbox without a token)
+citebot index [--check] [--force]     build or update the index from the seeds
+citebot ask [QUESTION] [-k N]         cited passages for a question (or one per stdin line)
+citebot sources                       the indexed documents and their citations
+citebot eval FILE [--folds K]         retrieval metrics per question kind, with ablations and a
+                                      naive baseline; or settings chosen by cross-validation
+citebot serve                         run the Telegram bot (or the local sandbox without a token)
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def _is_expected(exc: Exception) -> bool:
     from embeddings.index import IndexError_
     from embeddings.model import ModelLoadError
 
-    return isinstance(exc, ConfigError | ModelLoadError | IndexError_ | EvalSetError | FileNotFoundError
-                      | PermissionError)
+    return isinstance(
+        exc, ConfigError | ModelLoadError | IndexError_ | EvalSetError | FileNotFoundError | PermissionError
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,23 +60,36 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings: config/citebot.yaml; override any key with CITEBOT_<SECTION>_<KEY>.",
     )
     parser.add_argument("--version", action="version", version=f"citebot {__version__}")
-    parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    index = commands.add_parser("index", help="build or update the index from the seeds folder",
-                                description="Build the index, re-embedding only documents that changed.")
-    index.add_argument("--check", action="store_true",
-                       help="only report whether the seeds changed since the last build (exit 0 up to date, 1 stale)")
+    index = commands.add_parser(
+        "index",
+        help="build or update the index from the seeds folder",
+        description="Build the index, re-embedding only documents that changed.",
+    )
+    index.add_argument(
+        "--check",
+        action="store_true",
+        help="only report whether the seeds changed since the last build (exit 0 up to date, 1 stale)",
+    )
     index.add_argument("--force", action="store_true", help="rebuild everything from scratch")
-    index.add_argument("--watch", action="store_true",
-                       help="keep running: rebuild whenever the seeds folder changes, printing each rebuild")
+    index.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running: rebuild whenever the seeds folder changes, printing each rebuild",
+    )
     index.add_argument("--json", action="store_true", help="print the report as JSON (one line per rebuild)")
     index.set_defaults(handler=cmd_index)
 
-    ask = commands.add_parser("ask", help="print cited passages answering a question",
-                              description="Answer QUESTION, or each line of standard input when it is omitted.")
+    ask = commands.add_parser(
+        "ask",
+        help="print cited passages answering a question",
+        description="Answer QUESTION, or each line of standard input when it is omitted.",
+    )
     ask.add_argument("question", nargs="*", help="the question (omit to read one question per line from stdin)")
     ask.add_argument("-k", type=int, default=None, metavar="N", help="number of passages (default: retrieval.top_k)")
     ask.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
@@ -85,30 +99,46 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_argument("--json", action="store_true", help="print a JSON list")
     sources.set_defaults(handler=cmd_sources)
 
-    evaluate = commands.add_parser("eval", help="measure retrieval quality on an evaluation set",
-                                   description="hit@1/3/5, MRR@5, answered and decline rates (off-topic and "
-                                               "unanswerable), overall and per question kind, for the full "
-                                               "pipeline, dense-only and BM25-only ablations and a naive baseline. "
-                                               "With --folds: candidate settings chosen by cross-validation.")
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure retrieval quality on an evaluation set",
+        description="hit@1/3/5, MRR@5, answered and decline rates (off-topic and "
+        "unanswerable), overall and per question kind, for the full "
+        "pipeline, dense-only and BM25-only ablations and a naive baseline. "
+        "With --folds: candidate settings chosen by cross-validation.",
+    )
     evaluate.add_argument("file", type=Path, help="evaluation set (YAML, see tests/data/eval.yaml)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.add_argument("--misses", action="store_true",
-                          help="list the questions the full pipeline misses at rank 1 or wrongly answers")
-    evaluate.add_argument("--folds", type=int, metavar="K",
-                          help="cross-validate: choose settings on K-1 stratified folds, report the held-out one")
-    evaluate.add_argument("--grid", type=Path, metavar="FILE",
-                          help="candidate settings for --folds (YAML, see citebot/tuning.py; default: as configured)")
+    evaluate.add_argument(
+        "--misses", action="store_true", help="list the questions the full pipeline misses at rank 1 or wrongly answers"
+    )
+    evaluate.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="cross-validate: choose settings on K-1 stratified folds, report the held-out one",
+    )
+    evaluate.add_argument(
+        "--grid",
+        type=Path,
+        metavar="FILE",
+        help="candidate settings for --folds (YAML, see citebot/tuning.py; default: as configured)",
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
     evaluate.set_defaults(handler=cmd_eval)
 
-    serve = commands.add_parser("serve", help="run the Telegram bot (the local sandbox when no token is set)",
-                                description="Long polling (or webhook, if telegram.webhook_url is set). Without "
-                                            "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.")
+    serve = commands.add_parser(
+        "serve",
+        help="run the Telegram bot (the local sandbox when no token is set)",
+        description="Long polling (or webhook, if telegram.webhook_url is set). Without "
+        "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.",
+    )
     serve.set_defaults(handler=cmd_serve)
     return parser
 
 
 # ----------------------------------------------------------------------------------- commands
+
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     from embeddings.index import compare, indexed_fingerprints, seed_state
@@ -140,8 +170,10 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         verb = "built" if report.built else "up to date"
-        print(f"index {verb}: {_change_summary(report)}; {report.passages} passages "
-              f"({report.embedded} texts embedded in {report.seconds:.1f} s)")
+        print(
+            f"index {verb}: {_change_summary(report)}; {report.passages} passages "
+            f"({report.embedded} texts embedded in {report.seconds:.1f} s)"
+        )
     return EXIT_OK
 
 
@@ -168,8 +200,12 @@ def _watch(settings: Settings, as_json: bool) -> int:
 
 
 def _change_summary(report: Any) -> str:
-    parts = [f"{len(report.added)} added", f"{len(report.updated)} updated", f"{len(report.removed)} removed",
-             f"{len(report.unchanged)} unchanged"]
+    parts = [
+        f"{len(report.added)} added",
+        f"{len(report.updated)} updated",
+        f"{len(report.removed)} removed",
+        f"{len(report.unchanged)} unchanged",
+    ]
     return ", ".join(parts)
 
 
@@ -239,8 +275,10 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
 
     data = open_index(settings)
     counts = data.passage_counts()
-    rows = [{"doc_id": d.doc_id, "citation": d.citation.text(), **d.citation.as_dict(), "passages": int(counts[i])}
-            for i, d in enumerate(data.documents)]
+    rows = [
+        {"doc_id": d.doc_id, "citation": d.citation.text(), **d.citation.as_dict(), "passages": int(counts[i])}
+        for i, d in enumerate(data.documents)
+    ]
     if args.json:
         _print_json(rows)
         return EXIT_OK
@@ -259,19 +297,29 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     searcher = open_service(settings).searcher
     results = compare_pipelines(eval_set, searcher)
     if args.json:
-        _print_json({"file": str(args.file), "questions": len(eval_set.questions),
-                     "off_topic": len(eval_set.off_topic), "pipelines": results})
+        _print_json(
+            {
+                "file": str(args.file),
+                "questions": len(eval_set.questions),
+                "off_topic": len(eval_set.off_topic),
+                "pipelines": results,
+            }
+        )
         return EXIT_OK
     full = results["full"]
     counts = full["counts"]
-    print(f"{args.file}: {counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
-          f"corpus questions, {counts['off_topic']} off-topic\n")
+    print(
+        f"{args.file}: {counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
+        f"corpus questions, {counts['off_topic']} off-topic\n"
+    )
     print(metrics_table(results))
     print("\nfull pipeline by question kind:\n")
     print(kinds_table(full["by_kind"]))
-    print(f"\noff-topic threshold in use {searcher.off_topic_below(''):.3f} (measured on this corpus at "
-          f"index build, floor {settings.retrieval.abstain_below:.3f}); "
-          f"best-separating threshold on this set {full['calibrated_threshold']:.3f}")
+    print(
+        f"\noff-topic threshold in use {searcher.off_topic_below(''):.3f} (measured on this corpus at "
+        f"index build, floor {settings.retrieval.abstain_below:.3f}); "
+        f"best-separating threshold on this set {full['calibrated_threshold']:.3f}"
+    )
     if args.misses:
         print("\nmissed at rank 1 by the full pipeline:")
         for question in full["misses"]:
@@ -299,10 +347,27 @@ def _cross_validate(settings: Settings, args: argparse.Namespace, eval_set: Any)
     return EXIT_OK
 
 
-METRIC_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "abstained_unanswerable",
-                  "newest_first", "mean_chars")
-FOLD_COLUMNS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "abstained_unanswerable",
-                "newest_first")
+METRIC_COLUMNS = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr@5",
+    "answered",
+    "abstained_off_topic",
+    "abstained_unanswerable",
+    "newest_first",
+    "mean_chars",
+)
+FOLD_COLUMNS = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr@5",
+    "answered",
+    "abstained_off_topic",
+    "abstained_unanswerable",
+    "newest_first",
+)
 
 
 def _cell(value: Any, digits: int = 3) -> str:
@@ -313,8 +378,10 @@ def metrics_table(results: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per pipeline."""
     header = "| pipeline | " + " | ".join(METRIC_COLUMNS) + " |"
     rule = "|---|" + "---|" * len(METRIC_COLUMNS)
-    rows = [f"| {name} | " + " | ".join(_cell(metrics[c], 0 if c == "mean_chars" else 3) for c in METRIC_COLUMNS)
-            + " |" for name, metrics in results.items()]
+    rows = [
+        f"| {name} | " + " | ".join(_cell(metrics[c], 0 if c == "mean_chars" else 3) for c in METRIC_COLUMNS) + " |"
+        for name, metrics in results.items()
+    ]
     return "\n".join([header, rule, *rows])
 
 
@@ -322,18 +389,21 @@ def kinds_table(by_kind: dict[str, dict[str, float]]) -> str:
     """A Markdown table: one row per question kind (an unanswerable question's only figure is
     whether it was declined)."""
     columns = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "declined")
-    rows = [f"| {kind} | {m['questions']} | " + " | ".join(_cell(m.get(c)) for c in columns) + " |"
-            for kind, m in by_kind.items()]
-    return "\n".join(["| kind | questions | " + " | ".join(columns) + " |",
-                      "|---|---|" + "---|" * len(columns), *rows])
+    rows = [
+        f"| {kind} | {m['questions']} | " + " | ".join(_cell(m.get(c)) for c in columns) + " |"
+        for kind, m in by_kind.items()
+    ]
+    return "\n".join(["| kind | questions | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns), *rows])
 
 
 def folds_table(cv: Any) -> str:
     """A Markdown table: each fold's held-out figures with the settings chosen on the others."""
     header = "| fold | chosen settings | " + " | ".join(FOLD_COLUMNS) + " |"
     rule = "|---|---|" + "---|" * len(FOLD_COLUMNS)
-    rows = [f"| {f.fold} | {_settings_text(f.chosen)} | " + " | ".join(_cell(f.held_out[c]) for c in FOLD_COLUMNS)
-            + " |" for f in cv.folds]
+    rows = [
+        f"| {f.fold} | {_settings_text(f.chosen)} | " + " | ".join(_cell(f.held_out[c]) for c in FOLD_COLUMNS) + " |"
+        for f in cv.folds
+    ]
     mean = cv.mean()
     rows.append("| mean | | " + " | ".join(_cell(mean[c]) for c in FOLD_COLUMNS) + " |")
     return "\n".join([header, rule, *rows])

@@ -135,9 +135,7 @@ class Settings(_Section):
 SECTIONS = tuple(name for name in Settings.model_fields if name != "root")
 
 
-def load_settings(
-    config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config_path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Load settings from a YAML file and environment overrides.
 
     ``config_path`` wins over ``CITEBOT_CONFIG``, which wins over the default file. Overrides are

@@ -29,8 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def build_params(settings: Settings) -> BuildParams:
-    return BuildParams(settings.embeddings.model, settings.chunking.target_chars, settings.chunking.max_chars,
-                       settings.embeddings.title_prefix)
+    return BuildParams(
+        settings.embeddings.model,
+        settings.chunking.target_chars,
+        settings.chunking.max_chars,
+        settings.embeddings.title_prefix,
+    )
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,14 @@ class Corpus:
 def corpus(settings: Settings) -> Corpus:
     """The corpus arguments of ``settings`` (relative paths resolved against the project root)."""
     c = settings.corpus
-    return Corpus(settings.path(c.seeds_dir), settings.path(c.sources_file), settings.path(settings.index.dir),
-                  tuple(c.extensions), int(c.max_file_mb * 1_000_000), build_params(settings))
+    return Corpus(
+        settings.path(c.seeds_dir),
+        settings.path(c.sources_file),
+        settings.path(settings.index.dir),
+        tuple(c.extensions),
+        int(c.max_file_mb * 1_000_000),
+        build_params(settings),
+    )
 
 
 @lru_cache(maxsize=4)
@@ -80,8 +90,9 @@ def load_encoder(settings: Settings) -> Encoder:
     return _cached_encoder(e.model, e.offline, e.device, e.batch_size, str(settings.root))
 
 
-def update_index(settings: Settings, encoder: Encoder, *, force: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> BuildReport:
+def update_index(
+    settings: Settings, encoder: Encoder, *, force: bool = False, progress: Callable[[int, int], None] | None = None
+) -> BuildReport:
     """Bring the index in line with the seeds folder (incremental unless ``force``)."""
     c = corpus(settings)
     return build_index(
@@ -103,15 +114,21 @@ def open_index(settings: Settings) -> IndexData:
     return load_index(c.index_dir, c.params)
 
 
-def make_searcher(settings: Settings, encoder: Encoder, data: IndexData, *,
-                  vector_index: Callable[[np.ndarray], VectorIndex] | None = None) -> Searcher:
+def make_searcher(
+    settings: Settings,
+    encoder: Encoder,
+    data: IndexData,
+    *,
+    vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
+) -> Searcher:
     """The searcher the settings describe; ``vector_index`` builds a non-FAISS vector backend."""
     r = settings.retrieval
     from embeddings.lexical import common_english_words, english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
     return Searcher(
-        data, encoder,
+        data,
+        encoder,
         weights=Weights(**r.weights.model_dump()),
         abstain_below=r.abstain_below,
         candidates=r.candidates,

@@ -50,8 +50,13 @@ class RebuildOutcome:
         return f"index rebuilt: {', '.join(parts)}{detail}; {r.passages} passages; {self.seconds:.1f} s"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "error": self.error, "seconds": round(self.seconds, 2), "swapped": self.swapped,
-                **(self.report.as_dict() if self.report else {})}
+        return {
+            "ok": self.ok,
+            "error": self.error,
+            "seconds": round(self.seconds, 2),
+            "swapped": self.swapped,
+            **(self.report.as_dict() if self.report else {}),
+        }
 
 
 @dataclass
@@ -72,8 +77,9 @@ class IndexKeeper:
             try:
                 report, searcher = await asyncio.to_thread(self._build_and_open, force)
             except Exception as exc:  # any failure keeps the old index serving
-                outcome = RebuildOutcome(False, error=f"{type(exc).__name__}: {exc}",
-                                         seconds=time.perf_counter() - started)
+                outcome = RebuildOutcome(
+                    False, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started
+                )
                 log.error("%s", outcome.summary())
                 await self._notify_error(outcome.summary())
                 return outcome
@@ -109,8 +115,13 @@ class IndexKeeper:
         seeds, sources = where.seeds_dir, where.sources_file
         paths = [p for p in (seeds, sources.parent) if p.exists()]
         log.info("watching %s for changes", ", ".join(str(p) for p in paths))
-        async for changes in awatch(*paths, debounce=DEBOUNCE_MS, step=200, stop_event=stop,
-                                    watch_filter=lambda _, path: _relevant(path, seeds, sources)):
+        async for changes in awatch(
+            *paths,
+            debounce=DEBOUNCE_MS,
+            step=200,
+            stop_event=stop,
+            watch_filter=lambda _, path: _relevant(path, seeds, sources),
+        ):
             log.info("seeds changed (%d files); rebuilding", len(changes))
             outcome = await self.rebuild()
             if on_rebuild is not None:

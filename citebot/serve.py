@@ -47,7 +47,6 @@ def serve(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | N
 
         for chatty in ("telegram.ext", "botapi_emulator"):  # keep the terminal chat readable
             logging.getLogger(chatty).setLevel(logging.WARNING)
-        return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout,
-                           keeper=service.keeper)
+        return run_sandbox(settings, service.searcher, stdin or sys.stdin, stdout or sys.stdout, keeper=service.keeper)
     assert token is not None
     return serve_telegram(settings, service.searcher, token=token, keeper=service.keeper)

@@ -26,8 +26,7 @@ from .lifecycle import IndexKeeper
 log = logging.getLogger(__name__)
 
 # third-party loggers that chatter at INFO (httpx/httpcore log request URLs, which hold the bot token)
-NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "faiss", "filelock",
-                 "bm25s")
+NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "faiss", "filelock", "bm25s")
 
 
 @dataclass
@@ -82,7 +81,10 @@ def configure_process(settings: Settings | None = None, *, verbose: bool = False
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     engine.limit_search_threads()
     if logs:
-        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -71,15 +71,18 @@ def pipeline_factory(settings: Settings) -> Callable[[Candidate], Pipeline]:
             return searcher_pipeline(base)
         changed = with_overrides(settings, candidate)
         if build_params(changed) != build_params(settings):
-            raise ConfigError(f"candidate {dict(candidate)} changes how the index is built; "
-                              "only search-time settings can be cross-validated")
+            raise ConfigError(
+                f"candidate {dict(candidate)} changes how the index is built; "
+                "only search-time settings can be cross-validated"
+            )
         return searcher_pipeline(make_searcher(changed, encoder, data))
 
     return pipeline_for
 
 
-def cross_validate_settings(settings: Settings, eval_set: EvalSet, candidates: Sequence[Candidate],
-                            folds: int = 5, seed: int = 0) -> CrossValidation:
+def cross_validate_settings(
+    settings: Settings, eval_set: EvalSet, candidates: Sequence[Candidate], folds: int = 5, seed: int = 0
+) -> CrossValidation:
     """:func:`embeddings.evaluation.cross_validate` over settings overrides."""
     for candidate in candidates:  # every candidate checked before minutes of searching
         with_overrides(settings, candidate)

@@ -73,9 +73,7 @@ def cut_long(sentence: str, max_chars: int) -> list[tuple[int, int]]:
     return pieces
 
 
-def make_passages(
-    clean: CleanText, sentences: Sequence[Span], target_chars: int, max_chars: int
-) -> list[PassageSpan]:
+def make_passages(clean: CleanText, sentences: Sequence[Span], target_chars: int, max_chars: int) -> list[PassageSpan]:
     """One passage starting at every sentence, grown to ``target_chars`` within its paragraph."""
     paragraph_of = _paragraph_index(clean, sentences)
     passages = []
@@ -84,8 +82,10 @@ def make_passages(
         while (
             last + 1 < len(sentences)
             # a very short paragraph ("They are:") borrows from the next one
-            and (paragraph_of[last + 1] == paragraph_of[first]
-                 or sentences[last].end - sentence.start < target_chars // 3)
+            and (
+                paragraph_of[last + 1] == paragraph_of[first]
+                or sentences[last].end - sentence.start < target_chars // 3
+            )
             and sentences[last].end - sentence.start < target_chars
             and sentences[last + 1].end - sentence.start <= max_chars
         ):

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-SENTENCE_END = (".", "!", "?", "…", ".”", "?”", "!”", ".’", ".\"", ")", "”", ":")
+SENTENCE_END = (".", "!", "?", "…", ".”", "?”", "!”", ".’", '."', ")", "”", ":")
 
 # Lines that are page furniture rather than content. Matched against a whole stripped line,
 # case-insensitively.
@@ -243,8 +243,17 @@ def join_lines(group: Sequence[str]) -> str:
 def roman_numeral(n: int) -> str:
     """Lowercase roman numeral for 1 <= n < 400."""
     parts = []
-    for value, symbol in ((100, "c"), (90, "xc"), (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"),
-                          (4, "iv"), (1, "i")):
+    for value, symbol in (
+        (100, "c"),
+        (90, "xc"),
+        (50, "l"),
+        (40, "xl"),
+        (10, "x"),
+        (9, "ix"),
+        (5, "v"),
+        (4, "iv"),
+        (1, "i"),
+    ):
         while n >= value:
             parts.append(symbol)
             n -= value
@@ -318,6 +327,7 @@ def tidy_punctuation(paragraph: str) -> str:
 
 def drop_title(paragraphs: Sequence[str], title: str) -> list[str]:
     """The document's own title line duplicates the citation; drop it from the passages."""
+
     def key(s: str) -> str:
         return re.sub(r"[^a-z0-9]+", " ", re.sub(r"['’]", "", s.lower())).strip()
 

@@ -31,18 +31,80 @@ CALIBRATION_VERSION = 1
 # questions. The corpus's best similarity to these, measured at build time, is what "not similar
 # enough to answer" means for that corpus.
 SMALL_TALK = (
-    "hello", "hi", "hi there", "hello there", "good morning", "good evening", "good night", "yo",
-    "thanks", "thank you", "thank you very much", "thx", "cheers", "bye", "goodbye", "see you",
-    "yes", "no", "nope", "yep", "sure", "okay", "fine", "great", "cool", "nice", "wow", "lol", "haha",
-    "hmm", "what?", "why?", "how?", "test", "testing", "ping", "start", "help", "menu", "anyone here?",
-    "how are you?", "how are you doing", "what's up", "sup", "who are you?", "what can you do?",
-    "are you a bot?", "are you there?", "can you help me?", "tell me something", "tell me a joke",
-    "I don't understand", "never mind", "good bot", "bad bot", "you are useless", "I love you",
-    "what is your name?", "what time is it?", "what day is it today?", "nice to meet you",
-    "what is the weather like?", "is it going to rain tomorrow?", "recommend a good movie",
-    "what should I cook for dinner?", "how do I lose weight?", "how much is a cup of coffee?",
-    "what is the meaning of life?", "play some music", "set an alarm for 7 am",
-    "how do I install python?", "my computer is slow", "what is 2 plus 2?", "where can I buy shoes?",
+    "hello",
+    "hi",
+    "hi there",
+    "hello there",
+    "good morning",
+    "good evening",
+    "good night",
+    "yo",
+    "thanks",
+    "thank you",
+    "thank you very much",
+    "thx",
+    "cheers",
+    "bye",
+    "goodbye",
+    "see you",
+    "yes",
+    "no",
+    "nope",
+    "yep",
+    "sure",
+    "okay",
+    "fine",
+    "great",
+    "cool",
+    "nice",
+    "wow",
+    "lol",
+    "haha",
+    "hmm",
+    "what?",
+    "why?",
+    "how?",
+    "test",
+    "testing",
+    "ping",
+    "start",
+    "help",
+    "menu",
+    "anyone here?",
+    "how are you?",
+    "how are you doing",
+    "what's up",
+    "sup",
+    "who are you?",
+    "what can you do?",
+    "are you a bot?",
+    "are you there?",
+    "can you help me?",
+    "tell me something",
+    "tell me a joke",
+    "I don't understand",
+    "never mind",
+    "good bot",
+    "bad bot",
+    "you are useless",
+    "I love you",
+    "what is your name?",
+    "what time is it?",
+    "what day is it today?",
+    "nice to meet you",
+    "what is the weather like?",
+    "is it going to rain tomorrow?",
+    "recommend a good movie",
+    "what should I cook for dinner?",
+    "how do I lose weight?",
+    "how much is a cup of coffee?",
+    "what is the meaning of life?",
+    "play some music",
+    "set an alarm for 7 am",
+    "how do I install python?",
+    "my computer is slow",
+    "what is 2 plus 2?",
+    "where can I buy shoes?",
 )
 RANDOM_WORDS = 40  # texts of random English words added to the probes (fixed seed)
 
@@ -65,8 +127,11 @@ class Calibration:
         return min(self.threshold, self.probe_quantiles.get("q50", self.threshold))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version": CALIBRATION_VERSION, "threshold": round(self.threshold, 4),
-                "probe_quantiles": {k: round(v, 4) for k, v in self.probe_quantiles.items()}}
+        return {
+            "version": CALIBRATION_VERSION,
+            "threshold": round(self.threshold, 4),
+            "probe_quantiles": {k: round(v, 4) for k, v in self.probe_quantiles.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Calibration | None:
@@ -121,8 +186,15 @@ def threshold_from_probes(probe_best: np.ndarray, margin: float, floor: float) -
     return max(floor, float(np.quantile(probe_best, 0.95)) + margin)
 
 
-def calibrate(encoder: Encoder, passage_vectors: np.ndarray, sentence_vectors: np.ndarray,
-              english: Iterable[str] | None = None, *, margin: float = 0.0, floor: float = 0.0) -> Calibration:
+def calibrate(
+    encoder: Encoder,
+    passage_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    english: Iterable[str] | None = None,
+    *,
+    margin: float = 0.0,
+    floor: float = 0.0,
+) -> Calibration:
     """Measure how similar this corpus is to text it cannot answer (build time, about a second).
 
     ``english``: the words random probes are drawn from (default: :func:`lexical.english_words`)."""
@@ -135,8 +207,9 @@ def calibrate(encoder: Encoder, passage_vectors: np.ndarray, sentence_vectors: n
     return Calibration(threshold_from_probes(probe_best, margin, floor), quantiles)
 
 
-def rare_word_sentences(sentences: Iterable[str], document_frequency: dict[str, float], skip: frozenset[str],
-                        max_share: float = 0.02) -> dict[str, frozenset[int]]:
+def rare_word_sentences(
+    sentences: Iterable[str], document_frequency: dict[str, float], skip: frozenset[str], max_share: float = 0.02
+) -> dict[str, frozenset[int]]:
     """For each rare corpus word (in at most ``max_share`` of passages, not in ``skip``), the
     sentences that hold it."""
     postings: dict[str, set[int]] = {}
@@ -152,10 +225,11 @@ def shares_rare_phrase(question: str, postings: dict[str, frozenset[int]]) -> bo
     ("Crocus" and "Hall"): the question names something the corpus speaks of, however little
     its embedding resembles the passage's."""
     rare = [postings[w] for w in dict.fromkeys(usable_words(question)) if w in postings]
-    return any(a & b for i, a in enumerate(rare) for b in rare[i + 1:])
+    return any(a & b for i, a in enumerate(rare) for b in rare[i + 1 :])
 
 
 # ------------------------------------------------------------------------------------ words
+
 
 def usable_words(text: str) -> list[str]:
     """The words that can carry a question: letters or digits, not a stop word, longer than one
@@ -169,8 +243,14 @@ def _name_words(question: str) -> set[str]:
     return {w for t in tokens[1:] if t[0].isupper() for w in words(t)}
 
 
-def missing_terms(question: str, vocabulary: Vocabulary, common: frozenset[str], *,
-                  also_known: frozenset[str] = frozenset(), min_length: int = 3) -> list[str]:
+def missing_terms(
+    question: str,
+    vocabulary: Vocabulary,
+    common: frozenset[str],
+    *,
+    also_known: frozenset[str] = frozenset(),
+    min_length: int = 3,
+) -> list[str]:
     """Content words of ``question`` the corpus never uses: not as written, not inflected (same
     stem), not spelled another way, nor in ``also_known`` (the citations' words: an author's
     name). Very common English words ("use", "ever", "happen") never count: they are not what a
@@ -179,8 +259,14 @@ def missing_terms(question: str, vocabulary: Vocabulary, common: frozenset[str],
 
     missing = []
     for word in dict.fromkeys(usable_words(question)):
-        if len(word) < min_length or word.isdigit() or word in common or word in vocabulary.counts \
-                or word in also_known or word in ANSWER_FORM_WORDS:
+        if (
+            len(word) < min_length
+            or word.isdigit()
+            or word in common
+            or word in vocabulary.counts
+            or word in also_known
+            or word in ANSWER_FORM_WORDS
+        ):
             continue
         if word.endswith("ly") or is_current_question(word):
             continue  # "currently", "nowadays", "formally": how the question asks, not what about
@@ -211,8 +297,10 @@ def _spelling_variant(word: str, vocabulary: Vocabulary) -> bool:
 _FOCUS_SLOTS = (
     re.compile(r"\bhow\s+(?:many|much|long|far|big|large|old|high)\s+(?:in\s+)?([a-z0-9]+)"),
     re.compile(r"\b(?:the|a|an)\s+([a-z0-9]+)(?:\s+([a-z0-9]+))?\s+(?:of|in)\b"),
-    re.compile(r"\b(?:is|are|was|were)\s+there\s+(?:any\s+|a\s+|an\s+)?([a-z0-9]+)(?:\s+([a-z0-9]+))?"
-               r"(?:\s+([a-z0-9]+))?"),
+    re.compile(
+        r"\b(?:is|are|was|were)\s+there\s+(?:any\s+|a\s+|an\s+)?([a-z0-9]+)(?:\s+([a-z0-9]+))?"
+        r"(?:\s+([a-z0-9]+))?"
+    ),
 )
 # Words that say what kind of answer is wanted, not what it is about: "the purpose of", "the
 # name of". ("Which river" names a type the answer need not use either: "which"/"what" slots
@@ -231,8 +319,9 @@ def focus_words(question: str) -> set[str]:
     return {w for w in slots if w not in STOPWORDS and w not in ANSWER_FORM_WORDS} | _name_words(question)
 
 
-def focus_missing(question: str, missing: Sequence[str], topic_words: frozenset[str],
-                  common: frozenset[str] = frozenset()) -> list[str]:
+def focus_missing(
+    question: str, missing: Sequence[str], topic_words: frozenset[str], common: frozenset[str] = frozenset()
+) -> list[str]:
     """The missing words that carry the question's focus.
 
     A missing word counts when it stands where a question names its focus or is a name
@@ -247,6 +336,9 @@ def focus_missing(question: str, missing: Sequence[str], topic_words: frozenset[
     focused = [w for w in missing if w in focus]
     if focused:
         return focused
-    known = [w for w in dict.fromkeys(usable_words(question))
-             if w not in topic_words and w not in missing and w not in common]
+    known = [
+        w
+        for w in dict.fromkeys(usable_words(question))
+        if w not in topic_words and w not in missing and w not in common
+    ]
     return list(missing) if len(missing) > len(known) else []

@@ -23,16 +23,25 @@ _QUESTION_KIND = {
         r"\bwhy\b|\bhow\s+come\b|\bfor\s+what\s+(?:reason|purpose)\b|\bwhat\s+(?:drove|drives|made|makes|prompted|"
         r"motivated|motivates|pushed|led)\b|\b(?:reasons?|motives?|motivations?|purpose|aims?|goals?)\s+(?:of|for|"
         r"behind)\b|\bwhat\s+(?:is|was|are|were)\s+(?:the\s+)?(?:reason|motive|aim|goal|purpose)",
-        re.IGNORECASE),
-    "when": re.compile(r"\bwhen\b|\b(?:what|which)\s+(?:year|month|date|decade)\b|\bsince\s+when\b|"
-                       r"\bhow\s+long\s+ago\b", re.IGNORECASE),
-    "how_many": re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:number|share|percentage|proportion)\b|"
-                           r"\bnumber\s+of\b|\bhow\s+(?:large|big)\b", re.IGNORECASE),
-    "who": re.compile(r"^\W*who\b|\bwho(?:m|se)?\s+(?:is|was|are|were|did|does|do|has|have|had|said|says|"
-                      r"attacked|led|leads|founded|backed|met)\b|\bwhich\s+(?:\w+\s+){0,2}(?:person|people|official|officials|"
-                      r"leader|leaders|minister|envoy|ambassador|spokesman|spokesperson|analyst|expert|group|"
-                      r"groups|organisation|organization|faction|country|countries)\b|\bname\s+of\b",
-                      re.IGNORECASE),
+        re.IGNORECASE,
+    ),
+    "when": re.compile(
+        r"\bwhen\b|\b(?:what|which)\s+(?:year|month|date|decade)\b|\bsince\s+when\b|"
+        r"\bhow\s+long\s+ago\b",
+        re.IGNORECASE,
+    ),
+    "how_many": re.compile(
+        r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:number|share|percentage|proportion)\b|"
+        r"\bnumber\s+of\b|\bhow\s+(?:large|big)\b",
+        re.IGNORECASE,
+    ),
+    "who": re.compile(
+        r"^\W*who\b|\bwho(?:m|se)?\s+(?:is|was|are|were|did|does|do|has|have|had|said|says|"
+        r"attacked|led|leads|founded|backed|met)\b|\bwhich\s+(?:\w+\s+){0,2}(?:person|people|official|officials|"
+        r"leader|leaders|minister|envoy|ambassador|spokesman|spokesperson|analyst|expert|group|"
+        r"groups|organisation|organization|faction|country|countries)\b|\bname\s+of\b",
+        re.IGNORECASE,
+    ),
 }
 
 # Words a passage uses when it gives a reason or a purpose.
@@ -43,12 +52,18 @@ _CAUSAL = re.compile(
     r"interests?|as\s+a\s+result|result(?:ed)?\s+in|therefore|thus|hence|led\s+to|leads?\s+to|prompted|"
     r"based\s+on|factors?|in\s+response|ambitions?|wants?\s+to|wished?\s+to|intend\w*|strateg\w+|"
     r"objectives?|threats?)\b",
-    re.IGNORECASE)
-_YEAR = re.compile(r"\b(?:1[89]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|September|"
-                   r"October|November|December)\b")
-_NUMBER = re.compile(r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-                     r"twenty|thirty|forty|fifty|hundred|hundreds|thousand|thousands|million|millions|"
-                     r"dozens?|half|several)\b", re.IGNORECASE)
+    re.IGNORECASE,
+)
+_YEAR = re.compile(
+    r"\b(?:1[89]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|September|"
+    r"October|November|December)\b"
+)
+_NUMBER = re.compile(
+    r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"twenty|thirty|forty|fifty|hundred|hundreds|thousand|thousands|million|millions|"
+    r"dozens?|half|several)\b",
+    re.IGNORECASE,
+)
 # two or more capitalised words in a row ("Zamir Kabulov", "Mohammed Daud Khan"): a name
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s+(?:[A-Z][a-z]+|[A-Z]\.))+")
 
@@ -68,8 +83,11 @@ def passage_features(text: str, skip_names: frozenset[str] = frozenset()) -> dic
 
     ``skip_names``: lower-case words that do not make a name (the corpus's topic words:
     "Russian Federation" is not a person)."""
-    names = sum(1 for m in _NAME.finditer(text)
-                if any(w.lower() not in skip_names and w.lower() not in STOPWORDS for w in m.group(0).split()))
+    names = sum(
+        1
+        for m in _NAME.finditer(text)
+        if any(w.lower() not in skip_names and w.lower() not in STOPWORDS for w in m.group(0).split())
+    )
     return {
         "why": _saturating(len(_CAUSAL.findall(text)), 3),
         "when": _saturating(len(_YEAR.findall(text))),

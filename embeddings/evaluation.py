@@ -73,18 +73,24 @@ Pipeline = Callable[[Sequence[str]], list[Answer]]
 def is_declined(result: Any) -> bool:
     """Whether a search result declines to answer: its abstention flag, or any declined reason
     ("off-topic", "not-covered", ...), whatever the reason and whether or not passages come with it."""
-    return bool(getattr(result, "abstained", False) or getattr(result, "declined", False)
-                or getattr(result, "declined_reason", None))
+    return bool(
+        getattr(result, "abstained", False)
+        or getattr(result, "declined", False)
+        or getattr(result, "declined_reason", None)
+    )
 
 
 # ------------------------------------------------------------------------------------ the file
+
 
 def load_eval_set(path: Path) -> EvalSet:
     """Read and check an evaluation file; :class:`EvalSetError` names the file and what is wrong."""
     data = read_yaml(path, EvalSetError, "evaluation file")
     if not isinstance(data, dict) or "questions" not in data:
-        raise EvalSetError(f"{path}: not an evaluation set: expected a mapping with `questions:` "
-                           "(and optionally `off_topic:`), see tests/data/eval.yaml")
+        raise EvalSetError(
+            f"{path}: not an evaluation set: expected a mapping with `questions:` "
+            "(and optionally `off_topic:`), see tests/data/eval.yaml"
+        )
     items, off_topic = data.get("questions") or [], data.get("off_topic") or []
     if not isinstance(items, list) or not isinstance(off_topic, list):
         raise EvalSetError(f"{path}: `questions` and `off_topic` must be lists")
@@ -122,7 +128,7 @@ def _question(path: Path, n: int, item: Any) -> EvalQuestion:
         raise EvalSetError(f"{where}: needs `evidence:` (or `kind: unanswerable`)")
     doc = item.get("doc", "")
     if not isinstance(doc, str):
-        raise EvalSetError(f"{where}: `doc` must be a string of seed prefixes like \"001,003\", got {doc!r}")
+        raise EvalSetError(f'{where}: `doc` must be a string of seed prefixes like "001,003", got {doc!r}')
     return EvalQuestion(text, tuple(d.strip() for d in doc.split(",") if d.strip()), tuple(evidence), kind)
 
 
@@ -141,6 +147,7 @@ def hit_rank(passages: Sequence[str], evidence: Sequence[str], k: int = K) -> in
 
 
 # ------------------------------------------------------------------------------------ scoring
+
 
 def answer_rank(question: EvalQuestion, answer: Answer) -> int | None:
     """Where the answer holds the question's evidence; a declined answer holds none."""
@@ -166,8 +173,9 @@ def score(eval_set: EvalSet, answers: Sequence[Answer], off_answers: Sequence[An
     pairs = list(zip(eval_set.questions, answers, strict=True))
     answerable = [(q, a) for q, a in pairs if q.answerable]
     unanswerable = [a for q, a in pairs if not q.answerable]
-    result: dict[str, Any] = rank_metrics([answer_rank(q, a) for q, a in answerable],
-                                          [a.abstained for _, a in answerable])
+    result: dict[str, Any] = rank_metrics(
+        [answer_rank(q, a) for q, a in answerable], [a.abstained for _, a in answerable]
+    )
     result["abstained_off_topic"] = _share_declined(off_answers)
     result["abstained_unanswerable"] = _share_declined(unanswerable)
     shown = [len(p) for a in answers for p in a.passages[:3]]
@@ -181,12 +189,13 @@ def score(eval_set: EvalSet, answers: Sequence[Answer], off_answers: Sequence[An
             declined = _share_declined([a for _, a in mine])
             by_kind[kind] = {"questions": len(mine), "declined": declined, "answered": 1 - declined}
         else:
-            by_kind[kind] = {"questions": len(mine), **rank_metrics([answer_rank(q, a) for q, a in mine],
-                                                                   [a.abstained for _, a in mine])}
+            by_kind[kind] = {
+                "questions": len(mine),
+                **rank_metrics([answer_rank(q, a) for q, a in mine], [a.abstained for _, a in mine]),
+            }
     result["by_kind"] = by_kind
     result["newest_first"] = by_kind[CURRENT]["hit@1"] if CURRENT in by_kind else None
-    result["counts"] = {"answerable": len(answerable), "unanswerable": len(unanswerable),
-                        "off_topic": len(off_answers)}
+    result["counts"] = {"answerable": len(answerable), "unanswerable": len(unanswerable), "off_topic": len(off_answers)}
     return result
 
 
@@ -206,7 +215,8 @@ def _report(eval_set: EvalSet, answers: Sequence[Answer], off_answers: Sequence[
     result["misses"] = [q.question for q, a in pairs if q.answerable and answer_rank(q, a) != 1]
     result["not_declined"] = [q.question for q, a in pairs if not q.answerable and not a.abstained]
     result["calibrated_threshold"] = calibrate_threshold(
-        [a.best_similarity for q, a in pairs if q.answerable], [a.best_similarity for a in off_answers])
+        [a.best_similarity for q, a in pairs if q.answerable], [a.best_similarity for a in off_answers]
+    )
     return result
 
 
@@ -219,8 +229,9 @@ def default_objective(metrics: Mapping[str, Any]) -> float:
     """What a tuning run maximises: the mean of MRR@5 and the answered share of answerable
     questions, and the decline rates of off-topic and unanswerable ones, so that no setting wins
     by answering everything or by declining everything."""
-    return (metrics["mrr@5"] + metrics["answered"] + metrics["abstained_off_topic"]
-            + metrics["abstained_unanswerable"]) / 4
+    return (
+        metrics["mrr@5"] + metrics["answered"] + metrics["abstained_off_topic"] + metrics["abstained_unanswerable"]
+    ) / 4
 
 
 def stratified_folds(eval_set: EvalSet, k: int, seed: int = 0) -> list[tuple[list[int], list[int]]]:
@@ -273,17 +284,33 @@ class CrossValidation:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"k": len(self.folds), "seed": self.seed, "candidates": self.candidates,
-                "folds": [{"fold": f.fold, "chosen": f.chosen, "train_objective": f.train_objective,
-                           "held_out_objective": f.held_out_objective,
-                           "held_out": {k: v for k, v in f.held_out.items() if k not in ("by_kind",)},
-                           "held_out_by_kind": f.held_out["by_kind"]} for f in self.folds],
-                "mean": self.mean()}
+        return {
+            "k": len(self.folds),
+            "seed": self.seed,
+            "candidates": self.candidates,
+            "folds": [
+                {
+                    "fold": f.fold,
+                    "chosen": f.chosen,
+                    "train_objective": f.train_objective,
+                    "held_out_objective": f.held_out_objective,
+                    "held_out": {k: v for k, v in f.held_out.items() if k not in ("by_kind",)},
+                    "held_out_by_kind": f.held_out["by_kind"],
+                }
+                for f in self.folds
+            ],
+            "mean": self.mean(),
+        }
 
 
-def cross_validate(eval_set: EvalSet, pipeline_for: Callable[[Candidate], Pipeline],
-                   candidates: Sequence[Candidate], folds: int = 5, seed: int = 0,
-                   objective: Callable[[Mapping[str, Any]], float] = default_objective) -> CrossValidation:
+def cross_validate(
+    eval_set: EvalSet,
+    pipeline_for: Callable[[Candidate], Pipeline],
+    candidates: Sequence[Candidate],
+    folds: int = 5,
+    seed: int = 0,
+    objective: Callable[[Mapping[str, Any]], float] = default_objective,
+) -> CrossValidation:
     """Choose among ``candidates`` by K-fold cross-validation: for each fold, the candidate with
     the best ``objective`` on the other K-1 folds, and its figures on the held-out fold.
 
@@ -309,14 +336,17 @@ def cross_validate(eval_set: EvalSet, pipeline_for: Callable[[Candidate], Pipeli
     return CrossValidation(results, [dict(c) for c in candidates], seed)
 
 
-def _subset_score(eval_set: EvalSet, run: tuple[list[Answer], list[Answer]], questions: Sequence[int],
-                  off_topic: Sequence[int]) -> dict[str, Any]:
+def _subset_score(
+    eval_set: EvalSet, run: tuple[list[Answer], list[Answer]], questions: Sequence[int], off_topic: Sequence[int]
+) -> dict[str, Any]:
     answers, off_answers = run
-    return score(eval_set.subset(questions, off_topic), [answers[i] for i in questions],
-                 [off_answers[i] for i in off_topic])
+    return score(
+        eval_set.subset(questions, off_topic), [answers[i] for i in questions], [off_answers[i] for i in off_topic]
+    )
 
 
 # ------------------------------------------------------------------------------------ pipelines
+
 
 def searcher_pipeline(searcher: Searcher, weights: Weights | None = None) -> Pipeline:
     """The full pipeline, or an ablation of it with other weights."""
@@ -328,8 +358,10 @@ def searcher_pipeline(searcher: Searcher, weights: Weights | None = None) -> Pip
             results = searcher.search_many(list(questions), k=K)
         finally:
             searcher.weights = original
-        return [Answer(is_declined(r), [h.text for h in r.hits], r.best_similarity,
-                       getattr(r, "declined_reason", None)) for r in results]
+        return [
+            Answer(is_declined(r), [h.text for h in r.hits], r.best_similarity, getattr(r, "declined_reason", None))
+            for r in results
+        ]
 
     return run
 
@@ -353,8 +385,10 @@ def naive_pipeline(searcher: Searcher, size: int = 1000, overlap: int = 200) -> 
     def run(questions: Sequence[str]) -> list[Answer]:
         q = searcher.encoder.encode(list(questions))
         similarities, ids = index.search(q, min(K, len(chunks)))
-        return [Answer(bool(sims[0] < searcher.abstain_below), [chunks[i] for i in row if i >= 0], float(sims[0]))
-                for sims, row in zip(similarities, ids, strict=True)]
+        return [
+            Answer(bool(sims[0] < searcher.abstain_below), [chunks[i] for i in row if i >= 0], float(sims[0]))
+            for sims, row in zip(similarities, ids, strict=True)
+        ]
 
     return run
 

@@ -51,15 +51,16 @@ def maxsim(query_tokens: np.ndarray, passage_tokens: np.ndarray, lengths: np.nda
     return best.mean(axis=1)
 
 
-def maxsim_in_place(query_tokens: np.ndarray, token_vectors: np.ndarray, starts: np.ndarray,
-                    lengths: np.ndarray) -> np.ndarray:
+def maxsim_in_place(
+    query_tokens: np.ndarray, token_vectors: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
     """:func:`maxsim` of passages whose token vectors are the rows ``starts[i] .. starts[i] +
     lengths[i]`` of ``token_vectors``, read where they lie: gathering them into one matrix first
     copied megabytes per question and was slower (bench/latency.py)."""
     query_t = np.ascontiguousarray(query_tokens.T, dtype=np.float32)
     best = np.empty((len(starts), query_t.shape[1]), dtype=np.float32)  # (passages, question tokens)
     for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
-        np.max(token_vectors[start:start + length] @ query_t, axis=0, out=best[row])
+        np.max(token_vectors[start : start + length] @ query_t, axis=0, out=best[row])
     return best.mean(axis=1)
 
 
@@ -144,8 +145,7 @@ def calibrate_threshold(on_topic: Sequence[float], off_topic: Sequence[float]) -
     values = sorted(set(on_topic) | set(off_topic))
     if not values:
         return 0.0
-    candidates = [values[0] - 1e-3] + [(a + b) / 2 for a, b in itertools.pairwise(values)] \
-        + [values[-1] + 1e-3]
+    candidates = [values[0] - 1e-3] + [(a + b) / 2 for a, b in itertools.pairwise(values)] + [values[-1] + 1e-3]
 
     def correct(t: float) -> int:
         return sum(s >= t for s in on_topic) + sum(s < t for s in off_topic)

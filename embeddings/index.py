@@ -46,8 +46,14 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 2
 PASSAGE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4"), ("first", "<i4"), ("last", "<i4")])
 SENTENCE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4")])
-ARRAY_FILES = ("passages.npy", "sentences.npy", "passage_vectors.npy", "sentence_vectors.npy", "token_vectors.npy",
-               "token_lengths.npy")
+ARRAY_FILES = (
+    "passages.npy",
+    "sentences.npy",
+    "passage_vectors.npy",
+    "sentence_vectors.npy",
+    "token_vectors.npy",
+    "token_lengths.npy",
+)
 
 
 class IndexError_(Exception):
@@ -85,8 +91,12 @@ class BuildParams:
     title_prefix: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "target_chars": self.target_chars, "max_chars": self.max_chars,
-                "title_prefix": self.title_prefix}
+        return {
+            "model": self.model,
+            "target_chars": self.target_chars,
+            "max_chars": self.max_chars,
+            "title_prefix": self.title_prefix,
+        }
 
 
 @dataclass
@@ -108,16 +118,30 @@ class DocumentRecord:
         return current
 
     def to_json(self) -> dict[str, Any]:
-        return {"doc_id": self.doc_id, "key": self.key, "sha256": self.sha256, "fingerprint": self.fingerprint,
-                "citation": self.citation.as_dict(), "text": self.text, "headings": self.headings}
+        return {
+            "doc_id": self.doc_id,
+            "key": self.key,
+            "sha256": self.sha256,
+            "fingerprint": self.fingerprint,
+            "citation": self.citation.as_dict(),
+            "text": self.text,
+            "headings": self.headings,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DocumentRecord:
         citation = data["citation"]
-        return cls(data["doc_id"], data["key"], data["sha256"], data["fingerprint"],
-                   Citation(citation["title"], tuple(citation["authors"]), citation["publisher"],
-                            citation["date"], citation["url"]),
-                   data["text"], [(int(o), str(h)) for o, h in data.get("headings", [])])
+        return cls(
+            data["doc_id"],
+            data["key"],
+            data["sha256"],
+            data["fingerprint"],
+            Citation(
+                citation["title"], tuple(citation["authors"]), citation["publisher"], citation["date"], citation["url"]
+            ),
+            data["text"],
+            [(int(o), str(h)) for o, h in data.get("headings", [])],
+        )
 
 
 @dataclass
@@ -174,9 +198,17 @@ class BuildReport:
         return bool(self.added or self.updated or self.removed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"built": self.built, "added": self.added, "updated": self.updated, "removed": self.removed,
-                "unchanged": len(self.unchanged), "passages": self.passages, "embedded": self.embedded,
-                "seconds": round(self.seconds, 2), "warnings": self.warnings}
+        return {
+            "built": self.built,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": len(self.unchanged),
+            "passages": self.passages,
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 2),
+            "warnings": self.warnings,
+        }
 
 
 @dataclass(frozen=True)
@@ -189,6 +221,7 @@ class SeedState:
 
 # ----------------------------------------------------------------------------------------- paths
 
+
 def current_build(index_dir: Path) -> Path:
     return index_dir / "current"
 
@@ -200,6 +233,7 @@ def _fingerprint(sha256: str, citation: Citation, params: BuildParams) -> str:
 
 # ------------------------------------------------------------------------------------- loading
 
+
 def load_index(index_dir: Path, params: BuildParams | None = None) -> IndexData:
     """Load and validate the current build. Raises IndexMissing / IndexCorrupt / IndexMismatch."""
     path = current_build(index_dir)
@@ -210,20 +244,31 @@ def load_index(index_dir: Path, params: BuildParams | None = None) -> IndexData:
     except (OSError, ValueError) as exc:
         raise IndexCorrupt(f"index manifest unreadable at {path} ({exc}): run `citebot index --force`") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatch(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: "
-                            "run `citebot index`")
+        raise IndexMismatch(
+            f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: run `citebot index`"
+        )
     if params is not None and manifest.get("params") != params.as_dict():
-        raise IndexMismatch(f"index was built with {manifest.get('params')}, config asks for "
-                            f"{params.as_dict()}: run `citebot index`")
+        raise IndexMismatch(
+            f"index was built with {manifest.get('params')}, config asks for {params.as_dict()}: run `citebot index`"
+        )
     try:
         documents = [DocumentRecord.from_json(d) for d in json.loads((path / "documents.json").read_text())]
         arrays = {name: np.load(path / name, mmap_mode="r", allow_pickle=False) for name in ARRAY_FILES}
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
-        raise IndexCorrupt(f"index files damaged at {path} ({type(exc).__name__}): run `citebot index --force`") \
-            from None
-    data = IndexData(path.resolve(), manifest, documents, arrays["passages.npy"], arrays["sentences.npy"],
-                     arrays["passage_vectors.npy"], arrays["sentence_vectors.npy"], arrays["token_vectors.npy"],
-                     arrays["token_lengths.npy"])
+        raise IndexCorrupt(
+            f"index files damaged at {path} ({type(exc).__name__}): run `citebot index --force`"
+        ) from None
+    data = IndexData(
+        path.resolve(),
+        manifest,
+        documents,
+        arrays["passages.npy"],
+        arrays["sentences.npy"],
+        arrays["passage_vectors.npy"],
+        arrays["sentence_vectors.npy"],
+        arrays["token_vectors.npy"],
+        arrays["token_lengths.npy"],
+    )
     _validate(data)
     return data
 
@@ -243,15 +288,19 @@ def _validate(data: IndexData) -> None:
     for ok, what in checks:
         if not ok:
             raise IndexCorrupt(f"index at {data.path} is inconsistent ({what}): run `citebot index --force`")
-    if len(data.passages) and (int(data.passages["doc"].max()) >= len(data.documents)
-                               or int(data.passages["last"].max()) >= len(data.sentences)):
+    if len(data.passages) and (
+        int(data.passages["doc"].max()) >= len(data.documents)
+        or int(data.passages["last"].max()) >= len(data.sentences)
+    ):
         raise IndexCorrupt(f"index at {data.path} is inconsistent (references): run `citebot index --force`")
 
 
 # -------------------------------------------------------------------------------------- state
 
-def seed_state(seeds_dir: Path, extensions: tuple[str, ...], max_bytes: int, catalog: SourceCatalog,
-               params: BuildParams) -> tuple[SeedState, list[RawDocument]]:
+
+def seed_state(
+    seeds_dir: Path, extensions: tuple[str, ...], max_bytes: int, catalog: SourceCatalog, params: BuildParams
+) -> tuple[SeedState, list[RawDocument]]:
     """Read the seeds folder: usable documents and their fingerprints."""
     warnings: list[str] = []
     documents = read_documents(scan_seeds(seeds_dir, extensions, max_bytes, warnings), warnings)
@@ -285,6 +334,7 @@ def indexed_fingerprints(index_dir: Path, params: BuildParams) -> dict[str, str]
 
 
 # ------------------------------------------------------------------------------------- building
+
 
 @contextlib.contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
@@ -334,8 +384,11 @@ def build_index(
             return report
         # an index without token vectors, rebuilt by an encoder that gives them, is re-embedded whole
         tokens_missing = previous is not None and _gives_tokens(encoder) and not len(previous.token_lengths)
-        reusable = {} if force or previous is None or tokens_missing else {
-            d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
+        reusable = (
+            {}
+            if force or previous is None or tokens_missing
+            else {d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
+        )
         build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
         build["calibration"] = corpus_calibration(encoder, build)
         path = _write_build(index_dir, build, params, encoder.dimension)
@@ -369,14 +422,20 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
             sentences = split_sentences(clean, params.max_chars)
             spans = make_passages(clean, sentences, params.target_chars, params.max_chars)
             headings = [(b.start, clean.text[b.start : b.end]) for b in clean.blocks if b.kind == "heading"]
-            record = DocumentRecord(raw.doc_id, doc_key(raw.doc_id), raw.sha256, state.fingerprints[raw.doc_id],
-                                    citation, clean.text, headings)
+            record = DocumentRecord(
+                raw.doc_id,
+                doc_key(raw.doc_id),
+                raw.sha256,
+                state.fingerprints[raw.doc_id],
+                citation,
+                clean.text,
+                headings,
+            )
             documents.append(record)
             base = len(sentence_rows)
             rows_s = [(d, s.start, s.end) for s in sentences]
             rows_p = [(d, p.start, p.end, base + p.first, base + p.last) for p in spans]
-            texts_p = [embedding_text(record, clean.text[p.start : p.end], p.start, params)
-                       for p in spans]
+            texts_p = [embedding_text(record, clean.text[p.start : p.end], p.start, params) for p in spans]
             texts_s = [clean.text[s.start : s.end] for s in sentences]
             shown_p = [clean.text[p.start : p.end] for p in spans]
             to_embed.append((len(passage_vectors), texts_p, shown_p, texts_s))
@@ -419,8 +478,9 @@ def corpus_calibration(encoder: TextEncoder, build: dict[str, Any]) -> dict[str,
     from .cues import has_content
 
     texts = {i: d.text for i, d in enumerate(build["documents"])}
-    content = np.array([has_content(texts[int(r["doc"])][int(r["start"]):int(r["end"])]) for r in build["sentences"]],
-                       dtype=bool)
+    content = np.array(
+        [has_content(texts[int(r["doc"])][int(r["start"]) : int(r["end"])]) for r in build["sentences"]], dtype=bool
+    )
     return calibrate(encoder, build["passage_vectors"], build["sentence_vectors"][content]).as_dict()
 
 
@@ -432,8 +492,10 @@ def _token_arrays(per_document: list[list[np.ndarray] | None], dim: int) -> dict
     flat = [tokens for document in per_document for tokens in (document or [])]
     if not flat:
         return {"token_vectors": np.zeros((0, dim), np.float16), "token_lengths": np.zeros(0, np.int32)}
-    return {"token_vectors": np.vstack(flat).astype(np.float16),
-            "token_lengths": np.array([len(t) for t in flat], dtype=np.int32)}
+    return {
+        "token_vectors": np.vstack(flat).astype(np.float16),
+        "token_lengths": np.array([len(t) for t in flat], dtype=np.int32),
+    }
 
 
 def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
@@ -448,16 +510,31 @@ def _reuse(previous: IndexData, doc_index: int, sentence_base: int):
     p_mask = passages["doc"] == doc_index
     s_mask = sentences["doc"] == doc_index
     old_base = int(np.argmax(s_mask)) if s_mask.any() else 0
-    rows_p = [(doc_index, int(r["start"]), int(r["end"]), sentence_base + int(r["first"]) - old_base,
-               sentence_base + int(r["last"]) - old_base) for r in passages[p_mask]]
+    rows_p = [
+        (
+            doc_index,
+            int(r["start"]),
+            int(r["end"]),
+            sentence_base + int(r["first"]) - old_base,
+            sentence_base + int(r["last"]) - old_base,
+        )
+        for r in passages[p_mask]
+    ]
     rows_s = [(doc_index, int(r["start"]), int(r["end"])) for r in sentences[s_mask]]
     tokens = None
     if len(previous.token_lengths):
         starts, lengths = previous.token_starts, previous.token_lengths
-        tokens = [np.asarray(previous.token_vectors[starts[i] : starts[i] + lengths[i]])
-                  for i in np.flatnonzero(p_mask)]
-    return (previous.documents[doc_index], rows_p, rows_s,
-            np.asarray(previous.passage_vectors[p_mask]), np.asarray(previous.sentence_vectors[s_mask]), tokens)
+        tokens = [
+            np.asarray(previous.token_vectors[starts[i] : starts[i] + lengths[i]]) for i in np.flatnonzero(p_mask)
+        ]
+    return (
+        previous.documents[doc_index],
+        rows_p,
+        rows_s,
+        np.asarray(previous.passage_vectors[p_mask]),
+        np.asarray(previous.sentence_vectors[s_mask]),
+        tokens,
+    )
 
 
 def embedding_text(record: DocumentRecord, passage: str, offset: int, params: BuildParams) -> str:

@@ -51,8 +51,9 @@ def resolve_model(spec: str, root: Path | None = None) -> str:
 class Encoder:
     """A loaded model: ``encode`` gives L2-normalised float32 rows."""
 
-    def __init__(self, spec: str, *, offline: bool = True, device: str = "cpu", batch_size: int = 64,
-                 root: Path | None = None) -> None:
+    def __init__(
+        self, spec: str, *, offline: bool = True, device: str = "cpu", batch_size: int = 64, root: Path | None = None
+    ) -> None:
         self.spec = spec
         self.batch_size = batch_size
         target = resolve_model(spec, root)
@@ -64,8 +65,11 @@ class Encoder:
 
             self.model = SentenceTransformer(target, device=device, local_files_only=offline)
         except Exception as exc:  # the library raises many kinds; all mean "cannot load"
-            hint = (" It is not a local path, and offline mode forbids downloading it."
-                    if offline and not Path(target).exists() else "")
+            hint = (
+                " It is not a local path, and offline mode forbids downloading it."
+                if offline and not Path(target).exists()
+                else ""
+            )
             raise ModelLoadError(f"cannot load embedding model '{spec}': {type(exc).__name__}: {exc}.{hint}") from None
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
@@ -78,7 +82,10 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -106,8 +113,9 @@ class Encoder:
             return []
         features = self.model.encode(texts, output_value=None, batch_size=self.batch_size)
         # the fast tokenizer again, for the offsets: the same word pieces the model was given
-        offsets = self.model.tokenizer(texts, return_offsets_mapping=True, truncation=True,
-                                       max_length=self.max_tokens)["offset_mapping"]
+        offsets = self.model.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens)[
+            "offset_mapping"
+        ]
         out = []
         for text, feature, spans in zip(texts, features, offsets, strict=True):
             vectors = feature["token_embeddings"][feature["attention_mask"].bool()].float().cpu().numpy()

@@ -89,12 +89,16 @@ def question_vectors(states: TokenStates, keep: np.ndarray) -> QuestionVectors:
     everything = np.ones(len(vectors), dtype=bool)
     tokens = vectors[1:-1] if len(vectors) > 2 else vectors
     norms = np.linalg.norm(tokens, axis=1, keepdims=True)
-    return QuestionVectors(unit(mean_pool(vectors, everything)), unit(mean_pool(vectors, keep)),
-                           np.ascontiguousarray(tokens / np.maximum(norms, 1e-12), dtype=np.float32))
+    return QuestionVectors(
+        unit(mean_pool(vectors, everything)),
+        unit(mean_pool(vectors, keep)),
+        np.ascontiguousarray(tokens / np.maximum(norms, 1e-12), dtype=np.float32),
+    )
 
 
-def encode_questions(encoder: TokenStateEncoder, texts: list[str],
-                     topic_words: frozenset[str]) -> list[QuestionVectors]:
+def encode_questions(
+    encoder: TokenStateEncoder, texts: list[str], topic_words: frozenset[str]
+) -> list[QuestionVectors]:
     """Pooled, focus and token vectors of each question, from one forward pass of the batch."""
     out = []
     for text, states in zip(texts, encoder.token_states(texts), strict=True):

@@ -48,7 +48,6 @@ SCORE_ALL_UP_TO = 4
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
 
 
-
 @dataclass(frozen=True)
 class Hit:
     """One passage of a result, with what the bot needs to show and cite it."""
@@ -73,9 +72,17 @@ class Hit:
         return self.citation.date
 
     def to_json(self) -> dict[str, Any]:
-        return {"rank": self.rank, "score": round(self.score, 4), "text": self.text, "doc_id": self.doc_id,
-                "title": self.title, "citation": self.citation.text(), "date": self.date or "undated",
-                "start": self.start, "end": self.end}
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 4),
+            "text": self.text,
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "citation": self.citation.text(),
+            "date": self.date or "undated",
+            "start": self.start,
+            "end": self.end,
+        }
 
 
 NO_WORDS, OFF_TOPIC, NOT_COVERED = "no_words", "off_topic", "not_covered"  # why a question was declined
@@ -95,9 +102,15 @@ class SearchResult:
     current: bool = False  # the question asks about the present: the newest source comes first
 
     def to_json(self) -> dict[str, Any]:
-        return {"query": self.query, "abstained": self.abstained, "declined_reason": self.declined_reason,
-                "missing_terms": list(self.missing_terms), "current_question": self.current,
-                "results": [h.to_json() for h in self.hits], "closest": [h.to_json() for h in self.closest]}
+        return {
+            "query": self.query,
+            "abstained": self.abstained,
+            "declined_reason": self.declined_reason,
+            "missing_terms": list(self.missing_terms),
+            "current_question": self.current,
+            "results": [h.to_json() for h in self.hits],
+            "closest": [h.to_json() for h in self.closest],
+        }
 
 
 @dataclass(frozen=True)
@@ -135,13 +148,26 @@ class _Ranked:
 class Searcher:
     """Search one loaded index. Thread-safe for concurrent ``search`` calls."""
 
-    def __init__(self, data: IndexData, encoder: TextEncoder, *, weights: Weights, abstain_below: float,
-                 candidates: int = 100, max_results: int = 30, spelling_correction: bool = True,
-                 known_words: Sequence[str] = (), cache_size: int = 1024, rerank: int = 40,
-                 exact_below: int = 100_000,
-                 vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
-                 recency_margin: float = 0.0, kind_weights: Mapping[str, float] | None = None,
-                 common_words: frozenset[str] = frozenset(), abstain_margin: float = 0.0) -> None:
+    def __init__(
+        self,
+        data: IndexData,
+        encoder: TextEncoder,
+        *,
+        weights: Weights,
+        abstain_below: float,
+        candidates: int = 100,
+        max_results: int = 30,
+        spelling_correction: bool = True,
+        known_words: Sequence[str] = (),
+        cache_size: int = 1024,
+        rerank: int = 40,
+        exact_below: int = 100_000,
+        vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
+        recency_margin: float = 0.0,
+        kind_weights: Mapping[str, float] | None = None,
+        common_words: frozenset[str] = frozenset(),
+        abstain_margin: float = 0.0,
+    ) -> None:
         self.data = data
         self.encoder = encoder
         self.weights = weights
@@ -183,21 +209,29 @@ class Searcher:
         self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000)
         # per passage: its document's date (newest-first ranking) and its look (cues.passage_features)
         doc_dates = np.array([temporal.date_value(d.citation.date) for d in data.documents] or [0.0])
-        self.passage_dates = doc_dates[np.asarray(self.passages["doc"], dtype=np.intp)] if len(self.passages) \
-            else np.zeros(0)
+        self.passage_dates = (
+            doc_dates[np.asarray(self.passages["doc"], dtype=np.intp)] if len(self.passages) else np.zeros(0)
+        )
         self.passage_features = cues.feature_matrix(texts, self.topic_words)
         # sentences fit to be the bold one: not a bare reference like "(Shahryar, 2016:1)."
-        self.sentence_content = np.array([cues.has_content(data.sentence_text(i))
-                                          for i in range(len(data.sentences))], dtype=bool)
-        self.calibration = coverage.Calibration.from_dict(data.manifest.get("calibration")) \
-            or coverage.calibrate(encoder, self.passage_vectors, self.sentence_vectors[self.sentence_content])
+        self.sentence_content = np.array(
+            [cues.has_content(data.sentence_text(i)) for i in range(len(data.sentences))], dtype=bool
+        )
+        self.calibration = coverage.Calibration.from_dict(data.manifest.get("calibration")) or coverage.calibrate(
+            encoder, self.passage_vectors, self.sentence_vectors[self.sentence_content]
+        )
         # questions closer to one of these than to any passage are small talk, whatever the corpus holds
-        self.small_talk_vectors = coverage.encode_probes(encoder, coverage.SMALL_TALK) \
-            if len(self.passages) else np.zeros((0, self.passage_vectors.shape[1]), np.float32)
+        self.small_talk_vectors = (
+            coverage.encode_probes(encoder, coverage.SMALL_TALK)
+            if len(self.passages)
+            else np.zeros((0, self.passage_vectors.shape[1]), np.float32)
+        )
         self.citation_words = frozenset(w for d in data.documents for w in words(d.citation.text()))
         self.rare_postings = coverage.rare_word_sentences(
-            (data.sentence_text(i) for i in range(len(data.sentences))), self.vocabulary.document_frequency,
-            self.common_words | self.topic_words)
+            (data.sentence_text(i) for i in range(len(data.sentences))),
+            self.vocabulary.document_frequency,
+            self.common_words | self.topic_words,
+        )
 
     def off_topic_below(self, question: str) -> float:
         """A question whose best similarity is below this is off topic: the corpus's own similarity
@@ -211,8 +245,9 @@ class Searcher:
     @property
     def uses_tokens(self) -> bool:
         """Whether MaxSim takes part: it is weighted and the encoder can give token vectors."""
-        return (bool(self.weights.token_maxsim) and hasattr(self.encoder, "encode_with_tokens")
-                and len(self.passages) > 0)
+        return (
+            bool(self.weights.token_maxsim) and hasattr(self.encoder, "encode_with_tokens") and len(self.passages) > 0
+        )
 
     # ------------------------------------------------------------------------------ questions
 
@@ -283,12 +318,14 @@ class Searcher:
         best_sentence = float(sent_q[content].max()) if content.any() else -1.0
         best_similarity = max(float(dense_passage.max()), best_sentence)
         small_talk = float((self.small_talk_vectors @ q).max()) if len(self.small_talk_vectors) else -1.0
-        order = select_non_overlapping(np.argsort(-scores, kind="stable"), rows["doc"], rows["start"], rows["end"],
-                                       self.max_results)
+        order = select_non_overlapping(
+            np.argsort(-scores, kind="stable"), rows["doc"], rows["start"], rows["end"], self.max_results
+        )
         current = temporal.is_current_question(query)
         if current:
-            order = temporal.prefer_newest(np.asarray(order, dtype=np.intp), scores, self.passage_dates[candidates],
-                                           self.recency_margin).tolist()
+            order = temporal.prefer_newest(
+                np.asarray(order, dtype=np.intp), scores, self.passage_dates[candidates], self.recency_margin
+            ).tolist()
         # the sentence to highlight: best by question and focus similarity together, a sentence
         # that says something before a bare reference
         offsets = np.concatenate(([0], np.cumsum(lengths)))
@@ -320,22 +357,36 @@ class Searcher:
 
     def _result(self, query: str, corrected: str, ranked: _Ranked, k: int, offset: int) -> SearchResult:
         changed = corrected if corrected.lower() != query.lower() else None
-        if should_abstain(ranked.best_similarity, self.off_topic_below(corrected)) \
-                or ranked.small_talk >= ranked.best_similarity:  # closer to chat than to any passage
+        if (
+            should_abstain(ranked.best_similarity, self.off_topic_below(corrected))
+            or ranked.small_talk >= ranked.best_similarity
+        ):  # closer to chat than to any passage
             return SearchResult(query, [], True, changed, 0, ranked.best_similarity, OFF_TOPIC)
-        hits = [self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
-                for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)]
+        hits = [
+            self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
+            for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)
+        ]
         missing = self.missing_focus(corrected)
         if missing:
-            return SearchResult(query, [], True, changed, 0, ranked.best_similarity, NOT_COVERED, tuple(missing),
-                                closest=hits, current=ranked.current)
-        return SearchResult(query, hits, False, changed, len(ranked.order), ranked.best_similarity,
-                            current=ranked.current)
+            return SearchResult(
+                query,
+                [],
+                True,
+                changed,
+                0,
+                ranked.best_similarity,
+                NOT_COVERED,
+                tuple(missing),
+                closest=hits,
+                current=ranked.current,
+            )
+        return SearchResult(
+            query, hits, False, changed, len(ranked.order), ranked.best_similarity, current=ranked.current
+        )
 
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""
-        missing = coverage.missing_terms(question, self.vocabulary, self.common_words,
-                                         also_known=self.citation_words)
+        missing = coverage.missing_terms(question, self.vocabulary, self.common_words, also_known=self.citation_words)
         return coverage.focus_missing(question, missing, self.topic_words, self.common_words)
 
     def _hit(self, rank: int, passage: int, score: float, highlight_sentence: int) -> Hit:
@@ -343,13 +394,23 @@ class Searcher:
         document = self.data.documents[row["doc"]]
         sentence = self.data.sentences[row["first"] + highlight_sentence]
         start, end = int(row["start"]), int(row["end"])
-        return Hit(rank, score, document.doc_id, document.key, document.citation, document.text[start:end],
-                   start, end, (int(sentence["start"]) - start, int(sentence["end"]) - start))
+        return Hit(
+            rank,
+            score,
+            document.doc_id,
+            document.key,
+            document.citation,
+            document.text[start:end],
+            start,
+            end,
+            (int(sentence["start"]) - start, int(sentence["end"]) - start),
+        )
 
     def _maxsim(self, q_tokens: np.ndarray, passages: np.ndarray) -> np.ndarray:
         if len(self.token_lengths):  # stored by the index build, each passage's rows back to back
-            return maxsim_in_place(q_tokens, self.token_vectors, self.token_starts[passages],
-                                   self.token_lengths[passages])
+            return maxsim_in_place(
+                q_tokens, self.token_vectors, self.token_starts[passages], self.token_lengths[passages]
+            )
         vectors = [self._encoded_tokens(int(i)) for i in passages]
         return maxsim(q_tokens, np.vstack(vectors), np.array([len(v) for v in vectors]))
 
@@ -422,8 +483,10 @@ class Searcher:
 
     def documents(self) -> list[DocumentInfo]:
         counts = self.data.passage_counts()
-        return [DocumentInfo(d.doc_id, d.key, d.citation, int(counts[i]), len(d.text))
-                for i, d in enumerate(self.data.documents)]
+        return [
+            DocumentInfo(d.doc_id, d.key, d.citation, int(counts[i]), len(d.text))
+            for i, d in enumerate(self.data.documents)
+        ]
 
     def document(self, doc_key: str) -> DocumentRecord | None:
         return self.data.document_by_key(doc_key)

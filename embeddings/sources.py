@@ -40,8 +40,13 @@ class Citation:
         return " — ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "authors": list(self.authors), "publisher": self.publisher,
-                "date": self.date, "url": self.url}
+        return {
+            "title": self.title,
+            "authors": list(self.authors),
+            "publisher": self.publisher,
+            "date": self.date,
+            "url": self.url,
+        }
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,17 @@ DEFAULT_EF_SEARCH = 128
 DEFAULT_NPROBE = 64
 
 
-def make_vector_index(vectors: np.ndarray, exact_below: int, *, kind: Kind = "auto",
-                      hnsw_m: int = DEFAULT_HNSW_M, ef_construction: int = DEFAULT_EF_CONSTRUCTION,
-                      ef_search: int = DEFAULT_EF_SEARCH, nlist: int | None = None,
-                      nprobe: int = DEFAULT_NPROBE) -> faiss.Index:
+def make_vector_index(
+    vectors: np.ndarray,
+    exact_below: int,
+    *,
+    kind: Kind = "auto",
+    hnsw_m: int = DEFAULT_HNSW_M,
+    ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+    ef_search: int = DEFAULT_EF_SEARCH,
+    nlist: int | None = None,
+    nprobe: int = DEFAULT_NPROBE,
+) -> faiss.Index:
     """An inner-product index over ``vectors`` (n × d, L2-normalised).
 
     ``kind="auto"``: exact (``IndexFlatIP``) when ``n < exact_below``, else IVF. ``"ivf"`` or
@@ -80,7 +87,7 @@ def make_vector_index(vectors: np.ndarray, exact_below: int, *, kind: Kind = "au
 
 
 def index_kind(index: faiss.Index) -> str:
-    """"flat", "hnsw" or "ivf" — what :func:`make_vector_index` chose."""
+    """ "flat", "hnsw" or "ivf" — what :func:`make_vector_index` chose."""
     index = faiss.downcast_index(index)
     if isinstance(index, faiss.IndexHNSW):
         return "hnsw"

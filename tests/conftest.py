@@ -116,8 +116,13 @@ async def start_bot(emulator, settings, searcher):
     running = []
 
     async def launch(custom_settings=None, custom_searcher=None, **kwargs):
-        app = build_application(custom_settings or settings, custom_searcher or searcher,
-                                base_url=emulator.base_url, token=emulator.token, **kwargs)
+        app = build_application(
+            custom_settings or settings,
+            custom_searcher or searcher,
+            base_url=emulator.base_url,
+            token=emulator.token,
+            **kwargs,
+        )
         await start_bot(app, poll_timeout=2.0)
         running.append(app)
         return app
@@ -223,8 +228,13 @@ def threaded_bot(settings, searcher):
         loop.run(emulator.start())
 
         async def start():
-            app = build_application(custom_settings or settings, kwargs.pop("custom_searcher", searcher),
-                                    base_url=emulator.base_url, token=emulator.token, **kwargs)
+            app = build_application(
+                custom_settings or settings,
+                kwargs.pop("custom_searcher", searcher),
+                base_url=emulator.base_url,
+                token=emulator.token,
+                **kwargs,
+            )
             await start_bot(app, poll_timeout=2.0)
             return app
 

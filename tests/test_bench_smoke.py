@@ -21,15 +21,26 @@ def results(tmp_path_factory, searcher, settings):
     """Quick latency, scale and round-trip runs written where the report reads them."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bench.common, "RESULTS", tmp_path_factory.mktemp("bench-results"))
-        bench.common.write_result("latency", latency.run(quick=True, repeats=1, n_questions=6, searcher=searcher),
-                                  quick=True)
-        data = scale.run([300, 1200], repeats=1, quick=True, bm25_max=1200, kinds=["hnsw", "ivf"],
-                         exact_below=1000, embed=40, settings=settings, n_questions=12)
+        bench.common.write_result(
+            "latency", latency.run(quick=True, repeats=1, n_questions=6, searcher=searcher), quick=True
+        )
+        data = scale.run(
+            [300, 1200],
+            repeats=1,
+            quick=True,
+            bm25_max=1200,
+            kinds=["hnsw", "ivf"],
+            exact_below=1000,
+            embed=40,
+            settings=settings,
+            n_questions=12,
+        )
         bench.common.write_result("scale", data, quick=True)
         # one user for a few seconds in each scenario: the real bot against the load generator's emulator
         tiny = {"thinking": {1: 3}, "closed": {1: 1}, "burst": {1: 2}}
-        bench.common.write_result("roundtrip", roundtrip.run(1, True, plan=tiny, settings=settings, searcher=searcher),
-                                  quick=True)
+        bench.common.write_result(
+            "roundtrip", roundtrip.run(1, True, plan=tiny, settings=settings, searcher=searcher), quick=True
+        )
         yield bench.common.results_dir(True)
 
 
@@ -76,7 +87,8 @@ def test_roundtrip_quick_answers_every_question_once(results):
     # the bare model's limit was measured in the same run, and the saturation is a share of it
     assert data["limit"]["batched_questions_per_second"]["median"] > 0 and data["limit"]["batch"] == 32
     assert data["share_of_limit"] == pytest.approx(
-        data["saturation_questions_per_second"] / data["limit"]["batched_questions_per_second"]["median"])
+        data["saturation_questions_per_second"] / data["limit"]["batched_questions_per_second"]["median"]
+    )
 
 
 def test_report_renders_what_was_measured(results):

@@ -48,6 +48,7 @@ async def settle(emulator, seconds: float = 0.4) -> None:
 
 # ------------------------------------------------------------------------------------ private chats
 
+
 async def test_private_question_gets_cited_passages(emulator, running_bot):
     alice = emulator.user(101, "Alice")
     chat = emulator.private_chat(alice)
@@ -173,7 +174,8 @@ async def test_commands(emulator, running_bot, searcher):
     # commands were registered at start-up
     registered = [c for c in emulator.calls_to("setMyCommands") if c.ok]
     assert registered and {"start", "help", "sources", "ask", "about"} <= {
-        c["command"] for c in registered[0].params["commands"]}
+        c["command"] for c in registered[0].params["commands"]
+    }
 
 
 async def test_odd_inputs(emulator, running_bot, settings):
@@ -212,6 +214,7 @@ async def test_long_answers_stay_within_telegram_limits(emulator, start_bot, mak
 
 # ------------------------------------------------------------------------------------------- groups
 
+
 async def test_groups_answer_only_when_addressed(emulator, running_bot):
     alice = emulator.user(201, "Alice")
     bob = emulator.user(202, "Bob")
@@ -234,8 +237,9 @@ async def test_groups_answer_only_when_addressed(emulator, running_bot):
     assert by_mention["reply_to_message_id"] == mention["message_id"]
     assert "arming" in by_mention["text"]
 
-    reply = emulator.send_text(group, alice, "Who overthrew King Zahir Shah in 1973?",
-                               reply_to_message_id=by_command["message_id"])["message"]
+    reply = emulator.send_text(
+        group, alice, "Who overthrew King Zahir Shah in 1973?", reply_to_message_id=by_command["message_id"]
+    )["message"]
     by_reply = (await emulator.wait_for_messages(group["id"], 3, timeout=20))[2]
     assert by_reply["reply_to_message_id"] == reply["message_id"]
     assert "Daud Khan" in by_reply["text"]
@@ -253,6 +257,7 @@ async def test_groups_answer_only_when_addressed(emulator, running_bot):
 
 # ------------------------------------------------------------------------------------------- inline
 
+
 async def test_inline_mode(emulator, running_bot, settings):
     alice = emulator.user(301, "Alice")
     query = emulator.inline_query(alice, ZAHIR)
@@ -266,7 +271,8 @@ async def test_inline_mode(emulator, running_bot, settings):
     first = results[0]
     assert "Mohammed Daud Khan" in first["input_message_content"]["message_text"]
     assert first["description"] and first["description"][:30] in fmt.html_to_text(
-        first["input_message_content"]["message_text"])
+        first["input_message_content"]["message_text"]
+    )
     assert first["input_message_content"]["parse_mode"] == "HTML"
 
     empty = emulator.inline_query(alice, "")
@@ -276,6 +282,7 @@ async def test_inline_mode(emulator, running_bot, settings):
 
 
 # -------------------------------------------------------------------------------- errors and limits
+
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # raised inside PTB
 async def test_flood_control_is_waited_out_and_delivered_once(emulator, running_bot):
@@ -429,11 +436,11 @@ async def test_a_slow_question_does_not_block_other_chats(emulator, start_bot, s
 
 # --------------------------------------------------------------------------------- configuration
 
+
 async def test_allowed_chats(emulator, start_bot, make_settings, built_index_dir):
     """Outside the allow-list: a private chat is told once that the bot is private, then silence;
     groups and inline queries get silence; admins always pass."""
-    await start_bot(make_settings(index_dir=built_index_dir, telegram_allowed_chats="[701]",
-                                  telegram_admins="[703]"))
+    await start_bot(make_settings(index_dir=built_index_dir, telegram_allowed_chats="[701]", telegram_admins="[703]"))
     allowed, stranger, admin = emulator.user(701, "Alice"), emulator.user(702, "Mallory"), emulator.user(703, "Ann")
     group = emulator.group_chat(-1702, "Strangers")
     username = emulator.bot_user["username"]
@@ -463,8 +470,12 @@ async def test_webhook_mode(emulator, make_settings, built_index_dir, searcher):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = make_settings(index_dir=built_index_dir, telegram_webhook_url="https://bot.example.org/citebot-hook",
-                             telegram_webhook_port=port, telegram_webhook_secret="s3cret-Token_1")
+    settings = make_settings(
+        index_dir=built_index_dir,
+        telegram_webhook_url="https://bot.example.org/citebot-hook",
+        telegram_webhook_port=port,
+        telegram_webhook_secret="s3cret-Token_1",
+    )
     options = webhook_options(settings)
     assert options["url_path"] == "citebot-hook" and options["listen"] == "127.0.0.1"
     app = build_application(settings, searcher, base_url=emulator.base_url, token=emulator.token)

@@ -17,8 +17,13 @@ from botapi_emulator import utf16_len, validate_telegram_html
 from embeddings.search import Context, DocumentInfo, Hit, SearchResult
 from embeddings.sources import Citation
 
-FULL = Citation("Russia & the <Taliban>", ("Harsh V. Pant", "Aleksei Zakharov"), "ORF", "2025-07-28",
-                "https://example.org/a?x=1&y=2")
+FULL = Citation(
+    "Russia & the <Taliban>",
+    ("Harsh V. Pant", "Aleksei Zakharov"),
+    "ORF",
+    "2025-07-28",
+    "https://example.org/a?x=1&y=2",
+)
 BARE = Citation("[An issue brief]")
 
 
@@ -29,8 +34,13 @@ def valid(message: str) -> str:
     return plain
 
 
-def hit(rank: int = 1, text: str = "First sentence. The best sentence here. Last one.", citation=FULL,
-        highlight: tuple[int, int] | None = None, doc_key: str = "71d372cd23") -> Hit:
+def hit(
+    rank: int = 1,
+    text: str = "First sentence. The best sentence here. Last one.",
+    citation=FULL,
+    highlight: tuple[int, int] | None = None,
+    doc_key: str = "71d372cd23",
+) -> Hit:
     if highlight is None:
         lo = text.find("The best")
         highlight = (lo, lo + len("The best sentence here.")) if lo >= 0 else (0, len(text))
@@ -39,8 +49,9 @@ def hit(rank: int = 1, text: str = "First sentence. The best sentence here. Last
 
 # --------------------------------------------------------------------------------------- escaping
 
+
 def test_escape_round_trips_through_telegram_html():
-    text = 'a < b && c > "d" \'e\''
+    text = "a < b && c > \"d\" 'e'"
     assert fmt.esc(text) == "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#x27;e&#x27;"
     assert valid(fmt.esc(text)) == text
 
@@ -52,6 +63,7 @@ def test_utf16_len_counts_astral_characters_twice():
 
 
 # ------------------------------------------------------------------------------------------ clipping
+
 
 def test_clip_keeps_short_text():
     assert fmt.clip("Short.", 10) == "Short."
@@ -120,6 +132,7 @@ def test_clip_property(text, limit):
 
 # ------------------------------------------------------------------------------------ fitting HTML
 
+
 def test_fit_html_cuts_text_not_tags_or_entities():
     message = "<b>Title</b>\n<blockquote>" + "fish &amp; chips &lt;3 " * 400 + "</blockquote>"
     out = fmt.fit_html(message, 500)
@@ -133,8 +146,10 @@ def test_fit_html_leaves_short_messages_alone():
     assert fmt.fit_html("<b>hi</b>", 10) == "<b>hi</b>"
 
 
-@given(st.lists(st.tuples(st.sampled_from(["", "b", "i", "blockquote"]), st.text(max_size=80)), max_size=30),
-       st.integers(min_value=1, max_value=400))
+@given(
+    st.lists(st.tuples(st.sampled_from(["", "b", "i", "blockquote"]), st.text(max_size=80)), max_size=30),
+    st.integers(min_value=1, max_value=400),
+)
 @settings(max_examples=200, deadline=None)
 def test_fit_html_property(parts, limit):
     message = "".join(f"<{tag}>{fmt.esc(text)}</{tag}>" if tag else fmt.esc(text) for tag, text in parts)
@@ -144,6 +159,7 @@ def test_fit_html_property(parts, limit):
 
 
 # ---------------------------------------------------------------------------------------- citations
+
 
 def test_citation_with_url_authors_publisher_and_date():
     html = fmt.citation_html(FULL)
@@ -165,6 +181,7 @@ def test_citation_never_links_an_unsafe_url():
 
 
 # ------------------------------------------------------------------------------------------- answers
+
 
 def test_answer_bolds_the_best_sentence_and_cites():
     result = SearchResult("q", [hit(1), hit(2, citation=BARE)], False, None, 9, 0.8)
@@ -197,24 +214,42 @@ NEW = Citation("Understanding Russia's Taliban gauntlet", ("Harsh V. Pant",), "O
 
 def test_every_citation_shows_its_date_and_older_sources_are_marked_on_current_questions():
     hits = [hit(1, citation=NEW), hit(2, citation=OLD), hit(3, citation=BARE)]
-    current = valid(fmt.answer_html(SearchResult("q", hits, False, None, 3, 0.8, current=True),
-                                    question="Has Russia recognised the Taliban yet?"))
+    current = valid(
+        fmt.answer_html(
+            SearchResult("q", hits, False, None, 3, 0.8, current=True),
+            question="Has Russia recognised the Taliban yet?",
+        )
+    )
     assert "Harsh V. Pant (ORF), 2025-07-28\n" in current
     assert "[An issue brief] — 2017 · as of 2017" in current and "[An issue brief] — undated · undated" in current
     assert "newest source comes first" in current
     past = valid(fmt.answer_html(SearchResult("q", hits, False, None, 3, 0.8), question="When did it start?"))
     assert "as of" not in past and "newest source" not in past
     assert "— 2017\n" in past and "— undated\n" in past  # the dates are there all the same
-    group = valid(fmt.build_answer(SearchResult("q", hits[:2], False, None, 3, 0.8, current=True), question="q",
-                                   token=None, page=0, per_page=2, compact=True).html)
+    group = valid(
+        fmt.build_answer(
+            SearchResult("q", hits[:2], False, None, 3, 0.8, current=True),
+            question="q",
+            token=None,
+            page=0,
+            per_page=2,
+            compact=True,
+        ).html
+    )
     assert "2025-07-28" in group and "as of 2017" in group
     article = fmt.inline_article(hit(1, citation=OLD))
     assert article.description.startswith("2017 · ") and "2017" in valid(article.html)
 
 
 def test_not_covered_names_the_missing_word_and_marks_the_closest_passages():
-    result = SearchResult("What is the population of Afghanistan?", [], True, declined_reason="not_covered",
-                          missing_terms=("population",), closest=[hit(1, citation=OLD), hit(2, citation=NEW)])
+    result = SearchResult(
+        "What is the population of Afghanistan?",
+        [],
+        True,
+        declined_reason="not_covered",
+        missing_terms=("population",),
+        closest=[hit(1, citation=OLD), hit(2, citation=NEW)],
+    )
     answer = fmt.build_answer(result, question=result.query, token=None, page=0, per_page=3)
     plain = valid(answer.html)
     assert plain.startswith("🤷 The sources don't mention “population”.")
@@ -235,8 +270,11 @@ def test_input_without_words_gets_a_short_friendly_reply():
 
 
 def test_long_answers_are_trimmed_to_4096_units_around_the_highlight():
-    body = ("Filler words about nothing in particular 😀. " * 60 + "The best sentence here. "
-            + "More trailing filler text 🇷🇺. " * 60)
+    body = (
+        "Filler words about nothing in particular 😀. " * 60
+        + "The best sentence here. "
+        + "More trailing filler text 🇷🇺. " * 60
+    )
     hits = [hit(i, text=body) for i in range(1, 11)]
     html = fmt.answer_html(SearchResult("q", hits, False, None, 10, 0.8), question="q" * 400)
     plain = valid(html)
@@ -246,8 +284,9 @@ def test_long_answers_are_trimmed_to_4096_units_around_the_highlight():
 
 def test_answer_keyboard_callback_data_fits_64_bytes():
     hits = [hit(i, doc_key="f" * 10) for i in range(28, 31)]
-    hits = [Hit(h.rank, h.score, h.doc_id, h.doc_key, h.citation, h.text, 9_999_999, 10_000_000, h.highlight)
-            for h in hits]
+    hits = [
+        Hit(h.rank, h.score, h.doc_id, h.doc_key, h.citation, h.text, 9_999_999, 10_000_000, h.highlight) for h in hits
+    ]
     keyboard = fmt.answer_keyboard(hits, token="A" * 8, page=9998, has_more=True)
     data = [b.callback_data for row in keyboard.inline_keyboard for b in row]
     assert len(data) == 5  # three Context, Back, More
@@ -259,15 +298,35 @@ def test_answer_keyboard_callback_data_fits_64_bytes():
 
 # --------------------------------------------------------------------------------------- callback data
 
+
 def test_callback_data_round_trip():
     assert fmt.decode_callback(fmt.encode_more("abc_-123", 4)) == fmt.MoreData("abc_-123", 4)
     assert fmt.decode_callback(fmt.encode_context("71d372cd23", 107, 357)) == fmt.ContextData("71d372cd23", 107, 357)
 
 
-@pytest.mark.parametrize("forged", [
-    "", "m:", "m:tok", "m:tok:", "m:tok:-1", "m:tok:1:2", "m:to k:1", "m:tok:99999", "c:key:5:2", "c:key:5:5",
-    "c:key:1", "c:ke/y:1:2", "c::1:2", "x:1", "m:" + "a" * 70 + ":1", None, 42, "m:tok:１",
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "",
+        "m:",
+        "m:tok",
+        "m:tok:",
+        "m:tok:-1",
+        "m:tok:1:2",
+        "m:to k:1",
+        "m:tok:99999",
+        "c:key:5:2",
+        "c:key:5:5",
+        "c:key:1",
+        "c:ke/y:1:2",
+        "c::1:2",
+        "x:1",
+        "m:" + "a" * 70 + ":1",
+        None,
+        42,
+        "m:tok:１",
+    ],
+)
 def test_forged_callback_data_decodes_to_none(forged):
     assert fmt.decode_callback(forged) is None
 
@@ -287,6 +346,7 @@ def test_encoding_refuses_oversized_data():
 
 # --------------------------------------------------------------------------------------- other texts
 
+
 def test_context_message_bolds_the_passage():
     context = Context("doc.txt", FULL, "Before it. The passage <itself>. After it.", (11, 32))
     html = fmt.context_html(context)
@@ -304,8 +364,14 @@ def test_command_texts_are_valid():
     assert "1. Russia & the <Taliban>" in sources and "2. [An issue brief]" in sources
     about = valid(fmt.about_html("0.1.0", {"built_at": "2026-01-01T00:00:00+00:00"}, 5, 289))
     assert "0.1.0" in about and "2026-01-01T00:00:00+00:00" in about and "289 passages" in about
-    for text in (fmt.USAGE_ASK, fmt.EMPTY_QUESTION, fmt.NOT_TEXT, fmt.SOMETHING_WRONG, fmt.UNKNOWN_COMMAND,
-                 fmt.rate_limited_html(20, 12.3)):
+    for text in (
+        fmt.USAGE_ASK,
+        fmt.EMPTY_QUESTION,
+        fmt.NOT_TEXT,
+        fmt.SOMETHING_WRONG,
+        fmt.UNKNOWN_COMMAND,
+        fmt.rate_limited_html(20, 12.3),
+    ):
         valid(text)
 
 
@@ -326,11 +392,16 @@ def test_questions_are_cleaned_and_cut():
     assert cut and len(question) <= 100 and question.endswith("word")
     assert not fmt.has_words("😀 🎉 !!") and not fmt.has_words("   ")
     assert fmt.has_words("Кто? 2021")
-    assert fmt.strip_mention("@Citebot_Bot who are you? @other", "citebot_bot").split() == ["who", "are",
-                                                                                          "you?", "@other"]
+    assert fmt.strip_mention("@Citebot_Bot who are you? @other", "citebot_bot").split() == [
+        "who",
+        "are",
+        "you?",
+        "@other",
+    ]
 
 
 # ------------------------------------------------------------------------------- rate limit and stores
+
 
 def test_rate_limiter_sliding_window_with_one_notice():
     now = [0.0]
@@ -360,6 +431,7 @@ def test_query_cache_is_a_bounded_lru():
 
 # --------------------------------------------------------------------------------------- redaction
 
+
 def test_redacting_filter_hides_the_token_everywhere():
     token = "123456:SECRET-token_abc"
     redactor = RedactingFilter([token])
@@ -369,8 +441,15 @@ def test_redacting_filter_hides_the_token_everywhere():
         import sys
 
         exc_info = sys.exc_info()
-    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "url %s and %s", (
-        f"http://127.0.0.1:8081/bot{token}/sendMessage", token), exc_info)
+    record = logging.LogRecord(
+        "x",
+        logging.ERROR,
+        __file__,
+        1,
+        "url %s and %s",
+        (f"http://127.0.0.1:8081/bot{token}/sendMessage", token),
+        exc_info,
+    )
     assert redactor.filter(record)
     text = logging.Formatter().format(record)
     assert token not in text and "SECRET" not in text
@@ -387,8 +466,10 @@ def test_redaction_covers_secrets_token_shapes_and_handlers_added_later(restore_
 
     token, secret = "5550123456:AAE-abcdefghijklmnopqrstuvwxyz0123456", "hook-secret-1"
     assert RedactingFilter(["abc", "abcdef"]).redact("abcdef") == "<redacted>"  # the longer one first
-    assert RedactingFilter().redact(f"token={token} /bot{token}/getMe /botapi_emulator/x /bot/app.py") == \
-        "token=<redacted> /bot<redacted>/getMe /botapi_emulator/x /bot/app.py"
+    assert (
+        RedactingFilter().redact(f"token={token} /bot{token}/getMe /botapi_emulator/x /bot/app.py")
+        == "token=<redacted> /bot<redacted>/getMe /botapi_emulator/x /bot/app.py"
+    )
     install_log_redaction("1:short", secret)
     # a logger with its own handler, added afterwards and not propagating to the root's handlers
     stream = io.StringIO()
@@ -420,6 +501,7 @@ def test_group_answers_are_compact():
 
 
 # --------------------------------------------------------------------------------- request retries
+
 
 class ScriptedRequest:
     """A RetryingRequest whose HTTP answers (or exceptions) follow a script."""
@@ -483,8 +565,11 @@ async def test_a_query_answered_by_an_attempt_whose_reply_was_lost_counts_as_ans
     "query is too old", which means the first attempt went through."""
     from telegram.error import BadRequest, NetworkError
 
-    too_old = (400, b'{"ok": false, "description": "Bad Request: query is too old and response timeout expired '
-                    b'or query ID is invalid"}')
+    too_old = (
+        400,
+        b'{"ok": false, "description": "Bad Request: query is too old and response timeout expired '
+        b'or query ID is invalid"}',
+    )
     request = ScriptedRequest.make([NetworkError("connection reset"), too_old])
     assert await request.post("http://127.0.0.1/botT/answerCallbackQuery") is True
     fresh = ScriptedRequest.make([too_old])  # no earlier attempt: really too old

@@ -20,11 +20,21 @@ ARMS = "Is Russia arming the Taliban?"
 
 @pytest.mark.asyncio
 async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built_index_dir, child_env):
-    env = child_env(TELEGRAM_BOT_TOKEN=emulator.token, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
-                            CITEBOT_INDEX_DIR=str(built_index_dir))
+    env = child_env(
+        TELEGRAM_BOT_TOKEN=emulator.token,
+        CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
+        CITEBOT_INDEX_DIR=str(built_index_dir),
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "citebot.cli", "serve", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "citebot.cli",
+        "serve",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await emulator.wait_for("getUpdates", timeout=120)
         registered = await emulator.wait_for("setMyCommands", timeout=30)
@@ -63,8 +73,9 @@ def test_sandbox_answers_piped_questions(settings, searcher):
     assert "(edited) 🔎 Passages 4–6 of" in second.split("> #4")[1]  # the button press paged on
 
 
-def test_serve_without_a_token_runs_the_sandbox(make_settings, built_index_dir, searcher, monkeypatch,
-                                                restore_log_factory):
+def test_serve_without_a_token_runs_the_sandbox(
+    make_settings, built_index_dir, searcher, monkeypatch, restore_log_factory
+):
     """`echo QUESTION | citebot serve` with no token: serve() runs the sandbox on the given streams and
     returns 0 at the end of the input. (The session's searcher stands in for the one serve() would
     load, which takes seconds; loading is citebot.service.open_service's job and tested with it.)"""

@@ -7,19 +7,30 @@ from embeddings.cleaning import assemble
 
 
 def test_sentences_respect_abbreviations_and_offsets():
-    clean = assemble(["Harsh V. Pant is Vice President, ORF. He said the U.S.-led operation began after 9/11. "
-                      "“It is over.” He left."])
+    clean = assemble(
+        [
+            "Harsh V. Pant is Vice President, ORF. He said the U.S.-led operation began after 9/11. "
+            "“It is over.” He left."
+        ]
+    )
     spans = split_sentences(clean)
     texts = [clean.text[s.start : s.end] for s in spans]
-    assert texts == ["Harsh V. Pant is Vice President, ORF.", "He said the U.S.-led operation began after 9/11.",
-                     "“It is over.”", "He left."]
+    assert texts == [
+        "Harsh V. Pant is Vice President, ORF.",
+        "He said the U.S.-led operation began after 9/11.",
+        "“It is over.”",
+        "He left.",
+    ]
 
 
 def test_sentences_never_cross_paragraphs():
     clean = assemble(["First paragraph ends here.", "Second paragraph starts. And ends."])
     spans = split_sentences(clean)
-    assert [clean.text[s.start : s.end] for s in spans] == \
-        ["First paragraph ends here.", "Second paragraph starts.", "And ends."]
+    assert [clean.text[s.start : s.end] for s in spans] == [
+        "First paragraph ends here.",
+        "Second paragraph starts.",
+        "And ends.",
+    ]
 
 
 def test_passages_are_whole_sentences_within_limits():

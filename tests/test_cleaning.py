@@ -17,10 +17,12 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 
 def test_pdf_export_lines_are_rejoined_into_sentences():
-    raw = (" Abstract \n\n  \nThe relations between Russia and Taliban are strengthening following one and a half "
-           "decade \n\nof Western presence in Afghanistan. Commenting on this the Russian Special Envoy for \n\n"
-           "Afghanistan and Pakistan Zamir Kabulov said that the establishment of this relation is a \n\n"
-           "“common enemy”- (ISIS) to the Russia and Taliban.\n\n" * 1)
+    raw = (
+        " Abstract \n\n  \nThe relations between Russia and Taliban are strengthening following one and a half "
+        "decade \n\nof Western presence in Afghanistan. Commenting on this the Russian Special Envoy for \n\n"
+        "Afghanistan and Pakistan Zamir Kabulov said that the establishment of this relation is a \n\n"
+        "“common enemy”- (ISIS) to the Russia and Taliban.\n\n" * 1
+    )
     raw = raw + "\n\n".join(f"Line {i} of a wrapped paragraph that goes on and on for a while" for i in range(12))
     clean = clean_document(raw)
     assert "decade of Western presence in Afghanistan." in clean.text
@@ -35,18 +37,24 @@ def test_double_spacing_is_detected_only_when_nearly_every_line_has_a_blank_afte
 
 
 def test_hyphen_at_line_end_keeps_the_compound_word():
-    assert join_lines(["There is a claim that ISI (Inter-", "Services Intelligence) had started"]) == \
-        "There is a claim that ISI (Inter-Services Intelligence) had started"
-    assert join_lines(["a host of Pakistani groups such as Lashkar-e-", "Jhangvi, Lashkar-e-Taiba"]) == \
-        "a host of Pakistani groups such as Lashkar-e-Jhangvi, Lashkar-e-Taiba"
+    assert (
+        join_lines(["There is a claim that ISI (Inter-", "Services Intelligence) had started"])
+        == "There is a claim that ISI (Inter-Services Intelligence) had started"
+    )
+    assert (
+        join_lines(["a host of Pakistani groups such as Lashkar-e-", "Jhangvi, Lashkar-e-Taiba"])
+        == "a host of Pakistani groups such as Lashkar-e-Jhangvi, Lashkar-e-Taiba"
+    )
 
 
 def test_footnote_markers_glued_to_words_are_removed_in_sequence():
-    text = ("Moscow supported the fight against the Taliban by aiding its main rival, the Northern Alliance.i\n"
-            "President Vladimir Putin was the first world leader to support the war on terror after the 9/11ii. "
-            "The interests of Moscow and Washington didn't clash.iii After the overthrow of the Taliban regime in "
-            "2001iv, Russia's policy changed, between the Kremlin and the Kremlinv and the US, "
-            "including the Talibanvi.")
+    text = (
+        "Moscow supported the fight against the Taliban by aiding its main rival, the Northern Alliance.i\n"
+        "President Vladimir Putin was the first world leader to support the war on terror after the 9/11ii. "
+        "The interests of Moscow and Washington didn't clash.iii After the overthrow of the Taliban regime in "
+        "2001iv, Russia's policy changed, between the Kremlin and the Kremlinv and the US, "
+        "including the Talibanvi."
+    )
     cleaned = strip_footnote_markers(text)
     assert "Northern Alliance.\n" in cleaned
     assert "after the 9/11. " in cleaned
@@ -69,15 +77,30 @@ def test_text_without_a_footnote_sequence_is_untouched():
 
 
 def test_roman_numerals():
-    assert [roman_numeral(n) for n in (1, 4, 9, 14, 40, 44, 49, 58, 60)] == \
-        ["i", "iv", "ix", "xiv", "xl", "xliv", "xlix", "lviii", "lx"]
+    assert [roman_numeral(n) for n in (1, 4, 9, 14, 40, 44, 49, 58, 60)] == [
+        "i",
+        "iv",
+        "ix",
+        "xiv",
+        "xl",
+        "xliv",
+        "xlix",
+        "lviii",
+        "lx",
+    ]
 
 
 def test_web_page_leftovers_are_removed():
-    lines = ["The Afghan embassy in Moscow. | Photo Credit: AFP", "Table Of Content", "Real text stays.",
-             "Please enter your comment!", "Please enter your name here", "No Comment! Be the first one.",
-             "India and Russia held bilateral consultations on Afghanistan (via Platform X)",
-             "Soviet-Afghan War – Wikipedia"]
+    lines = [
+        "The Afghan embassy in Moscow. | Photo Credit: AFP",
+        "Table Of Content",
+        "Real text stays.",
+        "Please enter your comment!",
+        "Please enter your name here",
+        "No Comment! Be the first one.",
+        "India and Russia held bilateral consultations on Afghanistan (via Platform X)",
+        "Soviet-Afghan War – Wikipedia",
+    ]
     assert [line for line in remove_boilerplate_lines(lines) if line] == ["Real text stays."]
 
 
@@ -95,8 +118,9 @@ def test_seed_001_table_becomes_one_readable_paragraph_and_markers_are_gone():
     clean = clean_document((SEEDS / "001_1eebfef159720684.txt").read_text(encoding="utf-8"))
     assert "Talibanxviii" not in clean.text and "Alliance.i\n" not in clean.text and "9/11ii" not in clean.text
     assert "teaching them how to make improvised explosive devices." in clean.text
-    table = next(clean.text[b.start : b.end] for b in clean.blocks if "Darqad district of Takhar" in
-                 clean.text[b.start : b.end])
+    table = next(
+        clean.text[b.start : b.end] for b in clean.blocks if "Darqad district of Takhar" in clean.text[b.start : b.end]
+    )
     assert "Khanabad, Chardara and Dashti Archi districts of Kunduz province." in table
     headings = [clean.text[b.start : b.end] for b in clean.blocks if b.kind == "heading"]
     assert "Peace initiatives" in headings and "Russia’s Change of Mind towards Taliban" in headings

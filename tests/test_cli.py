@@ -41,8 +41,14 @@ def test_ask_reads_one_question_per_stdin_line(cli_env, capsys, monkeypatch):
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["query"] for a in answers] == ["Do Afghans still speak Russian?", "What is the capital of France?"]
     assert not answers[0]["abstained"] and answers[1] == {
-        "query": "What is the capital of France?", "abstained": True, "declined_reason": "off_topic",
-        "missing_terms": [], "current_question": False, "results": [], "closest": []}
+        "query": "What is the capital of France?",
+        "abstained": True,
+        "declined_reason": "off_topic",
+        "missing_terms": [],
+        "current_question": False,
+        "results": [],
+        "closest": [],
+    }
 
 
 def test_ask_plain_text_shows_citations(cli_env, capsys):
@@ -129,11 +135,14 @@ def no_stray_settings(monkeypatch):
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize(("target", "problem"), [
-    (REPO / "README.md", "is not valid YAML at line"),
-    (REPO / "seeds", "is a folder"),
-    (REPO / "no-such-file.yaml", "not found"),
-])
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        (REPO / "README.md", "is not valid YAML at line"),
+        (REPO / "seeds", "is a folder"),
+        (REPO / "no-such-file.yaml", "not found"),
+    ],
+)
 def test_eval_of_something_that_is_not_an_eval_set_is_one_clear_line(no_stray_settings, capsys, target, problem):
     assert main(["eval", str(target)]) == 2
     captured = capsys.readouterr()
@@ -142,13 +151,17 @@ def test_eval_of_something_that_is_not_an_eval_set_is_one_clear_line(no_stray_se
     assert captured.err.count("\n") == 1
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("- q: a list, not a mapping\n", "expected a mapping with `questions:`"),
-    ("questions:\n- doc: '001'\n  evidence: [x]\n", "question #1: needs `q:`"),
-    ("questions:\n- q: Who?\n  evidence: 12\n", "`evidence` must be a list of non-empty strings"),
-])
-def test_eval_of_a_wrongly_shaped_file_fails_naming_file_and_problem(no_stray_settings, capsys, tmp_path, text,
-                                                                      problem):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("- q: a list, not a mapping\n", "expected a mapping with `questions:`"),
+        ("questions:\n- doc: '001'\n  evidence: [x]\n", "question #1: needs `q:`"),
+        ("questions:\n- q: Who?\n  evidence: 12\n", "`evidence` must be a list of non-empty strings"),
+    ],
+)
+def test_eval_of_a_wrongly_shaped_file_fails_naming_file_and_problem(
+    no_stray_settings, capsys, tmp_path, text, problem
+):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     assert main(["eval", str(path), "--json"]) == 2

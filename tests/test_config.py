@@ -13,9 +13,13 @@ def test_defaults_from_the_repo_config(make_settings):
 
 
 def test_environment_overrides_any_key(tmp_path):
-    env = {"CITEBOT_INDEX_DIR": str(tmp_path / "idx"), "CITEBOT_CORPUS_SEEDS_DIR": "/srv/seeds",
-           "CITEBOT_RETRIEVAL_TOP_K": "5", "CITEBOT_TELEGRAM_ADMINS": "[1, 2]",
-           "CITEBOT_RETRIEVAL_WEIGHTS": "{dense_passage: 0.1, dense_sentence: 0.2, dense_focus: 0.3, bm25: 0.4}"}
+    env = {
+        "CITEBOT_INDEX_DIR": str(tmp_path / "idx"),
+        "CITEBOT_CORPUS_SEEDS_DIR": "/srv/seeds",
+        "CITEBOT_RETRIEVAL_TOP_K": "5",
+        "CITEBOT_TELEGRAM_ADMINS": "[1, 2]",
+        "CITEBOT_RETRIEVAL_WEIGHTS": "{dense_passage: 0.1, dense_sentence: 0.2, dense_focus: 0.3, bm25: 0.4}",
+    }
     settings = load_settings(environ=env)
     assert settings.path(settings.index.dir) == tmp_path / "idx"
     assert str(settings.corpus.seeds_dir) == "/srv/seeds"

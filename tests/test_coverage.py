@@ -11,9 +11,14 @@ from citebot import engine
 from embeddings import coverage
 from embeddings.lexical import Vocabulary, common_english_words, english_words
 
-CORPUS = ["Russia recognised the Islamic Emirate in 2025.", "The Crocus City Hall attack was carried out by IS-K.",
-          "Some older Afghans still speak Russian.", "Ambassador Dmitry Zhirnov met the Taliban.",
-          "MP Fawzia Koofi spoke about Daesh.", "Russia Taliban Afghanistan relations."]
+CORPUS = [
+    "Russia recognised the Islamic Emirate in 2025.",
+    "The Crocus City Hall attack was carried out by IS-K.",
+    "Some older Afghans still speak Russian.",
+    "Ambassador Dmitry Zhirnov met the Taliban.",
+    "MP Fawzia Koofi spoke about Daesh.",
+    "Russia Taliban Afghanistan relations.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +43,27 @@ def test_missing_terms_skip_corpus_words_inflections_spellings_and_common_words(
     assert coverage.missing_terms("When did Zhirnof meet them?", vocabulary, common) == []
     assert coverage.missing_terms("Panj river", vocabulary, common) == ["panj", "river"]  # not "pan"
     assert coverage.missing_terms("Does Russia use its currently?", vocabulary, common) == []
-    assert coverage.missing_terms("Who wrote it, Hussain?", vocabulary, common, also_known=frozenset({"hussain"})) \
-        == []
+    assert coverage.missing_terms("Who wrote it, Hussain?", vocabulary, common, also_known=frozenset({"hussain"})) == []
 
 
-@pytest.mark.parametrize(("question", "missing", "expected"), [
-    ("What is the population of Afghanistan?", ["population"], ["population"]),
-    ("What currency do the Taliban use?", ["currency"], ["currency"]),
-    ("How many mosques are there in Kabul?", ["mosques"], ["mosques"]),
-    ("Did Putin ever meet the Taliban leader Akhundzada?", ["akhundzada"], ["akhundzada"]),
-    ("Are there direct passenger flights between Moscow and Kabul?", ["passenger", "flights"],
-     ["passenger", "flights"]),
-    # a missing verb or a type word beside specific corpus words: still answered
-    ("When did the Taliban overrun Kunduz?", ["overrun"], []),
-    ("Beyond which river was the Soviet military pushed back?", ["river"], []),
-    ("did the heroin trade push moscow into talking with the taliban", ["heroin"], []),
-])
+@pytest.mark.parametrize(
+    ("question", "missing", "expected"),
+    [
+        ("What is the population of Afghanistan?", ["population"], ["population"]),
+        ("What currency do the Taliban use?", ["currency"], ["currency"]),
+        ("How many mosques are there in Kabul?", ["mosques"], ["mosques"]),
+        ("Did Putin ever meet the Taliban leader Akhundzada?", ["akhundzada"], ["akhundzada"]),
+        (
+            "Are there direct passenger flights between Moscow and Kabul?",
+            ["passenger", "flights"],
+            ["passenger", "flights"],
+        ),
+        # a missing verb or a type word beside specific corpus words: still answered
+        ("When did the Taliban overrun Kunduz?", ["overrun"], []),
+        ("Beyond which river was the Soviet military pushed back?", ["river"], []),
+        ("did the heroin trade push moscow into talking with the taliban", ["heroin"], []),
+    ],
+)
 def test_focus_missing(question, missing, expected):
     topic = frozenset({"russia", "taliban", "afghanistan"})
     assert coverage.focus_missing(question, missing, topic, common_english_words()) == expected
@@ -75,11 +85,15 @@ def test_threshold_from_probes_and_rare_phrases():
 
 # ----------------------------------------------------------------------------- the real searcher
 
-@pytest.mark.parametrize(("question", "missing"), [
-    ("What is the population of Afghanistan?", "population"),
-    ("Did Putin ever meet the Taliban leader Akhundzada?", "akhundzada"),
-    ("What currency do the Taliban use?", "currency"),
-])
+
+@pytest.mark.parametrize(
+    ("question", "missing"),
+    [
+        ("What is the population of Afghanistan?", "population"),
+        ("Did Putin ever meet the Taliban leader Akhundzada?", "akhundzada"),
+        ("What currency do the Taliban use?", "currency"),
+    ],
+)
 def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(searcher, question, missing):
     result = searcher.search(question)
     assert result.abstained and result.hits == []
@@ -89,8 +103,9 @@ def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(sear
     assert data["declined_reason"] == "not_covered" and data["results"] == [] and data["closest"]
 
 
-@pytest.mark.parametrize("question", ["What is the capital of France?", "hello", "hey", "ok", "thanks!",
-                                      "How do I bake sourdough bread?"])
+@pytest.mark.parametrize(
+    "question", ["What is the capital of France?", "hello", "hey", "ok", "thanks!", "How do I bake sourdough bread?"]
+)
 def test_off_topic_and_small_talk_are_declined_as_off_topic(searcher, question):
     result = searcher.search(question)
     assert result.abstained and result.hits == [] and result.declined_reason == "off_topic"
@@ -102,11 +117,14 @@ def test_junk_without_words_is_declined_without_passages(searcher):
         assert result.abstained and result.hits == [] and result.declined_reason == "no_words"
 
 
-@pytest.mark.parametrize(("question", "evidence"), [
-    ("Who attacked Crocus City Hall?", "crocus city hall in moscow in march 2024"),
-    ("When did the Taliban overrun Kunduz?", None),
-    ("did the heroin trade push moscow into talking with the taliban", None),
-])
+@pytest.mark.parametrize(
+    ("question", "evidence"),
+    [
+        ("Who attacked Crocus City Hall?", "crocus city hall in moscow in march 2024"),
+        ("When did the Taliban overrun Kunduz?", None),
+        ("did the heroin trade push moscow into talking with the taliban", None),
+    ],
+)
 def test_no_false_abstention_on_questions_the_corpus_answers(searcher, question, evidence):
     from embeddings.evaluation import hit_rank
 
@@ -117,8 +135,12 @@ def test_no_false_abstention_on_questions_the_corpus_answers(searcher, question,
 
 
 SMALL_TALK = ["hello", "hey", "ok", "hiya", "good afternoon", "thanks a lot"]  # not all among the probes
-REAL = ["Who attacked Crocus City Hall?", "Who overthrew King Zahir Shah?", "Do Afghans still speak Russian?",
-        "Why did Russia start talking to the Taliban?"]
+REAL = [
+    "Who attacked Crocus City Hall?",
+    "Who overthrew King Zahir Shah?",
+    "Do Afghans still speak Russian?",
+    "Why did Russia start talking to the Taliban?",
+]
 
 NEWSLETTER = """Hello, readers!
 
@@ -141,7 +163,8 @@ OK. Bye!
 
 
 def test_abstention_is_calibrated_per_corpus_with_documents_added_and_removed(
-        tmp_path, seeds_copy, built_index_dir, make_settings, encoder, searcher):
+    tmp_path, seeds_copy, built_index_dir, make_settings, encoder, searcher
+):
     index_dir = tmp_path / "index"
     shutil.copytree(built_index_dir, index_dir, symlinks=True)  # incremental: only the changes embed
     seen = {}
@@ -157,8 +180,13 @@ def test_abstention_is_calibrated_per_corpus_with_documents_added_and_removed(
         for question, result in zip(SMALL_TALK, other.search_many(SMALL_TALK), strict=True):
             assert result.abstained and not result.hits, (label, question, result.best_similarity)
         for question, result in zip(REAL, other.search_many(REAL), strict=True):
-            assert not result.abstained and result.hits, (label, question, result.declined_reason,
-                                                          result.best_similarity, other.calibration)
+            assert not result.abstained and result.hits, (
+                label,
+                question,
+                result.declined_reason,
+                result.best_similarity,
+                other.calibration,
+            )
 
     (seeds_copy / "005_newsletter.txt").write_text(NEWSLETTER, encoding="utf-8")
     (seeds_copy / "006_faq.md").write_text(FAQ, encoding="utf-8")

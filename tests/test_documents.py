@@ -50,8 +50,10 @@ def test_bad_files_are_skipped_with_one_warning_each_and_the_rest_is_read(tmp_pa
     with open(seeds / "huge.txt", "wb") as handle:  # 200 MB, sparse: costs no disk
         handle.truncate(200 * 1024 * 1024)
     os.symlink(outside, seeds / "escape.txt")
-    (seeds / "page.html").write_text("<html><head><title>A page</title><script>var x=1;</script></head>"
-                                     "<body><nav>menu</nav><p>Kabul fell in August 2021.</p></body></html>")
+    (seeds / "page.html").write_text(
+        "<html><head><title>A page</title><script>var x=1;</script></head>"
+        "<body><nav>menu</nav><p>Kabul fell in August 2021.</p></body></html>"
+    )
     (seeds / ".hidden.txt").write_text("editor swap file")
     (seeds / "notes.docx").write_bytes(b"unsupported type, silently ignored")
 
@@ -63,9 +65,14 @@ def test_bad_files_are_skipped_with_one_warning_each_and_the_rest_is_read(tmp_pa
     assert "Café talks “quoted” in Kabul." in documents["cp1252.txt"].text
     assert "Moscow hosted the talks in 2017" in documents["report.pdf"].text
     assert "Kabul fell in August 2021." in documents["page.html"].text and "var x" not in documents["page.html"].text
-    for name, reason in [("empty.txt", "no text"), ("binary.txt", "binary"), ("scan.pdf", "no text layer"),
-                         ("broken.pdf", "not a readable PDF"), ("huge.txt", "over the"),
-                         ("escape.txt", "outside the seeds folder")]:
+    for name, reason in [
+        ("empty.txt", "no text"),
+        ("binary.txt", "binary"),
+        ("scan.pdf", "no text layer"),
+        ("broken.pdf", "not a readable PDF"),
+        ("huge.txt", "over the"),
+        ("escape.txt", "outside the seeds folder"),
+    ]:
         assert sum(name in w for w in warnings) == 1, (name, warnings)
         assert any(name in w and reason in w for w in warnings), (name, warnings)
     assert not any("notes.docx" in w or ".hidden" in w for w in warnings)

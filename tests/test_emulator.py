@@ -319,9 +319,7 @@ async def test_send_message_rejects_what_telegram_rejects(
         assert last_error(emu) == f"Bad Request: {description}"
     assert emu.sent_messages() == []
     # 4096 is fine, and whitespace around the text is trimmed as Telegram does.
-    assert (
-        await bot.send_message(chat["id"], " <b>" + "x" * 4096 + "</b>\n", parse_mode="HTML")
-    ).text == "x" * 4096
+    assert (await bot.send_message(chat["id"], " <b>" + "x" * 4096 + "</b>\n", parse_mode="HTML")).text == "x" * 4096
 
 
 @pytest.mark.asyncio
@@ -334,9 +332,7 @@ async def test_message_length_is_counted_in_utf16_units(bot: telegram.Bot, chat:
 
 
 @pytest.mark.asyncio
-async def test_inline_keyboard_validation(
-    emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]
-) -> None:
+async def test_inline_keyboard_validation(emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]) -> None:
     ok = await bot.send_message(chat["id"], "x", reply_markup=keyboard("é" * 32))  # 64 bytes
     assert ok.reply_markup.inline_keyboard[0][0].callback_data == "é" * 32
     bad_url = InlineKeyboardMarkup([[InlineKeyboardButton("go", url="localhost:8080")]])
@@ -367,9 +363,7 @@ async def test_replies_need_an_existing_message(
     assert emu.calls[-1].params["reply_parameters"] == {"message_id": question["message_id"]}
     with pytest.raises(BadRequest, match="Message to be replied not found"):
         await bot.send_message(chat["id"], "answer", reply_to_message_id=999)
-    lenient = await bot.send_message(
-        chat["id"], "answer", reply_to_message_id=999, allow_sending_without_reply=True
-    )
+    lenient = await bot.send_message(chat["id"], "answer", reply_to_message_id=999, allow_sending_without_reply=True)
     assert lenient.reply_to_message is None
     assert [m["reply_to_message_id"] for m in emu.sent_messages(chat["id"])] == [question["message_id"], None]
 
@@ -431,9 +425,7 @@ async def test_commands_chat_actions_and_bot_settings(bot: telegram.Bot, chat: d
 
 
 @pytest.mark.asyncio
-async def test_injected_429_raises_retry_after(
-    emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]
-) -> None:
+async def test_injected_429_raises_retry_after(emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]) -> None:
     emu.fail_next("sendMessage", status=429, retry_after=7)
     with pytest.raises(RetryAfter) as caught:
         await bot.send_message(chat["id"], "hi")
@@ -494,9 +486,7 @@ async def test_an_outage_fails_every_call_until_it_ends(
 
 
 @pytest.mark.asyncio
-async def test_delay_makes_the_client_time_out(
-    emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]
-) -> None:
+async def test_delay_makes_the_client_time_out(emu: BotApiEmulator, bot: telegram.Bot, chat: dict[str, Any]) -> None:
     emu.delay_next("sendMessage", 2.0)
     started = time.monotonic()
     with pytest.raises(TimedOut):
@@ -611,9 +601,7 @@ async def test_concurrent_get_updates_conflict(emu: BotApiEmulator) -> None:
 
 
 @pytest.mark.asyncio
-async def test_application_echo_round_trip(
-    emu: BotApiEmulator, alice: dict[str, Any], chat: dict[str, Any]
-) -> None:
+async def test_application_echo_round_trip(emu: BotApiEmulator, alice: dict[str, Any], chat: dict[str, Any]) -> None:
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.message.reply_text(update.message.text.upper(), do_quote=True)
 
@@ -691,16 +679,11 @@ async def test_application_inline_query_round_trip(
     assert emu.inline_message(inline_id)["entities"] == [{"type": "bold", "offset": 0, "length": 3}]
     assert await bot.edit_message_text("edited", inline_message_id=inline_id) is True
     assert emu.inline_message(inline_id)["text"] == "edited"
-    assert (
-        emu.press_button(inline_id, "like", alice, forged=True)["callback_query"]["inline_message_id"]
-        == inline_id
-    )
+    assert emu.press_button(inline_id, "like", alice, forged=True)["callback_query"]["inline_message_id"] == inline_id
 
 
 @pytest.mark.asyncio
-async def test_answer_inline_query_validation(
-    emu: BotApiEmulator, bot: telegram.Bot, alice: dict[str, Any]
-) -> None:
+async def test_answer_inline_query_validation(emu: BotApiEmulator, bot: telegram.Bot, alice: dict[str, Any]) -> None:
     query_id = emu.inline_query(alice, "q")["inline_query"]["id"]
 
     def article(result_id: str, text: str = "t") -> InlineQueryResultArticle:
@@ -729,9 +712,7 @@ def test_emulator_thread_from_synchronous_code() -> None:
         with httpx.Client(base_url=f"{emu.base_url}{TOKEN}/") as client:
             updates = client.post("getUpdates", data={"timeout": "0"}).json()["result"]
             assert updates[0]["message"]["text"] == "/start"
-            client.post(
-                "sendMessage", data={"chat_id": str(chat["id"]), "text": "<i>hi</i>", "parse_mode": "HTML"}
-            )
+            client.post("sendMessage", data={"chat_id": str(chat["id"]), "text": "<i>hi</i>", "parse_mode": "HTML"})
         call = calls.get(timeout=5)
         assert call.method == "sendMessage" and call.result["text"] == "hi"
         assert emu.wait_for_messages(chat["id"], 1, timeout=2)[0]["entities"][0]["type"] == "italic"

@@ -33,8 +33,10 @@ def test_every_evidence_string_is_inside_a_passage_of_each_named_document(eval_s
     for q in eval_set.questions:
         if not q.answerable:
             continue
-        found = {doc: [e for e in q.evidence if any(f" {normalize(e)} " in p for p in passages_by_doc.get(doc, []))]
-                 for doc in q.docs}
+        found = {
+            doc: [e for e in q.evidence if any(f" {normalize(e)} " in p for p in passages_by_doc.get(doc, []))]
+            for doc in q.docs
+        }
         located = {e for hits in found.values() for e in hits}
         problems += [f"{q.question!r}: {e!r} is in no passage of {q.docs}" for e in q.evidence if e not in located]
         problems += [f"{q.question!r}: no evidence from {doc}" for doc, hits in found.items() if not hits]
@@ -53,6 +55,9 @@ def test_the_set_covers_the_weak_kinds(eval_set):
 def test_questions_are_paraphrased_not_pasted(eval_set, passages_by_doc):
     """No question of more than five words is a stretch of a source's text."""
     text = " ".join(p for ps in passages_by_doc.values() for p in ps)
-    pasted = [q.question for q in eval_set.questions
-              if len(normalize(q.question).split()) > 5 and f" {normalize(q.question)} " in text]
+    pasted = [
+        q.question
+        for q in eval_set.questions
+        if len(normalize(q.question).split()) > 5 and f" {normalize(q.question)} " in text
+    ]
     assert not pasted

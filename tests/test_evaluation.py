@@ -26,26 +26,29 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("# citebot\n\nSome *markdown* prose: not an evaluation set.\n", "mapping with `questions:`"),
-    ("- q: a list at the top\n  evidence: [x]\n", "mapping with `questions:`"),
-    ("off_topic: [hello]\n", "mapping with `questions:`"),
-    ("questions:\n- evidence: [x]\n", "question #1: needs `q:`"),
-    ("questions:\n- q: ok\n  evidence: [x]\n- q: '   '\n  evidence: [x]\n", "question #2: needs `q:`"),
-    ("questions:\n- q: Who?\n  evidence: 5\n", "`evidence` must be a list of non-empty strings"),
-    ("questions:\n- q: Who?\n  evidence: {a: b}\n", "`evidence` must be a list of non-empty strings"),
-    ("questions:\n- q: Who?\n  evidence: ['', x]\n", "`evidence` must be a list of non-empty strings"),
-    ("questions:\n- q: Who?\n", "needs `evidence:`"),
-    ("questions:\n- q: Who?\n  kind: unanswerable\n  evidence: [x]\n", "unanswerable question has no evidence"),
-    ("questions:\n- q: Who?\n  kind: trivia\n  evidence: [x]\n", "kind 'trivia' is not one of"),
-    ("questions:\n- q: Who?\n  doc: 1\n  evidence: [x]\n", "`doc` must be a string"),
-    ("questions:\n- q: Who?\n  evidnce: [x]\n", "unknown field(s) evidnce"),
-    ("questions:\n- just a string\n", "must be a mapping"),
-    ("questions: {q: x}\n", "must be lists"),
-    ("questions:\n- q: Who?\n  evidence: [x]\noff_topic: [3]\n", "off_topic #1"),
-    ("questions: []\n", "holds no questions"),
-    ("questions: [\n", "is not valid YAML at line 2"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("# citebot\n\nSome *markdown* prose: not an evaluation set.\n", "mapping with `questions:`"),
+        ("- q: a list at the top\n  evidence: [x]\n", "mapping with `questions:`"),
+        ("off_topic: [hello]\n", "mapping with `questions:`"),
+        ("questions:\n- evidence: [x]\n", "question #1: needs `q:`"),
+        ("questions:\n- q: ok\n  evidence: [x]\n- q: '   '\n  evidence: [x]\n", "question #2: needs `q:`"),
+        ("questions:\n- q: Who?\n  evidence: 5\n", "`evidence` must be a list of non-empty strings"),
+        ("questions:\n- q: Who?\n  evidence: {a: b}\n", "`evidence` must be a list of non-empty strings"),
+        ("questions:\n- q: Who?\n  evidence: ['', x]\n", "`evidence` must be a list of non-empty strings"),
+        ("questions:\n- q: Who?\n", "needs `evidence:`"),
+        ("questions:\n- q: Who?\n  kind: unanswerable\n  evidence: [x]\n", "unanswerable question has no evidence"),
+        ("questions:\n- q: Who?\n  kind: trivia\n  evidence: [x]\n", "kind 'trivia' is not one of"),
+        ("questions:\n- q: Who?\n  doc: 1\n  evidence: [x]\n", "`doc` must be a string"),
+        ("questions:\n- q: Who?\n  evidnce: [x]\n", "unknown field(s) evidnce"),
+        ("questions:\n- just a string\n", "must be a mapping"),
+        ("questions: {q: x}\n", "must be lists"),
+        ("questions:\n- q: Who?\n  evidence: [x]\noff_topic: [3]\n", "off_topic #1"),
+        ("questions: []\n", "holds no questions"),
+        ("questions: [\n", "is not valid YAML at line 2"),
+    ],
+)
 def test_a_file_of_the_wrong_shape_is_refused_naming_file_and_problem(tmp_path, text, problem):
     path = write(tmp_path, text)
     with pytest.raises(EvalSetError) as error:
@@ -61,10 +64,16 @@ def test_a_folder_or_a_missing_file_is_refused(tmp_path):
 
 
 def test_kinds_default_to_lookup_and_one_evidence_string_is_accepted(tmp_path):
-    loaded = load_eval_set(write(tmp_path, "questions:\n- q: Who?\n  doc: '001,003'\n  evidence: x y\n"
-                                           "- q: Population?\n  kind: unanswerable\n"))
-    assert loaded.questions == [EvalQuestion("Who?", ("001", "003"), ("x y",), "lookup"),
-                                EvalQuestion("Population?", (), (), "unanswerable")]
+    loaded = load_eval_set(
+        write(
+            tmp_path,
+            "questions:\n- q: Who?\n  doc: '001,003'\n  evidence: x y\n- q: Population?\n  kind: unanswerable\n",
+        )
+    )
+    assert loaded.questions == [
+        EvalQuestion("Who?", ("001", "003"), ("x y",), "lookup"),
+        EvalQuestion("Population?", (), (), "unanswerable"),
+    ]
 
 
 def test_any_declined_result_counts_as_declined_whatever_the_reason():
@@ -80,21 +89,24 @@ def answer(*passages: str, declined: bool = False) -> Answer:
 
 
 def test_scores_per_kind_with_unanswerable_and_current_questions():
-    eval_set = EvalSet([
-        EvalQuestion("q1", ("001",), ("the answer",), "lookup"),
-        EvalQuestion("q2", ("001",), ("the reason",), "why"),
-        EvalQuestion("q3", ("002",), ("recognised in 2025",), "current"),
-        EvalQuestion("q4", ("002",), ("de listed",), "current"),
-        EvalQuestion("u1", (), (), "unanswerable"),
-        EvalQuestion("u2", (), (), "unanswerable"),
-    ], ["off"])
+    eval_set = EvalSet(
+        [
+            EvalQuestion("q1", ("001",), ("the answer",), "lookup"),
+            EvalQuestion("q2", ("001",), ("the reason",), "why"),
+            EvalQuestion("q3", ("002",), ("recognised in 2025",), "current"),
+            EvalQuestion("q4", ("002",), ("de listed",), "current"),
+            EvalQuestion("u1", (), (), "unanswerable"),
+            EvalQuestion("u2", (), (), "unanswerable"),
+        ],
+        ["off"],
+    )
     answers = [
-        answer("The answer!", "other"),                      # lookup at rank 1
+        answer("The answer!", "other"),  # lookup at rank 1
         answer("topic only", "topic", "The REASON, given"),  # why at rank 3
         answer("not yet recognised (2017)", "Recognised in 2025."),  # current at rank 2: not newest-first
-        answer("the answer de-listed", declined=True),      # declined: answers nothing despite passages
-        answer(declined=True),                               # unanswerable, declined: right
-        answer("closest passage"),                           # unanswerable, answered: wrong
+        answer("the answer de-listed", declined=True),  # declined: answers nothing despite passages
+        answer(declined=True),  # unanswerable, declined: right
+        answer("closest passage"),  # unanswerable, answered: wrong
     ]
     metrics = score(eval_set, answers, [answer(declined=True)])
     assert metrics["counts"] == {"answerable": 4, "unanswerable": 2, "off_topic": 1}
@@ -105,14 +117,23 @@ def test_scores_per_kind_with_unanswerable_and_current_questions():
     by_kind = metrics["by_kind"]
     assert list(by_kind) == ["lookup", "why", "current", "unanswerable"]
     assert by_kind["why"]["hit@1"] == 0 and by_kind["why"]["hit@3"] == 1
-    assert by_kind["current"] == {"questions": 2, "hit@1": 0.0, "hit@3": 0.5, "hit@5": 0.5, "mrr@5": 0.25,
-                                  "answered": 0.5}
+    assert by_kind["current"] == {
+        "questions": 2,
+        "hit@1": 0.0,
+        "hit@3": 0.5,
+        "hit@5": 0.5,
+        "mrr@5": 0.25,
+        "answered": 0.5,
+    }
     assert by_kind["unanswerable"] == {"questions": 2, "declined": 0.5, "answered": 0.5}
 
 
 def small_set(per_kind: int = 6, off_topic: int = 6) -> EvalSet:
-    questions = [EvalQuestion(f"{kind}{i}", ("001",), (f"evidence {kind} {i}",), kind)
-                 for kind in ("lookup", "why", "current") for i in range(per_kind)]
+    questions = [
+        EvalQuestion(f"{kind}{i}", ("001",), (f"evidence {kind} {i}",), kind)
+        for kind in ("lookup", "why", "current")
+        for i in range(per_kind)
+    ]
     questions += [EvalQuestion(f"unanswerable{i}", (), (), "unanswerable") for i in range(per_kind)]
     return EvalSet(questions, [f"off{i}" for i in range(off_topic)])
 
@@ -141,8 +162,9 @@ def fake_pipeline(behaviour):
         for question in questions:
             kind, number = re.fullmatch(r"([a-z_]+)(\d+)", question).groups()
             what = behaviour(question)
-            out.append(answer(f"evidence {kind} {number}" if what == "hit" else "unrelated",
-                              declined=what == "decline"))
+            out.append(
+                answer(f"evidence {kind} {number}" if what == "hit" else "unrelated", declined=what == "decline")
+            )
         return out
 
     return run
@@ -154,8 +176,12 @@ def test_cross_validation_picks_on_the_other_folds_and_reports_the_held_out_one(
     careful = lambda q: "hit" if not q.startswith(("unanswerable", "off")) else "decline"  # noqa: E731
     shy = lambda q: "decline"  # noqa: E731
     behaviours = {"answers-all": answers_all, "careful": careful, "declines-all": shy}
-    cv = cross_validate(eval_set, lambda c: fake_pipeline(behaviours[c["name"]]),
-                        [{"name": "answers-all"}, {"name": "careful"}, {"name": "declines-all"}], folds=3)
+    cv = cross_validate(
+        eval_set,
+        lambda c: fake_pipeline(behaviours[c["name"]]),
+        [{"name": "answers-all"}, {"name": "careful"}, {"name": "declines-all"}],
+        folds=3,
+    )
     assert [f.chosen for f in cv.folds] == [{"name": "careful"}] * 3
     mean = cv.mean()
     assert mean["hit@1"] == 1.0 and mean["abstained_unanswerable"] == 1.0 and mean["abstained_off_topic"] == 1.0
@@ -172,7 +198,12 @@ def test_a_candidate_good_only_on_the_held_out_fold_is_not_chosen_for_it():
     lucky = lambda q: "hit" if q in first_fold else "miss"  # noqa: E731 — perfect on fold 1 only
     steady = lambda q: "hit" if q.endswith(("0", "1", "2")) else "miss"  # noqa: E731 — half right everywhere
     behaviours = {"lucky": lucky, "steady": steady}
-    cv = cross_validate(eval_set, lambda c: fake_pipeline(behaviours[c["name"]]),
-                        [{"name": "lucky"}, {"name": "steady"}], folds=3, seed=0)
+    cv = cross_validate(
+        eval_set,
+        lambda c: fake_pipeline(behaviours[c["name"]]),
+        [{"name": "lucky"}, {"name": "steady"}],
+        folds=3,
+        seed=0,
+    )
     assert cv.folds[0].chosen == {"name": "steady"}
     assert 0 < cv.folds[0].held_out["hit@1"] < 1.0  # steady's figure there, not lucky's perfect one

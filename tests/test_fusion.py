@@ -61,8 +61,9 @@ def test_maxsim_in_place_equals_maxsim_of_the_gathered_rows(dtype):
     question = rng.standard_normal((3, 8)).astype(np.float32)
     starts, lengths = np.array([20, 0, 7]), np.array([10, 3, 1])
     gathered = tokens[segment_rows(starts, lengths)].astype(np.float32)
-    assert np.allclose(maxsim_in_place(question, tokens, starts, lengths), maxsim(question, gathered, lengths),
-                       atol=1e-5)
+    assert np.allclose(
+        maxsim_in_place(question, tokens, starts, lengths), maxsim(question, gathered, lengths), atol=1e-5
+    )
     assert maxsim_in_place(question, tokens, starts[:0], lengths[:0]).size == 0
 
 
@@ -81,8 +82,11 @@ def test_select_non_overlapping_skips_passages_that_overlap_a_kept_one_of_the_sa
     assert select_non_overlapping([1, 0, 2, 3], docs, starts, ends, limit=2) == [1, 2]
 
 
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 50), st.integers(1, 30)), min_size=1, max_size=25),
-       st.randoms(use_true_random=False), st.integers(1, 30))
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 50), st.integers(1, 30)), min_size=1, max_size=25),
+    st.randoms(use_true_random=False),
+    st.integers(1, 30),
+)
 def test_select_non_overlapping_matches_its_definition(passages, random, limit):
     docs = np.array([d for d, _, _ in passages])
     starts = np.array([s for _, s, _ in passages])

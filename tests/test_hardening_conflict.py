@@ -40,12 +40,22 @@ async def test_a_second_instance_says_another_is_polling_and_exits_3(built_index
     async with BotApiEmulator(token=TOKEN) as emulator:
         stop = asyncio.Event()
         other = asyncio.create_task(hold_the_token(emulator.base_url, TOKEN, stop))
-        env = child_env(TELEGRAM_BOT_TOKEN=TOKEN, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
-                                CITEBOT_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET, CITEBOT_INDEX_DIR=str(built_index_dir))
+        env = child_env(
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
+            CITEBOT_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            CITEBOT_INDEX_DIR=str(built_index_dir),
+        )
         citebot = Path(sys.executable).with_name("citebot")
         process = await asyncio.create_subprocess_exec(
-            str(citebot), "-v", "serve", cwd=REPO, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            str(citebot),
+            "-v",
+            "serve",
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=180)
         finally:

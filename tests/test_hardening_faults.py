@@ -77,7 +77,8 @@ class FaultInjector:
 @pytest.mark.asyncio
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # RetryAfter.retry_after
 async def test_200_questions_from_20_users_under_random_faults_get_one_answer_each(
-        emulator, start_bot, make_settings, built_index_dir, searcher, caplog):
+    emulator, start_bot, make_settings, built_index_dir, searcher, caplog
+):
     caplog.set_level(logging.INFO)
     for result in await asyncio.to_thread(searcher.search_many, QUESTIONS, 3):  # also warms the model's cache
         assert not result.abstained and result.hits
@@ -141,11 +142,15 @@ async def test_200_questions_from_20_users_under_random_faults_get_one_answer_ea
     assert set(per_question.values()) == {1}
     assert "error while handling an update" not in caplog.text
 
-    injected = Counter(f"{c.method if c.method == 'getUpdates' else 'other'}:"
-                       f"{c.injected}{'' if c.injected != 'fail' else c.status}"
-                       for c in emulator.calls if c.injected)
+    injected = Counter(
+        f"{c.method if c.method == 'getUpdates' else 'other'}:{c.injected}{'' if c.injected != 'fail' else c.status}"
+        for c in emulator.calls
+        if c.injected
+    )
     sends = emulator.calls_to("sendMessage")
-    print(f"\n200 questions answered once each in {answered_in:.1f} s; faults hit: {dict(sorted(injected.items()))}; "
-          f"sendMessage attempts: {len(sends)} for {sum(c.ok for c in sends)} messages")
+    print(
+        f"\n200 questions answered once each in {answered_in:.1f} s; faults hit: {dict(sorted(injected.items()))}; "
+        f"sendMessage attempts: {len(sends)} for {sum(c.ok for c in sends)} messages"
+    )
     assert sum(injected.values()) >= 30  # the run really was faulty
     assert {"other:fail429", "other:fail500", "other:drop", "other:delay"} <= set(injected)

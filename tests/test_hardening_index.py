@@ -31,7 +31,8 @@ ZEBRA = "Zebra migration\n\n" + "\n\n".join(
     f"Zebras cross the Mara river every year in July, in herds of up to {n} thousand animals, watched by "
     f"many tourists from the {side} bank. Crocodiles wait for them in the deeper pools of the river. "
     f"Observation post {n} counted the crossings for the park's census."
-    for n, side in zip(range(10, 22), ["eastern", "western"] * 6, strict=True))
+    for n, side in zip(range(10, 22), ["eastern", "western"] * 6, strict=True)
+)
 
 
 def buttons(message: dict) -> dict[str, str]:
@@ -68,9 +69,11 @@ async def inline_titles(emulator, user: dict, text: str) -> list[str]:
 
 # -------------------------------------------------------------------------------------- the watcher
 
+
 @pytest.mark.asyncio
-async def test_the_index_follows_the_seeds_while_the_bot_serves(emulator, start_bot, private_index_settings,
-                                                                 make_keeper, caplog):
+async def test_the_index_follows_the_seeds_while_the_bot_serves(
+    emulator, start_bot, private_index_settings, make_keeper, caplog
+):
     caplog.set_level(logging.INFO)
     settings = private_index_settings(telegram_rate_limit_per_minute=10_000)
     seeds = settings.path(settings.corpus.seeds_dir)
@@ -157,15 +160,19 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(emulator, start_
     assert titles and title not in titles
     # /sources
     assert title not in (await ask(emulator, a_chat, alice, "/sources"))["text"]
-    print(f"\nnew document answerable after {took:.1f} s; {len(answered)} questions answered meanwhile, "
-          f"{len(during)} while the index was rebuilt; {pages} pages checked after the removal")
+    print(
+        f"\nnew document answerable after {took:.1f} s; {len(answered)} questions answered meanwhile, "
+        f"{len(during)} while the index was rebuilt; {pages} pages checked after the removal"
+    )
 
 
 # ------------------------------------------------------------------------------------------ /reload
 
+
 @pytest.mark.asyncio
-async def test_reload_is_for_admins_and_replies_with_the_summary(emulator, start_bot, private_index_settings,
-                                                                  make_keeper):
+async def test_reload_is_for_admins_and_replies_with_the_summary(
+    emulator, start_bot, private_index_settings, make_keeper
+):
     settings = private_index_settings(telegram_admins="[1201]")
     keeper = make_keeper(settings)
     app = await start_bot(settings, keeper.searcher, keeper=keeper, watch_seeds=False)
@@ -193,8 +200,9 @@ async def test_reload_is_for_admins_and_replies_with_the_summary(emulator, start
 
 
 @pytest.mark.asyncio
-async def test_a_failed_rebuild_keeps_serving_and_tells_every_admin(emulator, start_bot, private_index_settings,
-                                                                    make_keeper, monkeypatch):
+async def test_a_failed_rebuild_keeps_serving_and_tells_every_admin(
+    emulator, start_bot, private_index_settings, make_keeper, monkeypatch
+):
     settings = private_index_settings(telegram_admins="[1301, 1302, 1303]")
     keeper = make_keeper(settings)
     await start_bot(settings, keeper.searcher, keeper=keeper, watch_seeds=False)
@@ -213,8 +221,7 @@ async def test_a_failed_rebuild_keeps_serving_and_tells_every_admin(emulator, st
     alert = (await emulator.wait_for_messages(chats[1]["id"], 1))[0]["text"]
     assert alert.startswith("⚠️ citebot: the index could not be updated\n") and "No space left" in alert
     assert len(emulator.sent_messages(chats[0]["id"])) == 1  # the admin who asked has the reply, no alert
-    await emulator.wait_for(lambda c: c.method == "sendMessage" and c.params.get("chat_id") == cid["id"],
-                            since=mark)
+    await emulator.wait_for(lambda c: c.method == "sendMessage" and c.params.get("chat_id") == cid["id"], since=mark)
     assert [c.status for c in emulator.calls_to("sendMessage")[-4:] if c.params.get("chat_id") == cid["id"]] == [403]
     assert "Daud" in (await ask(emulator, chats[1], ben, ZAHIR))["text"]  # the old index still answers
     texts = [m["text"] for chat in chats for m in emulator.sent_messages(chat["id"])]
@@ -222,6 +229,7 @@ async def test_a_failed_rebuild_keeps_serving_and_tells_every_admin(emulator, st
 
 
 # ------------------------------------------------------------------------ serve(): SIGHUP, Conflict
+
 
 def compete(base_url: str, token: str, seconds: float) -> int:
     """Poll the bot's token like a second instance for ``seconds``; return the Conflicts met."""
@@ -235,7 +243,8 @@ def compete(base_url: str, token: str, seconds: float) -> int:
 
 @pytest.mark.timeout(180)
 def test_serve_reloads_on_sighup_and_an_established_instance_outlasts_a_conflict(
-        private_index_settings, monkeypatch, caplog, restore_log_factory):
+    private_index_settings, monkeypatch, caplog, restore_log_factory
+):
     """serve() in this process (its signal handlers need the main thread): SIGHUP rebuilds and
     logs the summary; another poller appearing later makes it log the conflict but keep serving;
     SIGTERM stops it with 0, the seeds watcher included."""

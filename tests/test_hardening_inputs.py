@@ -29,20 +29,72 @@ REPO = Path(__file__).resolve().parent.parent
 # ----------------------------------------------------------------------------------- strategies
 
 NASTY = [
-    "<b>", "</b>", "<a href='javascript:alert(1)'>x</a>", "&amp;", "&", "&#0;", "&#xD800;", "&lt", "<", ">",
-    '"', "'", "*bold*", "_it_", "`code`", "```py\n", "[link](http://x.org)", "||spoiler||", "\\", "~~s~~",
-    "\u202e", "\u200f", "\u200d", "\u200b", "\ufeff", "\u2028", "\x00", "\x1b[31m", "\x7f", "\x85",
-    "\ud800", "\udfff", "\ud83d", "\ude00", "👩\u200d👩\u200d👧", "🇷🇺🇦🇫", "👍🏽", "e\u0301", "\ufffe", "\U0010ffff",
-    "مرحبا طالبان روسيا", "שלום", "Россия и талибы", "Russia Taliban", "Zahir Shah", "/start", "/ask", "@", "#",
-    "@citebot_test_bot", "\n", "\t", "\r\n", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "ﷺ", "  ",
+    "<b>",
+    "</b>",
+    "<a href='javascript:alert(1)'>x</a>",
+    "&amp;",
+    "&",
+    "&#0;",
+    "&#xD800;",
+    "&lt",
+    "<",
+    ">",
+    '"',
+    "'",
+    "*bold*",
+    "_it_",
+    "`code`",
+    "```py\n",
+    "[link](http://x.org)",
+    "||spoiler||",
+    "\\",
+    "~~s~~",
+    "\u202e",
+    "\u200f",
+    "\u200d",
+    "\u200b",
+    "\ufeff",
+    "\u2028",
+    "\x00",
+    "\x1b[31m",
+    "\x7f",
+    "\x85",
+    "\ud800",
+    "\udfff",
+    "\ud83d",
+    "\ude00",
+    "👩\u200d👩\u200d👧",
+    "🇷🇺🇦🇫",
+    "👍🏽",
+    "e\u0301",
+    "\ufffe",
+    "\U0010ffff",
+    "مرحبا طالبان روسيا",
+    "שלום",
+    "Россия и талибы",
+    "Russia Taliban",
+    "Zahir Shah",
+    "/start",
+    "/ask",
+    "@",
+    "#",
+    "@citebot_test_bot",
+    "\n",
+    "\t",
+    "\r\n",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "ﷺ",
+    "  ",
 ]
 ANY_CHAR = st.characters(exclude_categories=())  # surrogates and control characters included
 TEXTS = st.one_of(
     st.text(ANY_CHAR, min_size=1, max_size=300),
-    st.lists(st.one_of(st.sampled_from(NASTY), st.text(ANY_CHAR, max_size=12)), min_size=1, max_size=40)
-    .map("".join),
-    st.builds(lambda piece, n: (piece * n)[:20_000], st.sampled_from([*NASTY, "Russia Taliban arms "]),
-              st.integers(min_value=1_000, max_value=20_000)),
+    st.lists(st.one_of(st.sampled_from(NASTY), st.text(ANY_CHAR, max_size=12)), min_size=1, max_size=40).map("".join),
+    st.builds(
+        lambda piece, n: (piece * n)[:20_000],
+        st.sampled_from([*NASTY, "Russia Taliban arms "]),
+        st.integers(min_value=1_000, max_value=20_000),
+    ),
 )
 
 
@@ -76,6 +128,7 @@ def message_update(chat: dict, user: dict, text: str, message_id: int, command: 
 
 # ------------------------------------------------------------------------- through the real bot
 
+
 @pytest.mark.timeout(300)
 def test_arbitrary_unicode_through_the_real_handlers(threaded_bot, make_settings, built_index_dir, caplog):
     caplog.set_level(logging.WARNING)
@@ -98,8 +151,9 @@ def test_arbitrary_unicode_through_the_real_handlers(threaded_bot, make_settings
             emulator.send_text(chat, user, text)
         else:
             command = text.split()[0] if text.startswith("/") and text.split() else None
-            await application.update_queue.put(Update.de_json(
-                message_update(chat, user, text, next(injected_ids), command), application.bot))
+            await application.update_queue.put(
+                Update.de_json(message_update(chat, user, text, next(injected_ids), command), application.bot)
+            )
             seen["injected"] += 1
         private = await one_reply(chat["id"], before)
         # 2. /ask in a group
@@ -108,11 +162,15 @@ def test_arbitrary_unicode_through_the_real_handlers(threaded_bot, make_settings
         if utf8(asked):
             emulator.send_text(group, user, asked)
         else:
-            await application.update_queue.put(Update.de_json(
-                message_update(group, user, asked, next(injected_ids), f"/ask@{username}"), application.bot))
+            await application.update_queue.put(
+                Update.de_json(
+                    message_update(group, user, asked, next(injected_ids), f"/ask@{username}"), application.bot
+                )
+            )
         in_group = await one_reply(group["id"], before)
-        assert any(part in in_group["text"] for part in ("🔎 Passages", "🤷", "Please send your question",
-                                                         "Usage: /ask")), in_group["text"][:200]
+        assert any(
+            part in in_group["text"] for part in ("🔎 Passages", "🤷", "Please send your question", "Usage: /ask")
+        ), in_group["text"][:200]
         # 3. inline mode (Telegram cuts inline queries at 256 characters)
         query = emulator.inline_query(user, transportable(text)[:256])
         answer = await emulator.wait_until(lambda: emulator.inline_answer(query), timeout=60)
@@ -125,12 +183,17 @@ def test_arbitrary_unicode_through_the_real_handlers(threaded_bot, make_settings
         assert (await one_reply(chat["id"], before))["text"].startswith("👋 Hello!")
         # 5. forged callback data (1-64 bytes) on one of the bot's messages: a polite answer
         pressed = emulator.press_button(private, cut_bytes(transportable(text), 64) or "x", user, forged=True)
-        assert (await emulator.wait_until(lambda: emulator.callback_answer(pressed), timeout=60))["text"] \
-            == fmt.STALE_BUTTON
+        assert (await emulator.wait_until(lambda: emulator.callback_answer(pressed), timeout=60))[
+            "text"
+        ] == fmt.STALE_BUTTON
 
-    @settings(max_examples=int(os.environ.get("HARDENING_EXAMPLES", 40)), deadline=None,
-              derandomize=not os.environ.get("HARDENING_EXAMPLES"), database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=int(os.environ.get("HARDENING_EXAMPLES", 40)),
+        deadline=None,
+        derandomize=not os.environ.get("HARDENING_EXAMPLES"),
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(TEXTS)
     @example("Russia \ud83d Taliban")  # a lone surrogate: only an injected update carries it
     @example("Russia Taliban arms " * 300)  # longer than one Telegram message
@@ -144,13 +207,15 @@ def test_arbitrary_unicode_through_the_real_handlers(threaded_bot, make_settings
     assert not errors, "\n".join(r.getMessage() for r in errors[:5])
     texts = [m["text"] for m in emulator.sent_messages()]
     assert fmt.SOMETHING_WRONG not in texts
-    assert all(c.ok for c in emulator.calls if c.method != "getUpdates"), \
-        [c.summary() for c in emulator.calls if not c.ok][:5]
+    assert all(c.ok for c in emulator.calls if c.method != "getUpdates"), [
+        c.summary() for c in emulator.calls if not c.ok
+    ][:5]
     assert seen["examples"] >= 30 and seen["injected"] >= 1 and seen["long"] >= 1, seen
     print(f"\n{seen}")
 
 
 # ------------------------------------------------------------- callback data and deep links from outside
+
 
 class FileOpens:
     """Every file opened (or folder listed) in this process while recording (an audit hook)."""
@@ -175,19 +240,49 @@ class FileOpens:
 
 
 FORGED = [
-    "c:../../etc/passwd:0:10", "c:..%2F..%2Fetc%2Fpasswd:1:2", "c:/etc/passwd:1:2", "c:..:0:100",
-    "c:f3ccc30c34:0:9999999999", "c:f3ccc30c34:5:4", "c:f3ccc30c34:0:1", "c:0000000000:0:100",
-    "m:AAAAAAAA:1", "m:AAAAAAAA:9999", "m:../../etc/passwd:1", "m::1", "c:f3ccc30c34:-1:5",
-    "x" * 64, "c:" + "a" * 40 + ":1:2", "m:tok:1:extra", "💥" * 16, "\u202ec:key:1:2", "c:key:1:2\n",
-    "__import__('os').system('id')", "{{7*7}}", "%s%s%s%n", "null", "",
+    "c:../../etc/passwd:0:10",
+    "c:..%2F..%2Fetc%2Fpasswd:1:2",
+    "c:/etc/passwd:1:2",
+    "c:..:0:100",
+    "c:f3ccc30c34:0:9999999999",
+    "c:f3ccc30c34:5:4",
+    "c:f3ccc30c34:0:1",
+    "c:0000000000:0:100",
+    "m:AAAAAAAA:1",
+    "m:AAAAAAAA:9999",
+    "m:../../etc/passwd:1",
+    "m::1",
+    "c:f3ccc30c34:-1:5",
+    "x" * 64,
+    "c:" + "a" * 40 + ":1:2",
+    "m:tok:1:extra",
+    "💥" * 16,
+    "\u202ec:key:1:2",
+    "c:key:1:2\n",
+    "__import__('os').system('id')",
+    "{{7*7}}",
+    "%s%s%s%n",
+    "null",
+    "",
 ]
-DEEP_LINKS = ["../../etc/passwd", "A" * 64, "q_UnVzc2lhIFRhbGliYW4", "-1", "%2e%2e%2f", "<b>x</b>",
-              "file:///etc/passwd", "c:f3ccc30c34:0:100", "ZWNobyBoaQ", "_" * 64]
+DEEP_LINKS = [
+    "../../etc/passwd",
+    "A" * 64,
+    "q_UnVzc2lhIFRhbGliYW4",
+    "-1",
+    "%2e%2e%2f",
+    "<b>x</b>",
+    "file:///etc/passwd",
+    "c:f3ccc30c34:0:100",
+    "ZWNobyBoaQ",
+    "_" * 64,
+]
 
 
 @pytest.mark.asyncio
-async def test_forged_and_stale_callback_data_and_deep_links_get_polite_answers(emulator, running_bot, settings,
-                                                                                caplog):
+async def test_forged_and_stale_callback_data_and_deep_links_get_polite_answers(
+    emulator, running_bot, settings, caplog
+):
     caplog.set_level(logging.INFO)
     alice = emulator.user(3101, "Alice")
     chat = emulator.private_chat(alice)
@@ -208,16 +303,18 @@ async def test_forged_and_stale_callback_data_and_deep_links_get_polite_answers(
             assert reply["text"] == welcome and reply["text"].startswith("👋 Hello!")
     assert len(emulator.sent_messages(chat["id"])) == 1 + len(DEEP_LINKS)  # buttons sent nothing
     assert emulator.message(chat["id"], answer["message_id"])["text"] == answer["text"]
-    outside = [p for p in opened if not p.startswith((index_dir, sys.prefix, sys.base_prefix, str(REPO)))
-               and not p.isdigit()]
+    outside = [
+        p for p in opened if not p.startswith((index_dir, sys.prefix, sys.base_prefix, str(REPO))) and not p.isdigit()
+    ]
     assert not [p for p in opened if "passwd" in p or "etc" in Path(p).parts], opened
     assert not outside, outside
     assert "error while handling" not in caplog.text
 
 
 @pytest.mark.asyncio
-async def test_a_context_button_into_a_changed_document_is_stale(emulator, start_bot, private_index_settings,
-                                                                  make_keeper):
+async def test_a_context_button_into_a_changed_document_is_stale(
+    emulator, start_bot, private_index_settings, make_keeper
+):
     """A document edited after an answer was sent: its old passage offsets may still fall inside
     the new text, but that passage is gone, so the button answers politely instead of quoting
     whatever text now sits there."""
@@ -233,8 +330,10 @@ async def test_a_context_button_into_a_changed_document_is_stale(emulator, start
     into = [b["callback_data"] for b in keyboard if b["callback_data"].startswith(f"c:{doc_key}:")]
     assert into
     seed = settings.path(settings.corpus.seeds_dir) / "002_d73ef1872804ed67.txt"
-    seed.write_text("A new first paragraph, added by the editors, shifts every passage.\n\n"
-                    + seed.read_text(encoding="utf-8"), encoding="utf-8")
+    seed.write_text(
+        "A new first paragraph, added by the editors, shifts every passage.\n\n" + seed.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
     emulator.send_text(chat, admin, "/reload")
     reloaded = (await emulator.wait_for_messages(chat["id"], 2, timeout=120))[1]
     assert "1 updated" in reloaded["text"]
@@ -243,18 +342,22 @@ async def test_a_context_button_into_a_changed_document_is_stale(emulator, start
         end = data.rsplit(":", 1)[1]
         assert int(end) <= len(app.bot_data.retriever.document(doc_key).text)  # offsets still "fit"
         query = emulator.press_button(answer, data, admin)
-        assert (await emulator.wait_until(lambda q=query: emulator.callback_answer(q), timeout=30))["text"] \
-            == fmt.STALE_BUTTON
+        assert (await emulator.wait_until(lambda q=query: emulator.callback_answer(q), timeout=30))[
+            "text"
+        ] == fmt.STALE_BUTTON
     assert len(emulator.sent_messages(chat["id"])) == 2
 
 
 # ------------------------------------------------------------------------- formatting, pure functions
 
-CITATIONS = st.builds(Citation, st.text(ANY_CHAR, max_size=300),
-                      st.lists(st.text(ANY_CHAR, max_size=40), max_size=4).map(tuple),
-                      st.text(ANY_CHAR, max_size=60), st.text(ANY_CHAR, max_size=20),
-                      st.one_of(st.just(""), st.just("https://example.org/a?b=1&c=<2>"),
-                                st.text(ANY_CHAR, max_size=60)))
+CITATIONS = st.builds(
+    Citation,
+    st.text(ANY_CHAR, max_size=300),
+    st.lists(st.text(ANY_CHAR, max_size=40), max_size=4).map(tuple),
+    st.text(ANY_CHAR, max_size=60),
+    st.text(ANY_CHAR, max_size=20),
+    st.one_of(st.just(""), st.just("https://example.org/a?b=1&c=<2>"), st.text(ANY_CHAR, max_size=60)),
+)
 
 
 @st.composite

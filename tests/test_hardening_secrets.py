@@ -26,8 +26,20 @@ TOKEN = "7098765432:AAF-knownToken_SecretPart0123456789abcd"
 SECRET = "known-Webhook_Secret-42"
 ARMS = "Is Russia arming the Taliban?"
 ZAHIR = "Who overthrew King Zahir Shah?"
-LOUD = ("", "httpx", "httpcore", "telegram", "telegram.ext", "tornado", "tornado.access", "botapi_emulator",
-        "aiohttp", "asyncio", "bot", "citebot")
+LOUD = (
+    "",
+    "httpx",
+    "httpcore",
+    "telegram",
+    "telegram.ext",
+    "tornado",
+    "tornado.access",
+    "botapi_emulator",
+    "aiohttp",
+    "asyncio",
+    "bot",
+    "citebot",
+)
 
 
 class Exploding:
@@ -54,27 +66,31 @@ def buttons(message: dict) -> dict[str, str]:
 def loud_logging(caplog):
     """Every logger at DEBUG (after protect_logs, which quiets httpx), restored afterwards."""
     saved = {name: logging.getLogger(name).level for name in LOUD}
-    yield lambda: [logging.getLogger(name).setLevel(logging.DEBUG) for name in LOUD] and caplog.set_level(
-        logging.DEBUG)
+    yield lambda: [logging.getLogger(name).setLevel(logging.DEBUG) for name in LOUD] and caplog.set_level(logging.DEBUG)
     for name, level in saved.items():
         logging.getLogger(name).setLevel(level)
 
 
 @pytest.mark.asyncio
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-async def test_the_token_and_the_webhook_secret_never_leak(make_settings, built_index_dir, searcher, caplog, capfd,
-                                                           loud_logging, restore_log_factory):
+async def test_the_token_and_the_webhook_secret_never_leak(
+    make_settings, built_index_dir, searcher, caplog, capfd, loud_logging, restore_log_factory
+):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     async with BotApiEmulator(token=TOKEN) as emulator:
-        settings = make_settings(index_dir=built_index_dir, telegram_token=TOKEN, telegram_base_url=emulator.base_url,
-                                 telegram_webhook_url="https://bot.example.org/citebot-hook",
-                                 telegram_webhook_port=port, telegram_webhook_secret=SECRET)
+        settings = make_settings(
+            index_dir=built_index_dir,
+            telegram_token=TOKEN,
+            telegram_base_url=emulator.base_url,
+            telegram_webhook_url="https://bot.example.org/citebot-hook",
+            telegram_webhook_port=port,
+            telegram_webhook_secret=SECRET,
+        )
         protect_logs(settings)  # what serve() does first
         loud_logging()
-        emulator.fail_next("setMyCommands", status=400,
-                           description=f"Bad Request: bot{TOKEN} may not use {SECRET}")
+        emulator.fail_next("setMyCommands", status=400, description=f"Bad Request: bot{TOKEN} may not use {SECRET}")
         app = build_application(settings, Exploding(searcher), backoff=0.05)
         await start_bot(app, webhook=webhook_options(settings))
         hook = f"http://127.0.0.1:{port}/citebot-hook"
@@ -113,8 +129,9 @@ async def test_the_token_and_the_webhook_secret_never_leak(make_settings, built_
             assert (await ask(chat, alice, "please explode"))["text"] == fmt.SOMETHING_WRONG
             group = emulator.group_chat(-4002, "Group")
             assert "Daud" in (await ask(group, alice, f"/ask@{emulator.bot_user['username']} {ZAHIR}"))["text"]
-            forged = await client.post(hook, json=emulator.send_text(chat, alice, ARMS),
-                                       headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+            forged = await client.post(
+                hook, json=emulator.send_text(chat, alice, ARMS), headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+            )
             assert forged.status_code == 403
         finally:
             await client.aclose()
@@ -125,8 +142,9 @@ async def test_the_token_and_the_webhook_secret_never_leak(make_settings, built_
     logged = caplog.text + records
     # what the bot sent to Telegram, and the messages as stored (the texts users see); setWebhook
     # carries the secret to Telegram by design, and injected failures hold what the test put there
-    sent = "\n".join(str(c.params) + str(c.response) for c in emulator.calls
-                     if c.method != "setWebhook" and c.injected is None)
+    sent = "\n".join(
+        str(c.params) + str(c.response) for c in emulator.calls if c.method != "setWebhook" and c.injected is None
+    )
     # the scenario did log what would leak: request URLs, the webhook secret sent to setWebhook,
     # the setMyCommands error and the handler's exception
     assert "/bot<redacted>/sendMessage" in logged
@@ -139,8 +157,9 @@ async def test_the_token_and_the_webhook_secret_never_leak(make_settings, built_
         assert secret not in sent  # nothing the bot sent to Telegram (the texts users see) holds it
 
 
-def test_a_refused_token_is_reported_without_being_shown(make_settings, built_index_dir, caplog, capfd,
-                                                          restore_log_factory):
+def test_a_refused_token_is_reported_without_being_shown(
+    make_settings, built_index_dir, caplog, capfd, restore_log_factory
+):
     """python-telegram-bot puts the token in the text of InvalidToken ("The token `...` was
     rejected by the server."); serve() says the token was refused, exits 1, and shows no token."""
     from bot.serving import EXIT_FAILED
@@ -149,8 +168,12 @@ def test_a_refused_token_is_reported_without_being_shown(make_settings, built_in
 
     caplog.set_level(logging.DEBUG)
     with EmulatorThread(token="111:another-bot") as emu:  # this Telegram does not know TOKEN
-        settings = make_settings(index_dir=built_index_dir, telegram_token=TOKEN, telegram_base_url=emu.base_url,
-                                 telegram_webhook_secret=SECRET)
+        settings = make_settings(
+            index_dir=built_index_dir,
+            telegram_token=TOKEN,
+            telegram_base_url=emu.base_url,
+            telegram_webhook_secret=SECRET,
+        )
         assert serve(settings) == EXIT_FAILED
     out, err = capfd.readouterr()
     logged = caplog.text + "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)

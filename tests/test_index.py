@@ -77,8 +77,9 @@ def test_unchanged_seeds_are_not_rebuilt_and_check_reports_up_to_date(private_in
 def test_incremental_rebuild_embeds_only_the_changed_document(private_index, encoder):
     seeds = private_index.path(private_index.corpus.seeds_dir)
     changed = seeds / "003_5af5b48806b72163.txt"
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nA brand new closing sentence about trade fairs.\n",
-                       encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n\nA brand new closing sentence about trade fairs.\n", encoding="utf-8"
+    )
     (seeds / "002_d73ef1872804ed67.txt").unlink()
     (seeds / "005_new.md").write_text("Zebra migration\n\nZebras cross the Mara river every year in July.\n")
     counting = CountingEncoder(encoder)
@@ -103,8 +104,9 @@ def engine_text(data, i, settings):
     from embeddings.index import embedding_text
 
     row = data.passages[i]
-    return embedding_text(data.documents[row["doc"]], data.passage_text(i), int(row["start"]),
-                          engine.build_params(settings))
+    return embedding_text(
+        data.documents[row["doc"]], data.passage_text(i), int(row["start"]), engine.build_params(settings)
+    )
 
 
 def test_a_crash_mid_build_leaves_the_previous_index_loadable(private_index, encoder):
@@ -129,15 +131,22 @@ def test_a_failure_just_before_the_swap_keeps_the_old_index(private_index, encod
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_index(seeds_dir=private_index.path(private_index.corpus.seeds_dir), index_dir=index_dir,
-                    catalog=load_catalog(private_index.path(private_index.corpus.sources_file)), encoder=encoder,
-                    params=engine.build_params(private_index), force=True, before_swap=crash)
+        build_index(
+            seeds_dir=private_index.path(private_index.corpus.seeds_dir),
+            index_dir=index_dir,
+            catalog=load_catalog(private_index.path(private_index.corpus.sources_file)),
+            encoder=encoder,
+            params=engine.build_params(private_index),
+            force=True,
+            before_swap=crash,
+        )
     assert current_build(index_dir).resolve() == live
     engine.open_index(private_index)
 
 
-def test_missing_corrupt_and_mismatched_indexes_are_reported_then_rebuilt(private_index, tmp_path, encoder,
-                                                                        make_settings):
+def test_missing_corrupt_and_mismatched_indexes_are_reported_then_rebuilt(
+    private_index, tmp_path, encoder, make_settings
+):
     with pytest.raises(IndexMissing, match="citebot index"):
         load_index(tmp_path / "nothing-here")
     index_dir = private_index.path(private_index.index.dir)

@@ -8,10 +8,12 @@ from telegram.request import BaseRequest
 from bot.application import build_application
 from bot.transport import BotRequest, FastJsonPayload, PollingRequest
 
-PAYLOADS = [b'{"ok": true, "result": [{"update_id": 1, "message": {"text": "\\u041a\\u0430\\u0431 '
-            b'\xf0\x9f\x98\x80"}}]}',
-            b'{"ok": false, "error_code": 429, "description": "Too Many Requests", "parameters": {"retry_after": 3}}',
-            b'{"ok": true, "result": true}', '{"ok": true, "result": "Кабул"}'.encode()]
+PAYLOADS = [
+    b'{"ok": true, "result": [{"update_id": 1, "message": {"text": "\\u041a\\u0430\\u0431 \xf0\x9f\x98\x80"}}]}',
+    b'{"ok": false, "error_code": 429, "description": "Too Many Requests", "parameters": {"retry_after": 3}}',
+    b'{"ok": true, "result": true}',
+    '{"ok": true, "result": "Кабул"}'.encode(),
+]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

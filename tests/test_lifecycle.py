@@ -93,10 +93,17 @@ def test_index_watch_command_prints_each_rebuild_and_stops_on_sigterm(keeper_set
     import sys
     import time
 
-    env = child_env(CITEBOT_INDEX_DIR=str(keeper_settings.path(keeper_settings.index.dir)),
-                    CITEBOT_CORPUS_SEEDS_DIR=str(keeper_settings.path(keeper_settings.corpus.seeds_dir)))
-    process = subprocess.Popen([sys.executable, "-m", "citebot.cli", "index", "--watch", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    env = child_env(
+        CITEBOT_INDEX_DIR=str(keeper_settings.path(keeper_settings.index.dir)),
+        CITEBOT_CORPUS_SEEDS_DIR=str(keeper_settings.path(keeper_settings.corpus.seeds_dir)),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "citebot.cli", "index", "--watch", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         first = json.loads(process.stdout.readline())
         assert first["ok"] and not first["built"]  # the copied index was already up to date

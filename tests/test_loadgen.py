@@ -36,8 +36,13 @@ async def echo_bot(base_url: str, token: str) -> AsyncIterator[Application]:
 @pytest.mark.asyncio
 async def test_lost_and_duplicated_answers_are_counted():
     async with BotApiEmulator() as emulator, echo_bot(emulator.base_url, emulator.token):
-        command = {"kind": "closed", "questions": [["a", "b"], ["twice"], ["lost"]], "timeout_seconds": 1.0,
-                   "grace_seconds": 0.3, "markers": {"echo": "re: ", "none": "nowhere"}}
+        command = {
+            "kind": "closed",
+            "questions": [["a", "b"], ["twice"], ["lost"]],
+            "timeout_seconds": 1.0,
+            "grace_seconds": 0.3,
+            "markers": {"echo": "re: ", "none": "nowhere"},
+        }
         result = await run_scenario(emulator, command, first_user_id=500)
     assert (result["asked"], result["answered"], result["timeouts"]) == (4, 3, 1)
     assert (result["lost"], result["duplicated"]) == (1, 1)
@@ -50,8 +55,17 @@ async def test_child_process_runs_each_kind_of_scenario():
     async with LoadGenerator() as users, echo_bot(users.base_url, users.token):
         questions = [[f"q{u}-{j}" for j in range(3)] for u in range(4)]
         for kind in ("thinking", "closed", "burst"):
-            result = await users.run({"kind": kind, "questions": questions, "think_seconds": 0.02, "seed": 1,
-                                      "pause_seconds": 0.01, "grace_seconds": 0.1, "timeout_seconds": 5.0})
+            result = await users.run(
+                {
+                    "kind": kind,
+                    "questions": questions,
+                    "think_seconds": 0.02,
+                    "seed": 1,
+                    "pause_seconds": 0.01,
+                    "grace_seconds": 0.1,
+                    "timeout_seconds": 5.0,
+                }
+            )
             assert (result["kind"], result["asked"], result["answered"]) == (kind, 12, 12)
             assert result["lost"] == result["duplicated"] == result["timeouts"] == 0
         with pytest.raises(RuntimeError, match="unknown scenario kind"):

@@ -45,10 +45,19 @@ def test_the_offset_moves_past_every_skipped_update():
 def test_an_unparsable_update_is_skipped_and_the_rest_of_the_batch_kept():
     from telegram import Bot
 
-    good = {"update_id": 3, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
-                                        "text": "hello"}}
-    bad = {"update_id": 4, "message": {"message_id": 2, "date": 0, "chat": {"id": 5, "type": "private"},
-                                       "poll": {"id": "p", "question": "q", "options": []}}}
+    good = {
+        "update_id": 3,
+        "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}, "text": "hello"},
+    }
+    bad = {
+        "update_id": 4,
+        "message": {
+            "message_id": 2,
+            "date": 0,
+            "chat": {"id": 5, "type": "private"},
+            "poll": {"id": "p", "question": "q", "options": []},
+        },
+    }
     skipper = UpdateSkipper()
     updates = skipper.parse([bad, good], Bot("1:x"))
     assert [u.update_id for u in updates] == [3]
@@ -107,8 +116,7 @@ def test_the_repeat_limiter_remembers_a_bounded_number_of_kinds():
 
 
 @pytest.mark.asyncio
-async def test_an_old_shaped_poll_is_skipped_once_and_the_rest_of_its_batch_answered(
-        emulator, running_bot, caplog):
+async def test_an_old_shaped_poll_is_skipped_once_and_the_rest_of_its_batch_answered(emulator, running_bot, caplog):
     caplog.set_level(logging.INFO)
     alice = emulator.user(701, "Alice")
     chat = emulator.private_chat(alice)
@@ -148,11 +156,22 @@ async def test_a_transient_404_on_get_updates_is_retried_and_the_question_answer
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
 async def test_a_persistent_401_ends_serve_with_exit_1_and_a_clear_message(emulator, built_index_dir, child_env):
-    env = child_env(TELEGRAM_BOT_TOKEN=emulator.token, CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
-                    CITEBOT_INDEX_DIR=str(built_index_dir), CITEBOT_TELEGRAM_POLLING_REFUSED_GRACE_SECONDS="3")
+    env = child_env(
+        TELEGRAM_BOT_TOKEN=emulator.token,
+        CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
+        CITEBOT_INDEX_DIR=str(built_index_dir),
+        CITEBOT_TELEGRAM_POLLING_REFUSED_GRACE_SECONDS="3",
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "citebot.cli", "serve", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "citebot.cli",
+        "serve",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await emulator.wait_for("getUpdates", timeout=90)
         emulator.fail_next("getUpdates", status=401, count=10_000)

@@ -15,9 +15,13 @@ from embeddings.query_encoding import (
 )
 
 TOPIC = frozenset({"russia", "taliban", "afghanistan"})
-QUESTIONS = ["Why did Russia remove the Taliban from its list of terrorist organisations?",
-             "Who is Zamir Kabulov's counterpart in Kabul, Afghanistan?",
-             "Taliban Russia", "hi", "What did the 'Taliban' (the movement) sign in Moscow?"]
+QUESTIONS = [
+    "Why did Russia remove the Taliban from its list of terrorist organisations?",
+    "Who is Zamir Kabulov's counterpart in Kabul, Afghanistan?",
+    "Taliban Russia",
+    "hi",
+    "What did the 'Taliban' (the movement) sign in Moscow?",
+]
 
 
 def test_mean_pool_averages_only_the_kept_rows():
@@ -64,8 +68,9 @@ def test_pooling_all_tokens_is_the_models_own_sentence_embedding(encoder):
     pooled = np.stack([v.pooled for v in encode_questions(encoder, QUESTIONS, TOPIC)])
     assert np.abs(pooled - encoder.encode(QUESTIONS)).max() < 1e-5
     # and the MaxSim token vectors are the ones the two-pass path gave
-    for mine, (_, tokens) in zip(encode_questions(encoder, QUESTIONS, TOPIC), encoder.encode_with_tokens(QUESTIONS),
-                                 strict=True):
+    for mine, (_, tokens) in zip(
+        encode_questions(encoder, QUESTIONS, TOPIC), encoder.encode_with_tokens(QUESTIONS), strict=True
+    ):
         assert mine.tokens.shape == tokens.shape and np.abs(mine.tokens - tokens).max() < 1e-5
 
 

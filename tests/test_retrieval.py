@@ -13,8 +13,10 @@ from embeddings.evaluation import hit_rank, normalize
         ("Who overthrew King Zahir Shah?", "coup by mohammed daud khan overthrowing king zahir shah"),
         ("Do Afghans still speak Russian?", "some older afghans still speak russian"),
         ("Which Afghan ministry spokesman criticised the Moscow trilateral?", "ahmad shekib mostaghni"),
-        ("When was the Taliban added to Russia's list of terrorist organisations?",
-         "included within the russian checklist of terrorist organisations"),
+        (
+            "When was the Taliban added to Russia's list of terrorist organisations?",
+            "included within the russian checklist of terrorist organisations",
+        ),
     ],
 )
 def test_known_passages_are_found_with_citations(searcher, question, evidence):
@@ -36,8 +38,17 @@ def test_casing_punctuation_whitespace_and_misspellings_find_the_same_passage(se
     assert corrected and "russia" in corrected.lower() and "taliban" in corrected.lower()
 
 
-@pytest.mark.parametrize("question", ["What is the capital of France?", "How do I bake sourdough bread?",
-                                      "Who won the 2018 FIFA World Cup?", "🙂🙂", "   ", "?!"])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the capital of France?",
+        "How do I bake sourdough bread?",
+        "Who won the 2018 FIFA World Cup?",
+        "🙂🙂",
+        "   ",
+        "?!",
+    ],
+)
 def test_off_topic_and_empty_questions_abstain(searcher, question):
     result = searcher.search(question)
     assert result.abstained and result.hits == []
@@ -83,7 +94,6 @@ def test_correct_english_words_are_not_corrected_into_corpus_words(searcher):
     assert searcher.search("afganistan kabulv talibn").corrected_query.lower() == "afghanistan kabulov taliban"
 
 
-
 def test_search_runs_numpy_and_faiss_matrix_products_on_one_thread(searcher):
     from threadpoolctl import threadpool_info
 
@@ -113,8 +123,11 @@ def test_a_repeated_question_reuses_its_embedding_until_the_cache_is_forgotten(s
     assert len(encoded) == 2 * after_first
 
 
-LARGE_CORPUS_QUESTIONS = ["Who overthrew King Zahir Shah?", "Do Afghans still speak Russian?",
-                          "Why did Russia remove the Taliban from its list of terrorist organisations?"]
+LARGE_CORPUS_QUESTIONS = [
+    "Who overthrew King Zahir Shah?",
+    "Do Afghans still speak Russian?",
+    "Why did Russia remove the Taliban from its list of terrorist organisations?",
+]
 
 
 def hit_places(results) -> list[list[tuple[str, int]]]:
@@ -163,8 +176,9 @@ def test_another_vector_backend_slots_in_behind_the_search_interface(settings, e
     other = engine.make_searcher(settings, encoder, engine.open_index(settings), vector_index=numpy_backend)
     assert len(backends) == 2  # passages and sentences
     searcher.forget_questions()
-    assert hit_places(other.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS) == \
-        hit_places(searcher.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS)
+    assert hit_places(other.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS) == hit_places(
+        searcher.search(q, k=3) for q in LARGE_CORPUS_QUESTIONS
+    )
     assert all(b.searches >= len(LARGE_CORPUS_QUESTIONS) for b in backends)
 
 
@@ -205,4 +219,4 @@ def test_the_bold_sentence_is_never_a_bare_reference(searcher):
     texts = [h.text for h in result.hits]
     assert any("(Shahryar, 2016:1)." in t for t in texts)
     for h in result.hits:
-        assert has_content(h.text[h.highlight[0]:h.highlight[1]]), h.text[h.highlight[0]:h.highlight[1]]
+        assert has_content(h.text[h.highlight[0] : h.highlight[1]]), h.text[h.highlight[0] : h.highlight[1]]

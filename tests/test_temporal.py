@@ -7,27 +7,45 @@ from embeddings.temporal import UNDATED, as_of_label, date_value, is_current_que
 
 
 def test_dates_sort_by_year_month_and_day_and_undated_is_oldest():
-    assert date_value("2017") < date_value("2024") < date_value("2025") < date_value("2025-07") \
-        < date_value("2025-07-28")
+    assert (
+        date_value("2017") < date_value("2024") < date_value("2025") < date_value("2025-07") < date_value("2025-07-28")
+    )
     assert date_value("") == date_value("unknown") == UNDATED < date_value("1990")
 
 
-@pytest.mark.parametrize("question", [
-    "Has Russia recognised the Taliban government?", "Has Russia recognised the Taliban yet?",
-    "Is the Taliban still banned in Russia?", "What is Russia's current policy?", "Who is the ambassador now?",
-    "Do Afghans speak Russian these days?", "Is the embassy open today?", "Does Moscow currently arm them?",
-    "Is Russia no longer hostile?", "Are they at present on the list?", "have the taliban been delisted",
-    "Does the Kremlin regard the Taliban as an enemy anymore?", "How do the Taliban see Russia nowadays?",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Has Russia recognised the Taliban government?",
+        "Has Russia recognised the Taliban yet?",
+        "Is the Taliban still banned in Russia?",
+        "What is Russia's current policy?",
+        "Who is the ambassador now?",
+        "Do Afghans speak Russian these days?",
+        "Is the embassy open today?",
+        "Does Moscow currently arm them?",
+        "Is Russia no longer hostile?",
+        "Are they at present on the list?",
+        "have the taliban been delisted",
+        "Does the Kremlin regard the Taliban as an enemy anymore?",
+        "How do the Taliban see Russia nowadays?",
+    ],
+)
 def test_questions_about_the_present(question):
     assert is_current_question(question)
 
 
-@pytest.mark.parametrize("question", [
-    "When did the Soviet Union invade Afghanistan?", "Who overthrew King Zahir Shah?",
-    "Why did Russia start talking to the Taliban?", "How has Pakistan helped the Taliban over the years?",
-    "Did Russia lose interest in Afghanistan during the 1990s?", "What hostile group do they both fight?",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "When did the Soviet Union invade Afghanistan?",
+        "Who overthrew King Zahir Shah?",
+        "Why did Russia start talking to the Taliban?",
+        "How has Pakistan helped the Taliban over the years?",
+        "Did Russia lose interest in Afghanistan during the 1990s?",
+        "What hostile group do they both fight?",
+    ],
+)
 def test_questions_about_the_past_or_timeless_facts(question):
     assert not is_current_question(question)
 

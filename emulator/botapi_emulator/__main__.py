@@ -20,14 +20,14 @@ from .server import BotApiEmulator
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse command line arguments."""
-    parser = argparse.ArgumentParser(prog="python -m botapi_emulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m botapi_emulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8081, help="port (0 = random free port)")
     parser.add_argument("--token", default="123456:TEST-TOKEN", help="the bot token to accept")
     parser.add_argument("--username", default="citebot_test_bot", help="the bot's username")
-    parser.add_argument("--lenient-html", action="store_true",
-                        help="accept a bare '&' in HTML like Telegram does")
+    parser.add_argument("--lenient-html", action="store_true", help="accept a bare '&' in HTML like Telegram does")
     parser.add_argument("--quiet", action="store_true", help="do not log calls")
     return parser.parse_args(argv)
 
@@ -37,8 +37,9 @@ def _print_call(call: RecordedCall) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    emulator = BotApiEmulator(token=args.token, bot_username=args.username, host=args.host,
-                              port=args.port, strict_html=not args.lenient_html)
+    emulator = BotApiEmulator(
+        token=args.token, bot_username=args.username, host=args.host, port=args.port, strict_html=not args.lenient_html
+    )
     if not args.quiet:
         emulator.add_listener(_print_call)
     stop = asyncio.Event()

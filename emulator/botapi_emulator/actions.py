@@ -119,9 +119,14 @@ class UserActions:
         older Bot API server sends it: python-telegram-bot 22.8 cannot parse that update."""
         record = self._chat_record(chat)
         poll: dict[str, Any] = {
-            "id": str(self.world.next_id()), "question": question, "total_voter_count": 0,
+            "id": str(self.world.next_id()),
+            "question": question,
+            "total_voter_count": 0,
             "options": [{"text": text, "voter_count": 0} for text in options],
-            "is_closed": False, "is_anonymous": True, "type": "regular", "allows_multiple_answers": False,
+            "is_closed": False,
+            "is_anonymous": True,
+            "type": "regular",
+            "allows_multiple_answers": False,
         }
         if not legacy_shape:
             poll.update(persistent_id=f"poll-{poll['id']}", allows_revoting=False, members_only=False)
@@ -135,9 +140,7 @@ class UserActions:
         """``user`` sends a photo (``data`` is what getFile downloads)."""
         return self._send_media(chat, user, "photo", data, caption=caption)
 
-    def send_voice(
-        self, chat: ChatRef, user: UserRef, *, duration: int = 1, data: bytes = _FAKE_OGG
-    ) -> dict[str, Any]:
+    def send_voice(self, chat: ChatRef, user: UserRef, *, duration: int = 1, data: bytes = _FAKE_OGG) -> dict[str, Any]:
         """``user`` sends a voice message."""
         update = self._send_media(chat, user, "voice", data)
         return self._patch_last(update, "voice", {"duration": duration})
@@ -153,9 +156,7 @@ class UserActions:
         caption: str | None = None,
     ) -> dict[str, Any]:
         """``user`` sends a file."""
-        return self._send_media(
-            chat, user, "document", data, caption=caption, file_name=file_name, mime_type=mime_type
-        )
+        return self._send_media(chat, user, "document", data, caption=caption, file_name=file_name, mime_type=mime_type)
 
     def edit_text(
         self, message: dict[str, Any], new_text: str, *, entities: list[dict[str, Any]] | None = None
@@ -224,9 +225,9 @@ class UserActions:
         an inline message is created and its ``inline_message_id`` is in the update (as in
         Telegram), so the bot can edit it and users can press its buttons.
         """
-        query_id = inline_query if isinstance(inline_query, str) else inline_query.get(
-            "inline_query", inline_query
-        )["id"]
+        query_id = (
+            inline_query if isinstance(inline_query, str) else inline_query.get("inline_query", inline_query)["id"]
+        )
         record = self.world.inline_queries.get(query_id)
         if record is None or not record.answered:
             raise ValueError("the bot has not answered this inline query")
@@ -354,7 +355,10 @@ class UserActions:
             if member["status"] == "kicked":
                 member["until_date"] = 0
         payload = {
-            "chat": record.chat, "from": user, "date": int(time.time()),
-            "old_chat_member": old_member, "new_chat_member": new_member,
+            "chat": record.chat,
+            "from": user,
+            "date": int(time.time()),
+            "old_chat_member": old_member,
+            "new_chat_member": new_member,
         }
         return self._push({"my_chat_member": payload})

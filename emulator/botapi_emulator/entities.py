@@ -12,15 +12,40 @@ from .utf16 import utf16_len
 
 # TDLib's type priorities: entities with equal span are listed in this order.
 _PRIORITY = {
-    "blockquote": 0, "expandable_blockquote": 0, "pre": 11, "code": 20,
-    "text_link": 49, "text_mention": 49, "bold": 90, "italic": 91, "underline": 92,
-    "strikethrough": 93, "spoiler": 94, "custom_emoji": 99,
+    "blockquote": 0,
+    "expandable_blockquote": 0,
+    "pre": 11,
+    "code": 20,
+    "text_link": 49,
+    "text_mention": 49,
+    "bold": 90,
+    "italic": 91,
+    "underline": 92,
+    "strikethrough": 93,
+    "spoiler": 94,
+    "custom_emoji": 99,
 }
 ENTITY_TYPES = frozenset(
     {
-        "mention", "hashtag", "cashtag", "bot_command", "url", "email", "phone_number",
-        "bold", "italic", "underline", "strikethrough", "spoiler", "blockquote",
-        "expandable_blockquote", "code", "pre", "text_link", "text_mention", "custom_emoji",
+        "mention",
+        "hashtag",
+        "cashtag",
+        "bot_command",
+        "url",
+        "email",
+        "phone_number",
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "blockquote",
+        "expandable_blockquote",
+        "code",
+        "pre",
+        "text_link",
+        "text_mention",
+        "custom_emoji",
     }
 )
 _CODE_TYPES = frozenset({"code", "pre"})
@@ -44,9 +69,7 @@ class EntityError(ValueError):
 
 def sort_entities(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return entities in Telegram's order: by offset, longer first, then type priority."""
-    return sorted(
-        entities, key=lambda e: (e["offset"], -e["length"], _PRIORITY.get(e["type"], 50))
-    )
+    return sorted(entities, key=lambda e: (e["offset"], -e["length"], _PRIORITY.get(e["type"], 50)))
 
 
 def fix_nesting(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -118,7 +141,7 @@ def _validate_entity(
         raise EntityError("can't parse MessageEntity: expected an Object")
     for field in ("type", "offset", "length"):
         if field not in raw:
-            raise EntityError(f'can\'t parse MessageEntity: Can\'t find field "{field}"')
+            raise EntityError(f"can't parse MessageEntity: Can't find field \"{field}\"")
     kind, offset, length = raw["type"], raw["offset"], raw["length"]
     if kind not in ENTITY_TYPES:
         raise EntityError("can't parse MessageEntity: Unsupported type specified")
@@ -158,9 +181,7 @@ def _entity_extras(
     if kind == "custom_emoji":
         emoji_id = str(_required(raw, "custom_emoji_id"))
         if not (emoji_id.isdigit() and 0 < int(emoji_id) < 2**63):
-            raise EntityError(
-                'can\'t parse MessageEntity: Field "custom_emoji_id" must be a valid Number'
-            )
+            raise EntityError('can\'t parse MessageEntity: Field "custom_emoji_id" must be a valid Number')
         return {"custom_emoji_id": emoji_id}
     if kind == "pre" and isinstance(raw.get("language"), str) and raw["language"]:
         return {"language": raw["language"]}
@@ -169,7 +190,7 @@ def _entity_extras(
 
 def _required(raw: dict[str, Any], field: str) -> Any:
     if field not in raw:
-        raise EntityError(f'can\'t parse MessageEntity: Can\'t find field "{field}"')
+        raise EntityError(f"can't parse MessageEntity: Can't find field \"{field}\"")
     return raw[field]
 
 
@@ -182,8 +203,7 @@ def detect_entities(text: str) -> list[dict[str, Any]]:
         while end > match.start() and text[end - 1] in _URL_TRAILING:
             end -= 1
         spans.append((match.start(), end, "url"))
-    for kind, regex in (("bot_command", _COMMAND_RE), ("mention", _MENTION_RE),
-                        ("hashtag", _HASHTAG_RE)):
+    for kind, regex in (("bot_command", _COMMAND_RE), ("mention", _MENTION_RE), ("hashtag", _HASHTAG_RE)):
         for match in regex.finditer(text):
             if not any(s < match.end() and match.start() < e for s, e, _ in spans):
                 spans.append((match.start(), match.end(), kind))

@@ -20,9 +20,7 @@ DEFAULT_DESCRIPTIONS = {
 class ApiError(Exception):
     """An error the emulated Bot API answers with: HTTP status == ``error_code``."""
 
-    def __init__(
-        self, status: int, description: str, parameters: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
@@ -52,9 +50,7 @@ def forbidden(detail: str) -> ApiError:
 
 def too_many_requests(retry_after: int) -> ApiError:
     """429 with ``parameters.retry_after``, exactly as Telegram's flood control answers."""
-    return ApiError(
-        429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
-    )
+    return ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
 
 
 def error_for_status(status: int, description: str | None = None, retry_after: int = 1) -> ApiError:

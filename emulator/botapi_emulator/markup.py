@@ -11,8 +11,10 @@ from .urls import UrlError, check_url
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_INLINE_BUTTONS = 100
 _SWITCH_FIELDS = (
-    "switch_inline_query", "switch_inline_query_current_chat",
-    "switch_inline_query_chosen_chat", "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "login_url",
 )
 _REPLY_KEYBOARD_BOOLS = ("resize_keyboard", "one_time_keyboard", "selective", "is_persistent")
 _BUTTON_ERROR = "can't parse inline keyboard button: "
@@ -128,7 +130,7 @@ def _validate_keyboard_button(button: Any) -> None:
     if isinstance(button, str):
         return
     if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-        raise bad_request('can\'t parse keyboard button: Can\'t find field "text"')
+        raise bad_request("can't parse keyboard button: Can't find field \"text\"")
     if "web_app" in button:
         web_app = button["web_app"] if isinstance(button["web_app"], dict) else {}
         _check_web_app_url(str(web_app.get("url", "")), "keyboard button")

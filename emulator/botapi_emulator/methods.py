@@ -29,9 +29,14 @@ from .updates import UpdateQueue
 from .utf16 import utf16_len
 
 MEDIA_METHODS = {
-    "sendPhoto": "photo", "sendDocument": "document", "sendAudio": "audio",
-    "sendVideo": "video", "sendAnimation": "animation", "sendVoice": "voice",
-    "sendVideoNote": "video_note", "sendSticker": "sticker",
+    "sendPhoto": "photo",
+    "sendDocument": "document",
+    "sendAudio": "audio",
+    "sendVideo": "video",
+    "sendAnimation": "animation",
+    "sendVoice": "voice",
+    "sendVideoNote": "video_note",
+    "sendSticker": "sticker",
 }
 MEDIA_KINDS = frozenset(MEDIA_METHODS.values())
 NOT_MODIFIED = (
@@ -40,8 +45,7 @@ NOT_MODIFIED = (
 )
 QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
 WEBHOOK_CONFLICT = (
-    "Conflict: can't use getUpdates method while webhook is active; "
-    "use deleteWebhook to delete the webhook first"
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
 )
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 _BOT_TEXT_LIMITS = {"description": 512, "short_description": 120, "name": 64}
@@ -50,9 +54,7 @@ _BOT_TEXT_LIMITS = {"description": 512, "short_description": 120, "name": 64}
 class BotMethods:
     """Dispatches Bot API calls to handlers operating on a :class:`World`."""
 
-    def __init__(
-        self, world: World, updates: UpdateQueue, flood: FloodControl, *, strict_html: bool
-    ) -> None:
+    def __init__(self, world: World, updates: UpdateQueue, flood: FloodControl, *, strict_html: bool) -> None:
         self.world = world
         self.updates = updates
         self.flood = flood
@@ -191,9 +193,7 @@ class BotMethods:
     def send_message(self, params: dict[str, Any]) -> dict[str, Any]:
         """sendMessage."""
         _require_chat_id(params)
-        text, entities = self.format_text(
-            params.get("text"), params.get("parse_mode"), params.get("entities")
-        )
+        text, entities = self.format_text(params.get("text"), params.get("parse_mode"), params.get("entities"))
         content: dict[str, Any] = {"text": text}
         if entities:
             content["entities"] = entities
@@ -206,7 +206,9 @@ class BotMethods:
         content: dict[str, Any] = {kind: media_object(kind, file)}
         if kind not in ("sticker", "video_note"):
             caption, entities = self.format_text(
-                params.get("caption"), params.get("parse_mode"), params.get("caption_entities"),
+                params.get("caption"),
+                params.get("parse_mode"),
+                params.get("caption_entities"),
                 caption=True,
             )
             if caption:
@@ -268,7 +270,9 @@ class BotMethods:
         """Resolve a media parameter: an upload, a known file_id or an http(s) URL."""
         if isinstance(source, UploadedFile):
             return self.world.add_file(
-                kind, source.data, file_name=source.filename,
+                kind,
+                source.data,
+                file_name=source.filename,
                 mime_type=source.content_type or None,
             )
         if isinstance(source, str) and source:
@@ -340,9 +344,7 @@ class BotMethods:
 
     def edit_message_text(self, params: dict[str, Any]) -> Any:
         """editMessageText (chat_id+message_id or inline_message_id)."""
-        text, entities = self.format_text(
-            params.get("text"), params.get("parse_mode"), params.get("entities")
-        )
+        text, entities = self.format_text(params.get("text"), params.get("parse_mode"), params.get("entities"))
         markup = validate_reply_markup(params.get("reply_markup"))
         target, inline_id = self._edit_target(params)
         if "text" not in target:
@@ -353,7 +355,9 @@ class BotMethods:
     def edit_message_caption(self, params: dict[str, Any]) -> Any:
         """editMessageCaption."""
         caption, entities = self.format_text(
-            params.get("caption"), params.get("parse_mode"), params.get("caption_entities"),
+            params.get("caption"),
+            params.get("parse_mode"),
+            params.get("caption_entities"),
             caption=True,
         )
         markup = validate_reply_markup(params.get("reply_markup"))
@@ -471,7 +475,7 @@ class BotMethods:
         if result["type"] == "article":
             for field in ("title", "input_message_content"):
                 if field not in result:
-                    raise bad_request(f'can\'t parse inline query result: Can\'t find field "{field}"')
+                    raise bad_request(f"can't parse inline query result: Can't find field \"{field}\"")
         rendered: dict[str, Any] = {}
         content = result.get("input_message_content")
         if isinstance(content, dict) and "message_text" in content:
@@ -490,20 +494,22 @@ class BotMethods:
         """getChat: a ChatFullInfo for a known chat."""
         record = self.world.resolve_chat(params.get("chat_id"))
         gifts = dict.fromkeys(
-            ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription",
-             "gifts_from_channels"),
+            ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription", "gifts_from_channels"),
             False,
         )
-        return {**record.chat, "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": gifts}
+        return {**record.chat, "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
 
     def get_file(self, params: dict[str, Any]) -> dict[str, Any]:
         """getFile: path for download from ``/file/bot<token>/<file_path>``."""
         file = self.world.files.get(str(params.get("file_id")))
         if file is None:
             raise bad_request("invalid file_id")
-        return {"file_id": file.file_id, "file_unique_id": file.file_unique_id,
-                "file_size": len(file.data), "file_path": file.file_path}
+        return {
+            "file_id": file.file_id,
+            "file_unique_id": file.file_unique_id,
+            "file_size": len(file.data),
+            "file_path": file.file_path,
+        }
 
 
 def _true(params: dict[str, Any]) -> bool:
@@ -557,7 +563,7 @@ def _check_command(command: Any) -> dict[str, str]:
         raise bad_request("can't parse BotCommand: expected an Object")
     for field in ("command", "description"):
         if not isinstance(command.get(field), str):
-            raise bad_request(f'can\'t parse BotCommand: Can\'t find field "{field}"')
+            raise bad_request(f"can't parse BotCommand: Can't find field \"{field}\"")
     if not _COMMAND_RE.match(command["command"]):
         raise bad_request("BOT_COMMAND_INVALID")
     if not 0 < len(command["description"]) <= 256:
@@ -570,10 +576,9 @@ def _inline_result_shape(result: Any) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise bad_request("can't parse inline query result: expected an Object")
     if "type" not in result:
-        raise bad_request('can\'t parse inline query result: Can\'t find field "type"')
+        raise bad_request("can't parse inline query result: Can't find field \"type\"")
     if result["type"] not in INLINE_RESULT_TYPES:
-        raise bad_request(f"can't parse inline query result: Unsupported type \"{result['type']}\"")
+        raise bad_request(f'can\'t parse inline query result: Unsupported type "{result["type"]}"')
     if not isinstance(result.get("id"), str) or not result["id"]:
-        raise bad_request('can\'t parse inline query result: Can\'t find field "id"')
+        raise bad_request("can't parse inline query result: Can't find field \"id\"")
     return result
-

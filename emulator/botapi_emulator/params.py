@@ -18,15 +18,57 @@ from .errors import bad_request
 
 STRING_PARAMS = frozenset(
     {
-        "text", "caption", "parse_mode", "query", "inline_message_id", "callback_query_id",
-        "inline_query_id", "description", "short_description", "name", "url", "secret_token",
-        "next_offset", "language_code", "emoji", "title", "action", "ip_address",
-        "business_connection_id", "message_effect_id", "custom_title", "file_id",
-        "photo", "document", "audio", "video", "voice", "animation", "video_note", "sticker",
-        "thumbnail", "switch_pm_text", "switch_pm_parameter", "game_short_name", "address",
-        "first_name", "last_name", "phone_number", "vcard", "question", "explanation",
-        "invite_link", "payload", "currency", "provider_token", "start_parameter",
-        "result_id", "custom_emoji_id", "filename", "foursquare_id", "google_place_id",
+        "text",
+        "caption",
+        "parse_mode",
+        "query",
+        "inline_message_id",
+        "callback_query_id",
+        "inline_query_id",
+        "description",
+        "short_description",
+        "name",
+        "url",
+        "secret_token",
+        "next_offset",
+        "language_code",
+        "emoji",
+        "title",
+        "action",
+        "ip_address",
+        "business_connection_id",
+        "message_effect_id",
+        "custom_title",
+        "file_id",
+        "photo",
+        "document",
+        "audio",
+        "video",
+        "voice",
+        "animation",
+        "video_note",
+        "sticker",
+        "thumbnail",
+        "switch_pm_text",
+        "switch_pm_parameter",
+        "game_short_name",
+        "address",
+        "first_name",
+        "last_name",
+        "phone_number",
+        "vcard",
+        "question",
+        "explanation",
+        "invite_link",
+        "payload",
+        "currency",
+        "provider_token",
+        "start_parameter",
+        "result_id",
+        "custom_emoji_id",
+        "filename",
+        "foursquare_id",
+        "google_place_id",
     }
 )
 
@@ -65,9 +107,7 @@ async def read_params(request: web.Request) -> dict[str, Any]:
         form = await request.post()
         for key, value in form.items():
             if isinstance(value, web.FileField):
-                params[key] = UploadedFile(
-                    value.filename or key, value.content_type or "", value.file.read()
-                )
+                params[key] = UploadedFile(value.filename or key, value.content_type or "", value.file.read())
             else:
                 params[key] = coerce(key, str(value))
     return params

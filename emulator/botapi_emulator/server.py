@@ -74,9 +74,7 @@ class BotApiEmulator(UserActions):
         self._requested_port = port
         self._port: int | None = None
         bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 123456
-        self.world = World(
-            {"id": bot_id, "is_bot": True, "first_name": bot_first_name, "username": bot_username}
-        )
+        self.world = World({"id": bot_id, "is_bot": True, "first_name": bot_first_name, "username": bot_username})
         self.updates = UpdateQueue()
         self.faults = FaultInjector()
         self.flood = FloodControl()
@@ -253,9 +251,7 @@ class BotApiEmulator(UserActions):
         """The current number of recorded calls, for ``wait_for(..., since=mark)``."""
         return len(self.calls)
 
-    def sent_messages(
-        self, chat_id: int | None = None, *, include_deleted: bool = False
-    ) -> list[dict[str, Any]]:
+    def sent_messages(self, chat_id: int | None = None, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         """Current state (after edits) of the messages the bot sent, oldest first.
 
         Each is a Message dict plus the convenience key ``reply_to_message_id`` (``None`` if
@@ -343,9 +339,7 @@ class BotApiEmulator(UserActions):
 
         return await self._wait_until(probe, timeout, f"{count} call(s) matching {predicate_or_method!r}")
 
-    async def wait_for_messages(
-        self, chat_id: int, count: int, timeout: float = 10.0
-    ) -> list[dict[str, Any]]:
+    async def wait_for_messages(self, chat_id: int, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until the bot has ``count`` (non-deleted) messages in ``chat_id``; return all."""
 
         def probe() -> list[dict[str, Any]] | None:
@@ -356,9 +350,7 @@ class BotApiEmulator(UserActions):
 
         return await self._wait_until(probe, timeout, f"{count} bot message(s) in chat {chat_id}")
 
-    async def wait_until(
-        self, condition: Callable[[], T | None], timeout: float = 10.0, what: str = "condition"
-    ) -> T:
+    async def wait_until(self, condition: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
         """Wait until ``condition()`` returns something other than ``None``/``False``."""
         return await self._wait_until(lambda: condition() or None, timeout, what)
 
@@ -372,9 +364,7 @@ class BotApiEmulator(UserActions):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 recent = "; ".join(c.summary() for c in self.calls[-8:]) or "none"
-                raise EmulatorTimeout(
-                    f"timed out after {timeout}s waiting for {what}; recent calls: {recent}"
-                )
+                raise EmulatorTimeout(f"timed out after {timeout}s waiting for {what}; recent calls: {recent}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
@@ -417,8 +407,9 @@ class BotApiEmulator(UserActions):
         if status is None:
             self.faults.add(FaultRule("drop", _checked_method(method), 1 << 62, until=until))
         else:
-            self.faults.add(FaultRule("fail", _checked_method(method), 1 << 62,
-                                      error=error_for_status(status), until=until))
+            self.faults.add(
+                FaultRule("fail", _checked_method(method), 1 << 62, error=error_for_status(status), until=until)
+            )
 
     def delay_next(self, method: str | None, seconds: float, count: int = 1) -> None:
         """Answer the next ``count`` calls of ``method`` normally but ``seconds`` late."""

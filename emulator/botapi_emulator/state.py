@@ -11,12 +11,23 @@ from typing import Any
 from .errors import bad_request
 
 _FILE_EXTENSIONS = {
-    "photo": ".jpg", "voice": ".oga", "audio": ".mp3", "video": ".mp4", "animation": ".mp4",
-    "video_note": ".mp4", "sticker": ".webp", "document": "",
+    "photo": ".jpg",
+    "voice": ".oga",
+    "audio": ".mp3",
+    "video": ".mp4",
+    "animation": ".mp4",
+    "video_note": ".mp4",
+    "sticker": ".webp",
+    "document": "",
 }
 _MIME_TYPES = {
-    "photo": "image/jpeg", "voice": "audio/ogg", "audio": "audio/mpeg", "video": "video/mp4",
-    "animation": "video/mp4", "video_note": "video/mp4", "sticker": "image/webp",
+    "photo": "image/jpeg",
+    "voice": "audio/ogg",
+    "audio": "audio/mpeg",
+    "video": "video/mp4",
+    "animation": "video/mp4",
+    "video_note": "video/mp4",
+    "sticker": "image/webp",
     "document": "application/octet-stream",
 }
 
@@ -174,8 +185,15 @@ def media_object(kind: str, file: FileRecord) -> Any:
     if kind == "photo":
         return [{**base, "width": 800, "height": 600}]
     if kind == "sticker":
-        return {**base, "type": "regular", "width": 512, "height": 512,
-                "is_animated": False, "is_video": False, "emoji": "\U0001f44d"}
+        return {
+            **base,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": "\U0001f44d",
+        }
     if kind == "video_note":
         return {**base, "length": 240, "duration": 1}
     if file.mime_type:

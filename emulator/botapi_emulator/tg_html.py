@@ -24,14 +24,36 @@ from .utf16 import char_width
 
 SUPPORTED_TAGS = frozenset(
     {
-        "a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins",
-        "tg-spoiler", "tg-emoji", "span", "pre", "code", "blockquote",
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "s",
+        "strike",
+        "del",
+        "u",
+        "ins",
+        "tg-spoiler",
+        "tg-emoji",
+        "span",
+        "pre",
+        "code",
+        "blockquote",
     }
 )
 _SIMPLE_TAGS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic",
-    "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "u": "underline", "ins": "underline", "tg-spoiler": "spoiler", "span": "spoiler",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "u": "underline",
+    "ins": "underline",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
 }
 _EOF = "\0"
 _SPACES = frozenset(" \t\r\n\f\v\0")
@@ -39,8 +61,7 @@ _ATTR_NAME_END = _SPACES | {"=", ">", "/", '"', "'"}
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _NAME_TOKEN = frozenset(string.ascii_letters + string.digits + ".-")
 _SURROGATE_ERROR = (
-    "Text contains invalid Unicode characters after decoding HTML entities, "
-    "check for unmatched surrogate code units"
+    "Text contains invalid Unicode characters after decoding HTML entities, check for unmatched surrogate code units"
 )
 
 
@@ -114,9 +135,7 @@ class _HtmlScanner:
             else:
                 i = self._start_tag(i)
         if self.stack:
-            raise TelegramHtmlError(
-                f'Can\'t find end tag corresponding to start tag "{self.stack[-1].name}"'
-            )
+            raise TelegramHtmlError(f'Can\'t find end tag corresponding to start tag "{self.stack[-1].name}"')
         if self.bad_surrogate:
             raise TelegramHtmlError(_SURROGATE_ERROR)
         for entity in self.entities:
@@ -192,9 +211,7 @@ class _HtmlScanner:
             raise TelegramHtmlError(f"Unclosed start tag at byte offset {self._bo(begin)}")
         name = _ascii_lower(self.src[begin + 1 : i])
         if name not in SUPPORTED_TAGS:
-            raise TelegramHtmlError(
-                f'Unsupported start tag "{name}" at byte offset {self._bo(begin)}'
-            )
+            raise TelegramHtmlError(f'Unsupported start tag "{name}" at byte offset {self._bo(begin)}')
         argument = ""
         while self._at(i) != ">":
             i = self._skip_spaces(i)
@@ -206,9 +223,7 @@ class _HtmlScanner:
             elif name == "blockquote" and attr == "expandable":
                 argument = "1"
         if name == "span" and argument != "spoiler":
-            raise TelegramHtmlError(
-                f'Tag "span" must have class "tg-spoiler" at byte offset {self._bo(begin)}'
-            )
+            raise TelegramHtmlError(f'Tag "span" must have class "tg-spoiler" at byte offset {self._bo(begin)}')
         self.stack.append(_OpenTag(name, argument, self.utf16, len(self.out)))
         return i + 1
 
@@ -219,15 +234,11 @@ class _HtmlScanner:
             i += 1
         attr = self.src[name_start:i]
         if not attr:
-            raise TelegramHtmlError(
-                f'Empty attribute name in the tag "{tag}" at byte offset {self._bo(begin)}'
-            )
+            raise TelegramHtmlError(f'Empty attribute name in the tag "{tag}" at byte offset {self._bo(begin)}')
         i = self._skip_spaces(i)
         if self._at(i) != "=":
             if i >= self.n:
-                raise TelegramHtmlError(
-                    f'Unclosed start tag "{tag}" at byte offset {self._bo(begin)}'
-                )
+                raise TelegramHtmlError(f'Unclosed start tag "{tag}" at byte offset {self._bo(begin)}')
             return i, attr, None
         i = self._skip_spaces(i + 1)
         if i >= self.n:

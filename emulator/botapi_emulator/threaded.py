@@ -136,9 +136,7 @@ class EmulatorThread:
         """See :meth:`BotApiEmulator.private_chat`."""
         return self.call(self.emulator.private_chat, user)
 
-    def group_chat(
-        self, chat_id: int, title: str = "Test group", type: str = "group", **kwargs: Any
-    ) -> dict[str, Any]:
+    def group_chat(self, chat_id: int, title: str = "Test group", type: str = "group", **kwargs: Any) -> dict[str, Any]:
         """See :meth:`BotApiEmulator.group_chat`."""
         return self.call(self.emulator.group_chat, chat_id, title, type, **kwargs)
 

@@ -11,8 +11,7 @@ from .constants import DEFAULT_EXCLUDED_UPDATES, UPDATE_TYPES
 from .errors import ApiError
 
 CONFLICT_DESCRIPTION = (
-    "Conflict: terminated by other getUpdates request; "
-    "make sure that only one bot instance is running"
+    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 )
 
 
