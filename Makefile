@@ -7,20 +7,30 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+SHELL := bash
+# One line per step, then how long it took: a fresh install takes minutes and should say so.
+step = echo "==> $(1)"; started=$$(date +%s)
+took = echo "    done in $$(( $$(date +%s) - started )) s"
+PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar on
 
-.PHONY: install run index test lint bench eval clean
+.PHONY: install services run index test test-fast typecheck lint format bench eval clean tmux
 
 install: $(STAMP)
 
 # torch is installed first and pinned: an unpinned torch would pull gigabytes of CUDA wheels.
+# pip is not --quiet: it prints each package it collects, so a long install is visibly alive.
 # The Bot API emulator (emulator/, its own package) is installed after citebot: the sandbox and the
 # tests use it, the citebot wheel does not ship it.
 $(STAMP): pyproject.toml emulator/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ./emulator
-	touch $(STAMP)
+	@$(call step,[1/4] virtual environment in $(VENV)); \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) && $(took)
+	@$(call step,[2/4] torch 2.13.0 (CPU build; about 1 minute on a fresh machine)); \
+	  $(PIP) torch==2.13.0 | grep -v '^Requirement already satisfied' ; test $${PIPESTATUS[0]} -eq 0 && $(took)
+	@$(call step,[3/4] citebot and its dependencies (a few minutes on a fresh machine; .venv ends near 1.8 GB)); \
+	  $(PIP) -e '.[test,bench]' | grep -v '^Requirement already satisfied' ; test $${PIPESTATUS[0]} -eq 0 && $(took)
+	@$(call step,[4/4] the Bot API emulator (emulator/)); \
+	  $(PIP) -e ./emulator | grep -v '^Requirement already satisfied' ; test $${PIPESTATUS[0]} -eq 0 && $(took)
+	@touch $(STAMP)
 
 index: install
 	$(BIN)/citebot index
@@ -30,17 +40,43 @@ index: install
 run: install
 	$(BIN)/citebot serve
 
-test: install
+# Redis and nginx (Debian packages) for the replica test and benchmark: installed if missing
+# (apt-get, as root), or a message says what to install. Only throwaway instances are started.
+services:
+	bash deploy/services.sh install
+
+# Everything: lint, types, every test (the real model, index builds, subprocesses, benchmark smoke runs).
+# tmux: the sandbox test watches the terminal chat as a person sees it (tests/test_sandbox_tmux.py)
+test: install services tmux
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
+
+tmux:
+	@command -v tmux >/dev/null || { echo "==> installing tmux (apt-get)"; \
+	  (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) || echo "    could not install tmux: its test will be skipped"; }
+
+# The quick lane while developing: unit and small in-process tests, no real model or subprocess
+# (the `slow` marker, set in tests/conftest.py, is deselected).
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "not slow" -q
+
+typecheck: install
+	$(BIN)/mypy
 
 lint: install
 	$(BIN)/ruff check .
 
+format: install
+	$(BIN)/ruff format .
+
 eval: install
 	$(BIN)/citebot eval tests/data/eval.yaml
 
-bench: install
+bench: install services
 	$(BIN)/python -m bench.run_all
 
 clean:

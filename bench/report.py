@@ -34,6 +34,8 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.roundtrip     # 2. bot round trip, 1/20/100 users (bot + emulator)
 .venv/bin/python -m bench.focus         # focus vector: pooled in one pass vs the stripped text encoded
 .venv/bin/python -m bench.lean          # the lean path's changes, each A/B in one run
+.venv/bin/python -m bench.roundtrip --replicas   # 7. 1/2/3 webhook replicas behind nginx, Redis (not in run_all)
+.venv/bin/python -m bench.soak          # serve under distinct questions: RSS, thread slopes (--quick)
 .venv/bin/python -m bench.report        # regenerate this file and the plots
 ```
 
@@ -649,9 +651,50 @@ def lean_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def replicas_section(r: dict[str, Any]) -> list[str]:
+    """1, 2, 3 replicas behind nginx with Redis (bench/replicas.py)."""
+    load = r.get("machine", {}).get("load_average")
+    caveat = (
+        f" **Quick sanity run ({r['seconds']:.0f} s per setup) on a loaded machine (load average "
+        f"{load}): figures are indicative only; re-run `python -m bench.roundtrip --replicas` idle.**"
+        if r.get("quick") or (load and load[0] > 1.5)
+        else ""
+    )
+    out = [
+        "## 7. Replicas behind nginx",
+        "",
+        f"`python -m bench.roundtrip --replicas`: {r['users']} users in a closed loop (saturation), the emulator "
+        "delivering by webhook through nginx (deploy/nginx.conf) to N `citebot serve --replica` processes "
+        "sharing Redis (deploy/redis.conf), all on this machine's 2 cores. CPU is user + system time of "
+        "each process per question asked." + caveat,
+        "",
+        "| replicas | state | questions/s | p50 ms | p99 ms | CPU ms/question: replicas | nginx | Redis | "
+        "Telegram + users | lost | duplicated |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in [*r["setups"], r["one_replica_local_state"]]:
+        cpu = row["cpu_ms_per_question"]
+        out.append(
+            f"| {row['replicas']} | {'Redis' if row['shared_state'] else 'in process'} | "
+            f"{row['questions_per_second']:.0f} | {row['latency_ms']['p50']:.0f} | "
+            f"{row['latency_ms']['p99']:.0f} | {cpu['replicas_total']:.1f} | {cpu.get('nginx', 0):.2f} | "
+            f"{cpu.get('redis', 0):.2f} | {cpu['telegram_and_users']:.1f} | {row['lost']} | "
+            f"{row['duplicated']} |"
+        )
+    calls = r["redis_state_calls_per_question_ms"]
+    out += [
+        "",
+        f"Redis's own cost per question (claim, rate limit, paging token, answered mark, one client): "
+        f"p50 {calls['p50_ms']:.2f} ms, p99 {calls['p99_ms']:.2f} ms; end to end, one replica with Redis "
+        f"against one with its state in process: {r['redis_added_p50_ms_end_to_end']:+.0f} ms p50.",
+        "",
+    ]
+    return out
+
+
 def render(folder: Path, link_prefix: str = "") -> str:
     """The README text for the results in ``folder``; plots are linked as ``link_prefix + name``."""
-    names = ("latency", "roundtrip", "cold_start", "build", "scale", "naive", "quantized", "focus", "lean")
+    names = ("latency", "roundtrip", "cold_start", "build", "scale", "naive", "quantized", "replicas", "focus", "lean")
     results = {n: load(folder, n) for n in names}
     out = [INTRO, *machine_table(results)]
     sections = {
@@ -660,6 +703,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "build": build_section,
         "naive": naive_section,
         "quantized": quantized_section,
+        "replicas": replicas_section,
         "focus": focus_section,
         "lean": lean_section,
     }
@@ -671,7 +715,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
             section = scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
         elif r:
             section = sections[name](r)
-        elif name not in ("quantized", "focus", "lean"):
+        elif name not in ("quantized", "replicas", "focus", "lean"):
             section = [f"## {name}", "", "Not measured yet.", ""]
         else:
             section = []

@@ -31,6 +31,7 @@ Every question must get exactly one sendMessage in its chat: lost and duplicated
 counted, and the script exits with 1 if there were any. The rate limit is lifted for the run.
 
     python -m bench.roundtrip [--quick] [--repeats N] [--profile FILE]
+    python -m bench.roundtrip --replicas [--quick]    (bench/replicas.py: 1-3 replicas behind nginx)
 
 ``--profile FILE`` runs cProfile on the bot's event-loop thread during the measured scenarios (the
 search threads are not profiled: what is left is the per-update overhead) and writes pstats.
@@ -332,7 +333,18 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--profile", default=None, help="write a cProfile of the bot's event-loop thread here")
+    p.add_argument(
+        "--replicas",
+        action="store_true",
+        help="the replicas scenario instead (bench/replicas.py): 1, 2, 3 replicas behind nginx with Redis",
+    )
     args = p.parse_args(argv)
+    if args.replicas:
+        from .replicas import run as run_replicas
+
+        data = run_replicas(bench_settings(), args.quick)
+        write_result("replicas", data, args.quick)
+        return 1 if data["lost"] or data["duplicated"] else 0
     data = run(args.repeats or (1 if args.quick else 3), args.quick, args.profile)
     write_result("roundtrip", data, args.quick)
     if data["lost"] or data["duplicated"]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -34,9 +35,13 @@ from citebot.config import ConfigError, Settings
 from . import handlers
 from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
-from .retriever import Keeper, RebuildResult, Retriever
-from .state import CONTEXT_TYPES, BotState, QueryCache
-from .transport import BotRequest, PollingRequest, file_url, skip_missing_sniffio
+from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever
+from .shared_state import open_state
+from .state import CONTEXT_TYPES, BotState
+from .transport import BotRequest, OutageQueue, PollingRequest, RetrySchedule, file_url, skip_missing_sniffio
+
+if TYPE_CHECKING:
+    from citebot.replica import IndexFollower
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +62,14 @@ def build_application(
     *,
     base_url: str | None = None,
     token: str | None = None,
-    retries: int = 5,
     backoff: float = 0.5,
+    read_timeout: float = 15.0,
     keeper: Keeper | None = None,
     watch_seeds: bool = True,
     get_updates_request: BaseRequest | None = None,
     guard: PollingGuard | None = None,
+    store: FeedbackStore | None = None,
+    coverage: Callable[[], Any] | None = None,
 ) -> Application:
     """The bot's Application: handlers registered, state in ``bot_data``, not yet running.
 
@@ -73,6 +80,8 @@ def build_application(
     in ``post_init`` and stops in :func:`bot.serving.stop_bot`; ``watch_seeds=False``: only /reload
     and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates;
     ``guard`` is told how polling goes (:class:`bot.polling.PollingGuard`; ``serve`` reads it).
+    ``store`` (a :class:`citebot.store.Store`) keeps votes and questions; ``coverage`` makes the
+    /gaps report.
     """
     telegram = settings.telegram
     token = token or settings.bot_token()
@@ -82,7 +91,7 @@ def build_application(
     skip_missing_sniffio()
     http = HTTPXRequest(
         connection_pool_size=max(32, 4 * telegram.workers),
-        read_timeout=15.0,
+        read_timeout=read_timeout,
         write_timeout=15.0,
         connect_timeout=10.0,
         pool_timeout=10.0,
@@ -92,7 +101,11 @@ def build_application(
         guard=guard,
         base_url=base_url,
         base_file_url=file_url(base_url),
-        request=BotRequest(http, retries=retries, backoff=backoff),
+        request=BotRequest(
+            http,
+            schedule=RetrySchedule(first=backoff, patience=telegram.send_patience_seconds),
+            queue=OutageQueue(telegram.send_queue_limit),
+        ),
         get_updates_request=get_updates_request or PollingRequest(read_timeout=40.0, connect_timeout=10.0),
         defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW),
     )
@@ -109,8 +122,16 @@ def build_application(
     state.settings = settings
     state.served = retriever
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
-    state.queries = QueryCache()
-    state.limiter = RateLimiter(telegram.rate_limit_per_minute, 60.0)
+    state.shared = open_state(
+        telegram.state_url.get_secret_value() if telegram.state_url else None,
+        telegram.rate_limit_per_minute,
+        bot_id=token.split(":", 1)[0],
+        lease_seconds=telegram.update_lease_seconds,
+    )
+    state.store = store
+    state.coverage = coverage
+    state.inline_limiter = RateLimiter(telegram.inline_per_minute, 60.0)
+    state.button_limiter = RateLimiter(telegram.buttons_per_minute, 60.0)
     if keeper is not None:
         attach_keeper(application, keeper, watch=watch_seeds)
     add_handlers(application)
@@ -129,6 +150,7 @@ def add_handlers(application: Application) -> None:
         ("about", handlers.about),
         ("ask", handlers.ask),
         ("reload", handlers.reload_command),
+        ("gaps", handlers.gaps_command),
     ):
         application.add_handler(CommandHandler(name, callback, filters=new))
     application.add_handler(MessageHandler(new & private & filters.COMMAND, handlers.unknown_command))
@@ -144,6 +166,8 @@ def add_handlers(application: Application) -> None:
 
 
 async def _post_init(application: Application) -> None:
+    if isinstance(application.bot_data, BotState):
+        await application.bot_data.shared.start()
     try:
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
     except TelegramError as exc:
@@ -151,13 +175,51 @@ async def _post_init(application: Application) -> None:
     except Exception as exc:  # never fatal
         log.warning("could not register the bot's commands (setMyCommands): %r", exc)
     start_seed_watch(application)
+    start_following(application)
 
 
 async def _post_shutdown(application: Application) -> None:
     await stop_seed_watch(application)
+    await stop_following(application)
     executor = application.bot_data.executor
     if executor is not None:
         await asyncio.to_thread(executor.shutdown, True)
+    if isinstance(application.bot_data, BotState):
+        await application.bot_data.shared.close()
+
+
+# ---------------------------------------------------------------- a replica follows the builder's index
+
+
+def attach_follower(application: Application, follower: IndexFollower) -> None:
+    """Serve ``follower``'s searcher and every build it swaps in (a read-only replica)."""
+    state: BotState = application.bot_data
+    state.follower = follower
+    state.served = follower.searcher
+
+    def on_swap(searcher: Retriever) -> None:
+        state.served = searcher
+
+    follower.on_swap = on_swap
+
+
+def start_following(application: Application) -> None:
+    state = application.bot_data
+    if not isinstance(state, BotState) or state.follower is None or state.following is not None:
+        return
+    stop = asyncio.Event()
+    state.following = (asyncio.create_task(state.follower.follow(stop), name="citebot-index-follower"), stop)
+
+
+async def stop_following(application: Application) -> None:
+    state = application.bot_data
+    if not isinstance(state, BotState) or state.following is None:
+        return
+    following, state.following = state.following, None
+    task, stop = following
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, WATCH_STOP_SECONDS)
 
 
 # ------------------------------------------------------------------------- the index follows the seeds
@@ -186,18 +248,23 @@ def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = Tru
 
 def start_seed_watch(application: Application) -> asyncio.Task | None:
     """Start following the seeds in the background (called at start-up by ``post_init``): one
-    incremental rebuild first (changes made while the bot was down), then the watcher."""
+    incremental rebuild first (changes made while the bot was down), then the watcher; and, in
+    every mode, the keeper following the ``current`` link (a build another builder published)."""
     state = application.bot_data
-    if not isinstance(state, BotState) or state.keeper is None or not state.watch_seeds or state.seed_watch:
+    if not isinstance(state, BotState) or state.keeper is None or state.seed_watch:
         return None
     keeper = state.keeper
     stop = asyncio.Event()
-    task = asyncio.create_task(_follow_seeds(application, keeper, stop), name="citebot-seed-watch")
+    task = asyncio.create_task(_follow_seeds(application, keeper, stop, state.watch_seeds), name="citebot-seed-watch")
     state.seed_watch = (task, stop)
     return task
 
 
-async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.Event) -> None:
+async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.Event, watch: bool) -> None:
+    follower = asyncio.create_task(keeper.follow(stop), name="citebot-current-follower")
+    if not watch:
+        await follower
+        return
     watcher = asyncio.create_task(keeper.watch(stop), name="citebot-seed-watcher")
     try:
         # let the watcher settle first, so that a change is seen by the watcher or by this rebuild
@@ -206,16 +273,19 @@ async def _follow_seeds(application: Application, keeper: Keeper, stop: asyncio.
         if not stop.is_set():
             await keeper.rebuild()  # changes made while the bot was down
         await watcher
+        await follower
     except asyncio.CancelledError:
         watcher.cancel()
+        follower.cancel()
         raise
-    except Exception as exc:  # the bot keeps serving the index it has
+    except Exception as exc:  # the bot keeps serving the index it has (and following `current`)
         watcher.cancel()
         log.error("watching the seeds failed, the index no longer follows them: %r", exc, exc_info=exc)
         await handlers.notify_admins(
             application,
             f"watching the seeds failed: {type(exc).__name__}: {exc}; the index no longer follows them (use /reload)",
         )
+        await follower
 
 
 async def stop_seed_watch(application: Application, timeout: float | None = None) -> None:

@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -373,15 +374,24 @@ def answer_html(
     cut: bool = False,
     limit: int = MAX_MESSAGE,
     passage_limit: int | None = None,
+    documents: int | None = None,
 ) -> str:
-    """The text of an answer: a short header, then the passages, all within ``limit``."""
+    """The text of an answer: a short header, then the passages, all within ``limit``.
+    ``documents``: how many documents the index holds (said when the sources don't cover it)."""
     question = squash(question if question is not None else result.query).strip()
     note = question_note(question, cut, result.corrected_query)
     if result.declined_reason == NOT_COVERED and page == 0:
         return not_covered_html(result, note, limit=limit, passage_limit=passage_limit)
     if result.abstained or not result.hits:
         return fit_html(
-            abstain_html(question, note, paged=page > 0 and not result.abstained, reason=result.declined_reason), limit
+            abstain_html(
+                question,
+                note,
+                paged=page > 0 and not result.abstained,
+                reason=result.declined_reason,
+                documents=documents,
+            ),
+            limit,
         )
     first = result.hits[0].rank
     last = result.hits[-1].rank
@@ -440,7 +450,16 @@ NO_WORDS_REPLY = (
 )
 
 
-def abstain_html(question: str, note: str = "", *, paged: bool = False, reason: str | None = None) -> str:
+def documents_phrase(documents: int | None) -> str:
+    """ "3 documents", "one document"; None (not known): "a small library of documents"."""
+    if documents is None:
+        return "a small library of documents"
+    return "one document" if documents == 1 else f"{documents} documents"
+
+
+def abstain_html(
+    question: str, note: str = "", *, paged: bool = False, reason: str | None = None, documents: int | None = None
+) -> str:
     if paged:
         text = "That was the last of the passages for this question."
     elif reason == NO_WORDS:
@@ -448,7 +467,8 @@ def abstain_html(question: str, note: str = "", *, paged: bool = False, reason: 
     else:
         text = (
             "🤷 <b>The sources don't cover that.</b>\n"
-            "I can only answer from five documents about Russia–Taliban relations. "
+            f"I can only answer from {documents_phrase(documents)} about Russia–Taliban relations "
+            "(/sources lists them). "
             "Try rephrasing, or ask something like “<i>" + esc(EXAMPLE_QUESTIONS[0]) + "</i>”."
         )
     return (note + "\n" if note else "") + text
@@ -474,7 +494,16 @@ class ContextData:
     end: int
 
 
+@dataclass(frozen=True)
+class VoteData:
+    """A 👍 (``vote`` 1) or 👎 (-1) on the answer under ``token``."""
+
+    token: str
+    vote: int
+
+
 _MORE_RE = re.compile(r"m:([A-Za-z0-9_-]{1,22}):([0-9]{1,4})")
+_VOTE_RE = re.compile(r"v:([A-Za-z0-9_-]{1,22}):([ud])")
 _CONTEXT_RE = re.compile(r"c:([A-Za-z0-9_.-]{1,40}):([0-9]{1,10}):([0-9]{1,10})")
 
 
@@ -486,6 +515,10 @@ def encode_context(doc_key: str, start: int, end: int) -> str:
     return _checked(f"c:{doc_key}:{start}:{end}")
 
 
+def encode_vote(token: str, vote: int) -> str:
+    return _checked(f"v:{token}:{'u' if vote > 0 else 'd'}")
+
+
 def _checked(data: str) -> str:
     if len(data.encode("utf-8")) > MAX_CALLBACK_BYTES:
         raise ValueError(f"callback data longer than {MAX_CALLBACK_BYTES} bytes: {data!r}")
@@ -494,13 +527,16 @@ def _checked(data: str) -> str:
     return data
 
 
-def decode_callback(data: object) -> MoreData | ContextData | None:
+def decode_callback(data: object) -> MoreData | ContextData | VoteData | None:
     """Parse callback data; anything malformed, forged or oversized gives None (never raises)."""
     if not isinstance(data, str) or len(data.encode("utf-8", "surrogatepass")) > MAX_CALLBACK_BYTES:
         return None
     match = _MORE_RE.fullmatch(data)
     if match:
         return MoreData(match.group(1), int(match.group(2)))
+    match = _VOTE_RE.fullmatch(data)
+    if match:
+        return VoteData(match.group(1), 1 if match.group(2) == "u" else -1)
     match = _CONTEXT_RE.fullmatch(data)
     if match:
         start, end = int(match.group(2)), int(match.group(3))
@@ -509,10 +545,49 @@ def decode_callback(data: object) -> MoreData | ContextData | None:
     return None
 
 
+@dataclass(frozen=True)
+class Votes:
+    """The 👍/👎 row of an answer: its token, the counts, and the viewer's own vote (private
+    chats: shown with a tick; groups show the counts, never who pressed)."""
+
+    token: str
+    up: int = 0
+    down: int = 0
+    mine: int = 0
+    compact: bool = False
+
+
+def vote_row(votes: Votes) -> list[InlineKeyboardButton]:
+    if votes.compact:
+        labels = (f"👍 {votes.up}", f"👎 {votes.down}")
+    else:
+        labels = ("👍 ✓" if votes.mine > 0 else "👍", "👎 ✓" if votes.mine < 0 else "👎")
+    return [
+        InlineKeyboardButton(labels[0], callback_data=encode_vote(votes.token, 1)),
+        InlineKeyboardButton(labels[1], callback_data=encode_vote(votes.token, -1)),
+    ]
+
+
+def with_votes(keyboard: InlineKeyboardMarkup | None, votes: Votes) -> InlineKeyboardMarkup:
+    """``keyboard`` with its vote row replaced (or added as the last row)."""
+    rows = [
+        list(row)
+        for row in (keyboard.inline_keyboard if keyboard else ())
+        if not any(isinstance(b.callback_data, str) and b.callback_data.startswith("v:") for b in row)
+    ]
+    return InlineKeyboardMarkup([*rows, vote_row(votes)])
+
+
 def answer_keyboard(
-    hits: Sequence[Hit], *, token: str | None, page: int, has_more: bool, compact: bool = False
+    hits: Sequence[Hit],
+    *,
+    token: str | None,
+    page: int,
+    has_more: bool,
+    compact: bool = False,
+    votes: Votes | None = None,
 ) -> InlineKeyboardMarkup | None:
-    """Context buttons (one per passage) and the paging buttons."""
+    """Context buttons (one per passage), the paging buttons and the 👍/👎 row."""
     rows: list[list[InlineKeyboardButton]] = []
     context_row = [
         InlineKeyboardButton(
@@ -530,6 +605,8 @@ def answer_keyboard(
         paging.append(InlineKeyboardButton("More results ▶", callback_data=encode_more(token, page + 1)))
     if paging:
         rows.append(paging)
+    if votes is not None:
+        rows.append(vote_row(votes))
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -542,8 +619,10 @@ def build_answer(
     per_page: int,
     cut: bool = False,
     compact: bool = False,
+    votes: Votes | None = None,
+    documents: int | None = None,
 ) -> Answer:
-    """The full answer message for one page of a result."""
+    """The full answer message for one page of a result (``votes``: with a 👍/👎 row)."""
     text = answer_html(
         result,
         question=question,
@@ -551,6 +630,7 @@ def build_answer(
         per_page=per_page,
         cut=cut,
         passage_limit=COMPACT_PASSAGE if compact else None,
+        documents=documents,
     )
     if result.declined_reason == NOT_COVERED and result.closest and page == 0:
         return Answer(text, answer_keyboard(result.closest, token=None, page=0, has_more=False, compact=compact))
@@ -558,7 +638,7 @@ def build_answer(
         back = answer_keyboard([], token=token, page=page, has_more=False) if page > 0 else None
         return Answer(text, back)
     has_more = result.total > result.hits[-1].rank
-    keyboard = answer_keyboard(result.hits, token=token, page=page, has_more=has_more, compact=compact)
+    keyboard = answer_keyboard(result.hits, token=token, page=page, has_more=has_more, compact=compact, votes=votes)
     return Answer(text, keyboard)
 
 
@@ -577,13 +657,14 @@ def context_html(context: Context, limit: int = MAX_MESSAGE) -> str:
 # ---------------------------------------------------------------------------------------- commands
 
 
-def start_html(bot_username: str | None) -> str:
+def start_html(bot_username: str | None, documents: int | None = None) -> str:
     mention = f"@{bot_username}" if bot_username else "this bot"
     examples = "\n".join(f"• <i>{esc(q)}</i>" for q in EXAMPLE_QUESTIONS)
+    library = "a small library of documents" if documents is None else f"a library of {documents_phrase(documents)}"
     return (
         "👋 <b>Hello!</b> I answer questions about <b>Russia–Taliban relations</b> with the most relevant "
-        "passages from a small library of five documents, each with its citation. I quote my sources; "
-        "I don't make anything up.\n\n"
+        f"passages from {library} (/sources), each with its citation. I quote my sources; "
+        "I don't make anything up. The sources are in English: please ask in English.\n\n"
         f"Just send me a question, for example:\n{examples}\n\n"
         f"In groups, use /ask or mention {esc(mention)}. /help tells you more."
     )
@@ -608,23 +689,40 @@ def help_html(bot_username: str | None, *, results_private: int, results_group: 
     )
 
 
-def sources_html(documents: Iterable[DocumentInfo]) -> str:
-    lines = ["📚 <b>Sources</b>"]
+def sources_html(documents: Iterable[DocumentInfo], *, admin: bool = False) -> str:
+    """Each document: title (linked when its URL is known), date, author or publisher, passage
+    count; for administrators also the file name in the seeds folder."""
+    documents = list(documents)
+    lines = [f"📚 <b>Sources</b> ({documents_phrase(len(documents))})"]
     for n, doc in enumerate(documents, start=1):
-        lines.append(f"{n}. {citation_html(doc.citation)} <i>({doc.passages} passages)</i>")
-    if len(lines) == 1:
+        citation = doc.citation
+        title = esc(clip(squash(citation.title).strip() or "Untitled", 200))
+        url = safe_url(citation.url)
+        head = f'<a href="{esc(url)}">{title}</a>' if url else f"<i>{title}</i>"
+        who = ", ".join(citation.authors) if citation.authors else citation.publisher
+        if citation.authors and citation.publisher:
+            who = f"{who} ({citation.publisher})"
+        details = [
+            f"date: {esc(citation.date or 'unknown')}",
+            f"by: {esc(squash(who).strip() or 'unknown')}",
+            f"{doc.passages} passages",
+        ]
+        if admin:
+            details.append(f"file: <code>{esc(doc.doc_id)}</code>")
+        lines.append(f"\n{n}. {head}\n   " + " · ".join(details))
+    if not documents:
         lines.append("The index holds no documents.")
     return fit_html("\n".join(lines))
 
 
-def about_html(version: str, manifest: dict, documents: int, passages: int) -> str:
+def about_html(version: str, manifest: dict, documents: int, passages: int, build_id: str | None = None) -> str:
     built = str(manifest.get("built_at") or "unknown")
     model = str(manifest.get("model") or "unknown")
     return fit_html(
         "🤖 <b>citebot</b> " + esc(version) + "\n"
         "Cited answers about Russia–Taliban relations.\n\n"
-        f"<b>Index:</b> {documents} documents, {passages} passages\n"
-        f"<b>Built:</b> {esc(built)}\n"
+        f"<b>Index:</b> {documents_phrase(documents)}, {passages} passages\n"
+        f"<b>Build:</b> <code>{esc(build_id or 'unknown')}</code>, built {esc(built)}\n"
         f"<b>Model:</b> {esc(model)}"
     )
 
@@ -649,9 +747,14 @@ RELOAD_REFUSED = "Sorry, only the bot's administrators can reload the index."
 RELOAD_UNAVAILABLE = "This bot was started without an index keeper, so it cannot reload the index."
 
 
-def reload_html(summary: str, ok: bool) -> str:
-    """The answer to /reload: the rebuild's one-line summary."""
-    head = "🔄 <b>Index reloaded</b>" if ok else "⚠️ <b>Reload failed</b>"
+def reload_html(summary: str, ok: bool, changed: bool = True) -> str:
+    """The answer to /reload: the rebuild's one-line summary (``changed`` False: nothing to do)."""
+    if not ok:
+        head = "⚠️ <b>Reload failed</b>"
+    elif changed:
+        head = "🔄 <b>Index reloaded</b>"
+    else:
+        head = "✅ <b>Nothing changed</b>: the index already matches the seeds (/reload force re-embeds all)."
     return fit_html(f"{head}\n{esc(summary)}")
 
 
@@ -662,6 +765,11 @@ def admin_alert_html(message: str) -> str:
 
 def rate_limited_html(limit: int, seconds: float) -> str:
     return RATE_LIMITED.format(limit=limit, seconds=max(1, round(seconds)))
+
+
+def slow_down_text(seconds: float) -> str:
+    """The answer to a button pressed too often (a callback answer: plain text, at most 200 characters)."""
+    return f"Too many presses: try again in {max(1, round(seconds))} s."
 
 
 # ------------------------------------------------------------------------------------------ inline
@@ -738,8 +846,120 @@ def has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
+def entity_text(text: str, offset: int, length: int) -> str:
+    """The part of ``text`` a message entity covers (``offset``, ``length`` in UTF-16 code units),
+    also when ``text`` holds a lone surrogate (which a strict UTF-16 encoding refuses)."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    return units[2 * offset : 2 * (offset + length)].decode("utf-16-le", "surrogatepass")
+
+
 def strip_mention(text: str, username: str | None) -> str:
     """The message text without ``@username`` mentions of the bot."""
     if not username:
         return text
     return re.sub(rf"(?<![\w@])@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
+
+
+# -------------------------------------------------------------------------------------- languages
+
+# "Ask in English", in the language of the question. The example stays English: it is what to type.
+ASK_IN_ENGLISH = {
+    "ru": "🌐 Источники, из которых я отвечаю, написаны на английском, и я понимаю только вопросы на "
+    "английском. Пожалуйста, задайте вопрос по-английски, например: «{example}»",
+    "uk": "🌐 Джерела, з яких я відповідаю, написані англійською, і я розумію лише запитання англійською. "
+    "Будь ласка, поставте запитання англійською, наприклад: «{example}»",
+    "fa": "🌐 منابعی که از آن‌ها پاسخ می‌دهم به زبان انگلیسی هستند و من فقط پرسش‌های انگلیسی را می‌فهمم. "
+    "لطفاً پرسش خود را به انگلیسی بنویسید، مثلاً: «{example}»",
+    "ar": "🌐 المصادر التي أجيب منها مكتوبة باللغة الإنجليزية، ولا أفهم إلا الأسئلة بالإنجليزية. "
+    "يُرجى كتابة سؤالك بالإنجليزية، مثلًا: «{example}»",
+    "fr": "🌐 Mes sources sont en anglais et je ne comprends que les questions en anglais. "
+    "Posez votre question en anglais, par exemple : « {example} »",
+    "de": "🌐 Meine Quellen sind auf Englisch, und ich verstehe nur Fragen auf Englisch. "
+    "Bitte stellen Sie Ihre Frage auf Englisch, zum Beispiel: „{example}“",
+    "es": "🌐 Mis fuentes están en inglés y solo entiendo preguntas en inglés. "
+    "Por favor, haz tu pregunta en inglés, por ejemplo: «{example}»",
+    "it": "🌐 Le mie fonti sono in inglese e capisco solo domande in inglese. "
+    "Per favore, fai la tua domanda in inglese, per esempio: «{example}»",
+    "pt": "🌐 As minhas fontes estão em inglês e só entendo perguntas em inglês. "
+    "Por favor, faça a sua pergunta em inglês, por exemplo: «{example}»",
+    "tr": "🌐 Kaynaklarım İngilizce ve yalnızca İngilizce soruları anlıyorum. "
+    "Lütfen sorunuzu İngilizce sorun, örneğin: “{example}”",
+    "zh": "🌐 我引用的资料都是英文的，我也只能理解英文问题。请用英文提问，例如：“{example}”",
+}
+LANGUAGE_NAMES = {
+    "ja": "Japanese",
+    "ko": "Korean",
+    "hi": "Hindi",
+    "el": "Greek",
+    "he": "Hebrew",
+    "th": "Thai",
+    "ka": "Georgian",
+    "hy": "Armenian",
+    "bn": "Bengali",
+    "ta": "Tamil",
+    "ps": "Pashto",
+}
+
+
+def ask_in_english_html(language: str) -> str:
+    """The reply to a question in another language: the sources are English, ask in English; in
+    the question's language where we have the text, with the same in English below."""
+    example = esc(EXAMPLE_QUESTIONS[0])
+    name = LANGUAGE_NAMES.get(language, "another language")
+    english = (
+        f"🌐 Your question seems to be in {name}. The sources I quote are in English and I understand "
+        f"questions in English only: please ask in English, e.g. “<i>{example}</i>”."
+    )
+    local = ASK_IN_ENGLISH.get(language)
+    if local is None:
+        return english
+    return (
+        local.format(example=f"<i>{example}</i>") + "\n\n"
+        "<i>The sources are in English: please ask your question in English.</i>"
+    )
+
+
+# ------------------------------------------------------------------------------------------ feedback
+
+VOTE_THANKS = {1: "Thanks! 👍 recorded.", -1: "Thanks! 👎 recorded: it helps us improve the sources."}
+VOTE_WITHDRAWN = "Your vote was withdrawn."
+VOTES_OFF = "Feedback is switched off for this bot."
+
+
+def vote_answer(mine: int) -> str:
+    """The notice after a vote button: thanks, or that the vote was withdrawn."""
+    return VOTE_THANKS.get(mine, VOTE_WITHDRAWN)
+
+
+# ------------------------------------------------------------------------------------------ gaps
+
+GAPS_REFUSED = "Sorry, only the bot's administrators can see the coverage report."
+GAPS_OFF = (
+    "No questions are stored, so there is no coverage report: set <code>telegram.store_questions: "
+    "true</code> (see config/citebot.yaml for what that keeps) to collect them."
+)
+
+
+def gaps_html(report: Any, limit: int = MAX_MESSAGE) -> str:
+    """The coverage report for administrators (a ``citebot.gaps.CoverageReport``: ``summary()``
+    and ``gaps`` with their counts, note and examples): what the corpus lacks."""
+    lines = [f"📈 <b>Coverage</b>: {esc(report.summary())}"]
+    for n, gap in enumerate(report.gaps, 1):
+        lines += [f"\n<b>{n}.</b> {gap.counts()}" + (f" — <i>{esc(gap.note)}</i>" if gap.note else "")]
+        lines += [f"• {esc(clip(squash(q).strip(), 200))}" for q in gap.examples]
+    return fit_html("\n".join(lines), limit)
+
+
+def shown_passages(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """The passages of a page of an answer as a vote records them: document, offsets, score and
+    the sentence shown in bold."""
+    return [
+        {
+            "doc_id": h.doc_id,
+            "start": h.start,
+            "end": h.end,
+            "score": round(float(h.score), 4),
+            "best_sentence": h.text[h.highlight[0] : h.highlight[1]].strip(),
+        }
+        for h in hits
+    ]

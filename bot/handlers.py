@@ -1,6 +1,6 @@
 """The bot's update handlers: small async functions over ``context.bot_data``.
 
-State (settings, retriever, executor, query cache, rate limiter) is ``context.bot_data``, a
+State (settings, retriever, executor, shared state: rate limits and paging) is ``context.bot_data``, a
 :class:`bot.state.BotState` that :func:`bot.application.build_application` fills. Retrieval runs
 in a thread pool so a slow question never blocks other chats.
 
@@ -13,7 +13,13 @@ Behaviour worth knowing:
 * with ``telegram.allowed_chats`` set, other private chats get one polite refusal (then silence),
   other groups and inline queries silence; administrators (``telegram.admins``) always pass;
 * ``/reload`` (administrators only) brings the index up to date with the seeds folder now
-  (``/reload force``: re-embed everything) and replies with the rebuild's summary;
+  (``/reload force``: re-embed everything) and replies with the rebuild's summary, or that
+  nothing changed; ``/gaps`` (administrators only) sends the coverage report;
+* answers with passages get 👍/👎 buttons when a store keeps votes (``telegram.store_feedback``);
+  questions are kept for ``/gaps`` only with ``telegram.store_questions``;
+* replies to one chat go out in the order of its questions (:class:`bot.ordering.ChatOrder`);
+* a question in another language gets, in that language, the reply that the sources are in
+  English (unless ``embeddings.multilingual``);
 * everything that comes from outside (text, callback data, deep-link payloads, inline offsets)
   is treated as untrusted: it is parsed strictly, and anything unusable gets a polite answer.
 """
@@ -43,10 +49,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from embeddings.language import ENGLISH, detect_language
+
 from . import __version__
 from . import formatting as fmt
+from .ordering import Turn
 from .ratelimit import Verdict
-from .state import Context, StoredQuery
+from .state import Context, StoredQuery, VotedAnswer
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +120,14 @@ async def reply(
     )
 
 
+def present(value: T | None, what: str) -> T:
+    """``value``, which the handler's registration guarantees (PTB types every part of an Update as
+    optional, e.g. ``callback_query`` for a CallbackQueryHandler)."""
+    if value is None:
+        raise TypeError(f"the update has no {what}, which this handler is registered for")
+    return value
+
+
 def command_argument(message: Message) -> str:
     """The text after the command (``/ask@bot   question`` → ``question``), line breaks kept."""
     text = message.text or ""
@@ -123,7 +140,12 @@ def addressed_to_bot(message: Message, bot_id: int, username: str | None) -> boo
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
         return True
-    for entity, text in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
+    # not Message.parse_entities: it encodes the text strictly as UTF-16 and raises on a lone
+    # surrogate (a client can send "\ud83d" in JSON); entity_text cuts the code units as they are
+    for entity in message.entities:
+        if entity.type not in (MessageEntity.MENTION, MessageEntity.TEXT_MENTION):
+            continue
+        text = fmt.entity_text(message.text or "", entity.offset, entity.length)
         if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot_id:
             return True
         if entity.type == MessageEntity.MENTION and username and text.lower() == f"@{username.lower()}":
@@ -154,7 +176,7 @@ async def gate(update: Update, context: Context) -> None:
     elif user is not None and user.id in allowed:  # inline queries have no chat
         return
     private = chat is not None and chat.type == Chat.PRIVATE and update.message is not None
-    if private and context.bot_data.refused.add(chat.id):
+    if private and chat is not None and await context.bot_data.shared.first_refusal(chat.id):
         try:
             await reply(update, context, fmt.NOT_ALLOWED)
         except TelegramError as exc:
@@ -165,10 +187,19 @@ async def gate(update: Update, context: Context) -> None:
 # ------------------------------------------------------------------------------------- commands
 
 
+def is_admin(update: Update, context: Context) -> bool:
+    user = update.effective_user
+    return user is not None and user.id in context.bot_data.settings.telegram.admins
+
+
+async def document_count(context: Context) -> int:
+    return len(await run_blocking(context, context.bot_data.retriever.documents))
+
+
 async def start(update: Update, context: Context) -> None:
     """/start, also with a deep-link payload (``t.me/bot?start=PAYLOAD`` sends ``/start PAYLOAD``):
     no payload format is defined, so any payload, whatever it holds, gets the normal welcome."""
-    await reply(update, context, fmt.start_html(context.bot.username))
+    await reply(update, context, fmt.start_html(context.bot.username, await document_count(context)))
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -183,21 +214,27 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def sources(update: Update, context: Context) -> None:
+    """/sources: the documents with date, author or publisher, passages (admins: file names too)."""
     documents = await run_blocking(context, context.bot_data.retriever.documents)
-    await reply(update, context, fmt.sources_html(documents))
+    await reply(update, context, fmt.sources_html(documents, admin=is_admin(update, context)))
 
 
 async def about(update: Update, context: Context) -> None:
     retriever = context.bot_data.retriever
     documents = await run_blocking(context, retriever.documents)
     passages = sum(d.passages for d in documents)
-    await reply(update, context, fmt.about_html(__version__, dict(retriever.manifest), len(documents), passages))
+    await reply(
+        update,
+        context,
+        fmt.about_html(
+            __version__, dict(retriever.manifest), len(documents), passages, getattr(retriever, "build_id", None)
+        ),
+    )
 
 
 async def ask(update: Update, context: Context) -> None:
     """/ask QUESTION (also /ask@bot QUESTION in groups)."""
-    message = update.effective_message
-    question = command_argument(message)
+    question = command_argument(present(update.effective_message, "message"))
     if not question:
         await reply(update, context, fmt.USAGE_ASK)
         return
@@ -218,14 +255,29 @@ async def reload_command(update: Update, context: Context) -> None:
     if keeper is None:
         await reply(update, context, fmt.RELOAD_UNAVAILABLE)
         return
-    force = command_argument(update.effective_message).lower() in ("force", "full")
+    force = command_argument(present(update.effective_message, "message")).lower() in ("force", "full")
     reloading = _RELOADING_ADMIN.set(user.id)
     try:
         outcome = await keeper.rebuild(force=force)
     finally:
         _RELOADING_ADMIN.reset(reloading)
     log.info("/reload by %s: %s", user.id, outcome.summary())
-    await reply(update, context, fmt.reload_html(outcome.summary(), outcome.ok))
+    await reply(
+        update, context, fmt.reload_html(outcome.summary(), outcome.ok, changed=getattr(outcome, "swapped", True))
+    )
+
+
+async def gaps_command(update: Update, context: Context) -> None:
+    """/gaps (administrators only): the coverage report of ``citebot gaps``."""
+    if not is_admin(update, context):
+        await reply(update, context, fmt.GAPS_REFUSED)
+        return
+    state = context.bot_data
+    if state.coverage is None or state.store is None or not state.store.store_questions:
+        await reply(update, context, fmt.GAPS_OFF)
+        return
+    report = await run_blocking(context, state.coverage)
+    await reply(update, context, fmt.gaps_html(report))
 
 
 async def notify_admins(context_or_app: Any, message: str) -> None:
@@ -251,12 +303,12 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 async def private_text(update: Update, context: Context) -> None:
     """Any text in a private chat is a question."""
-    await answer_question(update, context, update.effective_message.text or "")
+    await answer_question(update, context, present(update.effective_message, "message").text or "")
 
 
 async def group_text(update: Update, context: Context) -> None:
     """Group text: answered only when it mentions the bot or replies to one of its messages."""
-    message = update.effective_message
+    message = present(update.effective_message, "message")
     if not addressed_to_bot(message, context.bot.id, context.bot.username):
         return
     await answer_question(update, context, fmt.strip_mention(message.text or "", context.bot.username))
@@ -268,29 +320,86 @@ async def private_other(update: Update, context: Context) -> None:
 
 
 async def answer_question(update: Update, context: Context, raw: str) -> None:
-    """Search for ``raw`` and reply with the first page of passages."""
-    settings = context.bot_data.settings
+    """Search for ``raw`` and reply with the first page of passages, after the replies to the
+    chat's earlier questions (the turn is taken before the first ``await``)."""
+    async with context.bot_data.order.turn(present(update.effective_chat, "chat").id) as turn:
+        await _answer(update, context, raw, turn)
+
+
+async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> None:
+    state = context.bot_data
+    settings = state.settings
     if not fmt.has_words(raw):
+        await turn.ready()
         await reply(update, context, fmt.EMPTY_QUESTION)
         return
     user = update.effective_user
-    decision = context.bot_data.limiter.check(user.id if user else update.effective_chat.id)
+    chat = present(update.effective_chat, "chat")
+    decision = await state.shared.check_rate(user.id if user else chat.id)
     if decision.verdict is Verdict.NOTICE:
+        await turn.ready()
         await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute, decision.retry_in))
         return
     if decision.verdict is Verdict.SILENT:
         return
     question, cut = fmt.clean_question(raw, settings.telegram.max_question_chars)
-    compact = update.effective_chat.type != Chat.PRIVATE
+    compact = chat.type != Chat.PRIVATE
+    chat_kind = "group" if compact else "private"
+    language = ENGLISH if settings.embeddings.multilingual else detect_language(question)
+    if language != ENGLISH:  # the model reads English only: searching would find nothing useful
+        await _keep_question(context, question, abstained=True, similarity=0.0, chat_kind=chat_kind, language=language)
+        await turn.ready()
+        await reply(update, context, fmt.ask_in_english_html(language))
+        return
     per_page = settings.telegram.results_group if compact else settings.telegram.results_private
-    result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, 0)
-    token = None
-    if not result.abstained and result.total > len(result.hits):
-        token = context.bot_data.queries.put(StoredQuery(question, per_page, cut, compact))
-    answer = fmt.build_answer(
-        result, question=question, token=token, page=0, per_page=per_page, cut=cut, compact=compact
+    retriever = state.retriever
+    result = await run_blocking(context, retriever.search, question, per_page, 0)
+    await _keep_question(
+        context,
+        question,
+        abstained=result.abstained,
+        similarity=result.best_similarity,
+        chat_kind=chat_kind,
+        language=language,
     )
+    token = votes = documents = None
+    voting = state.store is not None and state.store.store_feedback
+    if not result.abstained and result.hits and (voting or result.total > len(result.hits)):
+        token = await state.shared.put_query(
+            StoredQuery(question, per_page, cut, compact, votes=voting, chat_id=chat.id)
+        )
+        if voting:
+            state.answers.set(
+                token,
+                VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""), fmt.shown_passages(result.hits)),
+            )
+            votes = fmt.Votes(token, compact=compact)
+    if result.abstained or not result.hits:
+        documents = await document_count(context)
+    answer = fmt.build_answer(
+        result,
+        question=question,
+        token=token,
+        page=0,
+        per_page=per_page,
+        cut=cut,
+        compact=compact,
+        votes=votes,
+        documents=documents,
+    )
+    await turn.ready()
     await reply(update, context, answer.html, keyboard=answer.keyboard)
+
+
+async def _keep_question(context: Context, question: str, **details: Any) -> None:
+    """Store the question for /gaps (only with ``telegram.store_questions``); never fails the answer."""
+    store = context.bot_data.store
+    if store is None or not store.store_questions:
+        return
+    try:
+        await run_blocking(context, store.record_question, question, **details)
+    except Exception as exc:  # a full disk must not cost the user the answer
+        log.error("could not store a question: %r", exc)
 
 
 # ------------------------------------------------------------------------------------- buttons
@@ -298,21 +407,31 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
 
 async def button(update: Update, context: Context) -> None:
     """ "More results" and "Context" buttons; stale or forged data gets a polite answer."""
-    query = update.callback_query
+    query = present(update.callback_query, "callback_query")
+    decision = context.bot_data.button_limiter.check(query.from_user.id)
+    if not decision.allowed:  # refused before any search; the notice once, then the button just stops
+        await query.answer(fmt.slow_down_text(decision.retry_in) if decision.verdict is Verdict.NOTICE else None)
+        return
     data = fmt.decode_callback(query.data)
     if isinstance(data, fmt.MoreData):
         await more_results(update, context, data)
     elif isinstance(data, fmt.ContextData):
         await show_context(update, context, data)
+    elif isinstance(data, fmt.VoteData):
+        await vote(update, context, data)
     else:
         log.info("unusable callback data %r", (query.data or "")[:80])
         await query.answer(fmt.STALE_BUTTON)
 
 
 async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
-    query = update.callback_query
-    stored = context.bot_data.queries.get(data.token)
-    if stored is None or query.message is None:
+    query = present(update.callback_query, "callback_query")
+    stored = await context.bot_data.shared.get_query(data.token)
+    if (
+        stored is None
+        or query.message is None
+        or (stored.chat_id is not None and stored.chat_id != query.message.chat.id)
+    ):
         await query.answer(fmt.STALE_BUTTON)
         return
     result = await run_blocking(
@@ -321,6 +440,7 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
     if not result.hits and not result.abstained and data.page > 0:
         await query.answer(fmt.NO_MORE)
         return
+    votes = await _current_votes(update, context, data.token, stored, result.hits)
     answer = fmt.build_answer(
         result,
         question=stored.question,
@@ -329,6 +449,7 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
         per_page=stored.per_page,
         cut=stored.cut,
         compact=stored.compact,
+        votes=votes,
     )
     try:
         await query.edit_message_text(
@@ -349,8 +470,48 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
     await query.answer()
 
 
+async def _current_votes(
+    update: Update, context: Context, token: str, stored: StoredQuery, hits: list
+) -> fmt.Votes | None:
+    """The 👍/👎 row of a page of an answer, with the counts so far; the page's passages become
+    what a vote records as shown."""
+    state = context.bot_data
+    if not stored.votes or state.store is None or not hits:
+        return None
+    record = state.answers.get(token)
+    if record is not None:
+        record.shown = fmt.shown_passages(hits)
+    user = update.effective_user
+    tally = await run_blocking(context, state.store.tally, token, user.id if user else None)
+    return fmt.Votes(token, tally.up, tally.down, tally.mine, compact=stored.compact)
+
+
+async def vote(update: Update, context: Context, data: fmt.VoteData) -> None:
+    """👍/👎: one vote per user per answer (the other button changes it, the same one withdraws
+    it); the buttons then show the new state (groups: the counts)."""
+    query = present(update.callback_query, "callback_query")
+    state = context.bot_data
+    store = state.store
+    if store is None or not store.store_feedback:
+        await query.answer(fmt.VOTES_OFF)
+        return
+    record = state.answers.get(data.token) or await run_blocking(context, store.answer, data.token)
+    message = query.message
+    if record is None or message is None or not isinstance(message, Message):
+        await query.answer(fmt.STALE_BUTTON)
+        return
+    tally = await run_blocking(context, store.vote, data.token, record, query.from_user.id, data.vote)
+    votes = fmt.Votes(data.token, tally.up, tally.down, tally.mine, compact=record.chat_kind != "private")
+    try:
+        await query.edit_message_reply_markup(fmt.with_votes(message.reply_markup, votes))
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            log.info("could not show the vote on message %s: %s", message.message_id, exc.message)
+    await query.answer(fmt.vote_answer(tally.mine))
+
+
 async def show_context(update: Update, context: Context, data: fmt.ContextData) -> None:
-    query = update.callback_query
+    query = present(update.callback_query, "callback_query")
     settings = context.bot_data.settings
     found = await run_blocking(
         context,
@@ -374,13 +535,17 @@ async def show_context(update: Update, context: Context, data: fmt.ContextData) 
 
 async def inline_query(update: Update, context: Context) -> None:
     """@bot question: up to ``results_inline`` articles, one per passage; empty query: help."""
-    query = update.inline_query
+    query = present(update.inline_query, "inline_query")
     settings = context.bot_data.settings
+    if not context.bot_data.inline_limiter.check(query.from_user.id).allowed:
+        return  # a flood of queries: ignored before any search (the client shows nothing)
     cache = settings.telegram.inline_cache_seconds
+    # with allowed_chats the answers are for the asking user only: never cached for anyone else
+    personal = settings.telegram.allowed_chats is not None
     text = query.query.strip()
     if not fmt.has_words(text):
         articles = [fmt.inline_help_article(context.bot.username)]
-        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        await query.answer(_articles(articles), cache_time=cache, is_personal=personal)
         return
     offset = int(query.offset) if re.fullmatch(r"[0-9]{1,4}", query.offset or "") else 0
     per_page = min(settings.telegram.results_inline, 50)
@@ -388,11 +553,11 @@ async def inline_query(update: Update, context: Context) -> None:
     result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, offset)
     if result.abstained or not result.hits:
         articles = [fmt.inline_nothing_article(question, result.missing_terms)] if offset == 0 else []
-        await query.answer(_articles(articles), cache_time=cache, is_personal=False)
+        await query.answer(_articles(articles), cache_time=cache, is_personal=personal)
         return
     articles = [fmt.inline_article(hit) for hit in result.hits]
     next_offset = str(offset + per_page) if result.total > offset + len(result.hits) else ""
-    await query.answer(_articles(articles), cache_time=cache, is_personal=False, next_offset=next_offset)
+    await query.answer(_articles(articles), cache_time=cache, is_personal=personal, next_offset=next_offset)
 
 
 def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticle]:
@@ -417,6 +582,16 @@ async def on_error(update: object, context: Context) -> None:
     error = context.error
     if isinstance(error, Forbidden):
         log.info("the bot was blocked or removed: %s", error.message)
+        return
+    if (
+        isinstance(error, BadRequest)
+        and "query is too old" in error.message.lower()
+        and isinstance(update, Update)
+        and (update.callback_query is not None or update.inline_query is not None)
+    ):
+        # a query answered already (a re-delivered update whose first delivery was answered by a
+        # replica that died before recording it) or left too long: nothing more can be said to it
+        log.info("update %s: its query cannot be answered any more (%s)", update.update_id, error.message)
         return
     log.error("error while handling an update: %r", error, exc_info=error)
     if not isinstance(update, Update):

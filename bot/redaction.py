@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from citebot.config import ConfigError, Settings
 
@@ -91,8 +92,11 @@ def protect_logs(settings: Settings, token: str | None = None) -> RedactingFilte
     if token is None:
         with contextlib.suppress(ConfigError):
             token = settings.bot_token()
-    secret = settings.telegram.webhook_secret
-    return install_log_redaction(token, secret.get_secret_value() if secret else None)
+    webhook = settings.telegram.webhook_secret
+    state = settings.telegram.state_url
+    # of the state URL only its password is secret: the host and port help reading the logs
+    password = urlsplit(state.get_secret_value()).password if state else None
+    return install_log_redaction(token, webhook.get_secret_value() if webhook else None, password)
 
 
 def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:

@@ -35,15 +35,43 @@ class Retriever(Protocol):
         """What the index was built from and when (/about)."""
         ...
 
+    @property
+    def build_id(self) -> str:
+        """Which build of the index answers (/about; kept with each vote)."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """Where votes and questions are kept (:class:`citebot.store.Store` is one)."""
+
+    store_feedback: bool
+    store_questions: bool
+
+    def vote(self, token: str, answer: Any, user_id: int, vote: int) -> Any:
+        """Record a vote (1 or -1; the same again withdraws it); the tally: up, down, mine."""
+        ...
+
+    def tally(self, token: str, user_id: int | None = None) -> Any: ...
+
+    def answer(self, token: str) -> Any:
+        """An answer voted on earlier (question, chat_kind, build_id, shown), or None."""
+        ...
+
+    def record_question(
+        self, question: str, *, abstained: bool, similarity: float, chat_kind: str, language: str | None = None
+    ) -> bool: ...
+
 
 class RebuildResult(Protocol):
     ok: bool
+    swapped: bool  # a new index was built and now answers (False: nothing had changed)
 
     def summary(self) -> str: ...
 
 
 class Keeper(Protocol):
-    """Owns the live retriever and the one way to replace it (a rebuild from the seeds)."""
+    """Owns the live retriever and replaces it: a rebuild from the seeds, or a build another
+    builder published."""
 
     searcher: Any  # a Retriever
     on_swap: Callable[[Any], None] | None
@@ -51,4 +79,10 @@ class Keeper(Protocol):
 
     async def rebuild(self, *, force: bool = False) -> RebuildResult: ...
 
-    async def watch(self, stop: asyncio.Event) -> None: ...
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Rebuild whenever the seeds change, until ``stop`` is set."""
+        ...
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Swap in the build the ``current`` link points to whoever published it, until ``stop``."""
+        ...

@@ -1,10 +1,14 @@
 """The local sandbox: the real bot against the project's Bot API emulator, chatting in a terminal.
 
 ``citebot serve`` without a token ends up here (:mod:`citebot.serve`). Every line read from ``stdin`` is sent as a
-private message of one simulated user; every reply of the bot is printed as plain text (HTML
-stripped, links shown, buttons listed and numbered: typing ``#N`` presses button N of the last
-answer). End of input stops everything once the answers to all lines have arrived; SIGINT and
-SIGTERM stop it early (the answer in flight still finishes). Nothing leaves 127.0.0.1.
+private message of one simulated user; every reply of the bot is printed as a person would read
+it (:mod:`bot.terminal`): on a terminal with bold, italics and quotes (ANSI styles) and a ``> ``
+prompt, piped as plain text; links show their URL; buttons are listed with numbers that stay the
+same from page to page (typing ``#N`` presses button N of the last answer). Whatever the bot sends
+between questions (an alert to the administrator, who is the sandbox user) is shown as it comes.
+Log lines never enter the chat: ``citebot serve`` sends them to a file. End of input stops
+everything once the answers to all lines have arrived (no input at all: a short note, then exit);
+SIGINT and SIGTERM stop it early (the answer in flight still finishes). Nothing leaves 127.0.0.1.
 
 With an index keeper (``serve`` passes one) the index follows the seeds folder as in the real
 bot; the sandbox user is an administrator, so ``/reload`` works, and SIGHUP rebuilds too.
@@ -24,12 +28,12 @@ from telegram import Update
 from telegram.ext import Application, TypeHandler
 
 from botapi_emulator.server import BotApiEmulator
-from botapi_emulator.utf16 import utf16_slice
 from citebot.config import Settings
 
 from .application import build_application
 from .retriever import Keeper, Retriever
 from .serving import install_signals, start_bot, stop_bot
+from .terminal import NumberedButton, buttons_line, make_console, message_text, number_buttons
 
 SANDBOX_TOKEN = "1000001:citebot-local-sandbox"
 SANDBOX_USERNAME = "citebot_sandbox_bot"
@@ -41,6 +45,12 @@ INTRO = (
     "nothing leaves this computer. Type a question and press Enter. Type #N to press button N\n"
     "of the last answer, /help for the commands; end the input (Ctrl-D) or press Ctrl-C to quit.\n"
 )
+NO_INPUT = (
+    "(no input: the sandbox reads questions from standard input. Type them in a terminal, or pipe\n"
+    ' them in: echo "Is Russia arming the Taliban?" | make run)\n'
+)
+PROMPT = "> "
+SHOW_EVERY_SECONDS = 0.2  # how soon a message the bot sends on its own (an admin alert) is shown
 
 
 @dataclass
@@ -48,6 +58,7 @@ class _Button:
     message: dict[str, Any]
     callback_data: str
     label: str
+    number: int
 
 
 class _Tracker:
@@ -82,11 +93,13 @@ def run_sandbox(
     *,
     answer_timeout: float = 120.0,
     keeper: Keeper | None = None,
+    **extras: Any,
 ) -> int:
     """Run the bot in the local sandbox until the end of ``stdin``; return the exit code (0).
-    ``keeper`` (over ``searcher``) makes the index follow the seeds while the sandbox runs."""
+    ``keeper`` (over ``searcher``) makes the index follow the seeds while the sandbox runs;
+    ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
     try:
-        return asyncio.run(_Sandbox(settings, searcher, stdin, stdout, answer_timeout, keeper).run())
+        return asyncio.run(_Sandbox(settings, searcher, stdin, stdout, answer_timeout, keeper, extras).run())
     except KeyboardInterrupt:
         return 0
 
@@ -100,6 +113,7 @@ class _Sandbox:
         stdout: TextIO,
         answer_timeout: float,
         keeper: Keeper | None = None,
+        extras: dict[str, Any] | None = None,
     ) -> None:
         # every chat is the sandbox's own: a configured allow-list must not silence it, and the
         # one user at the keyboard is the administrator
@@ -110,8 +124,13 @@ class _Sandbox:
         self.stdin = stdin
         self.stdout = stdout
         self.answer_timeout = answer_timeout
+        self.extras = extras or {}
         self.buttons: list[_Button] = []
         self.tracker = _Tracker()
+        self.console = make_console(stdout)
+        self.interactive = _isatty(stdin) and _isatty(stdout)
+        self.shown = 0  # emulator calls already shown
+        self.slots = max(self.settings.telegram.results_private, self.settings.telegram.results_group)
 
     async def run(self) -> int:
         emulator = BotApiEmulator(token=SANDBOX_TOKEN, bot_username=SANDBOX_USERNAME, bot_first_name="citebot")
@@ -121,13 +140,23 @@ class _Sandbox:
         restore: Callable[..., None] = _nothing
         try:
             application = build_application(
-                self.settings, self.searcher, base_url=emulator.base_url, token=emulator.token, keeper=self.keeper
+                self.settings,
+                self.searcher,
+                base_url=emulator.base_url,
+                token=emulator.token,
+                keeper=self.keeper,
+                **self.extras,
             )
             restore = install_signals(stop, application)
             application.add_handler(TypeHandler(Update, self.tracker.mark), group=10_000)
             await start_bot(application, poll_timeout=5.0)
             self.write(INTRO.format(url=emulator.base_url.removesuffix("/bot")))
-            await self.chat(emulator, stop)
+            self.shown = emulator.mark()
+            watcher = asyncio.create_task(self._show_unprompted(emulator), name="citebot-sandbox-show")
+            try:
+                await self.chat(emulator, stop)
+            finally:
+                watcher.cancel()
         finally:
             restore()
             if application is not None:
@@ -144,8 +173,10 @@ class _Sandbox:
         self._start_reader(lines)
         echo = not _isatty(self.stdin)
         stopping = asyncio.create_task(stop.wait())
+        asked = False
         try:
             while True:
+                self.prompt()
                 getting = asyncio.create_task(lines.get())
                 await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not getting.done():
@@ -153,13 +184,16 @@ class _Sandbox:
                     break
                 line = getting.result()
                 if line is None:
+                    if self.interactive:
+                        self.write("\n")
                     break
                 text = line.rstrip("\r\n")
                 if not text.strip():
                     continue
+                asked = True
                 if echo:
-                    self.write(f"\n> {text}\n")
-                mark = emulator.mark()
+                    self.write(f"\n{PROMPT}{text}\n")
+                self.show(emulator)
                 press = _PRESS.fullmatch(text.strip())
                 if press and self.buttons:
                     update = self._press(emulator, user, int(press.group(1)))
@@ -167,12 +201,22 @@ class _Sandbox:
                         continue
                 else:
                     update = emulator.send_text(chat, user, text)
-                finished = await self.tracker.wait(update["update_id"], self.answer_timeout)
-                self.show(emulator, mark)
+                self.busy = True
+                try:
+                    finished = await self.tracker.wait(update["update_id"], self.answer_timeout)
+                finally:
+                    self.busy = False
+                self.show(emulator)
                 if not finished:
                     self.write("(no answer in time)\n")
+            if not asked and not stop.is_set():
+                self.write(NO_INPUT)
         finally:
             stopping.cancel()
+
+    def prompt(self) -> None:
+        if self.interactive:
+            self.write(f"\n{PROMPT}")
 
     def _start_reader(self, lines: asyncio.Queue[str | None]) -> None:
         loop = asyncio.get_running_loop()
@@ -190,10 +234,10 @@ class _Sandbox:
         threading.Thread(target=read, name="citebot-sandbox-stdin", daemon=True).start()
 
     def _press(self, emulator: BotApiEmulator, user: dict[str, Any], number: int) -> dict[str, Any] | None:
-        if not 1 <= number <= len(self.buttons):
+        button = next((b for b in self.buttons if b.number == number), None)
+        if button is None:
             self.write(f"(there is no button #{number})\n")
             return None
-        button = self.buttons[number - 1]
         current = emulator.message(button.message["chat"]["id"], button.message["message_id"])
         if current is None:
             self.write("(that message is gone)\n")
@@ -206,35 +250,64 @@ class _Sandbox:
 
     # ------------------------------------------------------------------------------- output
 
-    def show(self, emulator: BotApiEmulator, since: int) -> None:
-        """Print what the bot did since call number ``since``: messages, edits, notices."""
-        for call in emulator.calls[since:]:
+    busy = False  # a question is being answered: its replies are shown when it is done
+
+    async def _show_unprompted(self, emulator: BotApiEmulator) -> None:
+        """Show what the bot sends while nobody asked (an alert to the administrator)."""
+        while True:
+            await asyncio.sleep(SHOW_EVERY_SECONDS)
+            if not self.busy and self.shown < emulator.mark() and self.show(emulator):
+                self.prompt()
+
+    def show(self, emulator: BotApiEmulator) -> bool:
+        """Print what the bot did since it was last shown: messages, edits, notices. True if
+        anything was printed (polling calls print nothing)."""
+        calls = emulator.calls[self.shown :]
+        self.shown += len(calls)
+        printed = False
+        for call in calls:
             if not call.ok:
                 continue
             if call.method in ("sendMessage", "editMessageText") and isinstance(call.result, dict):
-                edited = call.method == "editMessageText"
-                self.write("\n" + self.render(call.result, edited=edited) + "\n")
+                self.write("\n")
+                self.print(self.render(call.result, edited=call.method == "editMessageText"))
+            elif call.method == "editMessageReplyMarkup" and isinstance(call.result, dict):
+                self.write("\n")
+                self.print(self.render_buttons(call.result))
             elif call.method == "answerCallbackQuery" and call.params.get("text"):
                 self.write(f"\n({call.params['text']})\n")
+            else:
+                continue
+            printed = True
+        return printed
 
-    def render(self, message: dict[str, Any], *, edited: bool = False) -> str:
-        text = message.get("text", "")
-        for entity in sorted(message.get("entities", []), key=lambda e: -int(e["offset"])):
-            if entity.get("type") == "text_link" and entity.get("url"):
-                end = len(utf16_slice(text, 0, int(entity["offset"]) + int(entity["length"])))
-                text = f"{text[:end]} ({entity['url']}){text[end:]}"
-        lines = [("(edited) " if edited else "") + line.rstrip() for line in text.splitlines()[:1]]
-        lines += [line.rstrip() for line in text.splitlines()[1:]]
+    def render(self, message: dict[str, Any], *, edited: bool = False) -> Any:
+        text = message_text(message, edited=edited)
+        buttons = self.render_buttons(message)
+        if buttons is not None:
+            text.append("\n")
+            text.append_text(buttons)
+        return text
+
+    def render_buttons(self, message: dict[str, Any]) -> Any:
+        """The numbered buttons of ``message`` (they become the ones #N presses), or None."""
         keyboard = (message.get("reply_markup") or {}).get("inline_keyboard") or []
-        buttons = [b for row in keyboard for b in row if "callback_data" in b]
-        if buttons:
-            self.buttons = [_Button(message, b["callback_data"], b["text"]) for b in buttons]
-            lines.append("Buttons: " + "  ".join(f"#{i} [{b['text']}]" for i, b in enumerate(buttons, 1)))
-        return "\n".join(lines)
+        numbered: list[NumberedButton] = number_buttons(keyboard, self.slots)
+        if not numbered:
+            return None
+        self.buttons = [_Button(message, b.callback_data, b.label, b.number) for b in numbered]
+        return buttons_line(numbered)
+
+    def print(self, text: Any) -> None:
+        if text is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self.console.print(text)
+            self.stdout.flush()
 
     def write(self, text: str) -> None:
-        self.stdout.write(text)
         with contextlib.suppress(OSError, ValueError):
+            self.stdout.write(text)
             self.stdout.flush()
 
 

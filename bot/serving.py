@@ -20,15 +20,14 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from citebot.config import ConfigError, Settings
+from citebot.config import Settings
 
-from .application import build_application, reload_index, stop_seed_watch
+from .application import attach_follower, build_application, reload_index, stop_following, stop_seed_watch
 from .polling import PollingBot, PollingGuard
 from .retriever import Keeper, Retriever
 
@@ -43,23 +42,22 @@ async def start_bot(
     *,
     poll_timeout: float = 10.0,
     error_callback: Callable[[TelegramError], None] | None = None,
-    webhook: dict[str, Any] | None = None,
 ) -> None:
     """Start an Application inside a running event loop, in the order of ``run_polling``
-    (initialize, post_init, polling, start): long polling, or the webhook server when
-    ``webhook`` holds :func:`webhook_options`. Used by ``serve``, the sandbox and tests."""
+    (initialize, post_init, polling, start), with long polling. Used by ``serve``, the sandbox
+    and tests; webhook mode starts with :func:`bot.webhook.start_webhook`."""
     await application.initialize()
     if application.post_init is not None:
         await application.post_init(application)
-    if webhook is not None:
-        await application.updater.start_webhook(**webhook, allowed_updates=ALLOWED_UPDATES)
-    else:
-        await application.updater.start_polling(
-            poll_interval=0.0,
-            timeout=timedelta(seconds=poll_timeout),
-            allowed_updates=ALLOWED_UPDATES,
-            error_callback=error_callback,
-        )
+    updater = application.updater
+    if updater is None:
+        raise ValueError("the application was built without an Updater: nothing to poll with")
+    await updater.start_polling(
+        poll_interval=0.0,
+        timeout=timedelta(seconds=poll_timeout),
+        allowed_updates=ALLOWED_UPDATES,
+        error_callback=error_callback,
+    )
     await application.start()
 
 
@@ -67,6 +65,7 @@ async def stop_bot(application: Application) -> None:
     """Stop what :func:`start_bot` started: the seeds watcher first, then no more updates;
     answers in flight finish before the application shuts down."""
     await stop_seed_watch(application)
+    await stop_following(application)
     if application.updater is not None and application.updater.running:
         await application.updater.stop()
     if application.running:
@@ -78,27 +77,22 @@ async def stop_bot(application: Application) -> None:
         await application.post_shutdown(application)
 
 
-def webhook_options(settings: Settings) -> dict[str, Any]:
-    """Arguments of ``run_webhook``/``Updater.start_webhook`` for ``telegram.webhook_*``: the bot
-    listens on ``webhook_listen:webhook_port`` at the path of ``webhook_url`` (a reverse proxy
-    terminates TLS) and Telegram must send ``webhook_secret`` in X-Telegram-Bot-Api-Secret-Token."""
-    telegram = settings.telegram
-    if not telegram.webhook_url:
-        raise ConfigError("telegram.webhook_url is not set")
-    secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else None
-    return {
-        "listen": telegram.webhook_listen,
-        "port": telegram.webhook_port,
-        "url_path": urlsplit(telegram.webhook_url).path.lstrip("/"),
-        "webhook_url": telegram.webhook_url,
-        "secret_token": secret or None,
-    }
-
-
-def serve_telegram(settings: Settings, retriever: Retriever, *, token: str, keeper: Keeper | None = None) -> int:
-    """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring)."""
+def serve_telegram(
+    settings: Settings,
+    retriever: Retriever,
+    *,
+    token: str,
+    keeper: Keeper | None = None,
+    follower: Any = None,
+    **extras: Any,
+) -> int:
+    """Serve Telegram with ``token`` until stopped; return the exit code (see the module docstring).
+    ``follower`` (a read-only replica's ``citebot.replica.IndexFollower``) swaps in the builder's
+    builds; ``extras`` go to :func:`bot.application.build_application` (the store, the /gaps report)."""
     guard = PollingGuard(refused_grace_seconds=settings.telegram.polling_refused_grace_seconds)
-    application = build_application(settings, retriever, token=token, keeper=keeper, guard=guard)
+    application = build_application(settings, retriever, token=token, keeper=keeper, guard=guard, **extras)
+    if follower is not None:  # read-only: follows the builder's `current` build, never rebuilds
+        attach_follower(application, follower)
     try:
         return asyncio.run(run_bot(application, settings, guard))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -162,11 +156,12 @@ async def run_bot(
     guard.stop = stop
     restore = install_signals(stop, application)
     code = EXIT_OK
+    server = None
     try:
         if settings.telegram.webhook_url:
-            options = webhook_options(settings)
-            log.info("serving by webhook on %s:%d", options["listen"], options["port"])
-            await start_bot(application, webhook=options)
+            from .webhook import start_webhook
+
+            server = await start_webhook(application, settings)
         else:
             log.info("serving by long polling")
             guard.polling_started()
@@ -185,6 +180,8 @@ async def run_bot(
     finally:
         restore(cancel_reloads=False)  # a second Ctrl-C while stopping interrupts
         try:
+            if server is not None:
+                await server.stop()  # no new updates; the answers in flight finish
             await stop_bot(application)
         except Exception as exc:
             log.error("error while stopping: %r", exc)

@@ -9,13 +9,20 @@ request objects that wrap another (an :class:`~telegram.request.HTTPXRequest`) a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
 import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
+import httpx
 import orjson
 from telegram._utils.types import JSONDict
 from telegram.error import NetworkError, TelegramError
@@ -23,14 +30,6 @@ from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 log = logging.getLogger(__name__)
 
-# the answers of ``do_request`` that PTB turns into an error that is not a NetworkError
-_CLIENT_ERRORS = (
-    HTTPStatus.BAD_REQUEST,
-    HTTPStatus.UNAUTHORIZED,
-    HTTPStatus.FORBIDDEN,
-    HTTPStatus.NOT_FOUND,
-    HTTPStatus.CONFLICT,
-)
 _ANSWERED_OK = (200, b'{"ok": true, "result": true}')
 
 
@@ -56,21 +55,172 @@ class WrappedRequest(BaseRequest):
         return await self.inner.do_request(url, method, request_data, *args, **kwargs)
 
 
-class RetryingRequest(WrappedRequest):
-    """Waits out flood control (429 ``retry_after``) and retries network errors, timeouts and 5xx
-    answers with exponential backoff (by default 5 retries, 0.5 s doubling: an answer survives
-    about 15 s of trouble before the question is given up).
+class Failure(Enum):
+    """Why an attempt failed, which decides whether repeating it is safe (see :class:`RetryingRequest`)."""
 
-    Delivery is at least once. A request refused by flood control or a 5xx was not carried out,
-    and a connection that could not be made never reached Telegram, so retrying those delivers a
-    message exactly once. A connection lost or a read timing out *after* the request was sent is
-    ambiguous: Telegram may have carried it out, and the Bot API has no idempotency key, so the
-    retry may send a message twice. We retry anyway: a rare duplicate answer is better than a
-    question left without one. (The project's emulator drops connections and cuts slow answers
-    before carrying the call out, so in tests every failed attempt is a clean one.) Where the
-    duplicate is detectable it is absorbed: answering a callback or inline query that the lost
-    attempt already answered returns "query is too old"/"query ID is invalid", which a retry
-    takes as success.
+    NOT_SENT = "not sent"  # no connection (refused, connect or pool timeout) or the request not written
+    REFUSED = "refused"  # the Bot API, or a proxy in front of it, answered 5xx (or 408): not carried out
+    AMBIGUOUS = "no answer"  # sent, and no answer came (closed, read timeout): maybe carried out
+
+
+_NOT_SENT_CAUSES = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+def classify_exception(exc: BaseException) -> Failure:
+    """:attr:`Failure.NOT_SENT` when the HTTP layer shows the request never reached the API (the
+    httpx error that PTB wraps says so), else :attr:`Failure.AMBIGUOUS`."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 5:
+        if isinstance(cause, _NOT_SENT_CAUSES):
+            return Failure.NOT_SENT
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return Failure.AMBIGUOUS
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When to try again: ``first`` seconds after the first failure, doubling up to ``cap``; an
+    answer (a ``send*``/``edit*``/``answer*``/``delete*`` call) is retried for ``patience`` seconds
+    after its first attempt, any other call (getMe, setMyCommands...) for ``short_patience``."""
+
+    first: float = 0.5
+    factor: float = 2.0
+    cap: float = 10.0
+    patience: float = 600.0
+    short_patience: float = 15.0
+
+    def delay(self, failures: int) -> float:
+        """The wait after the ``failures``-th failure in a row (1, 2, ...)."""
+        return min(self.cap, self.first * self.factor ** max(0, failures - 1))
+
+    def patience_for(self, method: str) -> float:
+        return self.patience if method.startswith(_DELIVERIES) else self.short_patience
+
+
+_DELIVERIES = ("send", "edit", "answer", "delete", "copy", "forward")
+
+
+class QueueFull(Exception):
+    """More requests are waiting out an outage than the queue holds."""
+
+
+class OutageQueue:
+    """Requests waiting out an outage of the Bot API, oldest first, bounded.
+
+    After ``failures_to_close`` failures in a row (any requests, no success between them) the
+    API is taken as down: one request (the oldest still trying, the *probe*) keeps retrying on its
+    schedule and every other one waits here, in arrival order, instead of hammering the API;
+    the first success opens the queue and the waiting requests go in the order they came. A
+    request whose patience runs out leaves (the next oldest becomes the probe); a request that
+    finds ``limit`` requests waiting is refused at once (:class:`QueueFull`). One event loop.
+    """
+
+    def __init__(self, limit: int = 1000, failures_to_close: int = 3) -> None:
+        self.limit = limit
+        self.failures_to_close = failures_to_close
+        self.closed = False
+        self._failures = 0
+        self._probe: object | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed_at = 0.0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def turn(self, ticket: object, timeout: float) -> bool:
+        """Return when ``ticket`` may make an attempt (at once while the API answers); True if it
+        had to wait. Raises TimeoutError after ``timeout`` seconds of waiting, QueueFull."""
+        waited = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.closed and self._probe is not None and self._probe is not ticket:
+            if len(self._waiters) >= self.limit:
+                raise QueueFull(f"{len(self._waiters)} requests are already waiting out the outage")
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(future)
+            waited = True
+            try:
+                await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+        if self.closed:
+            self._probe = ticket
+        return waited
+
+    def went_through(self, ticket: object) -> None:
+        """The API answered (a success or a client error): the outage, if any, is over."""
+        self._failures = 0
+        if self._probe is ticket:
+            self._probe = None
+        if self.closed:
+            self.closed = False
+            log.warning(
+                "the Bot API answers again after %.0f s: %d waiting requests go now, oldest first",
+                time.monotonic() - self._closed_at,
+                len(self._waiters),
+            )
+            while self._waiters:
+                future = self._waiters.popleft()
+                if not future.done():
+                    future.set_result(None)
+
+    def failed(self, ticket: object) -> None:
+        """An attempt failed in a way worth retrying."""
+        self._failures += 1
+        if not self.closed and self._failures >= self.failures_to_close:
+            self.closed, self._probe, self._closed_at = True, ticket, time.monotonic()
+            log.warning(
+                "the Bot API is failing (%d failures in a row): answers wait in order until it is back", self._failures
+            )
+
+    def leave(self, ticket: object) -> None:
+        """``ticket`` is done (answered, refused or out of patience): if it was the probe, the
+        oldest waiting request takes over."""
+        if self._probe is not ticket:
+            return
+        self._probe = None
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+
+
+class RetryingRequest(WrappedRequest):
+    """Every call the bot makes (but getUpdates) goes through here: flood-control waits, and
+    retries that let an answer wait out an outage of the Bot API (:class:`RetrySchedule`: 0.5 s
+    doubling up to 10 s, for 10 minutes by default), waiting in order in an :class:`OutageQueue`.
+
+    Delivery semantics, by what a failure shows (the Bot API has no idempotency key and no way to
+    ask whether a message was sent):
+
+    * **not carried out, repeated**: connection refused, connect or pool timeout, the request not
+      written (:attr:`Failure.NOT_SENT`); a 429 (after its ``retry_after``); an error answered by the
+      API or a proxy in front of it, 5xx/502/408 (:attr:`Failure.REFUSED`). These are delivered
+      exactly once.
+    * **ambiguous, repeated (at least once)**: the request was sent and no answer came (connection
+      closed, read timeout; :attr:`Failure.AMBIGUOUS`). Telegram may have carried it out. Not
+      repeating would lose the answer whenever it was not; repeating sends a second copy when the
+      answer was carried out and only its response lost. We repeat: a rare duplicate beats a
+      question left unanswered. Where the API lets a repeat tell, the duplicate is absorbed:
+      answerCallbackQuery/answerInlineQuery repeated after a success are refused "query is too
+      old"/"query ID is invalid", taken here as success; an edit repeated gives "message is not
+      modified", which the handlers take as success. Only sendMessage can duplicate.
+    * **final, not repeated**: any other 4xx (a client error: repeating gives the same answer).
+
+    While the outage lasts the user is not told anything failed: the handler is still waiting on
+    its answer. Only when an answer's patience runs out does PTB raise (NetworkError or TimedOut)
+    and the error handler apologise.
     """
 
     _ANSWERED = ("query is too old", "query id is invalid")
@@ -80,66 +230,96 @@ class RetryingRequest(WrappedRequest):
         self,
         inner: BaseRequest,
         *,
-        retries: int = 5,
-        backoff: float = 0.5,
+        schedule: RetrySchedule | None = None,
+        queue: OutageQueue | None = None,
         max_flood_wait: float = 120.0,
-        flood_retries: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         super().__init__(inner)
-        self.retries = retries
-        self.backoff = backoff
+        self.schedule = schedule or RetrySchedule()
+        self.queue = queue or OutageQueue()
         self.max_flood_wait = max_flood_wait
-        self.flood_retries = flood_retries
+        self.clock = clock
+        self.sleep = sleep
 
     async def do_request(
         self, url: str, method: str, request_data: RequestData | None = None, *args: Any, **kwargs: Any
     ) -> tuple[int, bytes]:
-        failures = floods = 0
         name = _method(url)
-        while True:
-            try:
-                code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
-            except TelegramError as exc:
-                if not isinstance(exc, NetworkError) or failures >= self.retries:  # includes TimedOut
-                    raise
-                problem = exc.message
-            except Exception as exc:  # PTB makes any other failure of the HTTP layer a NetworkError
-                if failures >= self.retries:
-                    raise
-                problem = f"Unknown error in HTTP implementation: {exc!r}"
-            else:
-                if HTTPStatus.OK <= code <= 299:
-                    return code, payload
-                answer = _answer(payload)
-                parameters = answer.get("parameters") or {}
-                description = str(answer.get("description") or _phrase(code))
-                if parameters.get("migrate_to_chat_id"):
-                    return code, payload
-                if parameters.get("retry_after"):
-                    wait = float(parameters["retry_after"])
-                    floods += 1
-                    if floods > self.flood_retries or wait > self.max_flood_wait:
-                        return code, payload  # PTB raises RetryAfter
-                    log.warning("flood control: waiting %.1f s before retrying %s", wait, name)
-                    await asyncio.sleep(wait + 0.05)
-                    continue
-                if code in _CLIENT_ERRORS:
-                    if (
-                        code == HTTPStatus.BAD_REQUEST
-                        and failures
-                        and name in self._QUERY_METHODS
-                        and any(text in description.lower() for text in self._ANSWERED)
-                    ):
-                        log.info("%s: the attempt that failed had gone through (%s)", name, description)
-                        return _ANSWERED_OK
-                    return code, payload  # a client error: retrying gives the same answer
-                if failures >= self.retries:
+        patience = self.schedule.patience_for(name)
+        deadline = self.clock() + patience
+        ticket = object()
+        failures = 0
+        waited = False
+        try:
+            while True:
+                try:
+                    waited |= await self.queue.turn(ticket, max(0.0, deadline - self.clock()))
+                except (TimeoutError, QueueFull) as exc:
+                    raise NetworkError(
+                        f"{name} not sent: the Bot API has been failing ({exc or f'waited {patience:.0f} s'})"
+                    ) from None
+                error: Exception | None = None
+                try:
+                    code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
+                except TelegramError as exc:
+                    if not isinstance(exc, NetworkError):  # includes TimedOut
+                        raise
+                    kind, problem, error = classify_exception(exc), exc.message, exc
+                except Exception as exc:  # PTB makes any other failure of the HTTP layer a NetworkError
+                    problem = f"Unknown error in HTTP implementation: {exc!r}"
+                    kind, error = classify_exception(exc), NetworkError(problem)
+                    error.__cause__ = exc
+                else:
+                    if HTTPStatus.OK <= code <= 299:
+                        self.queue.went_through(ticket)
+                        return code, payload
+                    answer = _answer(payload)
+                    parameters = answer.get("parameters") or {}
+                    description = str(answer.get("description") or _phrase(code))
+                    if parameters.get("retry_after") or code == HTTPStatus.TOO_MANY_REQUESTS:
+                        self.queue.went_through(ticket)  # flood control: the API is up
+                        wait = float(parameters.get("retry_after") or 1)
+                        if wait > self.max_flood_wait or self.clock() + wait > deadline:
+                            return code, payload  # PTB raises RetryAfter
+                        log.warning("flood control: waiting %.1f s before repeating %s", wait, name)
+                        await self.sleep(wait + 0.05)
+                        continue
+                    if code < HTTPStatus.INTERNAL_SERVER_ERROR and code != HTTPStatus.REQUEST_TIMEOUT:
+                        self.queue.went_through(ticket)
+                        if (
+                            code == HTTPStatus.BAD_REQUEST
+                            and (failures or waited)
+                            and name in self._QUERY_METHODS
+                            and any(text in description.lower() for text in self._ANSWERED)
+                        ):
+                            log.info("%s: an earlier attempt had gone through (%s)", name, description)
+                            return _ANSWERED_OK
+                        return code, payload  # a client error (or migrate_to_chat_id): the same again
+                    kind, problem = Failure.REFUSED, description
+                self.queue.failed(ticket)
+                failures += 1
+                delay = self.schedule.delay(failures)
+                if self.clock() + delay > deadline:
+                    log.error(
+                        "%s failed (%s: %s) for %.0f s: given up after %d attempts",
+                        name,
+                        kind.value,
+                        problem,
+                        patience,
+                        failures,
+                    )
+                    if error is not None:
+                        raise error
                     return code, payload  # PTB raises NetworkError
-                problem = description
-            delay = self.backoff * 2**failures
-            failures += 1
-            log.warning("%s failed (%s): retry %d/%d in %.1f s", name, problem, failures, self.retries, delay)
-            await asyncio.sleep(delay)
+                note = ", repeated (it may have been carried out)" if kind is Failure.AMBIGUOUS else ""
+                log.warning(
+                    "%s failed (%s: %s)%s: attempt %d in %.1f s", name, kind.value, problem, note, failures + 1, delay
+                )
+                await self.sleep(delay)
+        finally:
+            self.queue.leave(ticket)
 
 
 class FastJsonPayload:

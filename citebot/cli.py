@@ -1,25 +1,32 @@
 """The ``citebot`` command: one sub-command per job, ``--json`` wherever a script may read the output.
 
-citebot index [--check] [--force]     build or update the index from the seeds
-citebot ask [QUESTION] [-k N]         cited passages for a question (or one per stdin line)
-citebot sources                       the indexed documents and their citations
-citebot eval FILE [--folds K]         retrieval metrics per question kind, with ablations and a
-                                      naive baseline; or settings chosen by cross-validation
-citebot serve                         run the Telegram bot (or the local sandbox without a token)
+    citebot index [--check] [--force]     build or update the index from the seeds
+    citebot ask [QUESTION] [-k N]         cited passages for a question (or one per stdin line)
+    citebot sources                       the indexed documents and their citations
+    citebot eval FILE [--folds K]         retrieval metrics per question kind, with ablations and a
+                                          naive baseline; or settings chosen by cross-validation
+    citebot serve                         run the Telegram bot (or the local sandbox without a token)
+    citebot feedback [--since D] [--export FILE]   the 👍/👎 votes users gave, or an eval file of them
+    citebot gaps [--since D]              the questions the corpus answers badly, grouped by meaning
+
+``--config`` and ``-v`` are accepted before or after the command.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .progress import ProgressBar
 from .service import configure_process, open_service
 
 log = logging.getLogger("citebot")
@@ -47,9 +54,61 @@ def _is_expected(exc: Exception) -> bool:
     from embeddings.evaluation import EvalSetError
     from embeddings.index import IndexError_
     from embeddings.model import ModelLoadError
+    from embeddings.sources import SourcesError
+
+    from .store import StoreError
 
     return isinstance(
-        exc, ConfigError | ModelLoadError | IndexError_ | EvalSetError | FileNotFoundError | PermissionError
+        exc,
+        ConfigError
+        | ModelLoadError
+        | IndexError_
+        | SourcesError
+        | EvalSetError
+        | StoreError
+        | FileNotFoundError
+        | PermissionError,
+    )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def since_date(text: str) -> float:
+    """argparse type: an ISO date or date-time (UTC unless it says otherwise), as a timestamp."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    # The sub-commands take them too, so `citebot ask --config X` works; SUPPRESS keeps a value
+    # given before the command from being reset by the sub-command's default.
+    default = None if defaults else argparse.SUPPRESS
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if defaults else argparse.SUPPRESS,
+        help="log debug detail to stderr",
     )
 
 
@@ -60,13 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings: config/citebot.yaml; override any key with CITEBOT_<SECTION>_<KEY>.",
     )
     parser.add_argument("--version", action="version", version=f"citebot {__version__}")
-    parser.add_argument(
-        "--config", metavar="PATH", help="config file (default: config/citebot.yaml or $CITEBOT_CONFIG)"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    _common_options(parser, defaults=True)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, defaults=False)
+    add_command = functools.partial(commands.add_parser, parents=[common])
 
-    index = commands.add_parser(
+    index = add_command(
         "index",
         help="build or update the index from the seeds folder",
         description="Build the index, re-embedding only documents that changed.",
@@ -85,21 +144,27 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--json", action="store_true", help="print the report as JSON (one line per rebuild)")
     index.set_defaults(handler=cmd_index)
 
-    ask = commands.add_parser(
+    ask = add_command(
         "ask",
         help="print cited passages answering a question",
         description="Answer QUESTION, or each line of standard input when it is omitted.",
     )
     ask.add_argument("question", nargs="*", help="the question (omit to read one question per line from stdin)")
-    ask.add_argument("-k", type=int, default=None, metavar="N", help="number of passages (default: retrieval.top_k)")
+    ask.add_argument(
+        "-k",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="number of passages, at least 1 (default: retrieval.top_k)",
+    )
     ask.add_argument("--json", action="store_true", help="one JSON object per question, one per line")
     ask.set_defaults(handler=cmd_ask)
 
-    sources = commands.add_parser("sources", help="list the indexed documents with citations")
+    sources = add_command("sources", help="list the indexed documents with citations")
     sources.add_argument("--json", action="store_true", help="print a JSON list")
     sources.set_defaults(handler=cmd_sources)
 
-    evaluate = commands.add_parser(
+    evaluate = add_command(
         "eval",
         help="measure retrieval quality on an evaluation set",
         description="hit@1/3/5, MRR@5, answered and decline rates (off-topic and "
@@ -127,13 +192,47 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
     evaluate.set_defaults(handler=cmd_eval)
 
-    serve = commands.add_parser(
+    serve = add_command(
         "serve",
         help="run the Telegram bot (the local sandbox when no token is set)",
         description="Long polling (or webhook, if telegram.webhook_url is set). Without "
         "TELEGRAM_BOT_TOKEN: a local Bot API emulator and a chat in this terminal.",
     )
+    serve.add_argument(
+        "--replica",
+        action="store_true",
+        help="read-only replica (index.replica): no seeds watcher, no rebuild; follow the builder's `current` build",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    kept = argparse.ArgumentParser(add_help=False)  # the commands that read what the bot kept
+    kept.add_argument("--since", type=since_date, metavar="DATE", help="only what was kept from DATE on (YYYY-MM-DD)")
+    kept.add_argument("--json", action="store_true", help="print JSON")
+    feedback = add_command(
+        "feedback",
+        parents=[common, kept],
+        help="list the 👍/👎 votes users gave answers",
+        description="The votes kept with telegram.store_feedback, oldest first; with --export, "
+        "an evaluation file of them (tests/data/eval.yaml format) for a person to "
+        "check and add to the evaluation set.",
+    )
+    feedback.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write the 👎 answers (to check) and the 👍 ones (with their top passage) as YAML",
+    )
+    feedback.set_defaults(handler=cmd_feedback)
+
+    gaps = add_command(
+        "gaps",
+        parents=[common, kept],
+        help="what the corpus lacks: declined and low-confidence questions, grouped",
+        description="Groups the questions kept with telegram.store_questions that were declined or "
+        "answered with low confidence (telegram.gaps_similarity_below) by meaning, with "
+        "a count and examples per group.",
+    )
+    gaps.set_defaults(handler=cmd_gaps)
     return parser
 
 
@@ -141,15 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
-    from embeddings.index import compare, indexed_fingerprints, seed_state
+    from embeddings.index import compare, indexed_manifest, seed_state
 
     from .engine import corpus, load_encoder, update_index
 
     if args.check:
         c = corpus(settings)
         state, _ = seed_state(c.seeds_dir, c.extensions, c.max_bytes, c.catalog(), c.params)
-        old = indexed_fingerprints(c.index_dir, c.params)
+        manifest = indexed_manifest(c.index_dir, c.params)
+        old = None if manifest is None else manifest.get("documents")
         report = compare(old or {}, state.fingerprints)
+        report.passages = int(manifest.get("passages", 0)) if manifest else 0
+        report.warnings = state.warnings
         stale = old is None or report.changed
         if args.json:
             _print_json({"stale": stale, "index_exists": old is not None, **report.as_dict()})
@@ -161,15 +263,16 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.watch:
         return _watch(settings, args.json)
+    corpus(settings).catalog()  # a broken sources file stops us before the model loads
     encoder = load_encoder(settings)
-    with _progress_bar(disable=args.json) as progress:
+    with ProgressBar(disable=args.json) as progress:
         report = update_index(settings, encoder, force=args.force, progress=progress)
     if args.json:
         _print_json(report.as_dict())
     else:
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        verb = "built" if report.built else "up to date"
+        verb = "rebuilt" if report.built and report.reembedded else "built" if report.built else "up to date"
         print(
             f"index {verb}: {_change_summary(report)}; {report.passages} passages "
             f"({report.embedded} texts embedded in {report.seconds:.1f} s)"
@@ -206,39 +309,13 @@ def _change_summary(report: Any) -> str:
         f"{len(report.removed)} removed",
         f"{len(report.unchanged)} unchanged",
     ]
+    if getattr(report, "reembedded", None):
+        parts.append(f"{len(report.reembedded)} re-embedded")
     return ", ".join(parts)
 
 
-class _progress_bar:
-    """tqdm bar fed by the builder's (done, total) callback."""
-
-    def __init__(self, disable: bool) -> None:
-        self.disable = disable or not sys.stderr.isatty()
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        def update(done: int, total: int) -> None:
-            if self.disable:
-                return
-            if self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
-            self.bar.n = done
-            self.bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
-    k = args.k or settings.retrieval.top_k
-    if k < 1:
-        print("citebot: error: -k must be at least 1", file=sys.stderr)
-        return EXIT_ERROR
+    k = settings.retrieval.top_k if args.k is None else args.k
     questions: Iterable[str] = [" ".join(args.question)] if args.question else _stdin_questions(sys.stdin)
     searcher = open_service(settings).searcher
     for question in questions:
@@ -358,16 +435,7 @@ METRIC_COLUMNS = (
     "newest_first",
     "mean_chars",
 )
-FOLD_COLUMNS = (
-    "hit@1",
-    "hit@3",
-    "hit@5",
-    "mrr@5",
-    "answered",
-    "abstained_off_topic",
-    "abstained_unanswerable",
-    "newest_first",
-)
+FOLD_COLUMNS = METRIC_COLUMNS[:-1]  # a fold's figures: all but the passage length
 
 
 def _cell(value: Any, digits: int = 3) -> str:
@@ -416,7 +484,62 @@ def _settings_text(overrides: dict[str, Any]) -> str:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .serve import serve
 
+    if args.replica:
+        settings = settings.model_copy(update={"index": settings.index.model_copy(update={"replica": True})})
     return serve(settings)
+
+
+def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
+    from .feedback import export_yaml, feedback_text
+    from .store import read_store, store_path
+
+    store = read_store(settings)
+    rows = []
+    if store is None:
+        print(
+            f"no feedback stored yet ({store_path(settings)} does not exist; telegram.store_feedback is "
+            f"{'on' if settings.telegram.store_feedback else 'off'})",
+            file=sys.stderr,
+        )
+    else:
+        rows = store.feedback(args.since)
+        store.close()
+    if args.export is not None:
+        args.export.write_text(export_yaml(rows), encoding="utf-8")
+        down = sum(r.vote < 0 for r in rows)
+        print(f"wrote {args.export}: {down} 👎 to check, {len(rows) - down} 👍 with their top passage")
+        return EXIT_OK
+    if args.json:
+        _print_json([r.as_dict() for r in rows])
+    else:
+        print(feedback_text(rows))
+    return EXIT_OK
+
+
+def cmd_gaps(settings: Settings, args: argparse.Namespace) -> int:
+    from .gaps import CoverageReport, coverage_report, gaps_text
+    from .store import read_store
+
+    store = read_store(settings)
+    report = CoverageReport([], 0)
+    if store is not None:
+        if store.questions(args.since):  # the model is loaded only when there is something to group
+            from .engine import load_encoder
+
+            report = coverage_report(
+                store, load_encoder(settings).encode, settings.telegram.gaps_similarity_below, args.since
+            )
+        store.close()
+    if not report.considered and not settings.telegram.store_questions:
+        print(
+            "no questions stored: turn on telegram.store_questions (see config/citebot.yaml) to collect them",
+            file=sys.stderr,
+        )
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(gaps_text(report))
+    return EXIT_OK
 
 
 def _print_json(data: Any) -> None:

@@ -40,6 +40,13 @@ class CorpusConfig(_Section):
 class IndexConfig(_Section):
     dir: Path = Path("var/index")
     keep_builds: int = Field(2, ge=1)
+    # builds up to this size are read into memory (damage to the files cannot reach the process);
+    # larger ones are memory-mapped (shared, but a file truncated under the process is fatal: SIGBUS)
+    mmap_above_mb: float = Field(512.0, ge=0)
+    # how often the bot re-checks the live build's files against their checksums (0: never)
+    verify_every_seconds: float = Field(60.0, ge=0)
+    replica: bool = False
+    follow_seconds: float = Field(1.0, gt=0)
 
 
 class EmbeddingsConfig(_Section):
@@ -50,6 +57,9 @@ class EmbeddingsConfig(_Section):
     device: str = "cpu"
     # Encode with "<title>: <passage>" so questions naming a document find it.
     title_prefix: bool = True
+    # False: the model reads English only, and a question in another language gets the reply that
+    # the sources are in English. True (a multilingual model): every question is searched.
+    multilingual: bool = False
 
 
 class ChunkingConfig(_Section):
@@ -94,17 +104,31 @@ class TelegramConfig(_Section):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
+    webhook_max_connections: int = Field(40, ge=1, le=100)
     results_private: int = Field(3, ge=1, le=10)
     results_group: int = Field(2, ge=1, le=10)
     results_inline: int = Field(10, ge=1, le=50)
     inline_cache_seconds: int = Field(30, ge=0)
     max_question_chars: int = Field(500, ge=20)
     rate_limit_per_minute: int = Field(20, ge=1)
+    inline_per_minute: int = Field(60, ge=1)
+    buttons_per_minute: int = Field(60, ge=1)
     admins: tuple[int, ...] = ()
     allowed_chats: tuple[int, ...] | None = None
     workers: int = Field(64, ge=1)
+    state_url: SecretStr | None = None
+    update_lease_seconds: float = Field(10.0, gt=0)
     mode: Literal["auto", "telegram", "sandbox"] = "auto"
+    sandbox_log: Path = Path("var/sandbox.log")
+    # what users tell the bot, for the curator (citebot/store.py): one SQLite file
+    store_file: Path = Path("var/citebot.sqlite3")
+    store_feedback: bool = True
+    store_questions: bool = False
+    retention_days: int = Field(90, ge=1)
+    gaps_similarity_below: float = Field(0.45, ge=-1, le=1)
     polling_refused_grace_seconds: float = Field(300.0, ge=0)
+    send_patience_seconds: float = Field(600.0, ge=1)
+    send_queue_limit: int = Field(1000, ge=1)
 
 
 class Settings(_Section):
@@ -117,7 +141,8 @@ class Settings(_Section):
     root: Path = PROJECT_ROOT
 
     def path(self, value: Path) -> Path:
-        """Resolve a configured path: relative paths are relative to the project root."""
+        """Resolve a configured path: relative paths are relative to the project root (wherever
+        the config file is)."""
         return value if value.is_absolute() else self.root / value
 
     def bot_token(self) -> str | None:
@@ -145,16 +170,17 @@ def load_settings(config_path: str | Path | None = None, environ: Mapping[str, s
     env = os.environ if environ is None else environ
     path = Path(config_path or env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG)
     data = _read_yaml(path) if path.exists() or config_path or env.get(f"{ENV_PREFIX}CONFIG") else {}
-    for section, key, value in _env_overrides(env):
+    from_env: dict[tuple[str, str], str] = {}
+    for name, section, key, value in _env_overrides(env):
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
-            raise ConfigError(f"{section}: must be a mapping")
+            raise ConfigError(f"{section}: must be a mapping (in {path})")
         data[section][key] = value
-    root = path.resolve().parent.parent if path.exists() else PROJECT_ROOT
+        from_env[(section, key)] = name
     try:
-        return Settings.model_validate({**data, "root": root})
+        return Settings.model_validate({**data, "root": PROJECT_ROOT})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        raise ConfigError(_describe(exc, path, from_env)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -166,10 +192,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, str, Any]]:
+    """(variable, section, key, value) of every override in ``env``."""
     overrides = []
     if env.get("TELEGRAM_BOT_TOKEN"):
-        overrides.append(("telegram", "token", env["TELEGRAM_BOT_TOKEN"]))
+        overrides.append(("TELEGRAM_BOT_TOKEN", "telegram", "token", env["TELEGRAM_BOT_TOKEN"]))
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
             continue
@@ -180,13 +207,13 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, Any]]:
                 f"{name}: unknown setting (sections: {', '.join(SECTIONS)}; form CITEBOT_<SECTION>_<KEY>)"
             )
         key = rest[len(section) + 1 :]
-        overrides.append((section, key, _parse_env_value(key, raw)))
+        overrides.append((name, section, key, _parse_env_value(key, raw)))
     return overrides
 
 
 def _parse_env_value(key: str, raw: str) -> Any:
     # Secrets and URLs stay strings: YAML would turn a token like "123:abc" into something else.
-    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model"}:
+    if key in {"token", "webhook_secret", "base_url", "webhook_url", "model", "state_url"}:
         return raw
     try:
         return yaml.safe_load(raw)
@@ -194,12 +221,22 @@ def _parse_env_value(key: str, raw: str) -> Any:
         return raw
 
 
-def _describe(exc: ValidationError, path: Path) -> str:
-    problems = []
+def _describe(exc: ValidationError, path: Path, from_env: Mapping[tuple[str, str], str]) -> str:
+    """One line naming each wrong key and where its value came from: the environment variable
+    that set it, or the file. Values are never echoed (one may be a secret)."""
+    in_file, in_env = [], []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown key")
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc)
+        problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        variable = from_env.get((loc[0], loc[1])) if len(loc) >= 2 else None
+        if variable is not None:
+            in_env.append(f"{variable} (environment, sets {key}): {problem}")
         else:
-            problems.append(f"{key}: {error['msg']}")
-    return f"invalid configuration ({path}): " + "; ".join(problems)
+            in_file.append(f"{key}: {problem}")
+    parts = []
+    if in_env:
+        parts.append("invalid environment override: " + "; ".join(in_env))
+    if in_file:
+        parts.append(f"invalid configuration ({path}): " + "; ".join(in_file))
+    return "; ".join(parts)

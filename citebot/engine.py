@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from embeddings.artifacts import load_artifacts, save_artifacts
 from embeddings.fusion import Weights
 from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
 from embeddings.model import Encoder
@@ -47,6 +48,7 @@ class Corpus:
     extensions: tuple[str, ...]
     max_bytes: int
     params: BuildParams
+    mmap_above_bytes: int  # a build this large is memory-mapped, a smaller one read into memory
 
     def catalog(self) -> SourceCatalog:
         return load_catalog(self.sources_file)
@@ -62,6 +64,7 @@ def corpus(settings: Settings) -> Corpus:
         tuple(c.extensions),
         int(c.max_file_mb * 1_000_000),
         build_params(settings),
+        int(settings.index.mmap_above_mb * 2**20),
     )
 
 
@@ -78,6 +81,7 @@ def limit_search_threads() -> None:  # called by citebot.service.configure_proce
     thread made each question's scoring cost 4× the CPU time (8 ms instead of 2), CPU the
     model's encode needs under load (bench/README.md)."""
     import faiss
+    import scipy.linalg  # noqa: F401  # loads scipy's own OpenBLAS (sentence-transformers imports scipy), limited below
     from threadpoolctl import threadpool_limits
 
     faiss.omp_set_num_threads(1)
@@ -106,12 +110,13 @@ def update_index(
         force=force,
         keep_builds=settings.index.keep_builds,
         progress=progress,
+        artifacts=partial(save_artifacts, exact_below=settings.retrieval.exact_search_below),
     )
 
 
 def open_index(settings: Settings) -> IndexData:
     c = corpus(settings)
-    return load_index(c.index_dir, c.params)
+    return load_index(c.index_dir, c.params, mmap_above_bytes=c.mmap_above_bytes)
 
 
 def make_searcher(
@@ -126,6 +131,16 @@ def make_searcher(
     from embeddings.lexical import common_english_words, english_words
 
     known = english_words() | {w for w in encoder.model.tokenizer.get_vocab() if w.isalpha()}
+    saved = (
+        None
+        if vector_index is not None
+        else load_artifacts(
+            data.path,
+            exact_below=r.exact_search_below,
+            rows=(len(data.passages), len(data.sentences)),
+            known_words=known,
+        )
+    )
     return Searcher(
         data,
         encoder,
@@ -141,4 +156,5 @@ def make_searcher(
         kind_weights=r.kind_boosts.model_dump(),
         common_words=common_english_words(),
         abstain_margin=r.abstain_margin,
+        artifacts=saved,
     )

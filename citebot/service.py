@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from embeddings.model import Encoder
@@ -51,17 +52,29 @@ class Service:
         return self.keeper.encoder
 
 
-def open_service(settings: Settings, *, encoder: Encoder | None = None) -> Service:
+def open_service(
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    build: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Service:
     """Load the model (or take ``encoder``) and the index, building the index first if there is
-    none usable; the searcher and its keeper, ready to serve."""
-    from embeddings.index import IndexError_
+    none usable (unless ``build`` is false: then IndexError_ says so; ``progress`` gets the
+    build's (done, total) texts); the searcher and its keeper, ready to serve."""
+    from embeddings.index import IndexError_, IndexMissing
 
     encoder = encoder or engine.load_encoder(settings)
     try:
         data = engine.open_index(settings)
     except IndexError_ as exc:
-        log.warning("%s; building it now", exc)
-        engine.update_index(settings, encoder)
+        if not build:
+            raise
+        # this is the build the hint in the message asks for: don't tell the user to run it
+        reason = "first start" if isinstance(exc, IndexMissing) else str(exc).split(": run `", 1)[0]
+        log.info("building the index from %s (%s); this takes a minute or so", settings.corpus.seeds_dir, reason)
+        report = engine.update_index(settings, encoder, progress=progress)
+        log.info("index built: %d passages in %.1f s", report.passages, report.seconds)
         data = engine.open_index(settings)
     return Service.around(settings, engine.make_searcher(settings, encoder, data))
 

@@ -77,6 +77,17 @@ def clean_document(raw: str, *, title: str | None = None) -> CleanText:
     return assemble(paragraphs)
 
 
+def clean_blocks(blocks: Iterable[tuple[str, str]], *, title: str | None = None) -> CleanText:
+    """Clean a document whose reader already knows its headings and paragraphs (Markdown, HTML,
+    PDF by layout): characters and punctuation are repaired, the structure is kept as given.
+    The line-based repairs of :func:`clean_document` are for plain-text exports only."""
+    kept = [(kind, tidy_punctuation(" ".join(normalize_characters(text).split()))) for kind, text in blocks]
+    kept = [(kind, text) for kind, text in kept if text]
+    if title and kept and len(drop_title([kept[0][1]], title)) == 0:
+        kept = kept[1:]
+    return assemble((text for _, text in kept), kinds=[kind for kind, _ in kept])
+
+
 def normalize_characters(raw: str) -> str:
     """Unicode NFC, one kind of newline and space, no control or replacement characters."""
     text = unicodedata.normalize("NFC", raw)
@@ -338,17 +349,18 @@ def drop_title(paragraphs: Sequence[str], title: str) -> list[str]:
     return result
 
 
-def assemble(paragraphs: Iterable[str]) -> CleanText:
-    """Join paragraphs with blank lines and record where each block is."""
+def assemble(paragraphs: Iterable[str], kinds: Sequence[str] | None = None) -> CleanText:
+    """Join paragraphs with blank lines and record where each block is. Without ``kinds`` a
+    block is a heading when it looks like one."""
     blocks: list[Block] = []
     parts: list[str] = []
     offset = 0
-    for paragraph in paragraphs:
+    for i, paragraph in enumerate(paragraphs):
         if not paragraph:
             continue
         if parts:
             offset += 2
-        kind = "heading" if looks_like_heading(paragraph) else "paragraph"
+        kind = kinds[i] if kinds is not None else "heading" if looks_like_heading(paragraph) else "paragraph"
         blocks.append(Block(kind, offset, offset + len(paragraph)))
         parts.append(paragraph)
         offset += len(paragraph)

@@ -1,17 +1,24 @@
 """Find the source documents in the seeds folder and read their text.
 
-Reads ``.txt``/``.md`` (UTF-8, or cp1252/latin-1 as a fallback), ``.pdf`` (the text layer) and
-``.html``. A file that cannot be used — unreadable, empty, binary, too large, a PDF without text,
-a link leading out of the folder — is skipped with one warning; it never stops the others.
+Reads ``.txt`` (UTF-8, or cp1252/latin-1 as a fallback), ``.md`` (rendered to text), ``.pdf`` (the
+text layer, by layout) and ``.html`` (the main content); see :mod:`embeddings.formats`. A file that
+cannot be used — unreadable, empty, binary, too large, a PDF without text, a link leading out of
+the folder — is skipped with one warning; it never stops the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import stat
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import formats
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,9 @@ class RawDocument:
     path: Path
     sha256: str
     text: str
+    # ("heading" | "paragraph", text) in order, for formats that mark their structure
+    # (Markdown, HTML, PDF); None for plain text, whose structure the cleaning infers
+    blocks: tuple[tuple[str, str], ...] | None = None
 
 
 class UnusableFile(Exception):
@@ -46,34 +56,118 @@ def doc_key(doc_id: str) -> str:
 def scan_seeds(
     seeds_dir: Path, extensions: Iterable[str], max_bytes: int, warn: list[str] | None = None
 ) -> list[SourceFile]:
-    """List the candidate files under ``seeds_dir`` with their hashes, sorted by id.
+    """List the files under ``seeds_dir`` that may become documents, with their hashes, sorted by id.
 
-    Files with other extensions, hidden files, files over ``max_bytes`` and links that lead
-    outside the folder are left out; each such skip (but other extensions) adds a warning.
+    A file is a candidate when it has one of ``extensions`` and no part of its path is hidden;
+    links to folders are not followed. A candidate is skipped, with one warning, when its name is
+    not valid UTF-8, it is a broken link or a link loop, a link leading outside the folder, not a
+    regular file, a file with a hard link outside the folder (every name it has must be inside),
+    over ``max_bytes``, or has the same content as another seed (a link or a copy: the first
+    regular file is kept). Nothing here raises for one bad path.
     """
     warnings = warn if warn is not None else []
     root = seeds_dir.resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"seeds folder not found: {seeds_dir}")
     wanted = {e.lower() for e in extensions}
-    found = []
-    for path in sorted(seeds_dir.rglob("*")):
-        relative = path.relative_to(seeds_dir)
-        if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() not in wanted:
-            continue
+    candidates, names_inside = _walk(seeds_dir, wanted, warnings)
+    found: list[tuple[SourceFile, bool]] = []  # (file, is a link)
+    for relative, path in candidates:
+        try:
+            found.append(_candidate(relative, path, root, max_bytes, names_inside))
+        except (OSError, RuntimeError, UnusableFile) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+            _warn(warnings, relative, exc)
+    return _unique(found, warnings)
+
+
+def _walk(seeds_dir: Path, wanted: set[str], warnings: list[str]) -> tuple[list[tuple[str, Path]], Counter]:
+    """Candidate files (id, path) and, for every regular file seen, how many of its names are in the folder."""
+    candidates: list[tuple[str, Path]] = []
+    names_inside: Counter = Counter()
+
+    def unreadable(exc: OSError) -> None:
+        _warn(warnings, printable(os.path.relpath(exc.filename or seeds_dir, seeds_dir)), exc)
+
+    for folder, subfolders, files in os.walk(seeds_dir, onerror=unreadable):  # does not follow folder links
+        here = Path(folder)
+        for name in list(subfolders):
+            if name.startswith(".") or not _utf8(name):
+                subfolders.remove(name)
+                if not name.startswith("."):
+                    _warn(
+                        warnings,
+                        printable((here / name).relative_to(seeds_dir).as_posix()),
+                        UnusableFile("its name is not valid UTF-8: rename it"),
+                    )
+        subfolders.sort()
+        for name in sorted(files):
+            path = here / name
+            with contextlib.suppress(OSError):
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode):
+                    names_inside[(info.st_dev, info.st_ino)] += 1
+            relative = path.relative_to(seeds_dir).as_posix()
+            if name.startswith(".") or path.suffix.lower() not in wanted:
+                continue
+            if not _utf8(relative):
+                _warn(warnings, printable(relative), UnusableFile("its name is not valid UTF-8: rename it"))
+                continue
+            candidates.append((relative, path))
+    return candidates, names_inside
+
+
+def _candidate(relative: str, path: Path, root: Path, max_bytes: int, names_inside: Counter) -> tuple[SourceFile, bool]:
+    is_link = path.is_symlink()
+    if is_link:
         try:
             resolved = path.resolve(strict=True)
-            if not resolved.is_relative_to(root):
-                raise UnusableFile("it is a link to a file outside the seeds folder")
-            if not resolved.is_file():
-                continue
-            size = resolved.stat().st_size
-            if size > max_bytes:
-                raise UnusableFile(f"it is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit")
-            found.append(SourceFile(relative.as_posix(), path, _sha256(resolved), size))
-        except (OSError, UnusableFile) as exc:
-            _warn(warnings, relative.as_posix(), exc)
-    return found
+        except (OSError, RuntimeError):
+            raise UnusableFile("it is a broken link or a link loop") from None
+        if not resolved.is_relative_to(root):
+            raise UnusableFile("it is a link to a file outside the seeds folder")
+    else:
+        resolved = path
+    info = resolved.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise UnusableFile("it is not a regular file")
+    inside = names_inside[(info.st_dev, info.st_ino)]
+    if info.st_nlink > inside:
+        raise UnusableFile(
+            f"it has {info.st_nlink} hard links and only {inside} in the seeds folder: a file "
+            "that also lives elsewhere is not indexed (copy it in instead)"
+        )
+    if info.st_size > max_bytes:
+        raise UnusableFile(f"it is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit")
+    return SourceFile(relative, path, _sha256(resolved), info.st_size), is_link
+
+
+def _unique(found: list[tuple[SourceFile, bool]], warnings: list[str]) -> list[SourceFile]:
+    """One file per content: a regular file is preferred to a link, then the first name."""
+    kept: dict[str, SourceFile] = {}
+    for source, _ in sorted(found, key=lambda item: (item[1], item[0].doc_id)):
+        first = kept.get(source.sha256)
+        if first is None:
+            kept[source.sha256] = source
+        else:
+            _warn(
+                warnings,
+                source.doc_id,
+                UnusableFile(f"it has the same content as {first.doc_id} (a link or a copy): indexed once"),
+            )
+    return sorted(kept.values(), key=lambda s: s.doc_id)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a file name arrive as lone surrogates
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """A file name fit for a log line or a chat message: undecodable bytes shown as ``\\xff``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def read_document(source: SourceFile) -> RawDocument:
@@ -83,15 +177,18 @@ def read_document(source: SourceFile) -> RawDocument:
         data = source.path.read_bytes()
     except OSError as exc:
         raise UnusableFile(f"cannot be read ({exc.strerror})") from None
+    blocks: tuple[tuple[str, str], ...] | None = None
     if suffix == ".pdf":
-        text = _pdf_text(data)
+        blocks = _pdf_blocks(data)
     elif suffix in {".html", ".htm"}:
-        text = _html_text(_decode(data))
-    else:
-        text = _decode(data)
+        _decode(data)  # refuses binary files
+        blocks = tuple(formats.html_blocks(data))
+    elif suffix in {".md", ".markdown"}:
+        blocks = tuple(formats.markdown_blocks(_decode(data)))
+    text = formats.blocks_text(blocks) if blocks is not None else _decode(data)
     if not text.strip():
         raise UnusableFile("it has no text")
-    return RawDocument(source.doc_id, source.path, source.sha256, text)
+    return RawDocument(source.doc_id, source.path, source.sha256, text, blocks)
 
 
 def read_documents(sources: Iterable[SourceFile], warn: list[str] | None = None) -> list[RawDocument]:
@@ -137,33 +234,11 @@ def _decode(data: bytes) -> str:
     return text
 
 
-def _pdf_text(data: bytes) -> str:
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
+def _pdf_blocks(data: bytes) -> tuple[tuple[str, str], ...]:
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        blocks = tuple(formats.pdf_blocks(data))
+    except formats.FormatError as exc:
         raise UnusableFile(f"it is not a readable PDF ({exc})") from None
-    text = "\n\n".join(pages)
-    if not text.strip():
+    if not blocks:
         raise UnusableFile("the PDF has no text layer (a scan?); OCR it first")
-    return text
-
-
-def _html_text(markup: str) -> str:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(markup, "html.parser")
-    for tag in soup(["script", "style", "nav", "header", "footer", "aside", "form", "noscript", "figure"]):
-        tag.decompose()
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    if soup.title:
-        soup.title.decompose()
-    body = soup.body or soup
-    blocks = [el.get_text(" ", strip=True) for el in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "blockquote"])]
-    text = "\n\n".join(b for b in blocks if b) or body.get_text("\n", strip=True)
-    return f"{title}\n\n{text}" if title else text
+    return blocks

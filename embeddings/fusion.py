@@ -105,7 +105,7 @@ def rerank_with(scores: np.ndarray, top: np.ndarray, extra: np.ndarray) -> np.nd
 
 
 def select_non_overlapping(
-    order: Sequence[int], docs: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int
+    order: Sequence[int] | np.ndarray, docs: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int
 ) -> list[int]:
     """Walk candidates best-first, keeping those that overlap no kept passage of the same document."""
     # plain Python lists: reading numpy arrays element by element was most of this function's time

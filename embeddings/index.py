@@ -14,7 +14,16 @@ Layout under the index dir::
     build.lock                        serialises builders (the watcher, /reload, the CLI)
 
 A build writes a new folder and only then moves ``current``: a crash leaves the previous index as
-it was. Readers memory-map the arrays, so a swap never disturbs a search in progress.
+it was. A published build is never written again: its files and folder are made read-only, and
+every rebuild writes a new folder.
+
+Integrity: the manifest holds a checksum (xxh3-128) of every other file, verified whenever a build
+is loaded (:func:`load_index`) and by :func:`verify_build` (the bot's periodic check); vectors that
+are not finite or not unit length are refused. A build up to ``mmap_above_bytes`` is read into
+memory, so nothing done to its files afterwards can reach the process; a larger one is
+memory-mapped (shared page cache, little resident memory), and then a file truncated under a
+running process (``rsync --inplace``, ``cp`` over it) ends that process with SIGBUS — see the
+README's "Do not edit var/index".
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -35,15 +45,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import xxhash
 
 from .chunking import make_passages, split_sentences
-from .cleaning import clean_document
+from .cleaning import clean_blocks, clean_document
 from .documents import RawDocument, doc_key, read_documents, scan_seeds
 from .sources import Citation, SourceCatalog
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: checksums of every file in the manifest
 PASSAGE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4"), ("first", "<i4"), ("last", "<i4")])
 SENTENCE_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i4"), ("end", "<i4")])
 ARRAY_FILES = (
@@ -54,6 +65,9 @@ ARRAY_FILES = (
     "token_vectors.npy",
     "token_lengths.npy",
 )
+CHECKED_FILES = (*ARRAY_FILES, "documents.json")  # every file but the manifest, which holds their checksums
+CHECKSUM = "xxh3_128"
+MMAP_ABOVE_BYTES = 512 * 2**20  # builds up to this size are read into memory (index.mmap_above_mb)
 
 
 class IndexError_(Exception):
@@ -73,8 +87,10 @@ class IndexMismatch(IndexError_):
 
 
 class TextEncoder(Protocol):
-    name: str
-    dimension: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def dimension(self) -> int: ...
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
 
@@ -186,6 +202,7 @@ class BuildReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    reembedded: list[str] = field(default_factory=list)  # unchanged, but embedded again (force, new format)
     warnings: list[str] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
@@ -204,6 +221,7 @@ class BuildReport:
             "updated": self.updated,
             "removed": self.removed,
             "unchanged": len(self.unchanged),
+            "reembedded": len(self.reembedded),
             "passages": self.passages,
             "embedded": self.embedded,
             "seconds": round(self.seconds, 2),
@@ -234,15 +252,18 @@ def _fingerprint(sha256: str, citation: Citation, params: BuildParams) -> str:
 # ------------------------------------------------------------------------------------- loading
 
 
-def load_index(index_dir: Path, params: BuildParams | None = None) -> IndexData:
-    """Load and validate the current build. Raises IndexMissing / IndexCorrupt / IndexMismatch."""
+def load_index(
+    index_dir: Path, params: BuildParams | None = None, *, mmap_above_bytes: int = MMAP_ABOVE_BYTES
+) -> IndexData:
+    """Load and verify the current build. Raises IndexMissing / IndexCorrupt / IndexMismatch.
+
+    Every file's checksum is checked against the manifest; a build of at most ``mmap_above_bytes``
+    is then held in memory, a larger one memory-mapped (see the module notes)."""
     path = current_build(index_dir)
     if not path.exists():
         raise IndexMissing(f"no index at {index_dir}: run `citebot index`")
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise IndexCorrupt(f"index manifest unreadable at {path} ({exc}): run `citebot index --force`") from None
+    build = path.resolve()
+    manifest = _read_manifest(build)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatch(
             f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: run `citebot index`"
@@ -251,15 +272,24 @@ def load_index(index_dir: Path, params: BuildParams | None = None) -> IndexData:
         raise IndexMismatch(
             f"index was built with {manifest.get('params')}, config asks for {params.as_dict()}: run `citebot index`"
         )
+    checksums = _checksums(manifest, build)
     try:
-        documents = [DocumentRecord.from_json(d) for d in json.loads((path / "documents.json").read_text())]
-        arrays = {name: np.load(path / name, mmap_mode="r", allow_pickle=False) for name in ARRAY_FILES}
+        in_memory = sum((build / name).stat().st_size for name in CHECKED_FILES) <= mmap_above_bytes
+        arrays = {}
+        for name in ARRAY_FILES:
+            if in_memory:
+                arrays[name] = _array_from_bytes(_verified_bytes(build / name, checksums[name]))
+            else:
+                _verify_file(build / name, checksums[name])
+                arrays[name] = np.load(build / name, mmap_mode="r", allow_pickle=False)
+        documents_json = _verified_bytes(build / "documents.json", checksums["documents.json"])
+        documents = [DocumentRecord.from_json(d) for d in json.loads(documents_json.tobytes())]
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         raise IndexCorrupt(
-            f"index files damaged at {path} ({type(exc).__name__}): run `citebot index --force`"
+            f"index files damaged at {build} ({type(exc).__name__}: {exc}): run `citebot index --force`"
         ) from None
     data = IndexData(
-        path.resolve(),
+        build,
         manifest,
         documents,
         arrays["passages.npy"],
@@ -293,6 +323,123 @@ def _validate(data: IndexData) -> None:
         or int(data.passages["last"].max()) >= len(data.sentences)
     ):
         raise IndexCorrupt(f"index at {data.path} is inconsistent (references): run `citebot index --force`")
+    problem = (
+        vector_problem(data.passage_vectors, "passage")
+        or vector_problem(data.sentence_vectors, "sentence")
+        or vector_problem(data.token_vectors, "token", unit=False)
+    )
+    if problem:
+        raise IndexCorrupt(f"index at {data.path} is damaged ({problem}): run `citebot index --force`")
+
+
+def vector_problem(vectors: np.ndarray, what: str, *, unit: bool = True) -> str | None:
+    """Why these vectors cannot be searched (not finite; not unit length when ``unit``), or None."""
+    if not len(vectors):
+        return None
+    if not _all_finite(vectors):
+        return f"{what} vectors that are not finite numbers (NaN or infinity)"
+    if unit:
+        norms = np.linalg.norm(np.asarray(vectors, dtype=np.float32), axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-2):
+            return f"{what} vectors that are not unit length"
+    return None
+
+
+def _all_finite(vectors: np.ndarray) -> bool:
+    if vectors.dtype == np.float16:  # exponent bits all set = NaN or infinity; 4x faster than isfinite on float16
+        return not bool(((np.asarray(vectors).view(np.uint16) & 0x7C00) == 0x7C00).any())
+    return bool(np.isfinite(vectors).all())
+
+
+# ---------------------------------------------------------------------------------- integrity
+
+
+def file_checksum(path: Path) -> str:
+    """``xxh3_128:<hex>`` of a file, read in blocks (several GB/s: a check costs little next to a load)."""
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return f"{CHECKSUM}:{digest.hexdigest()}"
+
+
+def verify_build(build: Path) -> None:
+    """Check every file of a build folder against its manifest; raise IndexCorrupt naming the first
+    damaged file. Reads the files, not the memory of a loaded index: this is what the next load
+    (or a restart) would meet."""
+    checksums = _checksums(_read_manifest(build), build)
+    for name in CHECKED_FILES:
+        try:
+            _verify_file(build / name, checksums[name])
+        except OSError as exc:
+            raise IndexCorrupt(f"index file {build / name} unreadable ({exc.strerror})") from None
+
+
+def _read_manifest(build: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((build / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"index manifest unreadable at {build} ({exc}): run `citebot index --force`") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"index manifest at {build} is not an object: run `citebot index --force`")
+    return manifest
+
+
+def _checksums(manifest: dict[str, Any], build: Path) -> dict[str, str]:
+    checksums = manifest.get("checksums")
+    if not isinstance(checksums, dict) or any(not isinstance(checksums.get(n), str) for n in CHECKED_FILES):
+        raise IndexCorrupt(f"index manifest at {build} has no checksum for every file: run `citebot index --force`")
+    return checksums
+
+
+def _damaged(path: Path) -> IndexCorrupt:
+    return IndexCorrupt(
+        f"index file {path} does not match its checksum (changed after the build was "
+        "published): run `citebot index --force`"
+    )
+
+
+def _verify_file(path: Path, expected: str) -> None:
+    if file_checksum(path) != expected:
+        raise _damaged(path)
+
+
+def _verified_bytes(path: Path, expected: str) -> np.ndarray:
+    """The file's bytes, in a numpy buffer (aligned, so arrays over it are fast), checked against its checksum."""
+    with open(path, "rb") as handle:
+        data = np.empty(os.fstat(handle.fileno()).st_size, dtype=np.uint8)
+        if handle.readinto(data.data) != len(data):
+            raise EOFError(f"{path} changed size while it was read")
+    if f"{CHECKSUM}:{xxhash.xxh3_128_hexdigest(data.data)}" != expected:
+        raise _damaged(path)
+    data.flags.writeable = False
+    return data
+
+
+def _array_from_bytes(data: np.ndarray) -> np.ndarray:
+    """A .npy file's array, read-only, over ``data`` (the file's bytes; no copy)."""
+    buffer = io.BytesIO(data[:4096].tobytes())  # the header; .npy headers are padded to 64 bytes, well within this
+    version = np.lib.format.read_magic(buffer)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(buffer)
+    if dtype.hasobject:
+        raise ValueError("an array of Python objects")
+    count = int(np.prod(shape, dtype=np.int64))
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=buffer.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _seal(build: Path) -> None:
+    """A published build is read-only: no process of ours writes into it again."""
+    for name in os.listdir(build):
+        os.chmod(build / name, 0o444)
+    os.chmod(build, 0o555)
+
+
+def _unseal(build: Path) -> None:
+    """Let a build folder be deleted (its entries are removed through the folder's write bit)."""
+    with contextlib.suppress(OSError):
+        os.chmod(build, 0o755)
 
 
 # -------------------------------------------------------------------------------------- state
@@ -322,15 +469,21 @@ def compare(old: dict[str, str], new: dict[str, str]) -> BuildReport:
     return report
 
 
-def indexed_fingerprints(index_dir: Path, params: BuildParams) -> dict[str, str] | None:
-    """The fingerprints of the current build, or None when it is missing or unusable."""
+def indexed_manifest(index_dir: Path, params: BuildParams) -> dict[str, Any] | None:
+    """The manifest of the current build, or None when it is missing or unusable."""
     try:
         manifest = json.loads((current_build(index_dir) / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
     if manifest.get("format_version") != FORMAT_VERSION or manifest.get("params") != params.as_dict():
         return None
-    return manifest.get("documents")
+    return manifest
+
+
+def indexed_fingerprints(index_dir: Path, params: BuildParams) -> dict[str, str] | None:
+    """The fingerprints of the current build, or None when it is missing or unusable."""
+    manifest = indexed_manifest(index_dir, params)
+    return None if manifest is None else manifest.get("documents")
 
 
 # ------------------------------------------------------------------------------------- building
@@ -360,11 +513,14 @@ def build_index(
     keep_builds: int = 2,
     progress: Callable[[int, int], None] | None = None,
     before_swap: Callable[[Path], None] | None = None,
+    artifacts: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> BuildReport:
     """Bring the index up to date with the seeds, re-embedding only what changed.
 
     Returns what changed. Nothing is written when nothing changed (unless ``force``).
     ``before_swap`` is a test hook called with the finished build folder before it goes live.
+    ``artifacts(folder, build)`` writes what readers load instead of computing it (e.g.
+    :func:`embeddings.artifacts.save_artifacts`) into the build folder before its manifest.
     """
     started = time.perf_counter()
     with build_lock(index_dir):
@@ -389,9 +545,11 @@ def build_index(
             if force or previous is None or tokens_missing
             else {d.doc_id: i for i, d in enumerate(previous.documents) if d.doc_id in report.unchanged}
         )
+        if not reusable:  # nothing is kept: every unchanged document is embedded again
+            report.reembedded, report.unchanged = report.unchanged, []
         build = _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report)
         build["calibration"] = corpus_calibration(encoder, build)
-        path = _write_build(index_dir, build, params, encoder.dimension)
+        path = _write_build(index_dir, build, params, encoder.dimension, artifacts)
         if before_swap is not None:
             before_swap(path)
         _swap_current(index_dir, path)
@@ -404,21 +562,28 @@ def build_index(
 
 def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable, progress, report):
     documents: list[DocumentRecord] = []
-    passage_rows: list[tuple[int, int, int, int, int]] = []
-    sentence_rows: list[tuple[int, int, int]] = []
-    passage_vectors: list[np.ndarray] = []
-    sentence_vectors: list[np.ndarray] = []
+    passage_rows: list[tuple[int, ...]] = []  # (doc, start, end, first sentence, last sentence)
+    sentence_rows: list[tuple[int, ...]] = []  # (doc, start, end)
+    passage_vectors: list[np.ndarray | None] = []  # None: to embed (slots filled below)
+    sentence_vectors: list[np.ndarray | None] = []
     passage_tokens: list[list[np.ndarray] | None] = []
     # (slot, passage texts to embed, passages as shown, sentence texts)
     to_embed: list[tuple[int, list[str], list[str], list[str]]] = []
     for raw in raw_documents:
         d = len(documents)
+        vec_p: np.ndarray | None
+        vec_s: np.ndarray | None
+        tokens: list[np.ndarray] | None
         if raw.doc_id in reusable:
             record, rows_p, rows_s, vec_p, vec_s, tokens = _reuse(previous, reusable[raw.doc_id], len(sentence_rows))
             documents.append(record)
         else:
             citation = catalog.citation(raw.doc_id, raw.text)
-            clean = clean_document(raw.text, title=citation.title)
+            clean = (
+                clean_blocks(raw.blocks, title=citation.title)
+                if raw.blocks is not None
+                else clean_document(raw.text, title=citation.title)
+            )
             sentences = split_sentences(clean, params.max_chars)
             spans = make_passages(clean, sentences, params.target_chars, params.max_chars)
             headings = [(b.start, clean.text[b.start : b.end]) for b in clean.blocks if b.kind == "heading"]
@@ -448,6 +613,8 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
     with_tokens = _gives_tokens(encoder)
     total = sum(len(p) + len(s) for _, p, _, s in to_embed)
     done = 0
+    if progress is not None:
+        progress(0, total)  # before the first batch, so that a progress bar's clock starts now
     for slot, texts_p, shown_p, texts_s in to_embed:
         vectors = encoder.encode(texts_p + texts_s)
         passage_vectors[slot] = vectors[: len(texts_p)]
@@ -498,12 +665,21 @@ def _token_arrays(per_document: list[list[np.ndarray] | None], dim: int) -> dict
     }
 
 
-def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
-    parts = [p for p in parts if p is not None and len(p)]
-    return np.ascontiguousarray(np.vstack(parts), dtype=np.float32) if parts else np.zeros((0, dim), np.float32)
+def _stack(parts: list[np.ndarray | None], dim: int) -> np.ndarray:
+    kept = [p for p in parts if p is not None and len(p)]
+    return np.ascontiguousarray(np.vstack(kept), dtype=np.float32) if kept else np.zeros((0, dim), np.float32)
 
 
-def _reuse(previous: IndexData, doc_index: int, sentence_base: int):
+def _reuse(
+    previous: IndexData, doc_index: int, sentence_base: int
+) -> tuple[
+    DocumentRecord,
+    list[tuple[int, int, int, int, int]],
+    list[tuple[int, int, int]],
+    np.ndarray,
+    np.ndarray,
+    list[np.ndarray] | None,
+]:
     """Copy one unchanged document's rows and vectors out of the previous build."""
     passages = np.asarray(previous.passages)
     sentences = np.asarray(previous.sentences)
@@ -552,12 +728,22 @@ def embedding_text(record: DocumentRecord, passage: str, offset: int, params: Bu
     return f"{header}: {passage}"
 
 
-def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, dimension: int) -> Path:
+def _write_build(
+    index_dir: Path,
+    build: dict[str, Any],
+    params: BuildParams,
+    dimension: int,
+    artifacts: Callable[[Path, dict[str, Any]], None] | None = None,
+) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     tmp = builds / f".{build_id}.tmp"
     final = builds / build_id
+    for what in ("passage", "sentence", "token"):
+        problem = vector_problem(build[f"{what}_vectors"], what, unit=what != "token")
+        if problem:
+            raise ValueError(f"the encoder gave {problem}: nothing was published")
     try:
         tmp.mkdir()
         for name in ARRAY_FILES:
@@ -567,6 +753,8 @@ def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, di
                 os.fsync(handle.fileno())
         documents = build["documents"]
         _write_json(tmp / "documents.json", [d.to_json() for d in documents])
+        if artifacts is not None:
+            artifacts(tmp, build)
         manifest = {
             "format_version": FORMAT_VERSION,
             "params": params.as_dict(),
@@ -579,12 +767,14 @@ def _write_build(index_dir: Path, build: dict[str, Any], params: BuildParams, di
             "sentences": len(build["sentences"]),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "calibration": build.get("calibration"),
+            "checksums": {name: file_checksum(tmp / name) for name in CHECKED_FILES},
         }
         _write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a complete build
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # a new name: a published folder is never replaced or written into
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _seal(final)
     return final
 
 
@@ -610,7 +800,9 @@ def _prune_builds(index_dir: Path, keep: int) -> None:
     finished = sorted((p for p in builds.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
     for old in finished[:-keep]:
         if old.resolve() != live:
+            _unseal(old)
             shutil.rmtree(old, ignore_errors=True)
     for stale_tmp in builds.glob(".*.tmp"):
         if time.time() - stale_tmp.stat().st_mtime > 3600:  # a crashed build's leftovers
+            _unseal(stale_tmp)
             shutil.rmtree(stale_tmp, ignore_errors=True)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +30,14 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[a-z0-9]+")
 SOURCE_TYPO_MAX_COUNT = 3  # a corpus word seen more often than this is never a typo
 SOURCE_TYPO_RATIO = 50  # ... and a rarer one only yields to a word this many times as common
+
+
+def _bm25s():
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG on import; its progress chatter is not ours to show
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 @lru_cache(maxsize=1)
@@ -54,14 +63,23 @@ class LexicalIndex:
     """BM25 (bm25s, Lucene variant) over a list of texts."""
 
     def __init__(self, texts: Sequence[str]) -> None:
-        import bm25s
-
-        # bm25s sets its own logger to DEBUG on import; its progress chatter is not ours to show
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        bm25s = _bm25s()
         self.size = len(texts)
         self.retriever = bm25s.BM25()
         tokens = [tokenize(t) or ["\u2400"] for t in texts]  # an empty text still needs a row
         self.retriever.index(tokens, show_progress=False)
+
+    def save(self, folder: Path) -> None:
+        """Write the index (bm25s's files) into ``folder``."""
+        self.retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """An index written by :meth:`save`, memory-mapped."""
+        index = cls.__new__(cls)
+        index.retriever = _bm25s().BM25.load(str(folder), mmap=True, show_progress=False)
+        index.size = int(index.retriever.scores["num_docs"])
+        return index
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every text for ``query`` (zeros when no query word is known)."""

@@ -36,7 +36,7 @@ def resolve_model(spec: str, root: Path | None = None) -> str:
                 f"(or pip install {module_name.replace('_', '-')})"
             ) from None
         getter = getattr(module, "get_model_path", None)
-        path = Path(getter()) if callable(getter) else Path(module.__file__).parent / "model"
+        path = Path(getter()) if callable(getter) else Path(module.__file__ or ".").parent / "model"
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
             raise ModelLoadError(f"package '{module_name}' has no model files under {path}")
         return str(path)

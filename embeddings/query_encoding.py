@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -32,9 +32,9 @@ class TokenStates:
     offsets: np.ndarray  # (tokens, 2) int
 
 
-@dataclass(frozen=True)
-class QuestionVectors:
-    """What the ranking uses of one question: all unit length, float32."""
+class QuestionVectors(NamedTuple):
+    """What the ranking uses of one question: all unit length, float32. A tuple, so that the
+    searcher's byte-bounded cache counts its arrays (:func:`embeddings.search.nbytes`)."""
 
     pooled: np.ndarray  # (dim,) the model's sentence embedding: mean of every token
     focus: np.ndarray  # (dim,) mean of the tokens that are not topic words

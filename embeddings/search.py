@@ -15,15 +15,17 @@ The steps, each a function of :mod:`embeddings.fusion` or :mod:`embeddings.lexic
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from . import coverage, cues, temporal
+from .artifacts import Artifacts
 from .batching import QueryBatcher
 from .fusion import (
     Weights,
@@ -45,6 +47,9 @@ from .vector_index import VectorIndex, make_vector_index
 TOKENS_IN_MEMORY_BYTES = 256 * 2**20  # up to this, passage token vectors are held as float32
 # a corpus of at most this many times ``candidates`` passages is scored whole (no candidate search)
 SCORE_ALL_UP_TO = 4
+# byte budgets of the caches (a question's token vectors take up to 256 x 384 float32: 384 KiB)
+QUESTION_CACHE_BYTES = 48 * 2**20
+TOKEN_CACHE_BYTES = 96 * 2**20
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
 
 
@@ -158,7 +163,7 @@ class Searcher:
         candidates: int = 100,
         max_results: int = 30,
         spelling_correction: bool = True,
-        known_words: Sequence[str] = (),
+        known_words: Iterable[str] = (),
         cache_size: int = 1024,
         rerank: int = 40,
         exact_below: int = 100_000,
@@ -167,6 +172,7 @@ class Searcher:
         kind_weights: Mapping[str, float] | None = None,
         common_words: frozenset[str] = frozenset(),
         abstain_margin: float = 0.0,
+        artifacts: Artifacts | None = None,
     ) -> None:
         self.data = data
         self.encoder = encoder
@@ -181,20 +187,27 @@ class Searcher:
         self.rerank = rerank  # how many of the best candidates MaxSim re-scores
         self.spelling_correction = spelling_correction
         self.passages = np.asarray(data.passages)
+        # what the build saved (embeddings/artifacts.py) is loaded; what it lacks is built here
+        saved = artifacts or Artifacts()
         texts = [data.passage_text(i) for i in range(len(self.passages))]
-        self.lexical = LexicalIndex(texts)
-        self.vocabulary = Vocabulary.build(texts, known_words)
+        self.lexical = saved.lexical if saved.lexical is not None else LexicalIndex(texts)
+        self.vocabulary = saved.vocabulary if saved.vocabulary is not None else Vocabulary.build(texts, known_words)
         self.topic_words = self.vocabulary.topic_words()
         self.passage_vectors = np.asarray(data.passage_vectors)
         self.sentence_vectors = np.asarray(data.sentence_vectors)
         # by default FAISS: exact search for small corpora, IVF above ``exact_below`` (see
         # vector_index.py and bench/); ``vector_index`` lets another backend slot in
         build = vector_index or (lambda vectors: make_vector_index(vectors, exact_below))
-        self.passage_index = build(self.passage_vectors)
-        self.sentence_index = build(self.sentence_vectors)
+        use_saved = vector_index is None
+        self.passage_index = (
+            saved.passage_index if use_saved and saved.passage_index is not None else build(self.passage_vectors)
+        )
+        self.sentence_index = (
+            saved.sentence_index if use_saved and saved.sentence_index is not None else build(self.sentence_vectors)
+        )
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
-        self._cache: BoundedCache[str, QuestionVectors] = BoundedCache(cache_size)
+        self._cache: BoundedCache[str, QuestionVectors] = BoundedCache(cache_size, QUESTION_CACHE_BYTES)
         # the focus vector pooled from the question's own tokens (one forward pass), when the
         # encoder gives token states; otherwise the stripped text is encoded as well
         self.focus_from_tokens = callable(getattr(encoder, "token_states", None))
@@ -206,7 +219,7 @@ class Searcher:
             self.token_vectors = self.token_vectors.astype(np.float32)
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
         self.token_starts = data.token_starts
-        self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000)
+        self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000, TOKEN_CACHE_BYTES)
         # per passage: its document's date (newest-first ranking) and its look (cues.passage_features)
         doc_dates = np.array([temporal.date_value(d.citation.date) for d in data.documents] or [0.0])
         self.passage_dates = (
@@ -418,7 +431,9 @@ class Searcher:
         """Token vectors of a passage of an index built without them: encoded now, kept in a cache."""
         cached = self._passage_token_cache.get(passage)
         if cached is None:
-            cached = self.encoder.encode_with_tokens([self.data.passage_text(passage)])[0][1]
+            cached = self.encoder.encode_with_tokens(  # type: ignore[attr-defined]  # uses_tokens: it has it
+                [self.data.passage_text(passage)]
+            )[0][1]
             self._passage_token_cache.put_all({passage: cached})
         return cached
 
@@ -429,7 +444,8 @@ class Searcher:
         missing = [t for t in dict.fromkeys(questions) if t not in known]
         if missing:
             if self.focus_from_tokens:
-                fresh = dict(zip(missing, encode_questions(self.encoder, missing, self.topic_words), strict=True))
+                vectors = encode_questions(self.encoder, missing, self.topic_words)  # type: ignore[arg-type]  # has token_states
+                fresh = dict(zip(missing, vectors, strict=True))
             else:
                 fresh = dict(zip(missing, self._encode_texts(missing), strict=True))
             known.update(fresh)
@@ -440,7 +456,7 @@ class Searcher:
         """Without token states: the question and its stripped text, two encodes in one batch."""
         focus = [strip_words(q, self.topic_words) for q in questions]
         if self.uses_tokens:
-            encoded = self.encoder.encode_with_tokens(questions + focus)
+            encoded = self.encoder.encode_with_tokens(questions + focus)  # type: ignore[attr-defined]  # as above
             vectors, tokens = [v for v, _ in encoded], [t for _, t in encoded[: len(questions)]]
         else:
             vectors = list(self.encoder.encode(questions + focus))
@@ -495,37 +511,68 @@ class Searcher:
     def manifest(self) -> dict[str, Any]:
         return self.data.manifest
 
+    @property
+    def build_id(self) -> str:
+        """The build folder's name (its creation time), e.g. ``20261201T095000123456``."""
+        return self.data.path.name
+
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")
 
 
 class BoundedCache(Generic[Key, Value]):
-    """A thread-safe least-recently-used map that forgets beyond ``size`` entries."""
+    """A thread-safe least-recently-used map that forgets beyond ``size`` entries or beyond
+    ``max_bytes`` (the entries' :func:`nbytes`: array buffers and strings, what grows with
+    distinct questions), whichever comes first. An entry larger than the budget is not kept."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int | None = None) -> None:
         self.size = size
-        self._items: OrderedDict[Key, Value] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Key, tuple[Value, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Key) -> Value | None:
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
 
     def put_all(self, items: dict[Key, Value]) -> None:
         with self._lock:
-            self._items.update(items)
-            for key in items:
-                self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            for key, value in items.items():
+                weight = nbytes(key) + nbytes(value)
+                old = self._items.pop(key, None)
+                if old is not None:
+                    self.bytes -= old[1]
+                if self.max_bytes is not None and weight > self.max_bytes:
+                    continue
+                self._items[key] = (value, weight)
+                self.bytes += weight
+            while self._items and (
+                len(self._items) > self.size or (self.max_bytes is not None and self.bytes > self.max_bytes)
+            ):
+                _, (_, weight) = self._items.popitem(last=False)
+                self.bytes -= weight
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def nbytes(value: Any) -> int:
+    """The memory an entry holds, roughly: array buffers, string lengths, summed over tuples."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes) + 112
+    if isinstance(value, str):
+        return sys.getsizeof(value)
+    if isinstance(value, tuple | list):
+        return 56 + sum(nbytes(v) for v in value)
+    return 32

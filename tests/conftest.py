@@ -23,6 +23,18 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 
 
+# The fixtures that load the real model or start a child process: a test using one of them (directly or
+# through another fixture, e.g. ``settings`` or ``running_bot``) is marked ``slow``, which ``make test-fast``
+# deselects. The rule follows the fixtures, so a new test is classified without anyone remembering to.
+SLOW_FIXTURES = frozenset({"encoder", "child_env"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def make_settings() -> Callable[..., Settings]:
     """Settings from the real config file, with CITEBOT_* overrides given as keyword arguments
@@ -58,6 +70,42 @@ def settings(make_settings, built_index_dir) -> Settings:
 @pytest.fixture(scope="session")
 def searcher(settings, encoder):
     return open_service(settings, encoder=encoder).searcher
+
+
+# Index mechanics (incremental builds, crashes, damage, swaps) are tested on a small corpus: three of the
+# seeds, two of them cut to their first paragraphs (about a fifth of the text), with the real model and
+# FAISS. The file names are the real ones, so config/sources.yaml still gives their citations.
+SMALL_CORPUS = {"000_8e0d7ebdfb1f5007.txt": 2000, "002_d73ef1872804ed67.txt": 2000, "003_5af5b48806b72163.txt": None}
+
+
+@pytest.fixture(scope="session")
+def small_seeds_dir(tmp_path_factory) -> Path:
+    """A read-only small corpus (see SMALL_CORPUS); copy it (``small_seeds_copy``) to change it."""
+    target = tmp_path_factory.mktemp("small-seeds")
+    for name, limit in SMALL_CORPUS.items():
+        text = (SEEDS / name).read_text(encoding="utf-8")
+        if limit is not None:
+            text = text[: text.rfind("\n", 0, limit) + 1]
+        (target / name).write_text(text, encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def small_index_dir(tmp_path_factory, make_settings, encoder, small_seeds_dir) -> Path:
+    """The real index of the small corpus, built once per test session."""
+    index_dir = tmp_path_factory.mktemp("small-index")
+    report = engine.update_index(make_settings(index_dir=index_dir, corpus_seeds_dir=small_seeds_dir), encoder)
+    assert report.built and report.added == sorted(SMALL_CORPUS)
+    return index_dir
+
+
+@pytest.fixture
+def small_private_index(tmp_path, make_settings, small_seeds_dir, small_index_dir) -> Settings:
+    """Settings over private copies of the small corpus and of its index, that the test may change."""
+    seeds, index_dir = tmp_path / "small-seeds", tmp_path / "small-index"
+    shutil.copytree(small_seeds_dir, seeds)
+    shutil.copytree(small_index_dir, index_dir, symlinks=True)
+    return make_settings(index_dir=index_dir, corpus_seeds_dir=seeds)
 
 
 @pytest.fixture
@@ -170,6 +218,24 @@ def make_keeper(encoder):
 
 
 @pytest.fixture
+def watcher_started(caplog):
+    """``await watcher_started()``: wait for IndexKeeper.watch's "watching … for changes". It logs that
+    line, then creates its inotify watch (watchfiles.RustNotify) without yielding to the event loop, so
+    once a test on the same loop sees the line, a change to the seeds cannot be missed."""
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.INFO, logger="citebot.lifecycle")
+
+    async def wait(timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not any(r.getMessage().endswith(" for changes") for r in caplog.records):
+                await asyncio.sleep(0.05)
+
+    return wait
+
+
+@pytest.fixture
 def restore_log_factory():
     """Undo bot.redaction.install_log_redaction's global log record factory after the test."""
     yield
@@ -265,3 +331,37 @@ def clean_environment(**extra: str) -> dict[str, str]:
 def child_env():
     """:func:`clean_environment`, for tests that start ``citebot`` in a subprocess."""
     return clean_environment
+
+
+# ------------------------------------------------------------------ Redis and nginx (deploy/, tests/test_replicas.py)
+# Throwaway servers on 127.0.0.1 with the repo's configs. A machine without the Debian packages
+# gets them installed (root) or the tests fail saying what to install: they are never skipped.
+
+
+@pytest.fixture(scope="session")
+def services_installed() -> None:
+    from deploy.local import ServiceError, ensure_installed
+
+    try:
+        ensure_installed()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def make_redis(tmp_path, services_installed):
+    """``make_redis()``: a started redis-server (deploy/redis.conf) in a temporary folder,
+    stopped after the test."""
+    from deploy.local import RedisServer
+
+    started = []
+
+    def make():
+        server = RedisServer(tmp_path / f"redis{len(started)}")
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -63,7 +63,8 @@ def test_scale_quick(results):
     data = json.loads((results / "scale.json").read_text())
     small, large = data["sizes"]
     assert small["vectors"] == "synthetic" and small["chosen"] == "flat"
-    assert large["flat"]["recall@10"] == 1.0 and 0 <= large["hnsw"]["recall@10"] <= 1
+    assert large["flat"]["recall@10"] == 1.0
+    assert large["hnsw"]["recall@10"] >= 0.9 and large["ivf"]["recall@10"] >= 0.5  # approximate, not random
     assert data["embedding"]["passages_per_second"] > 0
 
 

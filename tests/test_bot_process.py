@@ -60,7 +60,7 @@ async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built
 
 
 def test_sandbox_answers_piped_questions(settings, searcher):
-    stdin = io.StringIO(f"{ZAHIR}\n\n{ARMS}\n#4\n")
+    stdin = io.StringIO(f"{ZAHIR}\n\n{ARMS}\n#5\n#5\n#4\n")
     stdout = io.StringIO()
     assert run_sandbox(settings, searcher, stdin, stdout) == 0
     out = stdout.getvalue()
@@ -69,12 +69,16 @@ def test_sandbox_answers_piped_questions(settings, searcher):
     assert "Mohammed Daud Khan" in first and "<b>" not in first
     assert "[Russia’s policy in Afghanistan and its outreach to the Taliban: an issue brief] — 2017" in first
     assert "Buttons: #1 [📖 Context 1]" in first
-    assert "arming" in second.split("> #4")[0]
-    assert "(edited) 🔎 Passages 4–6 of" in second.split("> #4")[1]  # the button press paged on
+    answer, page2, page3, back = second.split("\n> #")
+    assert "arming" in answer and "#5 [More results ▶]" in answer and "\x1b" not in out  # plain when piped
+    # the button numbers stay put from page to page: More is #5 on every page, Back #4
+    assert "(edited) 🔎 Passages 4–6 of" in page2 and "#4 [◀ Back]  #5 [More results ▶]" in page2
+    assert "(edited) 🔎 Passages 7–9 of" in page3
+    assert "(edited) 🔎 Passages 4–6 of" in back
 
 
 def test_serve_without_a_token_runs_the_sandbox(
-    make_settings, built_index_dir, searcher, monkeypatch, restore_log_factory
+    make_settings, built_index_dir, searcher, monkeypatch, restore_log_factory, tmp_path
 ):
     """`echo QUESTION | citebot serve` with no token: serve() runs the sandbox on the given streams and
     returns 0 at the end of the input. (The session's searcher stands in for the one serve() would
@@ -82,17 +86,25 @@ def test_serve_without_a_token_runs_the_sandbox(
     from citebot import serve
     from citebot.service import Service
 
-    no_token = make_settings(index_dir=built_index_dir)
+    no_token = make_settings(
+        index_dir=built_index_dir,
+        telegram_sandbox_log=tmp_path / "sandbox.log",
+        telegram_store_file=tmp_path / "store.sqlite3",
+    )
     assert no_token.bot_token() is None
     loaded = []
-    monkeypatch.setattr(serve, "open_service", lambda s: loaded.append(s) or Service.around(s, searcher))
+    options = {}
+    monkeypatch.setattr(
+        serve, "open_service", lambda s, **kw: loaded.append(s) or options.update(kw) or Service.around(s, searcher)
+    )
     stdout = io.StringIO()
     assert serve.serve(no_token, stdin=io.StringIO(ARMS + "\n/about\n"), stdout=stdout) == 0
     assert loaded == [no_token]
+    assert callable(options["progress"])  # a build at start-up would show a progress bar
     out = stdout.getvalue()
     assert "citebot sandbox" in out
     assert "Understanding Russia’s Taliban gauntlet — Harsh V. Pant, Aleksei Zakharov, 2025-07-28" in out
-    assert "citebot 0.1.0" in out and "Built: " in out
+    assert "citebot 0.1.0" in out and "Build: " in out
 
 
 @pytest.mark.parametrize("installed", [False, True])

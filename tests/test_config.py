@@ -2,7 +2,7 @@
 
 import pytest
 
-from citebot.config import ConfigError, load_settings
+from citebot.config import PROJECT_ROOT, ConfigError, load_settings
 
 
 def test_defaults_from_the_repo_config(make_settings):
@@ -34,13 +34,32 @@ def test_token_from_telegram_variable_stays_a_string_and_is_hidden():
     assert "ABC-def" not in repr(settings) and "ABC-def" not in str(settings.telegram)
 
 
-def test_config_file_and_relative_paths(tmp_path):
+def test_relative_paths_of_a_config_file_anywhere_are_relative_to_the_project_root(tmp_path):
+    # README and config/citebot.yaml: relative paths are relative to the project root, wherever
+    # the file is (here outside the project, under a folder named config/ as well)
     (tmp_path / "config").mkdir()
     path = tmp_path / "config" / "my.yaml"
     path.write_text("index:\n  dir: elsewhere\n")
     settings = load_settings(path, environ={})
-    assert settings.path(settings.index.dir) == tmp_path / "elsewhere"
+    assert settings.path(settings.index.dir) == PROJECT_ROOT / "elsewhere"
+    assert settings.path(settings.corpus.seeds_dir) == PROJECT_ROOT / "seeds"
     assert load_settings(environ={"CITEBOT_CONFIG": str(path)}).index.dir == settings.index.dir
+
+
+def test_a_bad_environment_value_is_blamed_on_the_variable_not_the_file(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"CITEBOT_RETRIEVAL_TOP_K": "lots"})
+    message = str(info.value)
+    assert "CITEBOT_RETRIEVAL_TOP_K" in message and "retrieval.top_k" in message
+    assert "citebot.yaml" not in message and "lots" not in message
+    # a bad value in the file is still blamed on the file, beside the variable's
+    path = tmp_path / "bad.yaml"
+    path.write_text("retrieval:\n  candidates: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={"CITEBOT_TELEGRAM_WORKERS": "x"})
+    message = str(info.value)
+    assert "CITEBOT_TELEGRAM_WORKERS (environment, sets telegram.workers)" in message
+    assert f"invalid configuration ({path}): retrieval.candidates" in message
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import os
 
-from pypdf import PdfWriter
+from formats_data import blank_pdf
 
 from embeddings.documents import doc_key, read_documents, scan_seeds
 
@@ -42,10 +42,7 @@ def test_bad_files_are_skipped_with_one_warning_each_and_the_rest_is_read(tmp_pa
     (seeds / "empty.txt").write_text("")
     (seeds / "binary.txt").write_bytes(bytes(range(256)) * 50)
     (seeds / "report.pdf").write_bytes(minimal_pdf("Moscow hosted the talks in 2017"))
-    blank = PdfWriter()
-    blank.add_blank_page(612, 792)
-    with open(seeds / "scan.pdf", "wb") as handle:
-        blank.write(handle)
+    (seeds / "scan.pdf").write_bytes(blank_pdf())
     (seeds / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     with open(seeds / "huge.txt", "wb") as handle:  # 200 MB, sparse: costs no disk
         handle.truncate(200 * 1024 * 1024)

@@ -523,6 +523,13 @@ async def test_flood_control(emu: BotApiEmulator, bot: telegram.Bot, chat: dict[
 # -- getUpdates -----------------------------------------------------------------------------------------
 
 
+async def holding_a_poll(emu: BotApiEmulator, timeout: float = 5.0) -> None:
+    """Wait until the emulator holds a getUpdates request open (it has arrived and is long polling)."""
+    async with asyncio.timeout(timeout):
+        while emu.updates._poll is None:
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.asyncio
 async def test_long_polling_and_offset_confirmation(
     emu: BotApiEmulator, bot: telegram.Bot, alice: dict[str, Any], chat: dict[str, Any]
@@ -533,7 +540,7 @@ async def test_long_polling_and_offset_confirmation(
     assert len(await bot.get_updates(timeout=0)) == 1  # not confirmed yet: delivered again
 
     poll = asyncio.create_task(bot.get_updates(offset=update.update_id + 1, timeout=5))
-    await asyncio.sleep(0.3)
+    await holding_a_poll(emu)
     assert not poll.done(), "getUpdates must be held open until an update arrives"
     assert emu.pending_updates == []  # the offset confirmed "first"
     started = time.monotonic()
@@ -591,7 +598,7 @@ async def test_concurrent_get_updates_conflict(emu: BotApiEmulator) -> None:
         telegram.Bot(TOKEN, base_url=emu.base_url) as second,
     ):
         older = asyncio.create_task(first.get_updates(timeout=5))
-        await asyncio.sleep(0.2)
+        await holding_a_poll(emu)
         assert await second.get_updates(timeout=0) == ()
         with pytest.raises(Conflict, match="terminated by other getUpdates request"):
             await asyncio.wait_for(older, 2)

@@ -83,7 +83,7 @@ async def test_200_questions_from_20_users_under_random_faults_get_one_answer_ea
     for result in await asyncio.to_thread(searcher.search_many, QUESTIONS, 3):  # also warms the model's cache
         assert not result.abstained and result.hits
     settings = make_settings(index_dir=built_index_dir, telegram_rate_limit_per_minute=1000)
-    await start_bot(settings, backoff=0.2)
+    app = await start_bot(settings, backoff=0.2)
     username = emulator.bot_user["username"]
     users = [emulator.user(2001 + n, f"User{n}") for n in range(20)]
     private = {u["id"]: emulator.private_chat(u) for u in users[:10]}
@@ -121,7 +121,10 @@ async def test_200_questions_from_20_users_under_random_faults_get_one_answer_ea
         injector.active = False
         remove_listener()
         emulator.clear_faults()
-    await asyncio.sleep(2.5)  # a late duplicate would arrive now
+    # a late duplicate would come from a handler still retrying: wait until every update is handled
+    # (the bot confirmed them all to the emulator, and PTB marked each done after its handler returned)
+    await emulator.wait_until(lambda: not emulator.pending_updates, timeout=60, what="updates confirmed")
+    await asyncio.wait_for(app.update_queue.join(), 60)
 
     # private chats: each of the ten questions answered once, matched by the answer's header
     for user_id, chat in private.items():

@@ -23,7 +23,7 @@ from citebot import engine
 from citebot.serve import serve
 
 REMOVED = "002_d73ef1872804ed67.txt"  # "Understanding Russia’s Taliban gauntlet"
-REMOVED_QUESTION = "Russia recognition of the Taliban symbolic gesture"  # ranks 1, 2, 10, 16, 18 are REMOVED's
+REMOVED_QUESTION = "Russia recognition of the Taliban government"  # REMOVED (the newest source) among the first
 ZEBRA_QUESTION = "When do zebras cross the Mara river?"
 ARMS = "Is Russia arming the Taliban?"
 ZAHIR = "Who overthrew King Zahir Shah?"
@@ -72,7 +72,7 @@ async def inline_titles(emulator, user: dict, text: str) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_the_index_follows_the_seeds_while_the_bot_serves(
-    emulator, start_bot, private_index_settings, make_keeper, caplog
+    emulator, start_bot, private_index_settings, make_keeper, caplog, watcher_started
 ):
     caplog.set_level(logging.INFO)
     settings = private_index_settings(telegram_rate_limit_per_minute=10_000)
@@ -106,7 +106,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(
             answered.append((asked, time.time(), reply["text"]))
 
     asker = asyncio.create_task(keep_asking())
-    await asyncio.sleep(1.5)  # the watcher is in place (it starts at start-up)
+    await watcher_started()
     added_at = time.monotonic()
     (seeds / "zebra.txt").write_text(ZEBRA, encoding="utf-8")
     while True:
@@ -196,7 +196,10 @@ async def test_reload_is_for_admins_and_replies_with_the_summary(
     assert app.bot_data.retriever is not old
     assert "Mara river" in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
     again = (await ask(emulator, admin_chat, admin, "/reload"))["text"]
-    assert again == f"🔄 Index reloaded\nindex already up to date ({passages} passages)"
+    assert again == (
+        f"✅ Nothing changed: the index already matches the seeds (/reload force re-embeds all).\n"
+        f"index already up to date ({passages} passages)"
+    )
 
 
 @pytest.mark.asyncio
@@ -307,5 +310,7 @@ def test_the_sandbox_user_can_reload(private_index_settings, make_keeper):
     assert run_sandbox(settings, keeper.searcher, stdin, stdout, keeper=keeper) == 0
     out = stdout.getvalue()
     # (the start-up catch-up rebuild, a second after start, may have been first: then /reload finds nothing to do)
-    assert "Index reloaded" in out and ("(+zebra.txt)" in out or "index already up to date" in out)
+    assert ("Index reloaded" in out and "(+zebra.txt)" in out) or (
+        "Nothing changed" in out and "index already up to date" in out
+    )
     assert "Mara river" in out.split(f"> {ZEBRA_QUESTION}")[1]

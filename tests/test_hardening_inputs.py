@@ -169,7 +169,7 @@ def test_arbitrary_unicode_through_the_real_handlers(threaded_bot, make_settings
             )
         in_group = await one_reply(group["id"], before)
         assert any(
-            part in in_group["text"] for part in ("🔎 Passages", "🤷", "Please send your question", "Usage: /ask")
+            part in in_group["text"] for part in ("🔎 Passages", "🤷", "🌐", "Please send your question", "Usage: /ask")
         ), in_group["text"][:200]
         # 3. inline mode (Telegram cuts inline queries at 256 characters)
         query = emulator.inline_query(user, transportable(text)[:256])

@@ -1,4 +1,5 @@
-"""The on-disk index: manifest, validation, atomic and incremental builds — with the real model."""
+"""The on-disk index: manifest, validation, atomic and incremental builds — with the real model. The build
+mechanics run on the small corpus (conftest.SMALL_CORPUS); the manifest and offsets are checked on the real one."""
 
 import json
 import shutil
@@ -74,8 +75,8 @@ def test_unchanged_seeds_are_not_rebuilt_and_check_reports_up_to_date(private_in
     assert current_build(private_index.path(private_index.index.dir)).resolve() == before
 
 
-def test_incremental_rebuild_embeds_only_the_changed_document(private_index, encoder):
-    seeds = private_index.path(private_index.corpus.seeds_dir)
+def test_incremental_rebuild_embeds_only_the_changed_document(small_private_index, encoder):
+    seeds = small_private_index.path(small_private_index.corpus.seeds_dir)
     changed = seeds / "003_5af5b48806b72163.txt"
     changed.write_text(
         changed.read_text(encoding="utf-8") + "\n\nA brand new closing sentence about trade fairs.\n", encoding="utf-8"
@@ -83,20 +84,20 @@ def test_incremental_rebuild_embeds_only_the_changed_document(private_index, enc
     (seeds / "002_d73ef1872804ed67.txt").unlink()
     (seeds / "005_new.md").write_text("Zebra migration\n\nZebras cross the Mara river every year in July.\n")
     counting = CountingEncoder(encoder)
-    report = engine.update_index(private_index, counting)
+    report = engine.update_index(small_private_index, counting)
     assert report.updated == ["003_5af5b48806b72163.txt"] and report.removed == ["002_d73ef1872804ed67.txt"]
-    assert report.added == ["005_new.md"] and len(report.unchanged) == 3
-    data = engine.open_index(private_index)
+    assert report.added == ["005_new.md"] and report.unchanged == ["000_8e0d7ebdfb1f5007.txt"]
+    data = engine.open_index(small_private_index)
     embedded_docs = {d.doc_id for d in data.documents if any(d.text[:60] in t for t in counting.texts)}
     assert embedded_docs <= {"003_5af5b48806b72163.txt", "005_new.md"}
     assert "002_d73ef1872804ed67.txt" not in {d.doc_id for d in data.documents}
-    searcher = open_service(private_index, encoder=encoder).searcher
+    searcher = open_service(small_private_index, encoder=encoder).searcher
     hits = searcher.search("When do zebras cross the Mara river?").hits
     assert hits and hits[0].doc_id == "005_new.md"
     assert all(h.doc_id != "002_d73ef1872804ed67.txt" for h in searcher.search("recognition symbolic gesture", 10).hits)
     # reused vectors equal freshly computed ones (rows were copied to the right places)
     i = next(i for i in range(len(data.passages)) if data.documents[data.passages[i]["doc"]].doc_id.startswith("000"))
-    fresh = encoder.encode([engine_text(data, i, private_index)])[0]
+    fresh = encoder.encode([engine_text(data, i, small_private_index)])[0]
     assert float(fresh @ np.asarray(data.passage_vectors[i])) > 0.999
 
 
@@ -109,21 +110,22 @@ def engine_text(data, i, settings):
     )
 
 
-def test_a_crash_mid_build_leaves_the_previous_index_loadable(private_index, encoder):
-    index_dir = private_index.path(private_index.index.dir)
+def test_a_crash_mid_build_leaves_the_previous_index_loadable(small_private_index, encoder):
+    index_dir = small_private_index.path(small_private_index.index.dir)
     live = current_build(index_dir).resolve()
+    passages = len(engine.open_index(small_private_index).passages)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        engine.update_index(private_index, CountingEncoder(encoder, fail_after=10), force=True)
+        engine.update_index(small_private_index, CountingEncoder(encoder, fail_after=10), force=True)
     assert current_build(index_dir).resolve() == live
-    assert len(engine.open_index(private_index).passages) > 100
+    assert len(engine.open_index(small_private_index).passages) == passages
     assert not list((index_dir / "builds").glob(".*.tmp")), "the half-written build was not cleaned up"
 
 
-def test_a_failure_just_before_the_swap_keeps_the_old_index(private_index, encoder):
+def test_a_failure_just_before_the_swap_keeps_the_old_index(small_private_index, encoder):
     from embeddings.index import build_index
     from embeddings.sources import load_catalog
 
-    index_dir = private_index.path(private_index.index.dir)
+    index_dir = small_private_index.path(small_private_index.index.dir)
     live = current_build(index_dir).resolve()
 
     def crash(path):
@@ -131,42 +133,43 @@ def test_a_failure_just_before_the_swap_keeps_the_old_index(private_index, encod
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
+        settings = small_private_index
         build_index(
-            seeds_dir=private_index.path(private_index.corpus.seeds_dir),
+            seeds_dir=settings.path(settings.corpus.seeds_dir),
             index_dir=index_dir,
-            catalog=load_catalog(private_index.path(private_index.corpus.sources_file)),
+            catalog=load_catalog(settings.path(settings.corpus.sources_file)),
             encoder=encoder,
-            params=engine.build_params(private_index),
+            params=engine.build_params(settings),
             force=True,
             before_swap=crash,
         )
     assert current_build(index_dir).resolve() == live
-    engine.open_index(private_index)
+    engine.open_index(small_private_index)
 
 
 def test_missing_corrupt_and_mismatched_indexes_are_reported_then_rebuilt(
-    private_index, tmp_path, encoder, make_settings
+    small_private_index, tmp_path, encoder, make_settings
 ):
     with pytest.raises(IndexMissing, match="citebot index"):
         load_index(tmp_path / "nothing-here")
-    index_dir = private_index.path(private_index.index.dir)
+    index_dir = small_private_index.path(small_private_index.index.dir)
     build = current_build(index_dir).resolve()
     vectors = build / "passage_vectors.npy"
     vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
     with pytest.raises(IndexCorrupt):
-        engine.open_index(private_index)
-    assert engine.update_index(private_index, encoder).built  # a damaged index is rebuilt from scratch
-    engine.open_index(private_index)
+        engine.open_index(small_private_index)
+    assert engine.update_index(small_private_index, encoder).built  # a damaged index is rebuilt from scratch
+    engine.open_index(small_private_index)
 
     manifest_path = current_build(index_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["params"]["model"] = "some/other-model"
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatch, match="other-model"):
-        engine.open_index(private_index)
+        engine.open_index(small_private_index)
     (current_build(index_dir) / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorrupt):
-        engine.open_index(private_index)
+        engine.open_index(small_private_index)
 
 
 def test_compare_lists_changes():
@@ -175,24 +178,24 @@ def test_compare_lists_changes():
     assert report.changed and not compare({"a": "1"}, {"a": "1"}).changed
 
 
-def test_unusable_seed_files_are_skipped_with_a_warning(private_index, encoder):
-    seeds = private_index.path(private_index.corpus.seeds_dir)
+def test_unusable_seed_files_are_skipped_with_a_warning(small_private_index, encoder):
+    seeds = small_private_index.path(small_private_index.corpus.seeds_dir)
     (seeds / "empty.txt").write_text("   \n")
     (seeds / "binary.txt").write_bytes(b"\x00\x01\x02" * 1000)
     (seeds / "latin1.txt").write_bytes("Caf\xe9 society in Kabul was lively in the 1960s.".encode("latin-1"))
     (seeds / "notes.docx").write_bytes(b"ignored: not a supported type")
-    report = engine.update_index(private_index, encoder)
+    report = engine.update_index(small_private_index, encoder)
     assert report.added == ["latin1.txt"]
     assert any("empty.txt" in w for w in report.warnings) and any("binary.txt" in w for w in report.warnings)
-    doc = next(d for d in engine.open_index(private_index).documents if d.doc_id == "latin1.txt")
+    doc = next(d for d in engine.open_index(small_private_index).documents if d.doc_id == "latin1.txt")
     assert "Café society" in doc.text
 
 
-def test_start_up_with_a_damaged_index_rebuilds_and_serves(private_index):
+def test_start_up_with_a_damaged_index_rebuilds_and_serves(small_private_index, encoder):
     # (each kind of damage is detected by load_index, tested above; one full rebuild is enough here)
-    index_dir = private_index.path(private_index.index.dir)
+    index_dir = small_private_index.path(small_private_index.index.dir)
     build = current_build(index_dir).resolve()
     (build / "documents.json").write_text('[{"doc_id": ')
-    searcher = open_service(private_index).searcher
+    searcher = open_service(small_private_index, encoder=encoder).searcher
     assert current_build(index_dir).resolve() != build
     assert searcher.search("Do Afghans still speak Russian?").hits

@@ -2,7 +2,6 @@
 
 import asyncio
 import errno
-import shutil
 
 import pytest
 
@@ -13,10 +12,9 @@ ZEBRA = "Zebra migration\n\nZebras cross the Mara river every year in July, watc
 
 
 @pytest.fixture
-def keeper_settings(tmp_path, seeds_copy, make_settings, built_index_dir):
-    index_dir = tmp_path / "index"
-    shutil.copytree(built_index_dir, index_dir, symlinks=True)
-    return make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy)
+def keeper_settings(small_private_index):
+    """A private copy of the small corpus and its index (conftest.SMALL_CORPUS): rebuilds are quick."""
+    return small_private_index
 
 
 def make_keeper(settings, encoder, **kwargs):
@@ -68,12 +66,12 @@ async def test_a_failed_rebuild_keeps_the_old_index_and_tells_the_admins(keeper_
 
 
 @pytest.mark.asyncio
-async def test_watcher_picks_up_a_new_document_within_a_minute(keeper_settings, encoder):
+async def test_watcher_picks_up_a_new_document_within_a_minute(keeper_settings, encoder, watcher_started):
     keeper = make_keeper(keeper_settings, encoder)
     stop = asyncio.Event()
     outcomes = []
     watcher = asyncio.create_task(keeper.watch(stop, outcomes.append))
-    await asyncio.sleep(1.0)  # let the watcher start
+    await watcher_started()
     (keeper_settings.path(keeper_settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA)
     try:
         async with asyncio.timeout(60):
@@ -91,6 +89,7 @@ def test_index_watch_command_prints_each_rebuild_and_stops_on_sigterm(keeper_set
     import signal
     import subprocess
     import sys
+    import threading
     import time
 
     env = child_env(
@@ -104,10 +103,22 @@ def test_index_watch_command_prints_each_rebuild_and_stops_on_sigterm(keeper_set
         text=True,
         env=env,
     )
+    log: list[str] = []
+    watching = threading.Event()
+
+    def read_log() -> None:  # drains stderr; the watcher's "watching … for changes" means it is in place
+        for line in process.stderr:
+            log.append(line)
+            if line.rstrip().endswith(" for changes"):
+                watching.set()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
     try:
         first = json.loads(process.stdout.readline())
         assert first["ok"] and not first["built"]  # the copied index was already up to date
-        time.sleep(1.5)  # the watcher is running by now
+        assert watching.wait(60), "".join(log)
+        time.sleep(0.2)  # the child creates its inotify watch right after that line: a margin across processes
         (keeper_settings.path(keeper_settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA)
         second = json.loads(process.stdout.readline())
         assert second["ok"] and second["added"] == ["zebra.txt"]
@@ -115,4 +126,6 @@ def test_index_watch_command_prints_each_rebuild_and_stops_on_sigterm(keeper_set
         assert process.wait(30) == 0
     finally:
         process.kill()
-        process.communicate()
+        process.wait(30)
+        reader.join(10)
+        process.stdout.close()

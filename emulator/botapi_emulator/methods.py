@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import re
 import time
@@ -27,6 +29,7 @@ from .state import ChatRecord, FileRecord, World, media_object, replied_copy, sn
 from .tg_html import TelegramHtmlError, parse_telegram_html
 from .updates import UpdateQueue
 from .utf16 import utf16_len
+from .webhook import WebhookDelivery, check_webhook_params
 
 MEDIA_METHODS = {
     "sendPhoto": "photo",
@@ -60,6 +63,7 @@ class BotMethods:
         self.flood = flood
         self.strict_html = strict_html
         self.warnings: list[str] = []
+        self.webhook = WebhookDelivery(updates)
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self.get_me,
             "logOut": _true,
@@ -97,7 +101,8 @@ class BotMethods:
             return await self.get_updates(params)
         handler = self._handlers.get(method)
         if handler is not None:
-            return handler(params)
+            result = handler(params)
+            return await result if inspect.isawaitable(result) else result
         if method in TRUE_METHODS:
             return True
         raise ApiError(501, f"Not Implemented: method {method} is not emulated by botapi_emulator")
@@ -126,23 +131,28 @@ class BotMethods:
         timeout = _as_float(params.get("timeout"), "timeout")
         return await self.updates.get_updates(offset, limit, timeout)
 
-    def delete_webhook(self, params: dict[str, Any]) -> bool:
-        """deleteWebhook (optionally dropping pending updates)."""
+    async def delete_webhook(self, params: dict[str, Any]) -> bool:
+        """deleteWebhook (optionally dropping pending updates): updates wait for getUpdates again."""
         self.world.webhook = {"url": ""}
+        await self.webhook.stop()
         if params.get("drop_pending_updates"):
             self.updates.drop_pending()
         return True
 
     def set_webhook(self, params: dict[str, Any]) -> bool:
-        """setWebhook: recorded only; no update is ever POSTed anywhere."""
-        url = str(params.get("url") or "")
-        if url and not url.lower().startswith("https://"):
-            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
-        self.world.webhook = {"url": url, "params": dict(params)}
+        """setWebhook: from now on every pending update is POSTed to ``url`` (see webhook.py);
+        an empty ``url`` removes the webhook, as Telegram allows."""
+        if not params.get("url"):
+            self.world.webhook = {"url": ""}
+            asyncio.get_running_loop().create_task(self.webhook.stop())
+            return True
+        config = check_webhook_params(params)
+        self.world.webhook = {"url": config.url, "params": dict(params)}
         if params.get("drop_pending_updates"):
             self.updates.drop_pending()
         if "allowed_updates" in params:
             self.updates.set_allowed(_as_list(params["allowed_updates"]))
+        self.webhook.configure(config)
         return True
 
     def get_webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -153,8 +163,8 @@ class BotMethods:
             "pending_update_count": len(self.updates.pending),
         }
         if info["url"]:
-            info["max_connections"] = 40
             info["allowed_updates"] = self.updates.allowed_updates
+        info.update(self.webhook.info())
         return info
 
     # -- commands and descriptions ---------------------------------------------------------

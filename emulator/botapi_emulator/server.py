@@ -23,6 +23,7 @@ from .params import read_params
 from .recorded import RecordedCall
 from .state import World, snapshot
 from .updates import UpdateQueue
+from .webhook import WebhookDelivery
 
 logger = logging.getLogger("botapi_emulator")
 
@@ -83,6 +84,7 @@ class BotApiEmulator(UserActions):
         self._listeners: list[Callable[[RecordedCall], None]] = []
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._restarting = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -90,14 +92,15 @@ class BotApiEmulator(UserActions):
         """Start serving (``port=0`` binds a random free port)."""
         if self._runner is not None:
             raise RuntimeError("emulator already started")
-        self._changed = asyncio.Event()
+        if not self._restarting:  # waiters of refuse_connections keep their event
+            self._changed = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_route("*", "/file/bot{token}/{path:.+}", self._handle_file)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
+        site = web.TCPSite(runner, self.host, self._port if self._restarting else self._requested_port)
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
@@ -108,6 +111,7 @@ class BotApiEmulator(UserActions):
         if self._runner is None:
             return
         self.updates.release_poll()
+        await self.methods.webhook.stop()
         await asyncio.sleep(0)
         runner, self._runner = self._runner, None
         await runner.cleanup()
@@ -155,6 +159,8 @@ class BotApiEmulator(UserActions):
             self._record(exchange, 0, None)
             return web.Response(status=204)
         body = json.dumps(payload, ensure_ascii=False)
+        if not _utf8(body):  # a lone surrogate (from an injected text): escaped, as valid JSON carries it
+            body = json.dumps(payload)
         self._record(exchange, status, json.loads(body))
         return web.Response(text=body, status=status, content_type="application/json")
 
@@ -307,6 +313,11 @@ class BotApiEmulator(UserActions):
         return self.world.files[file_id].data
 
     @property
+    def webhook(self) -> WebhookDelivery:
+        """Webhook delivery (after setWebhook): its ``deliveries``, ``timeout`` and ``backoff``."""
+        return self.methods.webhook
+
+    @property
     def pending_updates(self) -> list[dict[str, Any]]:
         """Updates queued and not yet confirmed by the bot."""
         return list(self.updates.pending)
@@ -411,6 +422,19 @@ class BotApiEmulator(UserActions):
                 FaultRule("fail", _checked_method(method), 1 << 62, error=error_for_status(status), until=until)
             )
 
+    async def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for ``seconds`` (new connections are refused, open ones closed, the
+        calls in them not carried out), then listen again on the same port with the same chats,
+        updates and calls: a Bot API host that is down. Returns once it listens again."""
+        port = self.port
+        await self.stop()
+        await asyncio.sleep(seconds)
+        self._port, self._restarting = port, True
+        try:
+            await self.start()
+        finally:
+            self._restarting = False
+
     def delay_next(self, method: str | None, seconds: float, count: int = 1) -> None:
         """Answer the next ``count`` calls of ``method`` normally but ``seconds`` late."""
         self.faults.add(FaultRule("delay", _checked_method(method), count, seconds=seconds))
@@ -436,6 +460,14 @@ class BotApiEmulator(UserActions):
     def disable_flood_limits(self) -> None:
         """Disable flood control (the default)."""
         self.flood.disable()
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _dropped(request: web.Request) -> tuple[int, None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .constants import DEFAULT_EXCLUDED_UPDATES, UPDATE_TYPES
@@ -46,6 +46,7 @@ class UpdateQueue:
         self._next_update_id = 1
         self._allowed: frozenset[str] | None = None
         self._poll: _Poll | None = None
+        self.listeners: list[Callable[[], None]] = []  # called after each queued update (webhook delivery)
 
     # -- producing -------------------------------------------------------------------------
 
@@ -61,6 +62,8 @@ class UpdateQueue:
             self.pending.append(update)
             if self._poll is not None:
                 self._poll.wakeup.set()
+            for listener in self.listeners:
+                listener()
         else:
             self.discarded.append(update)
         return update
@@ -89,6 +92,10 @@ class UpdateQueue:
             self.pending = self.pending[offset:]
         elif offset > 0:
             self.pending = [u for u in self.pending if u["update_id"] >= offset]
+
+    def remove(self, update_id: int) -> None:
+        """Forget one update (delivered to the webhook)."""
+        self.pending = [u for u in self.pending if u["update_id"] != update_id]
 
     def drop_pending(self) -> None:
         """Forget all pending updates (deleteWebhook/setWebhook drop_pending_updates)."""
