@@ -41,9 +41,31 @@ def stdlib_json() -> Iterator[None]:
         FastJsonPayload.parse_json_payload = own
 
 
+@contextlib.contextmanager
+def thread_pool_searches() -> Iterator[None]:
+    """Without the bot's batcher: each question to the thread pool (``run_in_executor``), where the
+    searcher's QueryBatcher forms the batch, and back with its own ``call_soon_threadsafe``."""
+    from bot import handlers
+
+    own = handlers.search
+
+    async def pooled(context: Any, question: str, k: int, offset: int) -> Any:
+        return await handlers.run_blocking(context, context.bot_data.retriever.search, question, k, offset)
+
+    handlers.search = pooled  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        handlers.search = own  # type: ignore[assignment]
+
+
 # change name -> (what it is, a context manager undoing it)
 CHANGES: dict[str, tuple[str, Callable[[], contextlib.AbstractContextManager]]] = {
     "orjson": ("Bot API answers parsed with orjson (bot.transport.FastJsonPayload)", stdlib_json),
+    "batcher": (
+        "questions batched by one thread, futures resolved once per batch (embeddings.batching.AsyncQueryBatcher)",
+        thread_pool_searches,
+    ),
 }
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, Update
@@ -31,6 +32,8 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from citebot.config import ConfigError, Settings
+from embeddings.batching import AsyncQueryBatcher
+from embeddings.search import SearchResult
 
 from . import handlers
 from .polling import PollingBot, PollingGuard
@@ -122,6 +125,7 @@ def build_application(
     state.settings = settings
     state.served = retriever
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
+    state.searches = AsyncQueryBatcher(partial(search_batch, state), name="citebot-search-batch")
     state.shared = open_state(
         telegram.state_url.get_secret_value() if telegram.state_url else None,
         telegram.rate_limit_per_minute,
@@ -178,12 +182,22 @@ async def _post_init(application: Application) -> None:
     start_following(application)
 
 
+def search_batch(state: BotState, questions: Sequence[str], k: int, offset: int) -> list[SearchResult]:
+    """One batch of questions for the retriever serving now (a rebuild's from the next batch)."""
+    retriever = state.retriever
+    many = getattr(retriever, "search_many", None)  # a Searcher: one encode for the batch
+    return many(questions, k, offset) if many is not None else [retriever.search(q, k, offset) for q in questions]
+
+
 async def _post_shutdown(application: Application) -> None:
     await stop_seed_watch(application)
     await stop_following(application)
     executor = application.bot_data.executor
     if executor is not None:
         await asyncio.to_thread(executor.shutdown, True)
+    searches = application.bot_data.searches
+    if searches is not None:
+        await asyncio.to_thread(searches.close, 30.0)
     if isinstance(application.bot_data, BotState):
         await application.bot_data.shared.close()
 

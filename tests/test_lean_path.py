@@ -1,6 +1,9 @@
 """The lean path's pieces in bot/transport.py: orjson parsing of the Bot API's answers behaves as
 python-telegram-bot's own parser."""
 
+import asyncio
+import threading
+
 import pytest
 from telegram.error import TelegramError
 from telegram.request import BaseRequest
@@ -32,3 +35,56 @@ def test_the_bot_sends_and_polls_through_the_orjson_requests(settings, searcher)
     application = build_application(settings, searcher, token="123:abc", base_url="http://127.0.0.1:9/bot")
     assert isinstance(application.bot.request, BotRequest)
     assert isinstance(application.bot._request[0], PollingRequest)  # PTB's getUpdates request
+
+
+def test_the_bot_answers_a_searcher_through_its_batcher_thread(settings, searcher):
+    from types import SimpleNamespace
+
+    from bot import handlers
+
+    application = build_application(settings, searcher, token="123:abc", base_url="http://127.0.0.1:9/bot")
+    state = application.bot_data
+    context = SimpleNamespace(bot_data=state)
+    question = "Who overthrew King Zahir Shah?"
+
+    async def ask():
+        try:
+            results = await asyncio.gather(*(handlers.search(context, question, 3, offset) for offset in (0, 0, 3)))
+            names = {t.name for t in threading.enumerate()}
+        finally:
+            await asyncio.to_thread(state.searches.close, 30)
+        return results, names
+
+    results, names = asyncio.run(ask())
+    assert "citebot-search-batch" in names
+    expected = [searcher.search(question, 3, offset) for offset in (0, 0, 3)]
+    assert [[h.start for h in r.hits] for r in results] == [[h.start for h in r.hits] for r in expected]
+    assert results[0].hits and results[2].hits[0].rank == 4
+
+
+def test_a_retriever_without_batches_is_asked_in_the_thread_pool(settings, searcher):
+    from types import SimpleNamespace
+
+    from bot import handlers
+
+    class OneAtATime:
+        def __init__(self):
+            self.threads = []
+
+        def search(self, query, k=3, offset=0):
+            self.threads.append(threading.current_thread().name)
+            return searcher.search(query, k, offset)
+
+    retriever = OneAtATime()
+    application = build_application(settings, retriever, token="123:abc", base_url="http://127.0.0.1:9/bot")
+    state = application.bot_data
+
+    async def ask():
+        try:
+            return await handlers.search(SimpleNamespace(bot_data=state), "Do Afghans still speak Russian?", 3, 0)
+        finally:
+            state.executor.shutdown()
+
+    assert asyncio.run(ask()).hits
+    assert retriever.threads and retriever.threads[0].startswith("citebot-search")
+    assert not retriever.threads[0].startswith("citebot-search-batch")
