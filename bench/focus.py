@@ -22,6 +22,7 @@ def run() -> dict[str, Any]:
     searcher = open_searcher()
     eval_set = load_eval_set(EVAL_FILE)
     out = {}
+    configured = searcher.focus_from_tokens
     try:
         for name, pooled in (("one pass (pooled focus)", True), ("two passes (stripped text encoded)", False)):
             searcher.focus_from_tokens = pooled
@@ -29,7 +30,7 @@ def run() -> dict[str, Any]:
             metrics = evaluate(eval_set, searcher_pipeline(searcher))
             out[name] = {**{k: metrics.get(k) for k in KEYS}, "by_kind": metrics["by_kind"]}
     finally:
-        searcher.focus_from_tokens = True
+        searcher.focus_from_tokens = configured
         searcher.forget_questions()
     return {"eval_file": str(EVAL_FILE.name), "variants": out}
 

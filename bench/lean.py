@@ -8,7 +8,8 @@ CPU ms per question, median and spread (min–max) over the repeats, and the los
 
     python -m bench.lean [--quick] [--repeats N] [--change NAME ...]
 
-The code runs with every change; "without" undoes one change for the duration of a run.
+The code runs with every change; "without" undoes one change for the duration of a run. A change
+that is a setting (``one_pass``: ``retrieval.focus_pass``) is set both ways, whatever the config says.
 """
 
 from __future__ import annotations
@@ -59,13 +60,37 @@ def thread_pool_searches() -> Iterator[None]:
         handlers.search = own  # type: ignore[assignment]
 
 
-# change name -> (what it is, a context manager undoing it)
-CHANGES: dict[str, tuple[str, Callable[[], contextlib.AbstractContextManager]]] = {
+@contextlib.contextmanager
+def focus_pass(searcher: Any, pooled: bool) -> Iterator[None]:
+    """The focus vector pooled from the question's one forward pass, or the stripped text encoded
+    as well (``retrieval.focus_pass``); the question cache emptied, so every question is encoded."""
+    configured = searcher.focus_from_tokens
+    searcher.focus_from_tokens = pooled
+    searcher.forget_questions()
+    try:
+        yield
+    finally:
+        searcher.focus_from_tokens = configured
+        searcher.forget_questions()
+
+
+# change name -> (what it is, a context manager undoing it); a change that is a setting also has
+# one applying it (the "with" runs), given the searcher like the undoing one
+CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]] = {
     "orjson": ("Bot API answers parsed with orjson (bot.transport.FastJsonPayload)", stdlib_json),
     "batcher": (
         "questions batched by one thread, futures resolved once per batch (embeddings.batching.AsyncQueryBatcher)",
         thread_pool_searches,
     ),
+    "one_pass": (
+        "one forward pass per question: the focus vector pooled (retrieval.focus_pass: pooled vs encoded)",
+        lambda searcher: focus_pass(searcher, False),
+    ),
+}
+
+# changes that are settings: how to apply one for the "with" runs, whatever the config says
+SETTINGS_CHANGES: dict[str, Callable[[Any], contextlib.AbstractContextManager]] = {
+    "one_pass": lambda searcher: focus_pass(searcher, True),
 }
 
 
@@ -74,12 +99,18 @@ async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: flo
     from bench.loadgen import LoadGenerator
 
     undo = CHANGES[name][1]
+    apply = SETTINGS_CHANGES.get(name)
     pool = make_questions(800)
     runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
     async with LoadGenerator() as users:
         for r in range(repeats):
             for variant in ("with", "without") if r % 2 == 0 else ("without", "with"):
-                with undo() if variant == "without" else contextlib.nullcontext():
+                if variant == "without":
+                    context = undo(searcher) if name in SETTINGS_CHANGES else undo()
+                else:
+                    context = apply(searcher) if apply else contextlib.nullcontext()
+                with context:
+                    searcher.forget_questions()  # every run encodes its questions: no answers from earlier runs
                     bot = BotSide(settings, searcher)
                     await bot.start(users.base_url, users.token)
                     try:

@@ -141,7 +141,7 @@ def make_searcher(
             known_words=known,
         )
     )
-    return Searcher(
+    searcher = Searcher(
         data,
         encoder,
         weights=Weights(**r.weights.model_dump()),
@@ -158,3 +158,6 @@ def make_searcher(
         abstain_margin=r.abstain_margin,
         artifacts=saved,
     )
+    # one forward pass per question where the encoder can pool its token states
+    searcher.focus_from_tokens = searcher.focus_from_tokens and r.focus_pass == "pooled"
+    return searcher

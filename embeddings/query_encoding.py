@@ -83,33 +83,24 @@ def focus_mask(offsets: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndar
     return keep
 
 
-def question_vectors(states: TokenStates, keep: np.ndarray, push: float = 0.0) -> QuestionVectors:
-    """Pool one question's token vectors: all of them, and the ``keep`` ones (the focus).
-
-    ``push`` moves the focus further from the left-out tokens: their mean, ``push`` times, is
-    subtracted. In one forward pass the topic words still shape every other token's vector, so
-    the kept tokens' mean stays close to the whole question's; encoding the stripped text does
-    not have that, and ``push`` makes up for it (chosen by cross-validation, bench/README.md)."""
+def question_vectors(states: TokenStates, keep: np.ndarray) -> QuestionVectors:
+    """Pool one question's token vectors: all of them, and the ``keep`` ones (the focus)."""
     vectors = states.vectors
     everything = np.ones(len(vectors), dtype=bool)
-    focus = mean_pool(vectors, keep)
-    if push and not keep.all():
-        focus = focus - push * mean_pool(vectors, ~keep)
     tokens = vectors[1:-1] if len(vectors) > 2 else vectors
     norms = np.linalg.norm(tokens, axis=1, keepdims=True)
     return QuestionVectors(
         unit(mean_pool(vectors, everything)),
-        unit(focus),
+        unit(mean_pool(vectors, keep)),
         np.ascontiguousarray(tokens / np.maximum(norms, 1e-12), dtype=np.float32),
     )
 
 
 def encode_questions(
-    encoder: TokenStateEncoder, texts: list[str], topic_words: frozenset[str], push: float = 0.0
+    encoder: TokenStateEncoder, texts: list[str], topic_words: frozenset[str]
 ) -> list[QuestionVectors]:
     """Pooled, focus and token vectors of each question, from one forward pass of the batch."""
     out = []
     for text, states in zip(texts, encoder.token_states(texts), strict=True):
-        keep = focus_mask(states.offsets, dropped_word_spans(text, topic_words))
-        out.append(question_vectors(states, keep, push))
+        out.append(question_vectors(states, focus_mask(states.offsets, dropped_word_spans(text, topic_words))))
     return out

@@ -93,3 +93,26 @@ def test_token_states_come_from_one_forward_pass(encoder, monkeypatch):
     monkeypatch.setattr(encoder.model, "encode", counting)
     encode_questions(encoder, QUESTIONS, TOPIC)
     assert calls == [QUESTIONS]  # the questions once, not their stripped texts as well
+
+
+@pytest.mark.parametrize(("focus_pass", "texts_per_question"), [("pooled", 1), ("encoded", 2)])
+def test_retrieval_focus_pass_chooses_one_or_two_forward_passes(
+    settings, searcher, monkeypatch, focus_pass, texts_per_question
+):
+    from citebot.engine import make_searcher
+    from citebot.tuning import with_overrides
+
+    chosen = make_searcher(
+        with_overrides(settings, {"retrieval.focus_pass": focus_pass}), searcher.encoder, searcher.data
+    )
+    calls = []
+    real = chosen.encoder.model.encode
+
+    def counting(texts, *args, **kwargs):
+        calls.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(chosen.encoder.model, "encode", counting)
+    result = chosen.search_many(["Why did Russia remove the Taliban from its list of terrorist organisations?"])
+    assert result[0].hits
+    assert calls == [texts_per_question]
