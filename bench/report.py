@@ -34,6 +34,7 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.roundtrip     # 2. bot round trip, 1/20/100 users (bot + emulator)
 .venv/bin/python -m bench.focus         # focus vector: pooled in one pass vs the stripped text encoded
 .venv/bin/python -m bench.lean          # the lean path's changes, each A/B in one run
+.venv/bin/python -m bench.handoff       # event loop to search hand-offs, no model: thread pool vs one batching thread
 .venv/bin/python -m bench.roundtrip --replicas   # 7. 1/2/3 webhook replicas behind nginx, Redis (not in run_all)
 .venv/bin/python -m bench.soak          # serve under distinct questions: RSS, thread slopes (--quick)
 .venv/bin/python -m bench.report        # regenerate this file and the plots
@@ -607,11 +608,13 @@ def focus_section(r: dict[str, Any]) -> list[str]:
     lines = [
         "## One forward pass per question: the focus vector",
         "",
-        "The searcher's focus vector (the question without the corpus-wide topic words) is pooled from the "
-        "question's own token vectors with the topic words' word pieces left out, so a question costs one "
-        "forward pass (`embeddings/query_encoding.py`); before, the stripped question was encoded as a second "
-        f"text. Evaluation set `{r['eval_file']}`, both in one run (`{r['command']}`); unanswerable "
-        "questions: share declined.",
+        "The searcher's focus vector (the question without the corpus-wide topic words) either pooled from "
+        "the question's own token vectors with the topic words' word pieces left out, one forward pass per "
+        "question (`retrieval.focus_pass: pooled`, `embeddings/query_encoding.py`), or the stripped question "
+        f"encoded as a second text (`encoded`). Evaluation set `{r['eval_file']}`, both in one run "
+        f"(`{r['command']}`); unanswerable questions: share declined. The default is the one 5-fold "
+        "cross-validation chooses (`citebot eval tests/data/eval.yaml --folds 5 --grid GRID` over "
+        "`retrieval.focus_pass: [pooled, encoded]`; config/citebot.yaml).",
         "",
         "| focus vector | kind | questions | " + " | ".join(FOCUS_KEYS) + " |",
         "|---|---|---|" + "---|" * len(FOCUS_KEYS),
