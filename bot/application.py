@@ -38,7 +38,7 @@ from embeddings.search import SearchResult
 from . import handlers
 from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
-from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever
+from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever, answers_batches
 from .shared_state import open_state
 from .state import CONTEXT_TYPES, BotState
 from .transport import BotRequest, OutageQueue, PollingRequest, RetrySchedule, file_url, skip_missing_sniffio
@@ -185,8 +185,9 @@ async def _post_init(application: Application) -> None:
 def search_batch(state: BotState, questions: Sequence[str], k: int, offset: int) -> list[SearchResult]:
     """One batch of questions for the retriever serving now (a rebuild's from the next batch)."""
     retriever = state.retriever
-    many = getattr(retriever, "search_many", None)  # a Searcher: one encode for the batch
-    return many(questions, k, offset) if many is not None else [retriever.search(q, k, offset) for q in questions]
+    if answers_batches(retriever):  # a Searcher: one encode for the batch
+        return retriever.search_many(questions, k, offset)  # type: ignore[attr-defined]
+    return [retriever.search(q, k, offset) for q in questions]
 
 
 async def _post_shutdown(application: Application) -> None:

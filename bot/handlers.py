@@ -56,6 +56,7 @@ from . import __version__
 from . import formatting as fmt
 from .ordering import Turn
 from .ratelimit import Verdict
+from .retriever import answers_batches
 from .state import Context, StoredQuery, VotedAnswer
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ async def search(context: Context, question: str, k: int, offset: int) -> Search
     the Searcher) gets it through the bot's batcher (one thread answering the questions waiting,
     futures resolved once per batch); any other runs ``search`` in the thread pool."""
     state = context.bot_data
-    if state.searches is None or not hasattr(state.retriever, "search_many"):
+    if state.searches is None or not answers_batches(state.retriever):
         return await run_blocking(context, state.retriever.search, question, k, offset)
     return await state.searches.search(question, k, offset)
 

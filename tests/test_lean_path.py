@@ -88,3 +88,24 @@ def test_a_retriever_without_batches_is_asked_in_the_thread_pool(settings, searc
     assert asyncio.run(ask()).hits
     assert retriever.threads and retriever.threads[0].startswith("citebot-search")
     assert not retriever.threads[0].startswith("citebot-search-batch")
+
+
+def test_only_a_class_that_answers_batches_goes_through_the_batcher():
+    from bot.retriever import answers_batches
+
+    class Batches:
+        def search(self, query, k=3, offset=0): ...
+
+        def search_many(self, queries, k=3, offset=0): ...
+
+    class Forwarding:  # a wrapper with its own search, the rest forwarded (as tests' fakes do)
+        def __init__(self, real):
+            self.real = real
+
+        def search(self, query, k=3, offset=0): ...
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    assert answers_batches(Batches())
+    assert not answers_batches(Forwarding(Batches()))
