@@ -94,16 +94,22 @@ class _Server:
             self.stop()
             raise ServiceError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    stop_seconds = 10.0  # after SIGTERM, how long it may take to exit before it is killed
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout`` (default :attr:`stop_seconds`); returns the exit
+        code (negative: the signal that ended it), None if it was not running."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
+        if process is None:
+            return None
+        if process.poll() is not None:
+            return process.returncode
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout)
+            return process.wait(self.stop_seconds if timeout is None else timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(5)
+            return process.wait(5)
 
     def restart(self) -> None:
         self.stop()
@@ -166,6 +172,8 @@ class Replica(_Server):
     (CITEBOT_* overrides, see :func:`replica_environment`)."""
 
     name = "replica"
+    # the answers in flight get bot.webhook.SHUTDOWN_SECONDS (20 s) at SIGTERM, then the bot stops
+    stop_seconds = 40.0
 
     def __init__(
         self, folder: Path, env: dict[str, str], port: int | None = None, *, citebot: str = "citebot", number: int = 0
