@@ -385,7 +385,7 @@ class Searcher:
             self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
             for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)
         ]
-        missing = self.missing_focus(corrected)
+        missing = self.missing_focus(corrected) or self._missing_count(corrected, ranked)
         if missing:
             return SearchResult(
                 query,
@@ -414,6 +414,15 @@ class Searcher:
         return coverage.anchored(
             coverage.usable_words(question), self.vocabulary, self.topic_words, self.everyday_words, sentences
         )
+
+    def _missing_count(self, question: str, ranked: _Ranked) -> list[str]:
+        """A "how many" question whose best passage states no number (years aside): the sources
+        don't give that count (["how many people died"]); else []."""
+        asked = cues.count_asked(question)
+        if not asked or not ranked.order or "how_many" not in cues.question_kinds(question):
+            return []
+        best = self.data.passage_text(int(ranked.candidates[ranked.order[0]]))
+        return [] if cues.gives_count(best) else [asked]
 
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""

@@ -92,6 +92,8 @@ def test_threshold_from_probes_and_rare_phrases():
         ("What is the population of Afghanistan?", "population"),
         ("Did Putin ever meet the Taliban leader Akhundzada?", "akhundzada"),
         ("What currency do the Taliban use?", "currency"),
+        # the sources speak of the attack, but its best passage gives no count
+        ("How many people died in the Crocus City Hall attack?", "how many people died"),
     ],
 )
 def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(searcher, question, missing):
@@ -149,6 +151,7 @@ def test_junk_without_words_is_declined_without_passages(searcher):
         ("Who attacked Crocus City Hall?", "crocus city hall in moscow in march 2024"),
         ("When did the Taliban overrun Kunduz?", None),
         ("did the heroin trade push moscow into talking with the taliban", None),
+        ("how many soviet soldiers died in the afghan war", "14 500 soviet soldiers"),
     ],
 )
 def test_no_false_abstention_on_questions_the_corpus_answers(searcher, question, evidence):
