@@ -47,11 +47,12 @@ services:
 
 # Everything: lint, types, every test (the real model, index builds, subprocesses, benchmark smoke runs).
 # tmux: the sandbox test watches the terminal chat as a person sees it (tests/test_sandbox_tmux.py)
+# pytest runs in two workers, one per core (pytest-xdist); worksteal keeps both busy to the end.
 test: install services tmux
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 tmux:
 	@command -v tmux >/dev/null || { echo "==> installing tmux (apt-get)"; \

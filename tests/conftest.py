@@ -5,13 +5,17 @@ Everything runs offline with the real packaged model and the real seeds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from filelock import FileLock
 
 from citebot import engine
 from citebot.config import Settings, load_settings
@@ -35,6 +39,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder ``make`` fills once per test run. ``make test`` runs the suite in two pytest-xdist
+    workers (one per core): the first to need the folder makes it under the run's shared temporary
+    root while the other waits on a file lock, so the full index is embedded once, not once per worker."""
+    if worker_id == "master":  # not under xdist
+        target = tmp_path_factory.mktemp(name)
+        make(target)
+        return target
+    root = tmp_path_factory.getbasetemp().parent
+    target, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)  # a worker that failed half-way
+            target.mkdir()
+            make(target)
+            done.touch()
+    return target
+
+
 @pytest.fixture(scope="session")
 def make_settings() -> Callable[..., Settings]:
     """Settings from the real config file, with CITEBOT_* overrides given as keyword arguments
@@ -54,12 +77,14 @@ def encoder(make_settings):
 
 
 @pytest.fixture(scope="session")
-def built_index_dir(tmp_path_factory, make_settings, encoder) -> Path:
-    """The real index of seeds/, built once per test session."""
-    index_dir = tmp_path_factory.mktemp("index")
-    report = engine.update_index(make_settings(index_dir=index_dir), encoder)
-    assert report.built and report.passages > 100
-    return index_dir
+def built_index_dir(tmp_path_factory, worker_id, make_settings, encoder) -> Path:
+    """The real index of seeds/, built once per test run (shared by the xdist workers; read it, or copy it)."""
+
+    def build(index_dir: Path) -> None:
+        report = engine.update_index(make_settings(index_dir=index_dir), encoder)
+        assert report.built and report.passages > 100
+
+    return made_once(tmp_path_factory, worker_id, "index", build)
 
 
 @pytest.fixture(scope="session")
@@ -79,24 +104,28 @@ SMALL_CORPUS = {"000_8e0d7ebdfb1f5007.txt": 2000, "002_d73ef1872804ed67.txt": 20
 
 
 @pytest.fixture(scope="session")
-def small_seeds_dir(tmp_path_factory) -> Path:
+def small_seeds_dir(tmp_path_factory, worker_id) -> Path:
     """A read-only small corpus (see SMALL_CORPUS); copy it (``small_seeds_copy``) to change it."""
-    target = tmp_path_factory.mktemp("small-seeds")
-    for name, limit in SMALL_CORPUS.items():
-        text = (SEEDS / name).read_text(encoding="utf-8")
-        if limit is not None:
-            text = text[: text.rfind("\n", 0, limit) + 1]
-        (target / name).write_text(text, encoding="utf-8")
-    return target
+
+    def write(target: Path) -> None:
+        for name, limit in SMALL_CORPUS.items():
+            text = (SEEDS / name).read_text(encoding="utf-8")
+            if limit is not None:
+                text = text[: text.rfind("\n", 0, limit) + 1]
+            (target / name).write_text(text, encoding="utf-8")
+
+    return made_once(tmp_path_factory, worker_id, "small-seeds", write)
 
 
 @pytest.fixture(scope="session")
-def small_index_dir(tmp_path_factory, make_settings, encoder, small_seeds_dir) -> Path:
-    """The real index of the small corpus, built once per test session."""
-    index_dir = tmp_path_factory.mktemp("small-index")
-    report = engine.update_index(make_settings(index_dir=index_dir, corpus_seeds_dir=small_seeds_dir), encoder)
-    assert report.built and report.added == sorted(SMALL_CORPUS)
-    return index_dir
+def small_index_dir(tmp_path_factory, worker_id, make_settings, encoder, small_seeds_dir) -> Path:
+    """The real index of the small corpus, built once per test run (shared by the xdist workers)."""
+
+    def build(index_dir: Path) -> None:
+        report = engine.update_index(make_settings(index_dir=index_dir, corpus_seeds_dir=small_seeds_dir), encoder)
+        assert report.built and report.added == sorted(SMALL_CORPUS)
+
+    return made_once(tmp_path_factory, worker_id, "small-index", build)
 
 
 @pytest.fixture
@@ -325,6 +354,28 @@ def clean_environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEBOT_", "TELEGRAM_"))}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
     return env
+
+
+@contextlib.asynccontextmanager
+async def citebot_process(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``citebot ARGS`` as a child process of this virtual environment's Python, output piped;
+    killed on the way out if it is still running (a failed assertion must not leave it behind)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "citebot.cli",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 @pytest.fixture(scope="session")

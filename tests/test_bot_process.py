@@ -7,13 +7,12 @@ import asyncio
 import io
 import signal
 import sys
-from pathlib import Path
 
 import pytest
 
 from bot.sandbox import run_sandbox
+from tests.conftest import citebot_process
 
-REPO = Path(__file__).resolve().parent.parent
 ZAHIR = "Who overthrew King Zahir Shah?"
 ARMS = "Is Russia arming the Taliban?"
 
@@ -25,17 +24,7 @@ async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built
         CITEBOT_TELEGRAM_BASE_URL=emulator.base_url,
         CITEBOT_INDEX_DIR=str(built_index_dir),
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "citebot.cli",
-        "serve",
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with citebot_process(env, "serve") as process:
         await emulator.wait_for("getUpdates", timeout=120)
         registered = await emulator.wait_for("setMyCommands", timeout=30)
         assert registered[0].ok
@@ -46,10 +35,6 @@ async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built
         await emulator.wait_until(lambda: not emulator.pending_updates, timeout=30)
         process.send_signal(signal.SIGTERM)
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     log = stderr.decode()
     assert process.returncode == 0, log[-3000:]
     answers = emulator.sent_messages(chat["id"])

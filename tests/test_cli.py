@@ -13,11 +13,16 @@ from citebot.cli import main
 
 
 @pytest.fixture
-def cli_env(monkeypatch, built_index_dir, tmp_path):
-    """Point the CLI at a private copy of the built index, with no stray settings."""
+def clean_env(monkeypatch):
+    """No stray settings from the developer's environment."""
     for name in list(__import__("os").environ):
         if name.startswith("CITEBOT_") or name == "TELEGRAM_BOT_TOKEN":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def cli_env(clean_env, monkeypatch, built_index_dir, tmp_path):
+    """Point the CLI at a private copy of the built index, with no stray settings."""
     index_dir = tmp_path / "index"
     shutil.copytree(built_index_dir, index_dir, symlinks=True)
     monkeypatch.setenv("CITEBOT_INDEX_DIR", str(index_dir))
@@ -240,12 +245,17 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_index_force_says_what_it_re_embedded_and_its_bar_starts_at_zero(cli_env, capsys, monkeypatch):
+def test_index_force_says_what_it_re_embedded_and_its_bar_starts_at_zero(
+    clean_env, small_private_index, capsys, monkeypatch
+):
+    # the small corpus (three documents): re-embedding all five seeds would only take longer
+    monkeypatch.setenv("CITEBOT_INDEX_DIR", str(small_private_index.path(small_private_index.index.dir)))
+    monkeypatch.setenv("CITEBOT_CORPUS_SEEDS_DIR", str(small_private_index.path(small_private_index.corpus.seeds_dir)))
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(["index", "--force"]) == 0
     out = capsys.readouterr().out
-    assert "5 re-embedded" in out and "5 unchanged" not in out and "0 unchanged" in out
+    assert "3 re-embedded" in out and "3 unchanged" not in out and "0 unchanged" in out
     bar = terminal.getvalue()
     assert "embedding:   0%" in bar and "100%" in bar
     rates = [float(r) for r in re.findall(r"([0-9.]+)text/s", bar)]

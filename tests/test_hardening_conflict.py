@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
 from bot.serving import EXIT_CONFLICT
 from botapi_emulator import BotApiEmulator
+from tests.conftest import citebot_process
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "7012345678:AAGh-secretTokenPart_0123456789abcdefXYZ"
 WEBHOOK_SECRET = "whsec-Known_Secret-0123456789"
 
@@ -46,22 +44,10 @@ async def test_a_second_instance_says_another_is_polling_and_exits_3(built_index
             CITEBOT_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
             CITEBOT_INDEX_DIR=str(built_index_dir),
         )
-        citebot = Path(sys.executable).with_name("citebot")
-        process = await asyncio.create_subprocess_exec(
-            str(citebot),
-            "-v",
-            "serve",
-            cwd=REPO,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=180)
+            async with citebot_process(env, "-v", "serve") as process:
+                stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=180)
         finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
             stop.set()
             conflicts_of_the_other = await asyncio.wait_for(other, 30)
         output = stdout.decode() + stderr.decode()

@@ -1,14 +1,13 @@
 """A published build cannot crash or silently corrupt the bot: every file is checksummed in the
 manifest and verified on load, NaN/inf and non-unit vectors are refused, builds are read-only and
 never written again, and a build damaged under a running IndexKeeper is detected by the periodic
-check and replaced by a fresh rebuild. Real model, real index (a private copy of the session's)."""
+check and replaced by a fresh rebuild. Real model, real index (of the small corpus, see conftest)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import shutil
 import stat
 
 import numpy as np
@@ -31,10 +30,13 @@ QUESTION = "Do Afghans still speak Russian?"
 
 
 @pytest.fixture
-def private_index(tmp_path, seeds_copy, make_settings, built_index_dir):
-    index_dir = tmp_path / "index"
-    shutil.copytree(built_index_dir, index_dir, symlinks=True)
-    return make_settings(index_dir=index_dir, corpus_seeds_dir=seeds_copy, index_verify_every_seconds=0)
+def private_index(small_private_index, make_settings):
+    """A private copy of the small corpus and its index (a rebuild re-embeds a fifth of the seeds)."""
+    return make_settings(
+        index_dir=small_private_index.path(small_private_index.index.dir),
+        corpus_seeds_dir=small_private_index.path(small_private_index.corpus.seeds_dir),
+        index_verify_every_seconds=0,
+    )
 
 
 def live_build(settings):
@@ -158,7 +160,7 @@ def test_the_builder_refuses_to_publish_nan_vectors(tmp_path):
     assert not current_build(index_dir).exists() and not list((index_dir / "builds").iterdir())
 
 
-def test_small_builds_are_held_in_memory_and_large_ones_mapped(private_index):
+def test_small_builds_are_held_in_memory_and_large_ones_mapped(private_index, encoder):
     index_dir = private_index.path(private_index.index.dir)
     in_memory = engine.open_index(private_index)
     mapped = load_index(index_dir, mmap_above_bytes=0)
@@ -170,7 +172,7 @@ def test_small_builds_are_held_in_memory_and_large_ones_mapped(private_index):
     del mapped
     for name in ("token_vectors.npy", "passage_vectors.npy"):
         damage(build / name, "truncate")
-    searcher = engine.make_searcher(private_index, engine.load_encoder(private_index), in_memory)
+    searcher = engine.make_searcher(private_index, encoder, in_memory)
     assert searcher.search(QUESTION).hits
 
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 from telegram.error import InvalidToken
 
 from bot.log_limits import RepeatLimitFilter
 from bot.polling import PollingGuard, UpdateSkipper, describe_update
+from tests.conftest import citebot_process
 
-REPO = Path(__file__).resolve().parent.parent
 ZAHIR = "Who overthrew King Zahir Shah?"
 
 
@@ -162,24 +160,10 @@ async def test_a_persistent_401_ends_serve_with_exit_1_and_a_clear_message(emula
         CITEBOT_INDEX_DIR=str(built_index_dir),
         CITEBOT_TELEGRAM_POLLING_REFUSED_GRACE_SECONDS="3",
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "citebot.cli",
-        "serve",
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with citebot_process(env, "serve") as process:
         await emulator.wait_for("getUpdates", timeout=90)
         emulator.fail_next("getUpdates", status=401, count=10_000)
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     log = stderr.decode()
     assert process.returncode == 1, log[-3000:]
     assert "Telegram has refused getUpdates for" in log and "token was revoked" in log
