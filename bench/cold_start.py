@@ -5,6 +5,9 @@ Two measurements, each repeated in fresh processes:
 * ``citebot ask --json QUESTION`` wall time (what a user waits for),
 * an instrumented child doing the same steps as the bot (import, model load, index load,
   searcher set-up, first question) with timers, to see where the time goes;
+* the floor, side by side (runs alternate with the two above): a bare child that loads the
+  model with sentence-transformers and encodes the one question, nothing else. The target is
+  ``citebot ask`` within TARGET_RATIO of it;
 
 and one ``python -X importtime`` run of that child, summarised by top-level package.
 
@@ -52,6 +55,28 @@ marks["first question"] = time.perf_counter() - t
 marks["total in process"] = time.perf_counter() - t0
 print(json.dumps({"marks": marks, "answered": not result.abstained, "passages": len(searcher.passages)}))
 """
+
+
+BARE = r"""
+import sys
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(sys.argv[1], device="cpu", local_files_only=True)
+model.encode([sys.argv[2]])
+"""
+TARGET_RATIO = 1.1  # citebot ask / (bare model load + one encode)
+
+
+def run_bare(model_path: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", BARE, model_path, QUESTION],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env(),
+        cwd=REPO,
+    )
+    return time.perf_counter() - start
 
 
 def env() -> dict[str, str]:
@@ -136,16 +161,30 @@ def import_profile(index_dir: Path, top: int = 15) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 5)
-    open_searcher()  # make sure the index exists and is current (not timed)
+    from embeddings.model import resolve_model
+
+    searcher = open_searcher()  # make sure the index exists and is current (not timed)
+    model_path = resolve_model(searcher.encoder.spec)
     index_dir = WORK / "index"
-    children = [run_child(index_dir) for _ in range(repeats)]
-    cli = [run_cli() for _ in range(repeats)]
+    children, cli, bare, ratios = [], [], [], []
+    for r in range(repeats):  # side by side: each repeat runs all three, in an order that rotates
+        runs = [
+            lambda: cli.append(run_cli()),
+            lambda: bare.append(run_bare(model_path)),
+            lambda: children.append(run_child(index_dir)),
+        ]
+        for i in range(3):
+            runs[(i + r) % 3]()
+        ratios.append(cli[-1] / bare[-1])
     steps = list(children[0]["marks"])
     result = {
         "question": QUESTION,
         "repeats": repeats,
         "passages": children[0]["passages"],
         "cli_ask_wall_seconds": scalar_over_runs(cli),
+        "bare_model_load_and_encode_seconds": scalar_over_runs(bare),
+        "ratio_cli_to_bare": scalar_over_runs(ratios),
+        "target_ratio": TARGET_RATIO,
         "instrumented_wall_seconds": scalar_over_runs([c["wall"] for c in children]),
         "steps_seconds": {s: scalar_over_runs([c["marks"][s] for c in children]) for s in steps},
         "target_seconds": 6.0,

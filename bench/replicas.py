@@ -8,9 +8,12 @@ soon as the answer arrives: saturation) of ``USERS`` users. Reported: questions/
 milliseconds per question of each process (from /proc: user + system time of every replica, of
 nginx with its workers, of Redis, of the load generator), lost and duplicated answers.
 
-What Redis adds to a question is measured twice: end to end (one replica with the state in Redis
-against one with the state in its own memory), and directly (p50 of the shared-state calls one
-question makes: claim, rate limit, store the paging question, mark answered, from one client).
+What Redis adds to a question is measured three ways: end to end at saturation (one replica with
+the state in Redis against one with the state in its own memory, 20 users: mostly queueing, so
+noisy), end to end with one user asking one question at a time (the same two setups, unsaturated,
+in the order Redis, local, local, Redis so that a drift of the machine cancels; ``--quick``: Redis,
+local), and directly (p50 of the shared-state calls one question makes: claim, rate limit, store
+the paging question, mark answered, from one client).
 On one machine the total cannot grow much with replicas (they share the cores); what must hold
 is that the CPU per question does not grow with their number.
 """
@@ -30,6 +33,8 @@ from .common import latency_summary
 
 USERS = 20
 SECONDS = {"quick": 3.0, "full": 8.0}
+# the unsaturated Redis-against-local comparison: which state each setup has, in order
+OVERHEAD_ORDER = {"quick": (True, False), "full": (True, False, False, True)}
 SECRET = "bench-Replicas_secret"
 
 
@@ -90,11 +95,13 @@ async def one_setup(
     seconds: float,
     index_dir: Path,
     shared: bool = True,
+    tag: str = "",
 ) -> dict[str, Any]:
     from deploy.local import Nginx, Replica, free_port, replica_environment
 
+    name = f"{replicas}{'' if shared else '-local'}{tag}"  # this setup's folders
     ports = [free_port() for _ in range(replicas)]
-    nginx = Nginx(folder / f"nginx{replicas}{'' if shared else '-local'}", ports)
+    nginx = Nginx(folder / f"nginx{name}", ports)
     nginx.start()
     env = replica_environment(
         child_environment(),
@@ -109,10 +116,7 @@ async def one_setup(
     if not shared:
         env.pop("CITEBOT_TELEGRAM_STATE_URL")
     citebot = str(Path(sys.executable).with_name("citebot"))
-    running = [
-        Replica(folder / f"r{replicas}-{i}{'' if shared else '-local'}", env, port, citebot=citebot, number=i)
-        for i, port in enumerate(ports)
-    ]
+    running = [Replica(folder / f"r{name}-{i}", env, port, citebot=citebot, number=i) for i, port in enumerate(ports)]
     try:
         for replica in running:
             replica.start()
@@ -182,25 +186,44 @@ async def measure(settings: Any, quick: bool, counts: tuple[int, ...] = (1, 2, 3
                     users, folder, 1, redis, assign(pool, USERS, 991), seconds, index_dir, shared=False
                 )
                 _say(local)
+                one_user = []
+                for k, shared in enumerate(OVERHEAD_ORDER["quick" if quick else "full"]):
+                    one_user.append(
+                        await one_setup(
+                            users, folder, 1, redis, assign(pool, 1, 397 * k), seconds, index_dir, shared, f"-u{k}"
+                        )
+                    )
+                    _say(one_user[-1])
         finally:
             redis.stop()
     one = next(r for r in rows if r["replicas"] == 1)
     added = one["latency_ms"]["p50"] - local["latency_ms"]["p50"]
     return {
+        "one_user": one_user,
+        "redis_added_p50_ms_one_user": round(redis_added_p50(one_user), 2),
         "users": USERS,
         "seconds": seconds,
         "setups": rows,
         "one_replica_local_state": local,
         "redis_state_calls_per_question_ms": state_calls,
         "redis_added_p50_ms_end_to_end": round(added, 2),
-        "lost": sum(r["lost"] for r in [*rows, local]),
-        "duplicated": sum(r["duplicated"] for r in [*rows, local]),
+        "lost": sum(r["lost"] for r in [*rows, local, *one_user]),
+        "duplicated": sum(r["duplicated"] for r in [*rows, local, *one_user]),
     }
+
+
+def redis_added_p50(setups: list[dict[str, Any]]) -> float:
+    """Mean p50 of the setups with the state in Redis minus that of the setups with it in process."""
+
+    def mean_p50(shared: bool) -> float:
+        return statistics.fmean(s["latency_ms"]["p50"] for s in setups if s["shared_state"] is shared)
+
+    return mean_p50(True) - mean_p50(False)
 
 
 def _say(row: dict[str, Any]) -> None:
     print(
-        f"replicas: {row['replicas']} ({'Redis' if row['shared_state'] else 'local state'}): "
+        f"replicas: {row['replicas']} ({'Redis' if row['shared_state'] else 'local state'}, {row['users']} users): "
         f"{row['questions_per_second']:.0f} q/s, p50 {row['latency_ms']['p50']:.0f} ms, "
         f"p99 {row['latency_ms']['p99']:.0f} ms, replicas' CPU {row['cpu_ms_per_question']['replicas_total']:.1f} "
         f"ms/question, lost {row['lost']}, duplicated {row['duplicated']}",

@@ -6,9 +6,10 @@ Starts the users and the Bot API emulator in a process of their own (:mod:`bench
 ``citebot serve`` as a subprocess polling it (the real serving path, the default index, built first
 if missing), and asks distinct questions (no two alike, a third of them long: every one is a miss of
 every cache) at a steady rate for ``--minutes``. Every ``--sample`` seconds it reads VmRSS and Threads
-of the bot process from /proc/<pid>/status, and reports the least-squares slopes (MiB/min,
-threads/min) over the run after the first minute of warm-up (the model's own allocations settle
-there; ``--quick`` runs one minute and fits all of it), the RSS at start and end, and the answers
+of the bot process from /proc/<pid>/status, and reports the RSS at each minute, the least-squares
+slopes (MiB/min, threads/min) after the first minute of warm-up (the model's own allocations settle
+there; ``--quick`` runs one minute and fits all of it) and over the second half alone (caches fill
+up to their byte budgets early, a leak goes on), the RSS at start and end, and the answers
 lost and duplicated. 127.0.0.1 only.
 """
 
@@ -65,6 +66,15 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
     if spread == 0:
         return 0.0
     return 60.0 * sum((t - mean_t) * (v - mean_v) for t, v in samples) / spread
+
+
+def rss_by_minute(samples: list[tuple[float, float, int]]) -> list[float]:
+    """The RSS (MiB) of the first sample at or after each whole minute of the run."""
+    marks: list[float] = []
+    for t, rss, _ in samples:
+        if t >= 60 * len(marks):
+            marks.append(round(rss, 1))
+    return marks
 
 
 async def start_bot(users: LoadGenerator) -> asyncio.subprocess.Process:
@@ -157,6 +167,11 @@ async def soak(minutes: float, users: int, think: float, sample_seconds: float, 
         "rss_end_mib": round(samples[-1][1], 1),
         "rss_max_mib": round(max(s[1] for s in samples), 1),
         "rss_slope_mib_per_min": round(slope_per_minute([(t, r) for t, r, _ in fitted]), 2),
+        # the second half alone: caches filling up to their byte budgets rise early and then stop; a leak does not
+        "rss_slope_last_half_mib_per_min": round(
+            slope_per_minute([(t, r) for t, r, _ in samples if t >= elapsed / 2]), 2
+        ),
+        "rss_by_minute_mib": rss_by_minute(samples),
         "threads_start": samples[0][2],
         "threads_end": samples[-1][2],
         "threads_slope_per_min": round(slope_per_minute([(t, float(n)) for t, _, n in fitted]), 2),

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, Update
@@ -31,14 +32,16 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from citebot.config import ConfigError, Settings
+from embeddings.batching import AsyncQueryBatcher
+from embeddings.search import SearchResult
 
 from . import handlers
 from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
-from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever
+from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever, answers_batches
 from .shared_state import open_state
 from .state import CONTEXT_TYPES, BotState
-from .transport import OutageQueue, RetryingRequest, RetrySchedule, file_url, skip_missing_sniffio
+from .transport import BotRequest, OutageQueue, PollingRequest, RetrySchedule, file_url, skip_missing_sniffio
 
 if TYPE_CHECKING:
     from citebot.replica import IndexFollower
@@ -101,12 +104,12 @@ def build_application(
         guard=guard,
         base_url=base_url,
         base_file_url=file_url(base_url),
-        request=RetryingRequest(
+        request=BotRequest(
             http,
             schedule=RetrySchedule(first=backoff, patience=telegram.send_patience_seconds),
             queue=OutageQueue(telegram.send_queue_limit),
         ),
-        get_updates_request=get_updates_request or HTTPXRequest(read_timeout=40.0, connect_timeout=10.0),
+        get_updates_request=get_updates_request or PollingRequest(read_timeout=40.0, connect_timeout=10.0),
         defaults=Defaults(parse_mode="HTML", link_preview_options=handlers.NO_PREVIEW),
     )
     application = (
@@ -122,6 +125,7 @@ def build_application(
     state.settings = settings
     state.served = retriever
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
+    state.searches = AsyncQueryBatcher(partial(search_batch, state), name="citebot-search-batch")
     state.shared = open_state(
         telegram.state_url.get_secret_value() if telegram.state_url else None,
         telegram.rate_limit_per_minute,
@@ -178,12 +182,23 @@ async def _post_init(application: Application) -> None:
     start_following(application)
 
 
+def search_batch(state: BotState, questions: Sequence[str], k: int, offset: int) -> list[SearchResult]:
+    """One batch of questions for the retriever serving now (a rebuild's from the next batch)."""
+    retriever = state.retriever
+    if answers_batches(retriever):  # a Searcher: one encode for the batch
+        return retriever.search_many(questions, k, offset)  # type: ignore[attr-defined]
+    return [retriever.search(q, k, offset) for q in questions]
+
+
 async def _post_shutdown(application: Application) -> None:
     await stop_seed_watch(application)
     await stop_following(application)
     executor = application.bot_data.executor
     if executor is not None:
         await asyncio.to_thread(executor.shutdown, True)
+    searches = application.bot_data.searches
+    if searches is not None:
+        await asyncio.to_thread(searches.close, 30.0)
     if isinstance(application.bot_data, BotState):
         await application.bot_data.shared.close()
 

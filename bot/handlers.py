@@ -50,11 +50,13 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from embeddings.language import ENGLISH, detect_language
+from embeddings.search import SearchResult
 
 from . import __version__
 from . import formatting as fmt
 from .ordering import Turn
 from .ratelimit import Verdict
+from .retriever import answers_batches
 from .state import Context, StoredQuery, VotedAnswer
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,16 @@ async def run_blocking(context: Context, func: Callable[..., T], *args: Any, **k
     """Run ``func`` in the bot's thread pool (retrieval must never block the event loop)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(context.bot_data.executor, partial(func, *args, **kwargs))
+
+
+async def search(context: Context, question: str, k: int, offset: int) -> SearchResult:
+    """The retriever's answer to ``question``. A retriever that answers batches (``search_many``:
+    the Searcher) gets it through the bot's batcher (one thread answering the questions waiting,
+    futures resolved once per batch); any other runs ``search`` in the thread pool."""
+    state = context.bot_data
+    if state.searches is None or not answers_batches(state.retriever):
+        return await run_blocking(context, state.retriever.search, question, k, offset)
+    return await state.searches.search(question, k, offset)
 
 
 async def send(
@@ -353,7 +365,7 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
         return
     per_page = settings.telegram.results_group if compact else settings.telegram.results_private
     retriever = state.retriever
-    result = await run_blocking(context, retriever.search, question, per_page, 0)
+    result = await search(context, question, per_page, 0)
     await _keep_question(
         context,
         question,
@@ -434,9 +446,7 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
     ):
         await query.answer(fmt.STALE_BUTTON)
         return
-    result = await run_blocking(
-        context, context.bot_data.retriever.search, stored.question, stored.per_page, data.page * stored.per_page
-    )
+    result = await search(context, stored.question, stored.per_page, data.page * stored.per_page)
     if not result.hits and not result.abstained and data.page > 0:
         await query.answer(fmt.NO_MORE)
         return
@@ -550,7 +560,7 @@ async def inline_query(update: Update, context: Context) -> None:
     offset = int(query.offset) if re.fullmatch(r"[0-9]{1,4}", query.offset or "") else 0
     per_page = min(settings.telegram.results_inline, 50)
     question, _ = fmt.clean_question(text, settings.telegram.max_question_chars)
-    result = await run_blocking(context, context.bot_data.retriever.search, question, per_page, offset)
+    result = await search(context, question, per_page, offset)
     if result.abstained or not result.hits:
         articles = [fmt.inline_nothing_article(question, result.missing_terms)] if offset == 0 else []
         await query.answer(_articles(articles), cache_time=cache, is_personal=personal)

@@ -86,3 +86,10 @@ class Keeper(Protocol):
     async def follow(self, stop: asyncio.Event) -> None:
         """Swap in the build the ``current`` link points to whoever published it, until ``stop``."""
         ...
+
+
+def answers_batches(retriever: object) -> bool:
+    """Whether ``retriever``'s class answers batches (``search_many``, as the Searcher does): the
+    bot then asks it through its batcher. Looked up on the class, so a wrapper that forwards other
+    attributes to a searcher keeps its own ``search``."""
+    return callable(getattr(type(retriever), "search_many", None))

@@ -74,8 +74,10 @@ class SharedState:
     async def claim(self, update_id: int) -> Claim:
         raise NotImplementedError
 
-    async def renew(self, update_id: int) -> None:
-        """Extend the lease of an update being answered."""
+    async def renew(self, update_id: int) -> bool:
+        """Extend the lease of an update being answered; False when another replica holds it now
+        (this one stalled past its lease and the re-delivered update was claimed elsewhere)."""
+        return True
 
     async def answered(self, update_id: int) -> None:
         """Mark an update answered: it is never answered again."""
@@ -157,9 +159,17 @@ local retry = oldest + window - now
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', window) then return {1, retry} end
 return {2, retry}
 """
+# Renewing a lease: extended while it is ours; taken again when it ran out and nobody else took
+# it (a replica that stalled longer than its lease, but is alive and answering, keeps the update);
+# otherwise who holds it now (another replica, or "answered").
 _RENEW_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return holder
 """
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -328,9 +338,17 @@ class RedisState(SharedState):
             return Claim.MINE if ok and claimed else Claim.BUSY
         return Claim.BUSY
 
-    async def renew(self, update_id: int) -> None:
+    async def renew(self, update_id: int) -> bool:
         key = self._key("update", update_id)
-        await self._call(lambda: self._scripts["renew"](keys=[key], args=[self.owner, self.lease_ms]))
+        ok, kept = await self._call(lambda: self._scripts["renew"](keys=[key], args=[self.owner, self.lease_ms]))
+        if not ok or isinstance(kept, int):  # while Redis is unreachable nobody can claim it there either
+            return True
+        log.warning(
+            "update %s: %s while this replica was still answering it",
+            update_id,
+            "marked answered" if kept == _DONE else f"claimed by another replica ({kept})",
+        )
+        return False
 
     async def answered(self, update_id: int) -> None:
         await self.local.answered(update_id)

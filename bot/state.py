@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from citebot.config import Settings
+from embeddings.batching import AsyncQueryBatcher
 
 from .ordering import ChatOrder
 from .ratelimit import RateLimiter
@@ -138,6 +139,8 @@ class BotState:
     settings: Settings = field(default_factory=Settings)
     served: Retriever | None = None  # the retriever answering now; the keeper replaces it after a rebuild
     executor: ThreadPoolExecutor | None = None  # retrieval runs here, never on the event loop
+    # questions answered in batches by one thread (handlers.search); None: through ``executor``
+    searches: AsyncQueryBatcher | None = None
     # rate limits, the questions behind "More results", refused chats, update claims: in this
     # process, or in Redis shared by every replica (bot.shared_state, telegram.state_url)
     shared: SharedState = field(default_factory=lambda: _local_state())

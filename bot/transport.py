@@ -23,8 +23,10 @@ from http import HTTPStatus
 from typing import Any
 
 import httpx
+import orjson
+from telegram._utils.types import JSONDict
 from telegram.error import NetworkError, TelegramError
-from telegram.request import BaseRequest, RequestData
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +320,27 @@ class RetryingRequest(WrappedRequest):
                 await self.sleep(delay)
         finally:
             self.queue.leave(ticket)
+
+
+class FastJsonPayload:
+    """Bot API answers parsed by orjson instead of the standard library's json (PTB's own override
+    point, ``BaseRequest.parse_json_payload``): every getUpdates batch and every answer to a
+    sendMessage is parsed on the event loop's thread (bench/README.md, "A lean path")."""
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:  # not UTF-8, or not JSON: the library's parser has the last word
+            return BaseRequest.parse_json_payload(payload)
+
+
+class BotRequest(FastJsonPayload, RetryingRequest):
+    """The bot's request object: retries (:class:`RetryingRequest`) and orjson parsing."""
+
+
+class PollingRequest(FastJsonPayload, HTTPXRequest):
+    """getUpdates' own request object (PTB keeps it apart from the others), with orjson parsing."""
 
 
 def _method(url: str) -> str:

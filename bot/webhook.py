@@ -37,7 +37,7 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
-from .shared_state import Claim, SharedState
+from .shared_state import REDIS_TIMEOUT_SECONDS, Claim, SharedState
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class WebhookServer:
         self.options = options
         self.lease_seconds = lease_seconds
         self.runner: web.AppRunner | None = None
-        self.counts = {"answered": 0, "duplicate": 0, "busy": 0, "refused": 0, "unparsable": 0}
+        self.counts = {"answered": 0, "duplicate": 0, "busy": 0, "refused": 0, "unparsable": 0, "lease_lost": 0}
         self._secret = options.secret.encode() if options.secret else None
 
     async def start(self) -> None:
@@ -121,24 +121,40 @@ class WebhookServer:
             log.error("update %s cannot be parsed (%s: %.120s); skipped", update_id, type(exc).__name__, exc)
             await self.state.answered(update_id)
             return web.Response(text="skipped")
-        renewing = asyncio.get_running_loop().create_task(self._renew(update_id))
+        finished = asyncio.Event()
+        renewing = asyncio.get_running_loop().create_task(self._renew(update_id, finished))
         try:
             await self.application.process_update(update)
         except BaseException:
             # the answer was not made (cancelled at shutdown): another delivery may answer at once
-            renewing.cancel()
+            await self._stop_renewing(renewing, finished)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.state.release(update_id))
             raise
-        renewing.cancel()
+        await self._stop_renewing(renewing, finished)
         await self.state.answered(update_id)
         self.counts["answered"] += 1
         return web.Response(text="ok")
 
-    async def _renew(self, update_id: int) -> None:
+    async def _renew(self, update_id: int, finished: asyncio.Event) -> None:
+        """Renew the lease every third of its length until ``finished`` (a heartbeat: a slow but
+        alive replica keeps its update; only a dead one loses it)."""
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            await self.state.renew(update_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self.lease_seconds / 3)
+            if finished.is_set():
+                return
+            if not await self.state.renew(update_id):  # it said why, in one WARNING line
+                self.counts["lease_lost"] += 1
+                return
+
+    @staticmethod
+    async def _stop_renewing(renewing: asyncio.Task, finished: asyncio.Event) -> None:
+        """End the heartbeat before the update is marked answered or released, so that no renewal
+        in flight reaches Redis after the mark (it would see it, or take a released lease again)."""
+        finished.set()
+        await asyncio.wait({renewing}, timeout=2 * REDIS_TIMEOUT_SECONDS)  # a Redis call times out by then
+        renewing.cancel()
 
 
 def parse_update(body: bytes) -> dict[str, Any] | None:

@@ -95,6 +95,8 @@ class RetrievalConfig(_Section):
     weights: RetrievalWeights = RetrievalWeights()
     kind_boosts: KindBoosts = KindBoosts()
     exact_search_below: int = Field(100_000, ge=0)
+    # the focus vector: pooled from the question's one forward pass, or the stripped text encoded (two)
+    focus_pass: Literal["pooled", "encoded"] = "encoded"
 
 
 class TelegramConfig(_Section):

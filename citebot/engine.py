@@ -82,6 +82,7 @@ def limit_search_threads() -> None:  # called by citebot.service.configure_proce
     thread made each question's scoring cost 4× the CPU time (8 ms instead of 2), CPU the
     model's encode needs under load (bench/README.md)."""
     import faiss
+    import scipy.linalg  # noqa: F401  # loads scipy's own OpenBLAS (sentence-transformers imports scipy), limited below
     from threadpoolctl import threadpool_limits
 
     faiss.omp_set_num_threads(1)
@@ -141,7 +142,7 @@ def make_searcher(
             known_words=known,
         )
     )
-    return Searcher(
+    searcher = Searcher(
         data,
         encoder,
         weights=Weights(**r.weights.model_dump()),
@@ -160,3 +161,6 @@ def make_searcher(
         abstain_margin=r.abstain_margin,
         artifacts=saved,
     )
+    # one forward pass per question where the encoder can pool its token states
+    searcher.focus_from_tokens = searcher.focus_from_tokens and r.focus_pass == "pooled"
+    return searcher

@@ -78,7 +78,10 @@ class _Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self, timeout: float = 20.0) -> None:
+    env: dict[str, str] | None = None  # the child's environment (None: this process's)
+
+    def launch(self) -> None:
+        """Start the process, its output appended to its log; :meth:`wait_ready` waits for its port."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(),
@@ -86,24 +89,41 @@ class _Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
                 start_new_session=True,
             )
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
         try:
             wait_for_port(self.port, timeout, self.process)
         except ServiceError as exc:
-            self.stop()
             raise ServiceError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 20.0) -> None:
+        """Launch and wait until it listens; stopped again if it does not."""
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except ServiceError:
+            self.stop()
+            raise
+
+    stop_seconds = 10.0  # after SIGTERM, how long it may take to exit before it is killed
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout`` (default :attr:`stop_seconds`); returns the exit
+        code (negative: the signal that ended it), None if it was not running."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
+        if process is None:
+            return None
+        if process.poll() is not None:
+            return process.returncode
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout)
+            return process.wait(self.stop_seconds if timeout is None else timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(5)
+            return process.wait(5)
 
     def restart(self) -> None:
         self.stop()
@@ -166,6 +186,8 @@ class Replica(_Server):
     (CITEBOT_* overrides, see :func:`replica_environment`)."""
 
     name = "replica"
+    # the answers in flight get bot.webhook.SHUTDOWN_SECONDS (20 s) at SIGTERM, then the bot stops
+    stop_seconds = 40.0
 
     def __init__(
         self, folder: Path, env: dict[str, str], port: int | None = None, *, citebot: str = "citebot", number: int = 0
@@ -178,24 +200,14 @@ class Replica(_Server):
     def command(self) -> list[str]:
         return [self.citebot, "serve", "--replica"]
 
-    def start(self, timeout: float = 180.0) -> None:  # loading the model takes seconds, more on a busy machine
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                cwd=self.folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                start_new_session=True,
-            )
+    def start(self, timeout: float = 0.0) -> None:
+        """Launch without waiting: replicas load the model side by side, then each is waited for
+        with :meth:`wait_ready`."""
+        self.launch()
         self.started_at = time.monotonic()
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        try:
-            wait_for_port(self.port, timeout, self.process)
-        except ServiceError as exc:
-            raise ServiceError(f"{self.name}: {exc}; log: {self.log_tail()}") from None
+    def wait_ready(self, timeout: float = 180.0) -> None:  # loading the model: seconds, more on a busy machine
+        super().wait_ready(timeout)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no answer in flight finishes."""

@@ -12,6 +12,8 @@ far less than 16 encodes (bench/README.md), which is where throughput under load
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 
 Result = TypeVar("Result")
 BatchCall = Callable[[Sequence[str], int, int], list[Any]]
+R = TypeVar("R", "Request", "AsyncRequest")
 
 
 @dataclass(eq=False)
@@ -80,9 +83,99 @@ class QueryBatcher:
             request.future.set_result(result)
 
 
-def group_requests(batch: Sequence[Request]) -> list[list[Request]]:
+def group_requests(batch: Sequence[R]) -> list[list[R]]:
     """Requests with the same ``k`` and ``offset`` can share a call; keeps arrival order."""
-    groups: dict[tuple[int, int], list[Request]] = {}
+    groups: dict[tuple[int, int], list[R]] = {}
     for request in batch:
         groups.setdefault((request.k, request.offset), []).append(request)
     return list(groups.values())
+
+
+@dataclass(eq=False)
+class AsyncRequest:
+    question: str
+    k: int
+    offset: int
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class AsyncQueryBatcher:
+    """Questions from an event loop answered in batches by one thread of its own.
+
+    :class:`QueryBatcher` serves threads: each question costs a hand-off to an executor thread,
+    a wake-up on the batch's condition and a ``call_soon_threadsafe`` back to the loop. Here the
+    loop only appends to a list (and wakes the thread if it is idle); the thread runs everything
+    waiting through ``run_batch`` (one encode) and resolves the batch's futures with one
+    ``call_soon_threadsafe``: hand-offs per batch, not per question (bench/README.md, "A lean
+    path"). As with :class:`QueryBatcher`, no question waits for a timer. ``run_batch`` looks up
+    the current searcher on each call, so a rebuild's new searcher is used from the next batch.
+    """
+
+    def __init__(self, run_batch: BatchCall, *, max_batch: int = 32, name: str = "citebot-batch") -> None:
+        self.run_batch = run_batch
+        self.max_batch = max_batch
+        self.name = name
+        self._pending: list[AsyncRequest] = []
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._idle = False  # the thread is waiting for questions: a new one must wake it
+
+    async def search(self, question: str, k: int, offset: int) -> Any:
+        """The result for one question (exceptions of its batch propagate)."""
+        loop = asyncio.get_running_loop()
+        request = AsyncRequest(question, k, offset, loop.create_future(), loop)
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            self._pending.append(request)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                self._thread.start()
+            elif self._idle:
+                self._changed.notify()
+        return await request.future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the thread once what is waiting has been answered."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _serve(self) -> None:
+        while True:
+            with self._changed:
+                self._idle = True
+                self._changed.wait_for(lambda: self._pending or self._closed)
+                self._idle = False
+                if not self._pending:
+                    return  # closed, nothing left
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            outcomes: list[tuple[AsyncRequest, bool, Any]] = []
+            for group in group_requests(batch):
+                try:
+                    results = self.run_batch([r.question for r in group], group[0].k, group[0].offset)
+                    outcomes += [(r, True, result) for r, result in zip(group, results, strict=True)]
+                except Exception as exc:  # every caller of the group learns of the failure
+                    outcomes += [(r, False, exc) for r in group]
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[AsyncRequest, bool, Any]]] = {}
+            for outcome in outcomes:
+                by_loop.setdefault(outcome[0].loop, []).append(outcome)
+            for loop, resolved in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                    loop.call_soon_threadsafe(_resolve, resolved)
+
+
+def _resolve(outcomes: list[tuple[AsyncRequest, bool, Any]]) -> None:
+    """On the event loop: hand each waiting caller its result (a cancelled caller is skipped)."""
+    for request, ok, value in outcomes:
+        if request.future.done():
+            continue
+        if ok:
+            request.future.set_result(value)
+        else:
+            request.future.set_exception(value)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .query_encoding import TokenStates
+
 log = logging.getLogger(__name__)
 
 PACKAGE_PREFIX = "package:"
@@ -101,6 +103,25 @@ class Encoder:
             tokens = tokens[1:-1] if len(tokens) > 2 else tokens
             pooled = features["sentence_embedding"].float().cpu().numpy()
             out.append((unit_rows(pooled), unit_rows(tokens)))
+        return out
+
+    def token_states(self, texts: list[str]) -> list[TokenStates]:
+        """Per text: its token vectors from the transformer (one forward pass for the batch, no
+        padding, [CLS] and [SEP] included) and each token's character span in the text, for
+        pooling parts of a question (:mod:`embeddings.query_encoding`)."""
+        if not texts:
+            return []
+        features = self.model.encode(texts, output_value=None, batch_size=self.batch_size)
+        # the fast tokenizer again, for the offsets: the same word pieces the model was given
+        offsets = self.model.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens)[
+            "offset_mapping"
+        ]
+        out = []
+        for text, feature, spans in zip(texts, features, offsets, strict=True):
+            vectors = feature["token_embeddings"][feature["attention_mask"].bool()].float().cpu().numpy()
+            if len(vectors) != len(spans):  # the model tokenised differently: the offsets would lie
+                raise RuntimeError(f"token offsets do not match the model's tokens for {text[:40]!r}")
+            out.append(TokenStates(vectors, np.asarray(spans, dtype=np.int64).reshape(-1, 2)))
         return out
 
 

@@ -3,8 +3,9 @@
 The steps, each a function of :mod:`embeddings.fusion` or :mod:`embeddings.lexical`:
 
 1. Correct misspelled corpus terms ("talibn" → "taliban").
-2. Encode the question twice in one batch: as asked (pooled vector and token vectors), and
-   without the corpus-wide topic words.
+2. Encode the question, one forward pass: its pooled vector, its focus vector (the mean of its
+   token vectors without the corpus-wide topic words) and its token vectors
+   (:mod:`embeddings.query_encoding`).
 3. Gather candidates: nearest passages and sentences (FAISS), best BM25 passages.
 4. Score candidates: passage, best-sentence and focus cosines, BM25 and token-level MaxSim;
    abstain when nothing is similar enough.
@@ -39,6 +40,7 @@ from .fusion import (
 )
 from .index import DocumentRecord, IndexData, TextEncoder
 from .lexical import LexicalIndex, Vocabulary, strip_words, words
+from .query_encoding import QuestionVectors, encode_questions
 from .sources import Citation
 from .vector_index import VectorIndex, make_vector_index
 
@@ -49,8 +51,6 @@ SCORE_ALL_UP_TO = 4
 QUESTION_CACHE_BYTES = 48 * 2**20
 TOKEN_CACHE_BYTES = 96 * 2**20
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
-
-Encoded = tuple[np.ndarray, np.ndarray | None]  # pooled vector, token vectors (None: not asked for)
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,10 @@ class Searcher:
         )
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
-        self._cache: BoundedCache[str, Encoded] = BoundedCache(cache_size, QUESTION_CACHE_BYTES)
+        self._cache: BoundedCache[str, QuestionVectors] = BoundedCache(cache_size, QUESTION_CACHE_BYTES)
+        # the focus vector pooled from the question's own tokens (one forward pass), when the
+        # encoder gives token states; otherwise the stripped text is encoded as well
+        self.focus_from_tokens = callable(getattr(encoder, "token_states", None))
         self._batcher = QueryBatcher(self.search_many)
         # token vectors of every passage, back to back, stored by the index build (see index.py)
         self.token_vectors = np.asarray(data.token_vectors)  # float16, memory-mapped
@@ -278,14 +281,13 @@ class Searcher:
     def search_many(self, queries: Sequence[str], k: int = 3, offset: int = 0) -> list[SearchResult]:
         """Answer several questions, encoding them in one batch."""
         prepared = [self.prepare(q) for q in queries]
-        encoded = self._encode([text for p in prepared for text in (p[1], p[2])])
+        encoded = self._encode([corrected for _, corrected, _ in prepared])
         results = []
-        for i, (query, corrected, _focus) in enumerate(prepared):
+        for (query, corrected, _focus), vectors in zip(prepared, encoded, strict=True):
             if not coverage.usable_words(corrected):
                 results.append(SearchResult(query, [], abstained=True, declined_reason=NO_WORDS))
                 continue
-            (q, q_tokens), (q_focus, _) = encoded[2 * i], encoded[2 * i + 1]
-            ranked = self.rank(corrected, q, q_focus, q_tokens)
+            ranked = self.rank(corrected, vectors.pooled, vectors.focus, vectors.tokens if self.uses_tokens else None)
             results.append(self._result(query, corrected, ranked, k, offset))
         return results
 
@@ -464,26 +466,32 @@ class Searcher:
             self._passage_token_cache.put_all({passage: cached})
         return cached
 
-    def _encode(self, texts: list[str]) -> list[Encoded]:
-        """Encode in one batch, with a small cache: repeated questions (More results, inline
-        typing) cost nothing. Token vectors come from the same forward pass when MaxSim is on."""
-        tokens = self.uses_tokens
-        known = {t: e for t in texts if (e := self._cache.get(t)) is not None and (not tokens or e[1] is not None)}
-        missing = [t for t in dict.fromkeys(texts) if t not in known]
+    def _encode(self, questions: list[str]) -> list[QuestionVectors]:
+        """Pooled, focus and token vectors of each question, in one batch, with a small cache:
+        repeated questions (More results, inline typing) cost nothing."""
+        known = {t: e for t in questions if (e := self._cache.get(t)) is not None}
+        missing = [t for t in dict.fromkeys(questions) if t not in known]
         if missing:
-            if tokens:
-                fresh = dict(
-                    zip(
-                        missing,
-                        self.encoder.encode_with_tokens(missing),  # type: ignore[attr-defined]  # as above
-                        strict=True,
-                    )
-                )
+            if self.focus_from_tokens:
+                vectors = encode_questions(self.encoder, missing, self.topic_words)  # type: ignore[arg-type]  # has token_states
+                fresh = dict(zip(missing, vectors, strict=True))
             else:
-                fresh = {t: (v, None) for t, v in zip(missing, self.encoder.encode(missing), strict=True)}
+                fresh = dict(zip(missing, self._encode_texts(missing), strict=True))
             known.update(fresh)
             self._cache.put_all(fresh)
-        return [known[t] for t in texts]
+        return [known[t] for t in questions]
+
+    def _encode_texts(self, questions: list[str]) -> list[QuestionVectors]:
+        """Without token states: the question and its stripped text, two encodes in one batch."""
+        focus = [strip_words(q, self.topic_words) for q in questions]
+        if self.uses_tokens:
+            encoded = self.encoder.encode_with_tokens(questions + focus)  # type: ignore[attr-defined]  # as above
+            vectors, tokens = [v for v, _ in encoded], [t for _, t in encoded[: len(questions)]]
+        else:
+            vectors = list(self.encoder.encode(questions + focus))
+            tokens = [np.zeros((0, self.encoder.dimension), np.float32)] * len(questions)
+        n = len(questions)
+        return [QuestionVectors(vectors[i].reshape(-1), vectors[n + i].reshape(-1), tokens[i]) for i in range(n)]
 
     # ------------------------------------------------------------------------------ browsing
 

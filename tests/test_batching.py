@@ -1,11 +1,12 @@
 """Concurrent questions share one model call, and each caller gets its own answer."""
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from embeddings.batching import QueryBatcher, Request, group_requests
+from embeddings.batching import AsyncQueryBatcher, QueryBatcher, Request, group_requests
 
 
 def test_concurrent_questions_are_batched_and_answers_go_to_their_askers():
@@ -82,3 +83,95 @@ def test_real_searcher_answers_concurrent_questions_like_sequential_ones(searche
         concurrent = list(pool.map(searcher.search, questions))
     assert [[h.start for h in r.hits] for r in concurrent] == [[h.start for h in r.hits] for r in sequential]
     assert [r.abstained for r in concurrent] == [False, False, True]
+
+
+# ------------------------------------------------------------------ questions from an event loop
+
+
+def _blocking_batch(first_started: threading.Event, release: threading.Event, calls: list):
+    def run_batch(questions, k, offset):
+        calls.append((threading.current_thread().name, list(questions), k, offset))
+        first_started.set()
+        release.wait(5)  # the first batch is slow, so the others queue up behind it
+        if "boom" in questions:
+            raise ValueError("model failed")
+        return [f"{q}|{k}|{offset}" for q in questions]
+
+    return run_batch
+
+
+async def _queued(batcher: AsyncQueryBatcher, n: int) -> None:
+    """Until ``n`` questions wait behind the running batch."""
+    while len(batcher._pending) < n:
+        await asyncio.sleep(0)
+
+
+def test_the_async_batcher_answers_waiting_questions_in_one_batch_resolved_with_one_hand_off():
+    async def main():
+        calls: list = []
+        started, release = threading.Event(), threading.Event()
+        batcher = AsyncQueryBatcher(_blocking_batch(started, release, calls), name="batch-thread")
+        loop = asyncio.get_running_loop()
+        hand_offs = []
+        original = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a, **kw: (hand_offs.append(a[0]), original(*a, **kw))[1]
+        try:
+            first = asyncio.ensure_future(batcher.search("q0", 3, 0))
+            await asyncio.to_thread(started.wait, 5)  # the first batch runs: the rest wait for it
+            rest = [asyncio.ensure_future(batcher.search(f"q{i}", 3, 0)) for i in range(1, 11)]
+            await _queued(batcher, 10)
+            release.set()
+            answers = await asyncio.gather(first, *rest)
+        finally:
+            loop.call_soon_threadsafe = original
+            await asyncio.to_thread(batcher.close, 5)
+        assert answers == [f"q{i}|3|0" for i in range(11)]
+        assert [c[1] for c in calls] == [["q0"], [f"q{i}" for i in range(1, 11)]]
+        assert {c[0] for c in calls} == {"batch-thread"}
+        assert len([f for f in hand_offs if f.__name__ == "_resolve"]) == 2  # one per batch, not per question
+
+    asyncio.run(main())
+
+
+def test_the_async_batcher_groups_pages_and_a_failing_batch_fails_only_its_callers():
+    async def main():
+        calls: list = []
+        started, release = threading.Event(), threading.Event()
+        batcher = AsyncQueryBatcher(_blocking_batch(started, release, calls))
+        first = asyncio.ensure_future(batcher.search("warm", 3, 0))
+        await asyncio.to_thread(started.wait, 5)
+        page_two = asyncio.ensure_future(batcher.search("a", 3, 3))
+        boom = asyncio.ensure_future(batcher.search("boom", 3, 0))
+        fine = asyncio.ensure_future(batcher.search("b", 3, 3))
+        await _queued(batcher, 3)
+        release.set()
+        assert await first == "warm|3|0"
+        assert [await page_two, await fine] == ["a|3|3", "b|3|3"]
+        with pytest.raises(ValueError, match="model failed"):
+            await boom
+        assert await batcher.search("after", 5, 0) == "after|5|0"  # the thread keeps serving
+        assert [c[1] for c in calls[1:3]] == [["a", "b"], ["boom"]]
+        await asyncio.to_thread(batcher.close, 5)
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_caller_is_skipped_and_close_stops_the_thread():
+    async def main():
+        calls: list = []
+        started, release = threading.Event(), threading.Event()
+        batcher = AsyncQueryBatcher(_blocking_batch(started, release, calls), name="closing-batcher")
+        gone = asyncio.ensure_future(batcher.search("gone", 3, 0))
+        await asyncio.to_thread(started.wait, 5)
+        stays = asyncio.ensure_future(batcher.search("stays", 3, 0))
+        await _queued(batcher, 1)
+        gone.cancel()
+        release.set()
+        assert await stays == "stays|3|0"
+        assert gone.cancelled()
+        await asyncio.to_thread(batcher.close, 5)
+        assert "closing-batcher" not in {t.name for t in threading.enumerate()}
+        with pytest.raises(RuntimeError, match="closed"):
+            await batcher.search("late", 3, 0)
+
+    asyncio.run(main())

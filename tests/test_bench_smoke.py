@@ -84,13 +84,19 @@ def test_roundtrip_quick_answers_every_question_once(results):
         assert row["asked"] > 0 and row["lost"] == row["duplicated"] == row["timeouts"] == row["error_answers"] == 0
         assert row["latency_ms"]["p50"]["median"] > 0
     assert max(row["answers_with_passages"] for row in data["scenarios"]) > 0.5  # some questions are off-topic
-    assert data["met"]["no_lost_or_duplicated"] and "questions_per_second" in data["met"]
+    assert data["met"]["no_lost_or_duplicated"] and "share_of_limit" in data["met"]
+    # the bare model's limit was measured in the same run, and the saturation is a share of it
+    assert data["limit"]["batched_questions_per_second"]["median"] > 0 and data["limit"]["batch"] == 32
+    assert data["share_of_limit"] == pytest.approx(
+        data["saturation_questions_per_second"] / data["limit"]["batched_questions_per_second"]["median"]
+    )
 
 
 def test_report_renders_what_was_measured(results):
     text = report.render(results)
     assert "## 1. Query latency in process" in text and "## 5. Scale" in text and "## 2. Bot round trip" in text
     assert "| 1 | closed loop |" in text
+    assert "of the limit" in text and "The model's limit" in text
     assert "## naive\n\nNot measured yet." in text  # no naive result in this folder
     assert (results / "latency_vs_corpus_size.png").stat().st_size > 1000
     assert (results / "latency_vs_users.png").stat().st_size > 1000

@@ -152,7 +152,7 @@ async def test_a_transient_404_on_get_updates_is_retried_and_the_question_answer
 
 
 @pytest.mark.asyncio
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 async def test_a_persistent_401_ends_serve_with_exit_1_and_a_clear_message(emulator, built_index_dir, child_env):
     env = child_env(
         TELEGRAM_BOT_TOKEN=emulator.token,
@@ -161,7 +161,7 @@ async def test_a_persistent_401_ends_serve_with_exit_1_and_a_clear_message(emula
         CITEBOT_TELEGRAM_POLLING_REFUSED_GRACE_SECONDS="3",
     )
     async with citebot_process(env, "serve") as process:
-        await emulator.wait_for("getUpdates", timeout=90)
+        await emulator.wait_for("getUpdates", timeout=180)  # loading the model: seconds idle, minutes on a busy machine
         emulator.fail_next("getUpdates", status=401, count=10_000)
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     log = stderr.decode()

@@ -65,9 +65,27 @@ async def test_a_renewed_lease_outlives_its_length_and_release_frees_it(make_red
             await asyncio.sleep(0.15)
             await a.renew(8)
         assert await b.claim(8) is Claim.BUSY  # 0.6 s later, still a's
-        await b.renew(8)  # renewing another replica's lease does nothing
+        assert not await b.renew(8)  # renewing another replica's lease does nothing
         await a.release(8)
         assert await b.claim(8) is Claim.MINE
+    finally:
+        await close([a, b])
+
+
+async def test_a_stalled_replica_keeps_its_lease_unless_another_took_it(make_redis):
+    a, b = await replicas(make_redis().url, lease_seconds=0.3)
+    try:
+        assert await a.claim(9) is Claim.MINE
+        await asyncio.sleep(0.45)  # a stalls past its lease; nobody claims the update meanwhile
+        assert await a.renew(9)  # alive again: the heartbeat takes the lease back
+        assert await b.claim(9) is Claim.BUSY
+        await asyncio.sleep(0.45)
+        assert await b.claim(9) is Claim.MINE  # this time a re-delivery reached b first
+        assert not await a.renew(9)  # a learns that b holds it now
+        assert await b.renew(9)
+        await b.answered(9)
+        assert not await a.renew(9)  # answered: nobody takes it again
+        assert await a.claim(9) is Claim.ANSWERED
     finally:
         await close([a, b])
 

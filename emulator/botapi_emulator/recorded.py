@@ -14,7 +14,8 @@ class RecordedCall:
     answer took (including long polling and injected delays). ``status`` is the HTTP status
     returned, or 0 if no answer was delivered (dropped connection, client gave up).
     ``injected`` names the failure injection applied ("fail", "drop", "delay") if any.
-    ``response`` is the JSON body exactly as sent.
+    ``response`` is the JSON body exactly as sent. ``client`` names the caller when it came through
+    :meth:`BotApiEmulator.client_base_url` (else ``None``).
     """
 
     method: str
@@ -24,6 +25,7 @@ class RecordedCall:
     response: dict[str, Any] | None
     duration: float = 0.0
     injected: str | None = None
+    client: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -42,6 +42,7 @@ class _Exchange:
 
     method: str
     started: float
+    client: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     injected: str | None = None
 
@@ -96,7 +97,9 @@ class BotApiEmulator(UserActions):
             self._changed = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
+        app.router.add_route("*", "/as/{client}/bot{token}/{method}", self._handle_api)
         app.router.add_route("*", "/file/bot{token}/{path:.+}", self._handle_file)
+        app.router.add_route("*", "/as/{client}/file/bot{token}/{path:.+}", self._handle_file)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
@@ -135,6 +138,13 @@ class BotApiEmulator(UserActions):
         """Value for PTB's ``base_url`` (PTB appends the token), e.g. http://127.0.0.1:P/bot."""
         return f"http://{self.host}:{self.port}/bot"
 
+    def client_base_url(self, client: str) -> str:
+        """Like :attr:`base_url`, with the calls made through it recorded with ``client`` (e.g. one
+        replica among several: which one sent a message)."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", client):
+            raise ValueError(f"client names are letters, digits, '_' and '-': {client!r}")
+        return f"http://{self.host}:{self.port}/as/{client}/bot"
+
     @property
     def base_file_url(self) -> str:
         """Value for PTB's ``base_file_url`` (file downloads after getFile)."""
@@ -149,7 +159,7 @@ class BotApiEmulator(UserActions):
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         raw_name = request.match_info["method"]
-        exchange = _Exchange(canonical_method(raw_name) or raw_name, time.monotonic())
+        exchange = _Exchange(canonical_method(raw_name) or raw_name, time.monotonic(), request.match_info.get("client"))
         try:
             status, payload = await self._process(request, exchange, raw_name)
         except asyncio.CancelledError:
@@ -224,6 +234,7 @@ class BotApiEmulator(UserActions):
             response=response,
             duration=time.monotonic() - exchange.started,
             injected=exchange.injected,
+            client=exchange.client,
         )
         self.calls.append(call)
         for listener in list(self._listeners):

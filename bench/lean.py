@@ -1,0 +1,160 @@
+"""A lean path from update to answer: the effect of each change, measured A/B in the same run.
+
+The machine is shared and noisy, so a change is never judged against a figure from another run:
+for each change the bot is started with it and without it, alternately (the order flipping each
+repeat), each time for a closed loop of USERS users (no think time: saturation) against the load
+generator's emulator, as in ``bench.roundtrip``. Reported per variant: questions/s and the bot's
+CPU ms per question, median and spread (min–max) over the repeats, and the lost/duplicated count.
+
+    python -m bench.lean [--quick] [--repeats N] [--change NAME ...]
+
+The code runs with every change; "without" undoes one change for the duration of a run. A change
+that is a setting (``one_pass``: ``retrieval.focus_pass``) is set both ways, whatever the config says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .common import bench_settings, open_searcher, parser, scalar_over_runs, write_result
+from .questions import questions as make_questions
+from .roundtrip import BotSide, assign, command, one_run
+
+USERS = 20
+SECONDS = 4.0
+
+
+@contextlib.contextmanager
+def stdlib_json() -> Iterator[None]:
+    """Without orjson: PTB's own ``parse_json_payload`` (the standard library's json)."""
+    from telegram.request import BaseRequest
+
+    from bot.transport import FastJsonPayload
+
+    own = FastJsonPayload.__dict__["parse_json_payload"]
+    FastJsonPayload.parse_json_payload = staticmethod(BaseRequest.parse_json_payload)
+    try:
+        yield
+    finally:
+        FastJsonPayload.parse_json_payload = own
+
+
+@contextlib.contextmanager
+def thread_pool_searches() -> Iterator[None]:
+    """Without the bot's batcher: each question to the thread pool (``run_in_executor``), where the
+    searcher's QueryBatcher forms the batch, and back with its own ``call_soon_threadsafe``."""
+    from bot import handlers
+
+    own = handlers.search
+
+    async def pooled(context: Any, question: str, k: int, offset: int) -> Any:
+        return await handlers.run_blocking(context, context.bot_data.retriever.search, question, k, offset)
+
+    handlers.search = pooled  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        handlers.search = own  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def focus_pass(searcher: Any, pooled: bool) -> Iterator[None]:
+    """The focus vector pooled from the question's one forward pass, or the stripped text encoded
+    as well (``retrieval.focus_pass``); the question cache emptied, so every question is encoded."""
+    configured = searcher.focus_from_tokens
+    searcher.focus_from_tokens = pooled
+    searcher.forget_questions()
+    try:
+        yield
+    finally:
+        searcher.focus_from_tokens = configured
+        searcher.forget_questions()
+
+
+# change name -> (what it is, a context manager undoing it); a change that is a setting also has
+# one applying it (the "with" runs), given the searcher like the undoing one
+CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]] = {
+    "orjson": ("Bot API answers parsed with orjson (bot.transport.FastJsonPayload)", stdlib_json),
+    "batcher": (
+        "questions batched by one thread, futures resolved once per batch (embeddings.batching.AsyncQueryBatcher)",
+        thread_pool_searches,
+    ),
+    "one_pass": (
+        "one forward pass per question: the focus vector pooled (retrieval.focus_pass: pooled vs encoded)",
+        lambda searcher: focus_pass(searcher, False),
+    ),
+}
+
+# changes that are settings: how to apply one for the "with" runs, whatever the config says
+SETTINGS_CHANGES: dict[str, Callable[[Any], contextlib.AbstractContextManager]] = {
+    "one_pass": lambda searcher: focus_pass(searcher, True),
+}
+
+
+async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: float) -> dict[str, Any]:
+    """The closed loop with and without change ``name``, alternately, ``repeats`` times each."""
+    from bench.loadgen import LoadGenerator
+
+    undo = CHANGES[name][1]
+    apply = SETTINGS_CHANGES.get(name)
+    pool = make_questions(800)
+    runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
+    async with LoadGenerator() as users:
+        for r in range(repeats):
+            for variant in ("with", "without") if r % 2 == 0 else ("without", "with"):
+                if variant == "without":
+                    context = undo(searcher) if name in SETTINGS_CHANGES else undo()
+                else:
+                    context = apply(searcher) if apply else contextlib.nullcontext()
+                with context:
+                    searcher.forget_questions()  # every run encodes its questions: no answers from earlier runs
+                    bot = BotSide(settings, searcher)
+                    await bot.start(users.base_url, users.token)
+                    try:
+                        await users.run(command("closed", assign(pool[::-1], 4, r), 0.5, seed=0))  # warm-up
+                        run = command("closed", assign(pool, USERS, 97 * r), seconds, seed=r)
+                        runs[variant].append(await one_run(users, bot, run, None))
+                    finally:
+                        await bot.stop()
+                last = runs[variant][-1]
+                print(
+                    f"lean: {name} {variant}: {last['answers_per_second']:.0f} q/s, "
+                    f"bot {1000 * last['bot_cpu_seconds'] / max(1, last['asked']):.1f} ms CPU/question",
+                    flush=True,
+                )
+    return {"change": name, "what": CHANGES[name][0], **{variant: summarise(rs) for variant, rs in runs.items()}}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "questions_per_second": scalar_over_runs([r["answers_per_second"] for r in runs]),
+        "bot_cpu_ms_per_question": scalar_over_runs([1000 * r["bot_cpu_seconds"] / max(1, r["asked"]) for r in runs]),
+        "lost": sum(r["lost"] for r in runs),
+        "duplicated": sum(r["duplicated"] for r in runs),
+    }
+
+
+def run(changes: list[str], repeats: int, seconds: float) -> dict[str, Any]:
+    settings = bench_settings()
+    settings = settings.model_copy(
+        update={"telegram": settings.telegram.model_copy(update={"rate_limit_per_minute": 1_000_000})}
+    )
+    searcher = open_searcher(settings)
+    rows = [asyncio.run(ab(settings, searcher, name, repeats, seconds)) for name in changes]
+    return {"users": USERS, "seconds": seconds, "repeats": repeats, "changes": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--change", action="append", choices=sorted(CHANGES), help="which change (default: all)")
+    args = p.parse_args(argv)
+    data = run(args.change or list(CHANGES), args.repeats or (2 if args.quick else 5), 2.0 if args.quick else SECONDS)
+    write_result("lean", data, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""One forward pass per question (embeddings/query_encoding.py): the pooling math on small arrays,
+and on the real model against its own sentence embedding."""
+
+import numpy as np
+import pytest
+
+from embeddings.lexical import strip_words
+from embeddings.query_encoding import (
+    TokenStates,
+    dropped_word_spans,
+    encode_questions,
+    focus_mask,
+    mean_pool,
+    question_vectors,
+)
+
+TOPIC = frozenset({"russia", "taliban", "afghanistan"})
+QUESTIONS = [
+    "Why did Russia remove the Taliban from its list of terrorist organisations?",
+    "Who is Zamir Kabulov's counterpart in Kabul, Afghanistan?",
+    "Taliban Russia",
+    "hi",
+    "What did the 'Taliban' (the movement) sign in Moscow?",
+]
+
+
+def test_mean_pool_averages_only_the_kept_rows():
+    vectors = np.array([[1.0, 0.0], [3.0, 2.0], [100.0, 100.0]], dtype=np.float32)
+    assert np.allclose(mean_pool(vectors, np.array([True, True, False])), [2.0, 1.0])
+    assert np.allclose(mean_pool(vectors, np.array([False, False, False])), [0.0, 0.0])  # no division by zero
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_the_dropped_spans_are_the_words_strip_words_leaves_out(question):
+    spans = dropped_word_spans(question, TOPIC)
+    kept, last = [], 0
+    for start, end in spans:
+        kept.append(question[last:start])
+        last = end
+    kept.append(question[last:])
+    rest = " ".join(" ".join(kept).split())
+    assert rest == strip_words(question, TOPIC) or (not spans and strip_words(question, TOPIC) == question)
+
+
+def test_nothing_is_dropped_when_only_topic_words_are_left():
+    assert dropped_word_spans("Taliban Russia", TOPIC) == []
+
+
+def test_focus_mask_drops_every_word_piece_of_a_dropped_word_and_keeps_the_special_tokens():
+    # "[CLS] why russia tali ##ban ? [SEP]" over "why russia taliban?"
+    offsets = np.array([[0, 0], [0, 3], [4, 10], [11, 15], [15, 18], [18, 19], [0, 0]])
+    spans = dropped_word_spans("why russia taliban?", TOPIC)
+    assert spans == [(4, 10), (11, 19)]
+    assert focus_mask(offsets, spans).tolist() == [True, True, False, False, False, False, True]
+    assert focus_mask(offsets, []).all()
+
+
+def test_question_vectors_pool_everything_and_the_focus_and_drop_the_special_tokens_for_maxsim():
+    vectors = np.array([[1, 0], [0, 2], [0, 0.5], [1, 1]], dtype=np.float32)  # [CLS] a b [SEP]
+    keep = np.array([True, True, False, True])
+    out = question_vectors(TokenStates(vectors, np.zeros((4, 2), int)), keep)
+    assert np.allclose(out.pooled, np.array([2, 3.5]) / np.linalg.norm([2, 3.5]))
+    assert np.allclose(out.focus, np.array([2, 3]) / np.linalg.norm([2, 3]))
+    assert np.allclose(out.tokens, [[0, 1], [0, 1]])
+
+
+def test_pooling_all_tokens_is_the_models_own_sentence_embedding(encoder):
+    pooled = np.stack([v.pooled for v in encode_questions(encoder, QUESTIONS, TOPIC)])
+    assert np.abs(pooled - encoder.encode(QUESTIONS)).max() < 1e-5
+    # and the MaxSim token vectors are the ones the two-pass path gave
+    for mine, (_, tokens) in zip(
+        encode_questions(encoder, QUESTIONS, TOPIC), encoder.encode_with_tokens(QUESTIONS), strict=True
+    ):
+        assert mine.tokens.shape == tokens.shape and np.abs(mine.tokens - tokens).max() < 1e-5
+
+
+def test_the_focus_vector_leaves_the_topic_words_out(encoder):
+    vectors = encode_questions(encoder, QUESTIONS, TOPIC)
+    for question, v in zip(QUESTIONS, vectors, strict=True):
+        moved = float(v.focus @ v.pooled) < 1 - 1e-4
+        assert moved == bool(dropped_word_spans(question, TOPIC)), question
+        assert abs(float(np.linalg.norm(v.focus)) - 1) < 1e-5
+
+
+def test_token_states_come_from_one_forward_pass(encoder, monkeypatch):
+    calls = []
+    real = encoder.model.encode
+
+    def counting(texts, *args, **kwargs):
+        calls.append(list(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoder.model, "encode", counting)
+    encode_questions(encoder, QUESTIONS, TOPIC)
+    assert calls == [QUESTIONS]  # the questions once, not their stripped texts as well
+
+
+@pytest.mark.parametrize(("focus_pass", "texts_per_question"), [("pooled", 1), ("encoded", 2)])
+def test_retrieval_focus_pass_chooses_one_or_two_forward_passes(
+    settings, searcher, monkeypatch, focus_pass, texts_per_question
+):
+    from citebot.engine import make_searcher
+    from citebot.tuning import with_overrides
+
+    chosen = make_searcher(
+        with_overrides(settings, {"retrieval.focus_pass": focus_pass}), searcher.encoder, searcher.data
+    )
+    calls = []
+    real = chosen.encoder.model.encode
+
+    def counting(texts, *args, **kwargs):
+        calls.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(chosen.encoder.model, "encode", counting)
+    result = chosen.search_many(["Why did Russia remove the Taliban from its list of terrorist organisations?"])
+    assert result[0].hits
+    assert calls == [texts_per_question]
