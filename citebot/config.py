@@ -89,7 +89,8 @@ class RetrievalConfig(_Section):
     candidates: int = Field(100, ge=10)
     abstain_below: float = Field(0.25, ge=-1, le=1)
     abstain_margin: float = Field(0.0, ge=-1, le=1)
-    recency_margin: float = Field(0.35, ge=0)
+    recency_margin: float = Field(0.4, ge=0)
+    history_years: float = Field(5, ge=0)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
     kind_boosts: KindBoosts = KindBoosts()

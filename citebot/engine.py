@@ -12,6 +12,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from embeddings import coverage
 from embeddings.artifacts import load_artifacts, save_artifacts
 from embeddings.fusion import Weights
 from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
@@ -153,8 +154,10 @@ def make_searcher(
         exact_below=r.exact_search_below,
         vector_index=vector_index,
         recency_margin=r.recency_margin,
+        history_years=r.history_years,
         kind_weights=r.kind_boosts.model_dump(),
         common_words=common_english_words(),
+        everyday_words=common_english_words(coverage.EVERYDAY_WORDS),
         abstain_margin=r.abstain_margin,
         artifacts=saved,
     )

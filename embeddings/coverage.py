@@ -6,6 +6,9 @@ Three ways to decline, each a ``declined_reason`` of :class:`embeddings.search.S
 * ``off_topic``: nothing in the corpus is as similar to the question as the corpus's own
   similarity to small talk and random text (the threshold is measured for each corpus when its
   index is built, :func:`calibrate`, so it follows documents being added or removed);
+  Besides, a question that shares nothing distinctive with the corpus is off topic however
+  similar it looks (:func:`anchored`: "What caused the 2008 global financial crisis?" against
+  a corpus that speaks of "financial assistance" and "economic crisis");
 * ``not_covered``: the question is on topic but its focus is a word the corpus never uses, nor
   any inflection or near spelling of it ("What is the population of Afghanistan?" → the sources
   don't mention "population").
@@ -106,6 +109,9 @@ SMALL_TALK = (
     "what is 2 plus 2?",
     "where can I buy shoes?",
 )
+# A word among the English words this frequent ("global", "financial", "crisis") does not by
+# itself tie a question to a corpus; a rarer one ("afghan", "referendum", a name) does.
+EVERYDAY_WORDS = 10_000
 RANDOM_WORDS = 40  # texts of random English words added to the probes (fixed seed)
 
 
@@ -226,6 +232,35 @@ def shares_rare_phrase(question: str, postings: dict[str, frozenset[int]]) -> bo
     its embedding resembles the passage's."""
     rare = [postings[w] for w in dict.fromkeys(usable_words(question)) if w in postings]
     return any(a & b for i, a in enumerate(rare) for b in rare[i + 1 :])
+
+
+def anchored(
+    question_words: Sequence[str],
+    vocabulary: Vocabulary,
+    topic_words: frozenset[str],
+    everyday_words: frozenset[str],
+    sentences: Iterable[str],
+) -> bool:
+    """Whether a question shares something distinctive with the corpus: a topic word of the
+    corpus (by stem: "afghanistan"), a corpus word that is rare in English (not among
+    ``everyday_words``: names, places, "afghan", "kabulov", "2025"), or two of its words standing
+    together in one of ``sentences`` (the sentences of the passages retrieved for it).
+
+    All three come from the corpus itself, so the test follows documents being added or removed.
+    With no ``everyday_words`` every corpus word is distinctive (the test never declines)."""
+    from .lexical import _stemmer
+
+    if not everyday_words:
+        return True
+    stem = _stemmer().stemWord
+    present = [w for w in dict.fromkeys(question_words) if w in vocabulary.counts or stem(w) in vocabulary.stems]
+    topic_stems = {stem(w) for w in topic_words}
+    if any(w not in everyday_words or stem(w) in topic_stems for w in present):
+        return True
+    wanted = {stem(w) for w in present}
+    if len(wanted) < 2:
+        return False
+    return any(len(wanted & {stem(w) for w in words(sentence)}) >= 2 for sentence in sentences)
 
 
 # ------------------------------------------------------------------------------------ words

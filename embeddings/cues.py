@@ -68,6 +68,22 @@ _NUMBER = re.compile(
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s+(?:[A-Z][a-z]+|[A-Z]\.))+")
 
 
+_YEAR_ONLY = re.compile(r"^(?:1[89]\d\d|20\d\d)s?$")
+
+
+def gives_count(text: str) -> bool:
+    """Whether a text states a number other than a year: what a "how many" answer needs
+    ("90,000 fighters", "three principles", "several districts"; not "in March 2024")."""
+    return any(not _YEAR_ONLY.match(m.group(0)) for m in _NUMBER.finditer(text))
+
+
+def count_asked(question: str) -> str:
+    """The words of a "how many" question that say what is counted ("how many people died"),
+    or "" when it asks for no count."""
+    match = re.search(r"\bhow\s+(many|much)((?:\s+[\w'’-]+){1,2})", question, re.IGNORECASE)
+    return " ".join(["how", match.group(1).lower(), *match.group(2).split()]) if match else ""
+
+
 def question_kinds(question: str) -> frozenset[str]:
     """The kinds of answer ``question`` asks for, from :data:`KINDS` (possibly none)."""
     return frozenset(kind for kind, pattern in _QUESTION_KIND.items() if pattern.search(question))

@@ -169,8 +169,10 @@ class Searcher:
         exact_below: int = 100_000,
         vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
         recency_margin: float = 0.0,
+        history_years: float = 0.0,
         kind_weights: Mapping[str, float] | None = None,
         common_words: frozenset[str] = frozenset(),
+        everyday_words: frozenset[str] = frozenset(),
         abstain_margin: float = 0.0,
         artifacts: Artifacts | None = None,
     ) -> None:
@@ -182,6 +184,7 @@ class Searcher:
         self.recency_margin = recency_margin  # current questions: newest first within this of the best
         self.kind_weights = dict(kind_weights or {})  # why/when/how_many/who: see cues.kind_boost
         self.common_words = common_words
+        self.everyday_words = everyday_words  # English words too common to tie a question to the corpus
         self.n_candidates = candidates
         self.max_results = max_results
         self.rerank = rerank  # how many of the best candidates MaxSim re-scores
@@ -220,10 +223,15 @@ class Searcher:
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
         self.token_starts = data.token_starts
         self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000, TOKEN_CACHE_BYTES)
-        # per passage: its document's date (newest-first ranking) and its look (cues.passage_features)
-        doc_dates = np.array([temporal.date_value(d.citation.date) for d in data.documents] or [0.0])
-        self.passage_dates = (
-            doc_dates[np.asarray(self.passages["doc"], dtype=np.intp)] if len(self.passages) else np.zeros(0)
+        # per passage: the time it speaks of (newest-first ranking: its document's date, or the
+        # years it names when they are history, temporal.passage_time) and its look (cues.passage_features)
+        doc_dates = [temporal.date_value(d.citation.date) for d in data.documents]
+        self.passage_dates = np.array(
+            [
+                temporal.passage_time(text, doc_dates[int(doc)], history_years)
+                for text, doc in zip(texts, self.passages["doc"], strict=True)
+            ],
+            dtype=np.float64,
         )
         self.passage_features = cues.feature_matrix(texts, self.topic_words)
         # sentences fit to be the bold one: not a bare reference like "(Shahryar, 2016:1)."
@@ -373,13 +381,13 @@ class Searcher:
         if (
             should_abstain(ranked.best_similarity, self.off_topic_below(corrected))
             or ranked.small_talk >= ranked.best_similarity
-        ):  # closer to chat than to any passage
+        ) or not self._anchored(corrected, ranked):  # closer to chat than to any passage, or nothing in common
             return SearchResult(query, [], True, changed, 0, ranked.best_similarity, OFF_TOPIC)
         hits = [
             self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
             for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)
         ]
-        missing = self.missing_focus(corrected)
+        missing = self.missing_focus(corrected) or self._missing_count(corrected, ranked)
         if missing:
             return SearchResult(
                 query,
@@ -396,6 +404,27 @@ class Searcher:
         return SearchResult(
             query, hits, False, changed, len(ranked.order), ranked.best_similarity, current=ranked.current
         )
+
+    def _anchored(self, question: str, ranked: _Ranked) -> bool:
+        """coverage.anchored over the sentences of the best passages found for the question."""
+        if not self.everyday_words:
+            return True
+        rows = self.passages[ranked.candidates[ranked.order[: self.max_results]]]
+        sentences = (
+            self.data.sentence_text(i) for row in rows for i in range(int(row["first"]), int(row["last"]) + 1)
+        )
+        return coverage.anchored(
+            coverage.usable_words(question), self.vocabulary, self.topic_words, self.everyday_words, sentences
+        )
+
+    def _missing_count(self, question: str, ranked: _Ranked) -> list[str]:
+        """A "how many" question whose best passage states no number (years aside): the sources
+        don't give that count (["how many people died"]); else []."""
+        asked = cues.count_asked(question)
+        if not asked or not ranked.order or "how_many" not in cues.question_kinds(question):
+            return []
+        best = self.data.passage_text(int(ranked.candidates[ranked.order[0]]))
+        return [] if cues.gives_count(best) else [asked]
 
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""

@@ -18,7 +18,7 @@ _DATE = re.compile(r"^\s*(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?")
 # Words and phrases that ask about the state of things now. "yet" and present-perfect openings
 # ("Has Russia recognised ...") ask whether something has happened by now.
 _CURRENT_CUES = re.compile(
-    r"\b(?:yet|still|now|nowadays|today|todays|current|currently|anymore|any\s+more|these\s+days|at\s+present|"
+    r"\b(?:yet|still|now(?!\s+that\b)|nowadays|today|todays|current|currently|anymore|any\s+more|these\s+days|at\s+present|"
     r"presently|at\s+the\s+moment|so\s+far|to\s+date|as\s+of\s+now|latest|most\s+recent|"
     r"no\s+longer)\b",
     re.IGNORECASE,
@@ -33,6 +33,23 @@ _PRESENT_STATE = re.compile(
     r"relationship|stance|policy)\b",
     re.IGNORECASE,
 )
+
+
+# "Did Russia take the Taliban off its list?", "Is the Taliban banned in Russia?": whether a status
+# holds (recognition, a ban, a listing, an embassy) is a question about now unless a time is named
+_STATUS_QUESTION = re.compile(r"^\W*(?:did|didn\W?t|is|isn\W?t|are|aren\W?t|was|were|does|do)\b", re.IGNORECASE)
+_STATUS_WORDS = re.compile(
+    r"\b(?:recogni[sz]\w*|(?:de-?|un)?list(?:ed|ing)?|blacklist\w*|(?:un)?bann?(?:ed|ing)?|lift\w*|"
+    r"remov\w*|off\s+(?:the|its|their)\s+\w*\s*list|outlaw\w*|designat\w*|legali[sz]\w*|"
+    r"sanction(?:ed|s)?|accredit\w*|normali[sz]\w*)\b",
+    re.IGNORECASE,
+)
+# a named time makes the question about then: "in 2003", "before 2016", "during the 1990s", "ever"
+_TIME_ANCHOR = re.compile(
+    r"\b(?:1[89]\d\d|20\d\d)s?\b|\bever\b|\b(?:when|first|originally|initially|once|used\s+to)\b",
+    re.IGNORECASE,
+)
+_YEARS = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b")
 
 
 def date_value(date: str) -> float:
@@ -53,7 +70,27 @@ def is_current_question(question: str) -> bool:
     Russia's current policy?", "Do Afghans speak Russian these days?"; False for "When did the
     Soviet Union invade Afghanistan?"."""
     text = " ".join(question.split())
-    return bool(_CURRENT_CUES.search(text) or _PRESENT_PERFECT.search(text) or _PRESENT_STATE.search(text))
+    if _CURRENT_CUES.search(text) or _PRESENT_PERFECT.search(text) or _PRESENT_STATE.search(text):
+        return True
+    return bool(_STATUS_QUESTION.search(text) and _STATUS_WORDS.search(text) and not _TIME_ANCHOR.search(text))
+
+
+def passage_time(text: str, document_date: float, history_years: float = 5) -> float:
+    """The time a passage speaks of: its document's date, unless every year the passage names
+    lies at least ``history_years`` before the document's (then the end of the latest of them).
+
+    "In 2003, the Taliban were put on the list ... in the early 2010s" in a 2025 article is its
+    history, not its news: for a question about now it is older than a 2024 article's. A passage
+    naming a recent year ("since the takeover in August 2021, the embassy has stayed open") speaks
+    for its document's date. Years after the document's own (forecasts) are not what it reports;
+    an undated document's passages stay :data:`UNDATED`; ``history_years`` 0 turns this off."""
+    if document_date == UNDATED or history_years <= 0:
+        return document_date
+    year = int(document_date)
+    named = [int(y) for y in _YEARS.findall(text) if int(y) <= year]
+    if not named or max(named) > year - history_years:
+        return document_date
+    return date_value(f"{max(named)}-12-31")
 
 
 def prefer_newest(order: np.ndarray, scores: np.ndarray, dates: np.ndarray, margin: float) -> np.ndarray:

@@ -92,6 +92,8 @@ def test_threshold_from_probes_and_rare_phrases():
         ("What is the population of Afghanistan?", "population"),
         ("Did Putin ever meet the Taliban leader Akhundzada?", "akhundzada"),
         ("What currency do the Taliban use?", "currency"),
+        # the sources speak of the attack, but its best passage gives no count
+        ("How many people died in the Crocus City Hall attack?", "how many people died"),
     ],
 )
 def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(searcher, question, missing):
@@ -103,8 +105,34 @@ def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(sear
     assert data["declined_reason"] == "not_covered" and data["results"] == [] and data["closest"]
 
 
+def test_anchored_needs_a_topic_word_a_rare_corpus_word_or_two_words_in_one_sentence(vocabulary):
+    everyday = common_english_words(coverage.EVERYDAY_WORDS)
+    topic = frozenset({"russia", "taliban", "afghanistan"})
+
+    def anchored(question: str, sentences=CORPUS, everyday=everyday) -> bool:
+        return coverage.anchored(coverage.usable_words(question), vocabulary, topic, everyday, sentences)
+
+    assert anchored("Does Russia still matter?")  # a topic word
+    assert anchored("Who is Zhirnov?") and anchored("What did the Afghans say?")  # rare in English
+    assert anchored("Was the hall attack carried out by them?")  # "hall" and "attack" share a sentence
+    assert not anchored("Was the hall attack carried out by them?", sentences=["The hall.", "An attack."])
+    # everyday English words that the corpus uses only apart: nothing ties the question to it
+    assert not anchored("What caused the global financial crisis older than the city?")
+    assert not anchored("What is the capital of France?")
+    assert anchored("What is the capital of France?", everyday=frozenset())  # no word list: never declines
+
+
 @pytest.mark.parametrize(
-    "question", ["What is the capital of France?", "hello", "hey", "ok", "thanks!", "How do I bake sourdough bread?"]
+    "question",
+    [
+        "What is the capital of France?",
+        "hello",
+        "hey",
+        "ok",
+        "thanks!",
+        "How do I bake sourdough bread?",
+        "What caused the 2008 global financial crisis?",  # as similar as on-topic text, but nothing in common
+    ],
 )
 def test_off_topic_and_small_talk_are_declined_as_off_topic(searcher, question):
     result = searcher.search(question)
@@ -123,6 +151,7 @@ def test_junk_without_words_is_declined_without_passages(searcher):
         ("Who attacked Crocus City Hall?", "crocus city hall in moscow in march 2024"),
         ("When did the Taliban overrun Kunduz?", None),
         ("did the heroin trade push moscow into talking with the taliban", None),
+        ("how many soviet soldiers died in the afghan war", "14 500 soviet soldiers"),
     ],
 )
 def test_no_false_abstention_on_questions_the_corpus_answers(searcher, question, evidence):

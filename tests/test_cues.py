@@ -2,7 +2,16 @@
 
 import numpy as np
 
-from embeddings.cues import KINDS, feature_matrix, has_content, kind_boost, passage_features, question_kinds
+from embeddings.cues import (
+    KINDS,
+    count_asked,
+    feature_matrix,
+    gives_count,
+    has_content,
+    kind_boost,
+    passage_features,
+    question_kinds,
+)
 
 
 def test_question_kinds():
@@ -45,3 +54,12 @@ def test_a_bare_reference_is_not_a_sentence_with_content():
     assert not has_content("[12]")
     assert not has_content("Ibid.")
     assert has_content("He asserts that the Taliban is a terrorist group (Shahryar, 2016:1).")
+
+
+def test_a_count_is_a_number_other_than_a_year():
+    assert gives_count("90,000 Mujahideen fighters") and gives_count("three principles")
+    assert gives_count("several districts")
+    assert not gives_count("the attack on Crocus City Hall in March 2024") and not gives_count("in the 2010s")
+    assert count_asked("How many people died in the Crocus City Hall attack?") == "how many people died"
+    assert count_asked("how much  business do they do") == "how much business do"
+    assert count_asked("Who attacked Crocus City Hall?") == ""
