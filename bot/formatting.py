@@ -791,7 +791,7 @@ def inline_article(hit: Hit) -> InlineArticle:
     return InlineArticle(
         id=f"{hit.doc_key}:{hit.start}:{hit.end}"[:64],
         title=clip(squash(clean_text(hit.citation.title)).strip() or "Untitled", MAX_INLINE_TITLE),
-        description=clip(f"{hit.date or 'undated'} · " + squash(clean_text(hit.text)).strip(), MAX_INLINE_DESCRIPTION),
+        description=clip(squash(clean_text(f"{hit.date or 'undated'} · {hit.text}")).strip(), MAX_INLINE_DESCRIPTION),
         html=message,
     )
 

@@ -384,6 +384,9 @@ def test_inline_article():
     assert "Harsh V. Pant" in plain and "The best sentence here." in plain
     valid(fmt.inline_help_article("citebot_bot").html)
     valid(fmt.inline_nothing_article("<script>").html)
+    # a lone surrogate in the sources file's date (found by hypothesis) is replaced, not sent
+    odd = fmt.inline_article(hit(citation=Citation("T", (), "", "\ud800", "")))
+    assert odd.description.startswith("\ufffd · ") and odd.description.encode("utf-8")
 
 
 def test_questions_are_cleaned_and_cut():
