@@ -410,9 +410,7 @@ class Searcher:
         if not self.everyday_words:
             return True
         rows = self.passages[ranked.candidates[ranked.order[: self.max_results]]]
-        sentences = (
-            self.data.sentence_text(i) for row in rows for i in range(int(row["first"]), int(row["last"]) + 1)
-        )
+        sentences = (self.data.sentence_text(i) for row in rows for i in range(int(row["first"]), int(row["last"]) + 1))
         return coverage.anchored(
             coverage.usable_words(question), self.vocabulary, self.topic_words, self.everyday_words, sentences
         )
