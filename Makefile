@@ -63,7 +63,7 @@ tmux:
 test-fast: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow" -q -n 2
 
 typecheck: install
 	$(BIN)/mypy
