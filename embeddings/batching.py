@@ -73,14 +73,22 @@ class QueryBatcher:
                 self._changed.notify_all()
 
     def _run(self, group: list[Request]) -> None:
-        try:
-            results = self.run_batch([r.question for r in group], group[0].k, group[0].offset)
-        except BaseException as exc:  # every caller of the batch learns of the failure
-            for request in group:
-                request.future.set_exception(exc)
-            return
-        for request, result in zip(group, results, strict=True):
-            request.future.set_result(result)
+        for request, (ok, value) in zip(group, run_group(self.run_batch, group), strict=True):
+            if ok:
+                request.future.set_result(value)
+            else:
+                request.future.set_exception(value)
+
+
+def run_group(run_batch: BatchCall, group: Sequence[R]) -> list[tuple[bool, Any]]:
+    """One call of ``run_batch`` for requests sharing ``k`` and ``offset``: ``(True, result)`` for
+    each, or, when the call fails (or returns too few results), ``(False, the exception)`` for every
+    one of them, so that no caller of the group is left waiting."""
+    try:
+        results = run_batch([r.question for r in group], group[0].k, group[0].offset)
+        return [(True, result) for _, result in zip(group, results, strict=True)]
+    except BaseException as exc:
+        return [(False, exc)] * len(group)
 
 
 def group_requests(batch: Sequence[R]) -> list[list[R]]:
@@ -155,13 +163,11 @@ class AsyncQueryBatcher:
                 if not self._pending:
                     return  # closed, nothing left
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            outcomes: list[tuple[AsyncRequest, bool, Any]] = []
-            for group in group_requests(batch):
-                try:
-                    results = self.run_batch([r.question for r in group], group[0].k, group[0].offset)
-                    outcomes += [(r, True, result) for r, result in zip(group, results, strict=True)]
-                except Exception as exc:  # every caller of the group learns of the failure
-                    outcomes += [(r, False, exc) for r in group]
+            outcomes: list[tuple[AsyncRequest, bool, Any]] = [
+                (request, ok, value)
+                for group in group_requests(batch)
+                for request, (ok, value) in zip(group, run_group(self.run_batch, group), strict=True)
+            ]
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[AsyncRequest, bool, Any]]] = {}
             for outcome in outcomes:
                 by_loop.setdefault(outcome[0].loop, []).append(outcome)
