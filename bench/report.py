@@ -668,30 +668,53 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
         "",
         f"`python -m bench.roundtrip --replicas`: {r['users']} users in a closed loop (saturation), the emulator "
         "delivering by webhook through nginx (deploy/nginx.conf) to N `citebot serve --replica` processes "
-        "sharing Redis (deploy/redis.conf), all on this machine's 2 cores. CPU is user + system time of "
-        "each process per question asked." + caveat,
+        f"sharing Redis (deploy/redis.conf), all on this machine's {r.get('cores', 2)} cores. CPU is user + system "
+        "time of each process per question asked; idle is the replicas' CPU while no question comes. Each "
+        "number of replicas runs with torch's default threads in every replica (one per core) and with "
+        "`embeddings.threads` = cores // replicas (docs/deploy.md), back to back in one run; the load "
+        "average (1 min) is the machine's when the setup started (the machine is shared)." + caveat,
         "",
-        "| replicas | state | questions/s | p50 ms | p99 ms | CPU ms/question: replicas | nginx | Redis | "
-        "Telegram + users | lost | duplicated |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| replicas | state | torch threads each | questions/s | p50 ms | p99 ms | CPU ms/question: replicas | "
+        "idle ms/s | nginx | Redis | Telegram + users | lost | duplicated | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in [*r["setups"], r["one_replica_local_state"]]:
         cpu = row["cpu_ms_per_question"]
+        idle = row.get("idle_cpu_ms_per_second")
         out.append(
             f"| {row['replicas']} | {'Redis' if row['shared_state'] else 'in process'} | "
+            f"{row.get('threads') or 'default'} | "
             f"{row['questions_per_second']:.0f} | {row['latency_ms']['p50']:.0f} | "
-            f"{row['latency_ms']['p99']:.0f} | {cpu['replicas_total']:.1f} | {cpu.get('nginx', 0):.2f} | "
+            f"{row['latency_ms']['p99']:.0f} | {cpu['replicas_total']:.1f} | "
+            f"{'–' if idle is None else f'{idle:.1f}'} | {cpu.get('nginx', 0):.2f} | "
             f"{cpu.get('redis', 0):.2f} | {cpu['telegram_and_users']:.1f} | {row['lost']} | "
-            f"{row['duplicated']} |"
+            f"{row['duplicated']} | {(row.get('load_average_at_start') or ['?'])[0]} |"
         )
     calls = r["redis_state_calls_per_question_ms"]
+    each = ", ".join(f"{name} {c['p50_ms']:.2f}" for name, c in (calls.get("calls") or {}).items())
+    path = calls.get("answer_waits_for")
     out += [
         "",
-        f"Redis's own cost per question (claim, rate limit, paging token, answered mark, one client): "
-        f"p50 {calls['p50_ms']:.2f} ms, p99 {calls['p99_ms']:.2f} ms; end to end, one replica with Redis "
-        f"against one with its state in process, at saturation: {r['redis_added_p50_ms_end_to_end']:+.0f} ms p50.",
+        f"Redis's own cost per question, one client, p50 ms: {each or '–'}; all together "
+        f"{calls['p50_ms']:.2f} (p99 {calls['p99_ms']:.2f})"
+        + (f", of which the answer waits for {path['p50_ms']:.2f}" if path else "")
+        + " (the paging question is written while the answer is sent, the answered mark after it). "
+        f"End to end, one replica with Redis against one with its state in process, at saturation: "
+        f"{r['redis_added_p50_ms_end_to_end']:+.0f} ms p50 (mostly queueing: noisy).",
     ]
-    if r.get("one_user"):
+    paired = r.get("one_user_paired")
+    if paired:
+        rounds = ", ".join(f"{x['redis_p50_ms']:.1f}/{x['local_p50_ms']:.1f}" for x in paired["rounds"])
+        out.append(
+            f"One user asking one question at a time (unsaturated), one replica, Redis and in-process state side by "
+            f"side taking turns ({len(paired['rounds'])} rounds of {paired['round_seconds']:.0f} s each, the same "
+            f"questions for both, load average {paired.get('load_average_at_start', ['?'])[0]} at the start): "
+            f"p50 {paired['redis_p50_ms']:.2f} ms with Redis, {paired['local_p50_ms']:.2f} ms in process over "
+            f"{paired['questions']['redis']} and {paired['questions']['local']} questions: **Redis adds "
+            f"{paired['redis_added_p50_ms']:+.2f} ms p50** (median of the rounds' differences "
+            f"{paired['redis_added_median_of_rounds_ms']:+.2f} ms; per round, Redis/in process p50 ms: {rounds})."
+        )
+    elif r.get("one_user"):
         runs = ", ".join(
             f"{'Redis' if s['shared_state'] else 'in process'} {s['latency_ms']['p50']:.1f}" for s in r["one_user"]
         )

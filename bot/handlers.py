@@ -338,6 +338,24 @@ async def answer_question(update: Update, context: Context, raw: str) -> None:
         await _answer(update, context, raw, turn)
 
 
+def question_rate_key(update: dict[str, Any]) -> int | None:
+    """Whose rate limit an update (as JSON) will count against, when that can be told before it is
+    handled: a private text message that is not a command is a question of its sender (the webhook
+    counts it when it claims the update, in the same Redis step: bot.shared_state). Anything else:
+    None, and the handler counts what it answers itself. A guess wrong either way costs nothing
+    but a round trip: a count the handler does not ask for is taken back."""
+    message = update.get("message")
+    if not isinstance(message, dict):
+        return None
+    chat, sender, text = message.get("chat"), message.get("from"), message.get("text")
+    if not isinstance(chat, dict) or chat.get("type") != Chat.PRIVATE or not isinstance(text, str):
+        return None
+    if text.startswith("/"):
+        return None
+    key = sender.get("id") if isinstance(sender, dict) else chat.get("id")
+    return key if isinstance(key, int) and not isinstance(key, bool) else None
+
+
 async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> None:
     state = context.bot_data
     settings = state.settings
@@ -347,7 +365,7 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
         return
     user = update.effective_user
     chat = present(update.effective_chat, "chat")
-    decision = await state.shared.check_rate(user.id if user else chat.id)
+    decision = await state.shared.check_rate(user.id if user else chat.id, update.update_id)
     if decision.verdict is Verdict.NOTICE:
         await turn.ready()
         await reply(update, context, fmt.rate_limited_html(settings.telegram.rate_limit_per_minute, decision.retry_in))

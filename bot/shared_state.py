@@ -18,6 +18,13 @@ Telegram delivers it again later); one whose replica died loses its lease and is
 next replica that receives it. The one window no design closes: the answer was sent and the
 replica died before marking it answered; the update is then answered twice (docs/deploy.md).
 
+Round trips: a private question costs one before its answer (:meth:`RedisState.claim` runs one
+script that claims the update and counts it against its user's rate limit; the handler's
+:meth:`~RedisState.check_rate` takes that decision without asking Redis again), the paging
+question behind its buttons is written while the answer is being sent (:meth:`~RedisState.put_query`
+returns its token at once), and the answered mark is made after the answer (tests/test_shared_state.py
+counts them; bench/README.md, section 7, times them).
+
 When Redis cannot be reached, questions are still answered, degraded: each replica claims,
 limits and pages on its own (:class:`LocalState`), one ERROR line says so, and a probe every
 :data:`PROBE_SECONDS` notices when Redis is back (one line again); the paging tokens and the
@@ -50,6 +57,7 @@ QUERY_SECONDS = 7 * 24 * 3600  # how long a "More results" button keeps working
 REFUSED_SECONDS = 30 * 24 * 3600  # how long a refused private chat is remembered (told once)
 GET_QUERY_RETRIES = (0.25, 0.5, 1.0)  # seconds between the tries of an unknown paging token
 LOCAL_ANSWERED = 100_000  # update ids remembered in memory (LocalState, and during an outage)
+QUERY_TOKEN_BYTES = 9  # paging tokens: 12 characters of callback data (at most 64 bytes), 72 random bits
 
 
 class Claim(enum.Enum):
@@ -71,7 +79,11 @@ class SharedState:
     async def close(self) -> None:
         """Disconnect."""
 
-    async def claim(self, update_id: int) -> Claim:
+    async def claim(self, update_id: int, rate_key: int | None = None) -> Claim:
+        """Claim an update. With ``rate_key`` (the update looks like a question of that user:
+        :func:`bot.handlers.question_rate_key`), a claimed update is also counted against the
+        rate limit in the same step; the handler's :meth:`check_rate` then takes that decision,
+        and one it never asks for is taken back when the update is answered or released."""
         raise NotImplementedError
 
     async def renew(self, update_id: int) -> bool:
@@ -86,8 +98,8 @@ class SharedState:
     async def release(self, update_id: int) -> None:
         """Give up a claim without answering (the next delivery may be answered at once)."""
 
-    async def check_rate(self, key: int) -> Decision:
-        """Count one question of user ``key`` against the rate limit."""
+    async def check_rate(self, key: int, update_id: int | None = None) -> Decision:
+        """Count one question of user ``key`` (asked in update ``update_id``) against the rate limit."""
         raise NotImplementedError
 
     async def put_query(self, query: StoredQuery) -> str:
@@ -112,7 +124,7 @@ class LocalState(SharedState):
         self.done = RecentSet(LOCAL_ANSWERED)
         self.in_progress: set[int] = set()
 
-    async def claim(self, update_id: int) -> Claim:
+    async def claim(self, update_id: int, rate_key: int | None = None) -> Claim:
         if update_id in self.done:
             return Claim.ANSWERED
         if update_id in self.in_progress:
@@ -127,7 +139,7 @@ class LocalState(SharedState):
     async def release(self, update_id: int) -> None:
         self.in_progress.discard(update_id)
 
-    async def check_rate(self, key: int) -> Decision:
+    async def check_rate(self, key: int, update_id: int | None = None) -> Decision:
         return self.limiter.check(key)
 
     async def put_query(self, query: StoredQuery) -> str:
@@ -143,21 +155,34 @@ class LocalState(SharedState):
 # Atomic steps, run inside Redis. The rate limit is the same sliding window as RateLimiter, timed
 # by Redis's clock (replicas' clocks may differ): KEYS events (sorted set), noticed flag;
 # ARGV limit, window ms, a unique member. Returns {verdict 0 allow / 1 notice / 2 silent, retry ms}.
-_RATE_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
-  redis.call('DEL', KEYS[2])
-  return {0, 0}
+_RATE_FUNCTION = """
+local function rate(events, noticed, limit, window, member)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', events, '-inf', now - window)
+  if redis.call('ZCARD', events) < limit then
+    redis.call('ZADD', events, now, member)
+    redis.call('PEXPIRE', events, window)
+    redis.call('DEL', noticed)
+    return {0, 0}
+  end
+  local oldest = tonumber(redis.call('ZRANGE', events, 0, 0, 'WITHSCORES')[2])
+  local retry = oldest + window - now
+  if redis.call('SET', noticed, '1', 'NX', 'PX', window) then return {1, retry} end
+  return {2, retry}
 end
-local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-local retry = oldest + window - now
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', window) then return {1, retry} end
-return {2, retry}
+"""
+_RATE_SCRIPT = _RATE_FUNCTION + "return rate(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])"
+# Claiming an update, one round trip: KEYS update [, events, noticed]; ARGV owner, lease ms [, limit,
+# window ms, member]. Claimed: {1} or, with the rate keys, {1, verdict, retry ms} (counted as by
+# _RATE_SCRIPT); not claimed: {0, holder} (another replica's id, or "answered").
+_CLAIM_SCRIPT = _RATE_FUNCTION + """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if #KEYS == 1 then return {1} end
+  local decision = rate(KEYS[2], KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+  return {1, decision[1], decision[2]}
+end
+return {0, redis.call('GET', KEYS[1])}
 """
 # Renewing a lease: extended while it is ours; taken again when it ran out and nobody else took
 # it (a replica that stalled longer than its lease, but is alive and answering, keeps the update);
@@ -219,6 +244,9 @@ class RedisState(SharedState):
         self._pending_queries: dict[str, StoredQuery] = {}  # made while degraded: written when Redis is back
         self._pending_done: set[int] = set()
         self._scripts: dict[str, Any] = {}
+        self._writing: dict[str, StoredQuery] = {}  # paging questions being written (put_query)
+        self._writes: set[asyncio.Task] = set()
+        self._counted: dict[int, _Counted] = {}  # updates counted at their claim, by update id
 
     # ------------------------------------------------------------------------------ connection
 
@@ -241,7 +269,12 @@ class RedisState(SharedState):
         )
         self._scripts = {
             name: self.redis.register_script(text)
-            for name, text in (("rate", _RATE_SCRIPT), ("renew", _RENEW_SCRIPT), ("release", _RELEASE_SCRIPT))
+            for name, text in (
+                ("claim", _CLAIM_SCRIPT),
+                ("rate", _RATE_SCRIPT),
+                ("renew", _RENEW_SCRIPT),
+                ("release", _RELEASE_SCRIPT),
+            )
         }
         try:
             await self.redis.ping()
@@ -250,6 +283,8 @@ class RedisState(SharedState):
             self._went_down(exc)
 
     async def close(self) -> None:
+        if self._writes:  # the paging questions on their way to Redis get there first
+            await asyncio.wait(set(self._writes), timeout=2 * self.timeout)
         if self._probe is not None:
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -321,22 +356,23 @@ class RedisState(SharedState):
 
     # ---------------------------------------------------------------------------------- updates
 
-    async def claim(self, update_id: int) -> Claim:
-        key = self._key("update", update_id)
-        ok, claimed = await self._call(lambda: self.redis.set(key, self.owner, nx=True, px=self.lease_ms))
+    async def claim(self, update_id: int, rate_key: int | None = None) -> Claim:
+        keys: list[str] = [self._key("update", update_id)]
+        args: list[Any] = [self.owner, self.lease_ms]
+        member = ""
+        if rate_key is not None:
+            member = _member()
+            keys += [self._key("rate", rate_key), self._key("noticed", rate_key)]
+            args += [self.limit, 60_000, member]
+        ok, result = await self._call(lambda: self._scripts["claim"](keys=keys, args=args))
         if not ok:
             return await self.local.claim(update_id)
-        if claimed:
-            return Claim.MINE
-        ok, holder = await self._call(lambda: self.redis.get(key))
-        if not ok:
-            return await self.local.claim(update_id)
-        if holder == _DONE:
-            return Claim.ANSWERED
-        if holder is None:  # the lease ran out just now: try once more
-            ok, claimed = await self._call(lambda: self.redis.set(key, self.owner, nx=True, px=self.lease_ms))
-            return Claim.MINE if ok and claimed else Claim.BUSY
-        return Claim.BUSY
+        if int(result[0]) != 1:
+            return Claim.ANSWERED if result[1] == _DONE else Claim.BUSY
+        if rate_key is not None:
+            decision = Decision(_VERDICTS[int(result[1])], float(result[2]) / 1000.0)
+            self._counted[update_id] = _Counted(rate_key, member, decision)
+        return Claim.MINE
 
     async def renew(self, update_id: int) -> bool:
         key = self._key("update", update_id)
@@ -353,20 +389,51 @@ class RedisState(SharedState):
     async def answered(self, update_id: int) -> None:
         await self.local.answered(update_id)
         key = self._key("update", update_id)
-        ok, _ = await self._call(lambda: self.redis.set(key, _DONE, ex=ANSWERED_SECONDS))
+
+        async def mark() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(key, _DONE, ex=ANSWERED_SECONDS)
+            self._uncount(pipe, update_id)
+            await pipe.execute()
+
+        ok, _ = await self._call(mark)
         if not ok:
             self._pending_done.add(update_id)
 
     async def release(self, update_id: int) -> None:
         await self.local.release(update_id)
         key = self._key("update", update_id)
-        await self._call(lambda: self._scripts["release"](keys=[key], args=[self.owner]))
+
+        async def give_up() -> None:  # rare (a shutdown mid-answer): two round trips are fine
+            await self._scripts["release"](keys=[key], args=[self.owner])
+            pipe = self.redis.pipeline(transaction=False)
+            self._uncount(pipe, update_id)
+            if len(pipe):
+                await pipe.execute()
+
+        await self._call(give_up)
+
+    def _uncount(self, pipe: Any, update_id: int) -> None:
+        """Take back, in ``pipe``, the rate-limit count made when ``update_id`` was claimed, if
+        its handler never asked for it (not a question after all: a refused chat, no words...)."""
+        counted = self._counted.pop(update_id, None)
+        if counted is None:
+            return
+        if counted.decision.verdict is Verdict.ALLOW:
+            pipe.zrem(self._key("rate", counted.key), counted.member)
+        elif counted.decision.verdict is Verdict.NOTICE:  # the notice was not given: it still is due
+            pipe.delete(self._key("noticed", counted.key))
 
     # ------------------------------------------------------------------------------- per user
 
-    async def check_rate(self, key: int) -> Decision:
+    async def check_rate(self, key: int, update_id: int | None = None) -> Decision:
+        if update_id is not None:
+            counted = self._counted.get(update_id)
+            if counted is not None and counted.key == key:  # counted when the update was claimed
+                del self._counted[update_id]
+                return counted.decision
         keys = [self._key("rate", key), self._key("noticed", key)]
-        member = f"{time.time_ns()}-{secrets.token_hex(4)}"
+        member = _member()
         ok, result = await self._call(lambda: self._scripts["rate"](keys=keys, args=[self.limit, 60_000, member]))
         if not ok:
             return await self.local.check_rate(key)
@@ -374,20 +441,34 @@ class RedisState(SharedState):
         return Decision(_VERDICTS[verdict], retry_ms / 1000.0)
 
     async def put_query(self, query: StoredQuery) -> str:
-        data = _dump_query(query)
-        for _ in range(5):
-            token = secrets.token_urlsafe(6)  # 8 characters: callback data is at most 64 bytes
-            key = self._key("query", token)
-            ok, stored = await self._call(lambda key=key: self.redis.set(key, data, ex=QUERY_SECONDS, nx=True))
-            if not ok:
-                token = await self.local.put_query(query)
+        """The token at once; the question is written to Redis by a task of its own, while the
+        answer that carries the token is being sent (one Redis round trip fewer before the answer).
+        The write is a ~0.2 ms exchange on the network next to the Bot API's; a button pressed
+        before it lands finds the question in :attr:`_writing` on this replica, or is asked again
+        (:data:`GET_QUERY_RETRIES`) on another."""
+        token = secrets.token_urlsafe(QUERY_TOKEN_BYTES)
+        self._writing[token] = query
+        task = asyncio.get_running_loop().create_task(self._write_query(token, query), name="citebot-put-query")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return token
+
+    async def _write_query(self, token: str, query: StoredQuery) -> None:
+        key = self._key("query", token)
+        try:
+            ok, stored = await self._call(lambda: self.redis.set(key, _dump_query(query), ex=QUERY_SECONDS, nx=True))
+            if not ok:  # Redis unreachable: kept here, written when it is back
+                self.local.queries.set(token, query)
                 self._pending_queries[token] = query
-                return token
-            if stored:
-                return token
-        raise RuntimeError("could not find a free query token")  # 48 random bits, five times: never
+            elif not stored:  # 72 random bits: two live tokens never meet; should it happen, say so
+                log.error("paging token %s already taken in Redis: its button may show another question", token)
+        finally:
+            self._writing.pop(token, None)
 
     async def get_query(self, token: str) -> StoredQuery | None:
+        writing = self._writing.get(token)  # made here, still on its way to Redis
+        if writing is not None:
+            return writing
         # A token made by another replica while Redis was unreachable reaches Redis when that
         # replica sees Redis again (within PROBE_SECONDS of its return): a miss is asked again
         # for a little while before the button is called expired.
@@ -407,6 +488,20 @@ class RedisState(SharedState):
         if not ok:
             return await self.local.first_refusal(chat_id)
         return bool(fresh)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Counted:
+    """A question counted against the rate limit when its update was claimed."""
+
+    key: int  # the user
+    member: str  # its entry in the user's window
+    decision: Decision
+
+
+def _member() -> str:
+    """A unique entry of a user's rate-limit window."""
+    return f"{time.time_ns()}-{secrets.token_hex(4)}"
 
 
 def _dump_query(query: StoredQuery) -> str:

@@ -18,7 +18,8 @@ Each request, in order, before anything else is done with it:
    otherwise 415;
 5. a body that is not a JSON object with an integer ``update_id``: 400;
 6. the update is claimed (answered already: 200 at once; another replica holds it: 503, and
-   Telegram retries), handled by the bot, marked answered: 200. An update python-telegram-bot
+   Telegram retries) — a question is counted against its user's rate limit in the same Redis
+   step — handled by the bot, marked answered: 200. An update python-telegram-bot
    cannot parse is logged once, with a short prefix, and acknowledged (200), so that it is not
    re-delivered for ever.
 """
@@ -30,6 +31,7 @@ import contextlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +61,20 @@ class WebhookServer:
     """An aiohttp server handing each update to ``application.process_update``."""
 
     def __init__(
-        self, application: Application, state: SharedState, options: WebhookOptions, *, lease_seconds: float = 10.0
+        self,
+        application: Application,
+        state: SharedState,
+        options: WebhookOptions,
+        *,
+        lease_seconds: float = 10.0,
+        rate_key: Callable[[dict[str, Any]], int | None] | None = None,
     ) -> None:
         self.application = application
         self.state = state
         self.options = options
         self.lease_seconds = lease_seconds
+        # whose rate limit an update counts against, counted with its claim (one Redis round trip)
+        self.rate_key = rate_key or (lambda data: None)
         self.runner: web.AppRunner | None = None
         self.counts = {"answered": 0, "duplicate": 0, "busy": 0, "refused": 0, "unparsable": 0, "lease_lost": 0}
         self._secret = options.secret.encode() if options.secret else None
@@ -107,7 +117,7 @@ class WebhookServer:
 
     async def _answer(self, data: dict[str, Any]) -> web.Response:
         update_id = data["update_id"]
-        claim = await self.state.claim(update_id)
+        claim = await self.state.claim(update_id, self.rate_key(data))
         if claim is Claim.ANSWERED:
             self.counts["duplicate"] += 1
             return web.Response(text="already answered")
@@ -186,6 +196,7 @@ def webhook_server_options(settings: Any) -> WebhookOptions:
 async def start_webhook(application: Application, settings: Any) -> WebhookServer:
     """Start the application and this replica's webhook server (initialize, post_init, setWebhook,
     start, listen). Every replica registers the same webhook; that is idempotent."""
+    from .handlers import question_rate_key
     from .serving import ALLOWED_UPDATES
 
     telegram = settings.telegram
@@ -203,7 +214,9 @@ async def start_webhook(application: Application, settings: Any) -> WebhookServe
     )
     await application.start()
     state = application.bot_data.shared
-    server = WebhookServer(application, state, options, lease_seconds=telegram.update_lease_seconds)
+    server = WebhookServer(
+        application, state, options, lease_seconds=telegram.update_lease_seconds, rate_key=question_rate_key
+    )
     await server.start()
     log.info(
         "serving by webhook on %s:%d%s (%s)",

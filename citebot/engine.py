@@ -90,9 +90,26 @@ def limit_search_threads() -> None:  # called by citebot.service.configure_proce
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The embedding model, loaded once per process (loading takes seconds)."""
+    """The embedding model, loaded once per process (loading takes seconds), with
+    ``embeddings.threads`` threads for its forward passes (:func:`limit_model_threads`)."""
     e = settings.embeddings
+    limit_model_threads(e.threads)
     return _cached_encoder(e.model, e.offline, e.device, e.batch_size, str(settings.root))
+
+
+def limit_model_threads(threads: int) -> None:
+    """torch's intra-op threads (0: leave torch's default, one per core).
+
+    Replicas sharing a machine each default to one thread per core: three replicas on two cores
+    run six threads, and OpenMP threads that miss their core at a barrier spin, so the CPU time
+    per question grew with the number of replicas (bench/README.md, replicas). ``cores // N``
+    threads for each of N replicas keeps it flat."""
+    if threads <= 0:
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def update_index(

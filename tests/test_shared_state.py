@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 
@@ -108,7 +109,7 @@ async def test_a_button_made_on_one_replica_works_on_another(make_redis):
     try:
         query = StoredQuery("Who met the Taliban in Moscow?", 3, cut=True, compact=False)
         token = await a.put_query(query)
-        assert len(token) == 8
+        assert len(token) == 12  # QUERY_TOKEN_BYTES: 72 random bits
         assert await b.get_query(token) == query
         assert await b.get_query("AAAAAAAA") is None
         assert await a.first_refusal(99) is True
@@ -169,3 +170,105 @@ async def test_local_state_and_open_state():
     assert isinstance(open_state("redis://127.0.0.1:1/0", 2), RedisState)
     with pytest.raises(ValueError, match="unsupported scheme"):
         open_state("http://127.0.0.1/", 2)
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Every exchange with Redis, as the list of the commands each sent (a pipeline's go in one);
+    not a new connection's handshake (CLIENT SETINFO...), made once per pooled connection."""
+    from redis.asyncio.connection import AbstractConnection
+
+    sent: list[list[str]] = []
+    original = AbstractConnection.send_packed_command
+
+    async def send_packed_command(self, command, check_health=True):
+        chunks = [command] if isinstance(command, (bytes, str)) else list(command)
+        packed = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        commands = [m.decode().upper() for m in re.findall(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n", packed)]
+        if commands and commands[0] not in ("CLIENT", "HELLO", "AUTH", "SELECT"):
+            sent.append(commands)
+        return await original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", send_packed_command)
+    return sent
+
+
+async def test_the_paging_question_is_written_while_the_answer_is_sent(make_redis, round_trips):
+    a, b = await replicas(make_redis().url)
+    try:
+        round_trips.clear()
+        query = StoredQuery("Who met the Taliban in Moscow?", 3)
+        token = await a.put_query(query)
+        assert round_trips == []  # the answer carrying the token does not wait on Redis
+        assert await a.get_query(token) == query  # a button pressed at once, on this replica
+        await asyncio.gather(*a._writes)
+        assert round_trips == [["SET"]]
+        assert await b.get_query(token) == query  # and on another
+    finally:
+        await close([a, b])
+
+
+async def test_a_question_costs_one_round_trip_before_its_answer_and_one_after(make_redis, round_trips):
+    a, b = await replicas(make_redis().url)  # 3 per minute
+    try:
+        await a.claim(1, rate_key=77)  # the scripts are loaded once per process (NOSCRIPT, SCRIPT LOAD)
+        await a.answered(1)
+        round_trips.clear()
+        assert await a.claim(2, rate_key=5) is Claim.MINE
+        assert (await a.check_rate(5, update_id=2)).verdict is Verdict.ALLOW  # counted with the claim
+        await a.put_query(StoredQuery("q", 3))
+        assert round_trips == [["EVALSHA"]]  # claim and rate limit, one script: all the answer waits for
+        await a.answered(2)
+        await asyncio.gather(*a._writes)
+        assert sorted(map(tuple, round_trips)) == [("EVALSHA",), ("SET",), ("SET",)]
+        # the count made with the claim is the user's, on every replica
+        assert (await b.check_rate(5)).verdict is Verdict.ALLOW
+        assert await b.claim(3, rate_key=5) is Claim.MINE
+        assert (await b.check_rate(5, update_id=3)).verdict is Verdict.ALLOW  # the 3rd of 3 per minute
+        # a re-delivered update is neither claimed nor counted again
+        assert await a.claim(2, rate_key=5) is Claim.ANSWERED
+        assert await b.claim(3, rate_key=5) is Claim.BUSY
+        await b.answered(3)
+        assert (await a.check_rate(5)).verdict is Verdict.NOTICE  # the 4th
+        assert (await b.check_rate(5)).verdict is Verdict.SILENT
+    finally:
+        await close([a, b])
+
+
+async def test_a_count_made_with_the_claim_and_never_asked_for_is_taken_back(make_redis, round_trips):
+    a, b = await replicas(make_redis().url)  # 3 per minute
+    try:
+        for update_id in (1, 2, 3):  # not questions after all (no words, a refused chat...)
+            assert await a.claim(update_id, rate_key=5) is Claim.MINE
+            await a.answered(update_id)
+        assert await a.claim(4, rate_key=5) is Claim.MINE
+        await a.release(4)  # given up (shutdown): taken back as well
+        assert [c for trip in round_trips[-1:] for c in trip if c == "ZREM"] == ["ZREM"]
+        verdicts = [(await state.check_rate(5)).verdict for state in (a, b, a)]
+        assert verdicts == [Verdict.ALLOW] * 3  # none of the four counts above is left
+        # a notice decided at the claim and never given is still due
+        assert await a.claim(5, rate_key=5) is Claim.MINE
+        await a.answered(5)
+        assert (await b.check_rate(5)).verdict is Verdict.NOTICE
+        assert (await a.check_rate(5)).verdict is Verdict.SILENT
+        assert not a._counted
+    finally:
+        await close([a, b])
+
+
+async def test_a_paging_question_written_while_redis_is_down_reaches_it_when_back(make_redis):
+    redis = make_redis()
+    a, b = await replicas(redis.url, probe_seconds=0.1)
+    try:
+        redis.stop()
+        token = await a.put_query(StoredQuery("made during the outage", 3))
+        await asyncio.gather(*a._writes)
+        assert a.degraded and (await a.get_query(token)).question == "made during the outage"
+        redis.start()
+        for _ in range(100):
+            if not a.degraded:
+                break
+            await asyncio.sleep(0.05)
+        assert (await b.get_query(token)).question == "made during the outage"
+    finally:
+        await close([a, b])

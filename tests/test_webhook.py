@@ -163,3 +163,22 @@ async def test_a_button_answered_already_is_not_an_error(emulator, webhook_bot, 
     assert response.status_code == 200
     assert "cannot be answered any more" in caplog.text
     assert "error while handling an update" not in caplog.text
+
+
+async def test_which_updates_are_counted_against_a_rate_limit_with_their_claim():
+    from bot.handlers import question_rate_key
+
+    def message(text, chat_type="private", sender=True):
+        chat = {"id": 5 if chat_type == "private" else -100, "type": chat_type}
+        body = {"message_id": 1, "date": 0, "chat": chat, "text": text}
+        if sender:
+            body["from"] = {"id": 7, "is_bot": False, "first_name": "A"}
+        return {"update_id": 1, "message": body}
+
+    assert question_rate_key(message("Who met the Taliban?")) == 7  # its sender, in one Redis step
+    assert question_rate_key(message("Who met the Taliban?", sender=False)) == 5  # the chat
+    assert question_rate_key(message("/start")) is None  # commands: the handler counts what it answers
+    assert question_rate_key(message("@bot who?", chat_type="group")) is None  # maybe not for the bot
+    assert question_rate_key({"update_id": 2, "callback_query": {"id": "1"}}) is None
+    assert question_rate_key({"update_id": 3, "message": {"chat": "x", "text": "q"}}) is None  # malformed
+    assert question_rate_key({"update_id": 4, "message": {"chat": {"type": "private"}, "photo": []}}) is None
