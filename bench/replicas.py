@@ -9,9 +9,11 @@ users. Reported: questions/s, p50/p99, CPU milliseconds per question of each pro
 user + system time of every replica, of nginx with its workers, of Redis, of the load generator),
 lost and duplicated answers, and the load average when each setup started.
 
-Each number of replicas runs twice, in one run: with torch's default threads in every replica
-(one per core) and with ``embeddings.threads`` = cores // replicas (docs/deploy.md), which is what
-keeps the CPU per question from growing with the number of replicas on one machine.
+Each number of replicas runs with torch's default threads in every replica (one per core) and
+with ``embeddings.threads`` = cores // replicas (docs/deploy.md), back to back; and, more than one
+replica, also with ``USERS`` users *per replica*: with the same 20 users split over N replicas each
+replica's encode batches are N times smaller, and a smaller batch costs more CPU per question
+(bench/README.md, section 1), which is no waste of the replicas but a lighter load on each.
 
 What Redis adds to a question is measured three ways: end to end at saturation (one replica with
 the state in Redis against one with the state in its own memory, 20 users: mostly queueing, so
@@ -27,6 +29,7 @@ is that the CPU per question does not grow with their number.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -215,6 +218,14 @@ class Setup:
             self.nginx.stop()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Database:
+    """One database of the benchmark's Redis server, as a Setup takes it."""
+
+    url: str
+    process: Any
+
+
 def _closed(questions: list[list[str]], seconds: float, *, grace: float) -> dict[str, Any]:
     return {
         "kind": "closed",
@@ -260,8 +271,11 @@ async def paired_one_user(
     from .roundtrip import assign
 
     async with LoadGenerator() as users_redis, LoadGenerator() as users_local:
+        # a Redis database of its own: this load generator numbers its updates from 1 again, and
+        # the earlier setups' "answered" marks of those numbers would have them acknowledged unanswered
+        database = _Database(redis.url.rsplit("/", 1)[0] + "/1", redis.process)
         setups = {
-            True: Setup(users_redis, folder, 1, redis, index_dir, shared=True, tag="-paired"),
+            True: Setup(users_redis, folder, 1, database, index_dir, shared=True, tag="-paired"),
             False: Setup(users_local, folder, 1, redis, index_dir, shared=False, tag="-paired"),
         }
         latencies: dict[bool, list[float]] = {True: [], False: []}
@@ -327,8 +341,11 @@ async def measure(settings: Any, quick: bool, counts: tuple[int, ...] = (1, 2, 3
                     # one replica: cores // 1 is the default, run once
                     share = max(1, cores // replicas)
                     variants = (0,) if share == cores else (0, share)
-                    for threads in variants if n % 2 == 0 else variants[::-1]:
-                        questions = assign(pool, USERS, 97 * n + 31 * threads)
+                    runs = [(threads, USERS) for threads in (variants if n % 2 == 0 else variants[::-1])]
+                    if replicas > 1:  # and as loaded as one replica is: the same users per replica
+                        runs.append((share, USERS * replicas))
+                    for threads, people in runs:
+                        questions = assign(pool, people, 97 * n + 31 * threads + people)
                         rows.append(
                             await one_setup(
                                 users, folder, replicas, redis, questions, seconds, index_dir,

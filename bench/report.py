@@ -671,19 +671,22 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
         f"sharing Redis (deploy/redis.conf), all on this machine's {r.get('cores', 2)} cores. CPU is user + system "
         "time of each process per question asked; idle is the replicas' CPU while no question comes. Each "
         "number of replicas runs with torch's default threads in every replica (one per core) and with "
-        "`embeddings.threads` = cores // replicas (docs/deploy.md), back to back in one run; the load "
-        "average (1 min) is the machine's when the setup started (the machine is shared)." + caveat,
+        "`embeddings.threads` = cores // replicas (docs/deploy.md), back to back in one run, and with "
+        f"{r['users']} users per replica (the same load on each replica as on one: with {r['users']} users in "
+        "all, each of N replicas encodes batches N times smaller, which costs more CPU per question, "
+        "section 1); the load average (1 min) is the machine's when the setup started (the machine is "
+        "shared)." + caveat,
         "",
-        "| replicas | state | torch threads each | questions/s | p50 ms | p99 ms | CPU ms/question: replicas | "
+        "| replicas | state | torch threads each | users | questions/s | p50 ms | p99 ms | CPU ms/question: replicas | "
         "idle ms/s | nginx | Redis | Telegram + users | lost | duplicated | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in [*r["setups"], r["one_replica_local_state"]]:
         cpu = row["cpu_ms_per_question"]
         idle = row.get("idle_cpu_ms_per_second")
         out.append(
             f"| {row['replicas']} | {'Redis' if row['shared_state'] else 'in process'} | "
-            f"{row.get('threads') or 'default'} | "
+            f"{row.get('threads') or 'default'} | {row['users']} | "
             f"{row['questions_per_second']:.0f} | {row['latency_ms']['p50']:.0f} | "
             f"{row['latency_ms']['p99']:.0f} | {cpu['replicas_total']:.1f} | "
             f"{'–' if idle is None else f'{idle:.1f}'} | {cpu.get('nginx', 0):.2f} | "
