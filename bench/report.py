@@ -658,8 +658,9 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
     """1, 2, 3 replicas behind nginx with Redis (bench/replicas.py)."""
     load = r.get("machine", {}).get("load_average")
     caveat = (
-        f" **Quick sanity run ({r['seconds']:.0f} s per setup) on a loaded machine (load average "
-        f"{load}): figures are indicative only; re-run `python -m bench.roundtrip --replicas` idle.**"
+        f" **{'Quick sanity run' if r.get('quick') else 'Run'} ({r['seconds']:.0f} s per setup) on a loaded "
+        f"machine (load average {load} when written, see the last column for each setup): figures are "
+        "indicative only; re-run `python -m bench.roundtrip --replicas` idle.**"
         if r.get("quick") or (load and load[0] > 1.5)
         else ""
     )
