@@ -10,7 +10,7 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,9 @@ from filelock import FileLock
 # against 63 s of CPU). Set before torch is imported; child processes inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from citebot import engine  # noqa: E402
-from citebot.config import Settings, load_settings  # noqa: E402
-from citebot.service import configure_process, open_service  # noqa: E402
+from citebot import engine
+from citebot.config import Settings, load_settings
+from citebot.service import configure_process, open_service
 
 configure_process(logs=False)  # the test session is an entry point: offline, thread limits
 
@@ -59,9 +59,23 @@ def made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path]
         if not done.exists():
             shutil.rmtree(target, ignore_errors=True)  # a worker that failed half-way
             target.mkdir()
-            make(target)
+            with all_cores():  # the other worker is most likely waiting on this lock
+                make(target)
             done.touch()
     return target
+
+
+@contextlib.contextmanager
+def all_cores() -> Iterator[None]:
+    """torch on every core for a while (the workers run with one thread each, see the top)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
