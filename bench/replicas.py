@@ -264,9 +264,7 @@ async def one_setup(
     return row
 
 
-async def paired_one_user(
-    redis: Any, folder: Path, pool: list[str], index_dir: Path, rounds: int
-) -> dict[str, Any]:
+async def paired_one_user(redis: Any, folder: Path, pool: list[str], index_dir: Path, rounds: int) -> dict[str, Any]:
     """One user, one replica: Redis against local state, side by side, in alternating rounds."""
     from bench.loadgen import LoadGenerator
 
@@ -350,8 +348,15 @@ async def measure(settings: Any, quick: bool, counts: tuple[int, ...] = (1, 2, 3
                         questions = assign(pool, people, 97 * n + 31 * threads + people)
                         rows.append(
                             await one_setup(
-                                users, folder, replicas, redis, questions, seconds, index_dir,
-                                threads=threads, idle_seconds=idle,
+                                users,
+                                folder,
+                                replicas,
+                                redis,
+                                questions,
+                                seconds,
+                                index_dir,
+                                threads=threads,
+                                idle_seconds=idle,
                             )
                         )
                         _say(rows[-1])

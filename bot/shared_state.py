@@ -176,7 +176,9 @@ _RATE_SCRIPT = _RATE_FUNCTION + "return rate(KEYS[1], KEYS[2], tonumber(ARGV[1])
 # Claiming an update, one round trip: KEYS update [, events, noticed]; ARGV owner, lease ms [, limit,
 # window ms, member]. Claimed: {1} or, with the rate keys, {1, verdict, retry ms} (counted as by
 # _RATE_SCRIPT); not claimed: {0, holder} (another replica's id, or "answered").
-_CLAIM_SCRIPT = _RATE_FUNCTION + """
+_CLAIM_SCRIPT = (
+    _RATE_FUNCTION
+    + """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if #KEYS == 1 then return {1} end
   local decision = rate(KEYS[2], KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
@@ -184,6 +186,7 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 return {0, redis.call('GET', KEYS[1])}
 """
+)
 # Renewing a lease: extended while it is ours; taken again when it ran out and nobody else took
 # it (a replica that stalled longer than its lease, but is alive and answering, keeps the update);
 # otherwise who holds it now (another replica, or "answered").
