@@ -411,7 +411,11 @@ class Searcher:
             self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
             for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)
         ]
-        missing = self.missing_focus(corrected) or self._missing_count(corrected, ranked)
+        missing = (
+            self.missing_focus(corrected)
+            or self._missing_count(corrected, ranked)
+            or self._missing_holder(corrected, ranked)
+        )
         if missing:
             return SearchResult(
                 query,
@@ -447,6 +451,15 @@ class Searcher:
             return []
         best = self.data.passage_text(int(ranked.candidates[ranked.order[0]]))
         return [] if cues.gives_count(best) else [asked]
+
+    def _missing_holder(self, question: str, ranked: _Ranked, passages: int = 3) -> list[str]:
+        """A question for whoever holds a role ("Who is the Taliban's foreign minister?") whose best
+        passages name nobody in that role: the sources don't name the holder (["foreign minister"])."""
+        role = cues.role_asked(question)
+        if not role or not ranked.order:
+            return []
+        best = (self.data.passage_text(int(ranked.candidates[i])) for i in ranked.order[:passages])
+        return [] if any(cues.names_role_holder(text, role, self.topic_words) for text in best) else [role]
 
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""
