@@ -72,6 +72,8 @@ def test_role_asked_names_the_role_whose_holder_is_wanted():
     assert role_asked("What is the name of the Taliban's charge d'affaires in Moscow?") == "charge d'affaires"
     assert role_asked("Who was Russia's ambassador in Kabul in 2016?") == "ambassador"
     assert role_asked("who is the taliban spokesman") == "taliban spokesman"
+    assert role_asked("who is the head of the Islamic Emirate?") == "head of the islamic emirate"
+    assert role_asked("Who is the governor of Jowzjan quoted on IS?") == "governor of jowzjan"
     assert role_asked("Who attacked Crocus City Hall?") == ""
     assert role_asked("What did the ambassador say?") == ""  # not a question for a name
 
@@ -81,6 +83,7 @@ def test_names_role_holder_wants_a_name_beside_the_role():
 
     assert names_role_holder("Russia's ambassador to Kabul, Alexander Mantytskiy, said so.", "ambassador")
     assert names_role_holder("The Jowjan governor Reza Ghafouri said that about 100 ISIS members ...", "governor")
+    assert names_role_holder("Hibatullah Akhundzada, head of the emirate", "head of the islamic emirate")
     # the role without anyone named, and a name far from any role
     assert not names_role_holder("We have allowed a mission at the level of a charge d'affaires.", "charge d'affaires")
     far = "Fawzia Koofi, an Afghan MP originally from Badakhshan province, said that the minister of a state ..."
