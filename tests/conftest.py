@@ -23,9 +23,9 @@ from filelock import FileLock
 # against 63 s of CPU). Set before torch is imported; child processes inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from citebot import engine  # noqa: E402
-from citebot.config import Settings, load_settings  # noqa: E402
-from citebot.service import configure_process, open_service  # noqa: E402
+from citebot import engine
+from citebot.config import Settings, load_settings
+from citebot.service import configure_process, open_service
 
 configure_process(logs=False)  # the test session is an entry point: offline, thread limits
 
