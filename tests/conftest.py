@@ -10,7 +10,7 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,9 +59,23 @@ def made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path]
         if not done.exists():
             shutil.rmtree(target, ignore_errors=True)  # a worker that failed half-way
             target.mkdir()
-            make(target)
+            with all_cores():  # the other worker is most likely waiting on this lock
+                make(target)
             done.touch()
     return target
+
+
+@contextlib.contextmanager
+def all_cores() -> Iterator[None]:
+    """torch on every core for a while (the workers run with one thread each, see the top)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
