@@ -60,6 +60,9 @@ class EmbeddingsConfig(_Section):
     # False: the model reads English only, and a question in another language gets the reply that
     # the sources are in English. True (a multilingual model): every question is searched.
     multilingual: bool = False
+    # After a batch of questions, the memory its forward pass freed goes back to the OS (glibc
+    # malloc_trim) when this many seconds have passed since the last time; 0: never.
+    trim_heap_seconds: float = Field(1.0, ge=0)
 
 
 class ChunkingConfig(_Section):
@@ -97,6 +100,8 @@ class RetrievalConfig(_Section):
     exact_search_below: int = Field(100_000, ge=0)
     # the focus vector: pooled from the question's one forward pass, or the stripped text encoded (two)
     focus_pass: Literal["pooled", "encoded"] = "encoded"
+    # memory kept for the vectors of questions already asked (repeats and "More results" skip the model)
+    question_cache_mb: float = Field(16, ge=0)
 
 
 class TelegramConfig(_Section):
