@@ -290,9 +290,10 @@ def run(
     plan: dict[str, dict[int, int]] | None = None,
     settings: Any = None,
     searcher: Any = None,
+    limit_questions: int | None = None,
 ) -> dict[str, Any]:
     """Measure every scenario of ``plan`` (default: the full or the quick plan); the tests pass a
-    tiny plan and their own settings and searcher."""
+    tiny plan, their own settings and searcher, and fewer questions for the model's limit."""
     settings = settings or bench_settings()
     settings = settings.model_copy(
         update={"telegram": settings.telegram.model_copy(update={"rate_limit_per_minute": 1_000_000})}
@@ -301,7 +302,7 @@ def run(
     plan = plan or (QUICK_PLAN if quick else PLAN)
     profiler = cProfile.Profile() if profile else None
     measured: dict[str, list[float]] = {}
-    limit_questions = 2 * LIMIT_BATCH if quick else LIMIT_QUESTIONS
+    limit_questions = limit_questions or (2 * LIMIT_BATCH if quick else LIMIT_QUESTIONS)
     rows = asyncio.run(
         measure(settings, searcher, plan, repeats, profiler, measured, limit_questions, 1 if quick else 3)
     )

@@ -67,6 +67,7 @@ def build_application(
     base_url: str | None = None,
     token: str | None = None,
     backoff: float = 0.5,
+    backoff_cap: float = 10.0,
     read_timeout: float = 15.0,
     keeper: Keeper | None = None,
     watch_seeds: bool = True,
@@ -85,7 +86,8 @@ def build_application(
     and SIGHUP rebuild). ``get_updates_request`` replaces the request object used for getUpdates;
     ``guard`` is told how polling goes (:class:`bot.polling.PollingGuard`; ``serve`` reads it).
     ``store`` (a :class:`citebot.store.Store`) keeps votes and questions; ``coverage`` makes the
-    /gaps report.
+    /gaps report. ``backoff`` and ``backoff_cap`` are the first and the longest wait between
+    attempts of a failed Bot API call (:class:`bot.transport.RetrySchedule`).
     """
     telegram = settings.telegram
     token = token or settings.bot_token()
@@ -107,7 +109,7 @@ def build_application(
         base_file_url=file_url(base_url),
         request=BotRequest(
             http,
-            schedule=RetrySchedule(first=backoff, patience=telegram.send_patience_seconds),
+            schedule=RetrySchedule(first=backoff, cap=backoff_cap, patience=telegram.send_patience_seconds),
             queue=OutageQueue(telegram.send_queue_limit),
         ),
         get_updates_request=get_updates_request or PollingRequest(read_timeout=40.0, connect_timeout=10.0),

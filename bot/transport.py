@@ -129,6 +129,7 @@ class OutageQueue:
         self.closed = False
         self._failures = 0
         self._probe: object | None = None
+        self._trying: dict[object, None] = {}  # every request between its first turn and leave, oldest first
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed_at = 0.0
 
@@ -140,6 +141,7 @@ class OutageQueue:
         """Return when ``ticket`` may make an attempt (at once while the API answers); True if it
         had to wait. Raises TimeoutError after ``timeout`` seconds of waiting, QueueFull."""
         waited = False
+        self._trying.setdefault(ticket)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.closed and self._probe is not None and self._probe is not ticket:
@@ -178,7 +180,10 @@ class OutageQueue:
         """An attempt failed in a way worth retrying."""
         self._failures += 1
         if not self.closed and self._failures >= self.failures_to_close:
-            self.closed, self._probe, self._closed_at = True, ticket, time.monotonic()
+            # the probe is the oldest request still trying, not the one whose failure was the last
+            # straw: the answers then go in the order they were first tried
+            self.closed, self._closed_at = True, time.monotonic()
+            self._probe = next(iter(self._trying), ticket)
             log.warning(
                 "the Bot API is failing (%d failures in a row): answers wait in order until it is back", self._failures
             )
@@ -186,6 +191,7 @@ class OutageQueue:
     def leave(self, ticket: object) -> None:
         """``ticket`` is done (answered, refused or out of patience): if it was the probe, the
         oldest waiting request takes over."""
+        self._trying.pop(ticket, None)
         if self._probe is not ticket:
             return
         self._probe = None
