@@ -63,6 +63,8 @@ class EmbeddingsConfig(_Section):
     # After a batch of questions, the memory its forward pass freed goes back to the OS (glibc
     # malloc_trim) when this many seconds have passed since the last time; 0: never.
     trim_heap_seconds: float = Field(1.0, ge=0)
+    # at most this many glibc malloc arenas (each keeps its own free memory); 0: glibc's default
+    malloc_arenas: int = Field(2, ge=0)
 
 
 class ChunkingConfig(_Section):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bot.state import QueryCache, StoredQuery
-from embeddings.memory import HeapTrimmer, trim_heap
+from embeddings.memory import HeapTrimmer, limit_arenas, trim_heap
 from embeddings.search import QUESTION_CACHE_BYTES, TOKEN_CACHE_BYTES, BoundedCache, nbytes
 
 
@@ -97,3 +97,11 @@ def test_memory_freed_by_batches_of_long_questions_goes_back_to_the_os(encoder):
     released = before_trim - _rss_mib()
     assert released > 8, f"trimming released only {released:.1f} MiB after a batch of long questions"
     assert _rss_mib() - after_first < 24, f"RSS {after_first:.0f} → {_rss_mib():.0f} MiB over 4 trimmed batches"
+
+
+def test_limit_arenas_is_taken_by_glibc_and_zero_leaves_the_default():
+    import platform
+
+    assert limit_arenas(0) is False
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_arenas(2) is True
