@@ -88,6 +88,11 @@ class KindBoosts(_Section):
     who: float = 0.0
 
 
+class SourceBoosts(_Section):
+    named: float = 0.2
+    authors: float = 1.0
+
+
 class RetrievalConfig(_Section):
     top_k: int = Field(3, ge=1, le=50)
     max_results: int = Field(30, ge=1, le=200)
@@ -99,6 +104,7 @@ class RetrievalConfig(_Section):
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
     kind_boosts: KindBoosts = KindBoosts()
+    source_boosts: SourceBoosts = SourceBoosts()
     exact_search_below: int = Field(100_000, ge=0)
     # the focus vector: pooled from the question's one forward pass, or the stripped text encoded (two)
     focus_pass: Literal["pooled", "encoded"] = "encoded"

@@ -157,6 +157,7 @@ def make_searcher(
         recency_margin=r.recency_margin,
         history_years=r.history_years,
         kind_weights=r.kind_boosts.model_dump(),
+        source_weights=r.source_boosts.model_dump(),
         common_words=common_english_words(),
         everyday_words=common_english_words(coverage.EVERYDAY_WORDS),
         abstain_margin=r.abstain_margin,

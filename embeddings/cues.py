@@ -84,6 +84,52 @@ def count_asked(question: str) -> str:
     return " ".join(["how", match.group(1).lower(), *match.group(2).split()]) if match else ""
 
 
+# "Who is the Taliban government's foreign minister?", "What is the name of the Taliban's charge
+# d'affaires in Moscow?": a question for the person holding a role
+_ROLES = (
+    r"(?:ministers?|ambassadors?|envoys?|spokes(?:man|men|person|woman)|charg[eé]s?\s+d\W?affaires|"
+    r"directors?|governors?|commanders?|presidents?|chiefs?|representatives?|leaders?|heads?|mayors?|"
+    r"generals?|emirs?|muftis?)"
+)
+# words that end what a role is "of" ("the governor of Jowzjan quoted on ...")
+_NOT_OF_ROLE = r"(?:quoted|named|mentioned|in|on|at|who|that|which|and|for|with|from|to|during|since|now|today)"
+_ROLE_ASKED = re.compile(
+    rf"^\W*(?:who\s+(?:is|was|are|were|has\s+been)|(?:what|which)\s+(?:is|was|are|were)\s+the\s+names?\s+of)"
+    rf"\s+(?:the\s+)?(?:[\w'’-]+\s+){{0,5}}?(?:([\w-]+)\s+)?({_ROLES})\b"
+    rf"(\s+of\s+(?:the\s+)?[\w'’-]+(?:\s+(?!{_NOT_OF_ROLE}\b)[\w'’-]+)?)?",
+    re.IGNORECASE,
+)
+
+
+def role_asked(question: str) -> str:
+    """The role whose holder a question asks for ("foreign minister", "charge d'affaires"), with
+    the word before it unless that is a possessive or a stop word, else with what it is "of"
+    ("head of the islamic emirate"); "" for any other question."""
+    match = _ROLE_ASKED.search(question)
+    if not match:
+        return ""
+    before, role, of = match.group(1), " ".join(match.group(2).split()), match.group(3)
+    if before and not re.search(r"['’]s?$", before) and before.lower() not in STOPWORDS:
+        return f"{before.lower()} {role.lower()}"
+    return f"{role} {' '.join(of.split())}".lower() if of else role.lower()  # "head of the islamic emirate"
+
+
+def names_role_holder(text: str, role: str, skip_names: frozenset[str] = frozenset(), window: int = 40) -> bool:
+    """Whether ``text`` puts a personal name (:func:`passage_features`' kind) within ``window``
+    characters of the role's head word ("Russia's ambassador to Kabul, Alexander Mantytskiy")."""
+    found = re.search(_ROLES, role, re.IGNORECASE)
+    head = found.group(0) if found else role  # "minister" of "foreign minister", "head" of "head of ..."
+    names = [
+        m
+        for m in _NAME.finditer(text)
+        if any(w.lower() not in skip_names and w.lower() not in STOPWORDS for w in m.group(0).split())
+    ]
+    for mention in re.finditer(rf"\b{re.escape(head[:5])}", text, re.IGNORECASE):
+        if any(n.start() - mention.end() <= window and mention.start() - n.end() <= window for n in names):
+            return True
+    return False
+
+
 def question_kinds(question: str) -> frozenset[str]:
     """The kinds of answer ``question`` asks for, from :data:`KINDS` (possibly none)."""
     return frozenset(kind for kind, pattern in _QUESTION_KIND.items() if pattern.search(question))

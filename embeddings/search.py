@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from . import coverage, cues, temporal
+from . import attribution, coverage, cues, temporal
 from .artifacts import Artifacts
 from .batching import QueryBatcher
 from .fusion import (
@@ -176,6 +176,7 @@ class Searcher:
         common_words: frozenset[str] = frozenset(),
         everyday_words: frozenset[str] = frozenset(),
         abstain_margin: float = 0.0,
+        source_weights: Mapping[str, float] | None = None,
         artifacts: Artifacts | None = None,
         after_batch: Callable[[], object] | None = None,
     ) -> None:
@@ -186,6 +187,7 @@ class Searcher:
         self.abstain_margin = abstain_margin  # above the corpus's best similarity to small talk
         self.recency_margin = recency_margin  # current questions: newest first within this of the best
         self.kind_weights = dict(kind_weights or {})  # why/when/how_many/who: see cues.kind_boost
+        self.source_weights = dict(source_weights or {})  # named/authors: see attribution.source_boost
         self.common_words = common_words
         self.everyday_words = everyday_words  # English words too common to tie a question to the corpus
         self.n_candidates = candidates
@@ -241,6 +243,14 @@ class Searcher:
             dtype=np.float64,
         )
         self.passage_features = cues.feature_matrix(texts, self.topic_words)
+        self.citations = [d.citation for d in data.documents]
+        self.passage_names_authors = np.array(
+            [
+                attribution.names_its_authors(text, self.citations[int(doc)])
+                for text, doc in zip(texts, self.passages["doc"], strict=True)
+            ],
+            dtype=bool,
+        )
         # sentences fit to be the bold one: not a bare reference like "(Shahryar, 2016:1)."
         self.sentence_content = np.array(
             [cues.has_content(data.sentence_text(i)) for i in range(len(data.sentences))], dtype=bool
@@ -336,6 +346,8 @@ class Searcher:
         kinds = cues.question_kinds(query)
         if kinds and self.kind_weights:
             scores = scores + cues.kind_boost(kinds, self.passage_features[candidates], self.kind_weights)
+        if self.source_weights:
+            scores = scores + self._source_boost(query, rows["doc"], candidates)
         if q_tokens is not None and self.uses_tokens:
             # MaxSim costs a product per passage token: re-score only the best candidates
             top = np.argsort(-scores, kind="stable")[: self.rerank]
@@ -360,6 +372,18 @@ class Searcher:
         combined = sent_q + sent_focus - 10.0 * ~self.sentence_content[sentence_rows]
         highlights = {i: int(np.argmax(combined[offsets[i] : offsets[i + 1]])) for i in order}
         return _Ranked(order, scores, candidates, best_similarity, highlights, current, small_talk)
+
+    def _source_boost(self, query: str, docs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """attribution.source_boost of the candidates: the documents the question names, the
+        passages naming their authors when it asks who wrote a source."""
+        return attribution.source_boost(
+            attribution.named_documents(query, self.citations),
+            attribution.asks_authorship(query),
+            docs,
+            self.passage_names_authors[candidates],
+            self.source_weights.get("named", 0.0),
+            self.source_weights.get("authors", 0.0),
+        )
 
     def _candidates(self, q: np.ndarray, q_focus: np.ndarray, bm25_all: np.ndarray) -> np.ndarray:
         n = len(self.passages)
@@ -394,7 +418,11 @@ class Searcher:
             self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])
             for rank, i in enumerate(ranked.order[offset : offset + k], start=offset + 1)
         ]
-        missing = self.missing_focus(corrected) or self._missing_count(corrected, ranked)
+        missing = (
+            self.missing_focus(corrected)
+            or self._missing_count(corrected, ranked)
+            or self._missing_holder(corrected, ranked)
+        )
         if missing:
             return SearchResult(
                 query,
@@ -430,6 +458,15 @@ class Searcher:
             return []
         best = self.data.passage_text(int(ranked.candidates[ranked.order[0]]))
         return [] if cues.gives_count(best) else [asked]
+
+    def _missing_holder(self, question: str, ranked: _Ranked, passages: int = 3) -> list[str]:
+        """A question for whoever holds a role ("Who is the Taliban's foreign minister?") whose best
+        passages name nobody in that role: the sources don't name the holder (["foreign minister"])."""
+        role = cues.role_asked(question)
+        if not role or not ranked.order:
+            return []
+        best = (self.data.passage_text(int(ranked.candidates[i])) for i in ranked.order[:passages])
+        return [] if any(cues.names_role_holder(text, role, self.topic_words) for text in best) else [role]
 
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""

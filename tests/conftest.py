@@ -43,6 +43,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    # the quick tests first (a stable sort keeps each file's order): xdist hands each worker a
+    # contiguous half, so one worker starts on the quick tests while the other embeds the shared
+    # index, instead of both waiting for it
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
 
 
 def made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], None]) -> Path:

@@ -94,6 +94,9 @@ def test_threshold_from_probes_and_rare_phrases():
         ("What currency do the Taliban use?", "currency"),
         # the sources speak of the attack, but its best passage gives no count
         ("How many people died in the Crocus City Hall attack?", "how many people died"),
+        # every word is in the corpus, but no passage found names anyone in the role
+        ("Who is the Taliban government's foreign minister?", "foreign minister"),
+        ("What is the name of the Taliban's charge d'affaires in Moscow?", "charge d'affaires"),
     ],
 )
 def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(searcher, question, missing):
@@ -224,3 +227,15 @@ def test_abstention_is_calibrated_per_corpus_with_documents_added_and_removed(
         (seeds_copy / name).unlink()
     check("removed")
     assert seen["added"] != seen["removed"]  # measured again for each corpus, not a fixed number
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who is Russia's ambassador in Afghanistan now?",
+        "Who is the governor of Jowzjan quoted on IS and Taliban numbers?",
+    ],
+)
+def test_a_question_for_a_role_holder_the_sources_name_is_answered(searcher, question):
+    result = searcher.search(question)
+    assert not result.abstained and result.hits

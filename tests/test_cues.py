@@ -63,3 +63,30 @@ def test_a_count_is_a_number_other_than_a_year():
     assert count_asked("How many people died in the Crocus City Hall attack?") == "how many people died"
     assert count_asked("how much  business do they do") == "how much business do"
     assert count_asked("Who attacked Crocus City Hall?") == ""
+
+
+def test_role_asked_names_the_role_whose_holder_is_wanted():
+    from embeddings.cues import role_asked
+
+    assert role_asked("Who is the Taliban government's foreign minister?") == "foreign minister"
+    assert role_asked("What is the name of the Taliban's charge d'affaires in Moscow?") == "charge d'affaires"
+    assert role_asked("Who was Russia's ambassador in Kabul in 2016?") == "ambassador"
+    assert role_asked("who is the taliban spokesman") == "taliban spokesman"
+    assert role_asked("who is the head of the Islamic Emirate?") == "head of the islamic emirate"
+    assert role_asked("Who is the governor of Jowzjan quoted on IS?") == "governor of jowzjan"
+    assert role_asked("Who attacked Crocus City Hall?") == ""
+    assert role_asked("What did the ambassador say?") == ""  # not a question for a name
+
+
+def test_names_role_holder_wants_a_name_beside_the_role():
+    from embeddings.cues import names_role_holder
+
+    assert names_role_holder("Russia's ambassador to Kabul, Alexander Mantytskiy, said so.", "ambassador")
+    assert names_role_holder("The Jowjan governor Reza Ghafouri said that about 100 ISIS members ...", "governor")
+    assert names_role_holder("Hibatullah Akhundzada, head of the emirate", "head of the islamic emirate")
+    # the role without anyone named, and a name far from any role
+    assert not names_role_holder("We have allowed a mission at the level of a charge d'affaires.", "charge d'affaires")
+    far = "Fawzia Koofi, an Afghan MP originally from Badakhshan province, said that the minister of a state ..."
+    assert not names_role_holder(far, "foreign minister")
+    # a capitalised sentence opening with a topic word is no name
+    assert not names_role_holder("Now Taliban minister talks began.", "minister", frozenset({"taliban", "now"}))

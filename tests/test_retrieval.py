@@ -224,3 +224,14 @@ def test_the_bold_sentence_is_never_a_bare_reference(searcher):
     assert any("(Shahryar, 2016:1)." in t for t in texts)
     for h in result.hits:
         assert has_content(h.text[h.highlight[0] : h.highlight[1]]), h.text[h.highlight[0] : h.highlight[1]]
+
+
+def test_a_question_naming_its_source_gets_that_sources_passage(searcher, monkeypatch):
+    # "in Asma Hussain's view": the undated article by her, not the 2024 news piece on the same point
+    question = "Why, in Asma Hussain's view, does Russia play up the dangers coming from Afghanistan?"
+    assert searcher.search(question).hits[0].citation.authors == ("Asma Hussain",)
+    # who wrote it: the passage that names the 2025 commentary's authors, which shares no topic word
+    authors = searcher.search("Who are the authors of the piece on Russia's recognition gamble?", k=3)
+    assert any("Aleksei Zakharov is Fellow" in h.text or "Harsh V. Pant is" in h.text for h in authors.hits)
+    monkeypatch.setattr(searcher, "source_weights", {})  # without the boost the 2024 piece comes first
+    assert searcher.search(question).hits[0].citation.authors != ("Asma Hussain",)
