@@ -74,6 +74,19 @@ def focus_pass(searcher: Any, pooled: bool) -> Iterator[None]:
         searcher.forget_questions()
 
 
+@contextlib.contextmanager
+def untrimmed_heap() -> Iterator[None]:
+    """Without returning the batches' freed memory to the OS (embeddings.trim_heap_seconds: 0)."""
+    from embeddings.memory import HeapTrimmer
+
+    own = HeapTrimmer.__call__
+    HeapTrimmer.__call__ = lambda self: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        HeapTrimmer.__call__ = own  # type: ignore[method-assign]
+
+
 # change name -> (what it is, a context manager undoing it); a change that is a setting also has
 # one applying it (the "with" runs), given the searcher like the undoing one
 CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]] = {
@@ -85,6 +98,10 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
     "one_pass": (
         "one forward pass per question: the focus vector pooled (retrieval.focus_pass: pooled vs encoded)",
         lambda searcher: focus_pass(searcher, False),
+    ),
+    "trim_heap": (
+        "the heap trimmed after a batch, at most once a second (embeddings.memory.HeapTrimmer)",
+        untrimmed_heap,
     ),
 }
 

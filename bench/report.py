@@ -37,6 +37,7 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.handoff       # event loop to search hand-offs, no model: thread pool vs one batching thread
 .venv/bin/python -m bench.roundtrip --replicas   # 7. 1/2/3 webhook replicas behind nginx, Redis (not in run_all)
 .venv/bin/python -m bench.soak          # serve under distinct questions: RSS, thread slopes (--quick)
+.venv/bin/python -m bench.memory        # resident memory stage by stage: bare model, citebot trimmed and not
 .venv/bin/python -m bench.report        # regenerate this file and the plots
 ```
 
@@ -654,6 +655,31 @@ def lean_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def memory_section(r: dict[str, Any]) -> list[str]:
+    """RSS stage by stage in fresh processes (bench/memory.py)."""
+    runs = r["runs"]
+    configured, untrimmed = runs["citebot as configured"], runs["citebot, heap never trimmed, 48 MiB question cache"]
+    bare = runs["bare model"][-1]
+    load_average = " / ".join(map(str, r["machine"].get("load_average", [])))
+    lines = [
+        "## Memory",
+        "",
+        f"Resident memory (MiB; anonymous: what the process allocated, not files it maps) after each stage, "
+        f"fresh processes, {r['batches']} batches of 32 distinct questions (a third long) through "
+        "`Searcher.search_many`, each followed by what the bot's batcher runs after a batch "
+        "(`embeddings.memory.HeapTrimmer`). Command: `python -m bench.memory` "
+        f"(load average {load_average} when written; RSS hardly depends on load). The floor, a bare process "
+        f"loading the model and encoding one question: **{bare['rss']:.1f} MiB** ({bare['anon']:.1f} anonymous).",
+        "",
+        "| stage | as configured: RSS | anonymous | heap never trimmed, 48 MiB question cache: RSS | anonymous |",
+        "|---|---|---|---|---|",
+    ]
+    for a, b in zip(configured, untrimmed, strict=True):
+        stage = a["stage"] if not a["stage"].startswith("question cache") else "question cache at the end"
+        lines.append(f"| {stage} | {a['rss']:.1f} | {a['anon']:.1f} | {b['rss']:.1f} | {b['anon']:.1f} |")
+    return [*lines, ""]
+
+
 def replicas_section(r: dict[str, Any]) -> list[str]:
     """1, 2, 3 replicas behind nginx with Redis (bench/replicas.py)."""
     load = r.get("machine", {}).get("load_average")
@@ -731,7 +757,19 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
 
 def render(folder: Path, link_prefix: str = "") -> str:
     """The README text for the results in ``folder``; plots are linked as ``link_prefix + name``."""
-    names = ("latency", "roundtrip", "cold_start", "build", "scale", "naive", "quantized", "replicas", "focus", "lean")
+    names = (
+        "latency",
+        "roundtrip",
+        "cold_start",
+        "build",
+        "scale",
+        "naive",
+        "quantized",
+        "replicas",
+        "focus",
+        "lean",
+        "memory",
+    )
     results = {n: load(folder, n) for n in names}
     out = [INTRO, *machine_table(results)]
     sections = {
@@ -743,6 +781,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "replicas": replicas_section,
         "focus": focus_section,
         "lean": lean_section,
+        "memory": memory_section,
     }
     for name in names:
         r = results[name]
@@ -752,7 +791,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
             section = scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
         elif r:
             section = sections[name](r)
-        elif name not in ("quantized", "replicas", "focus", "lean"):
+        elif name not in ("quantized", "replicas", "focus", "lean", "memory"):
             section = [f"## {name}", "", "Not measured yet.", ""]
         else:
             section = []

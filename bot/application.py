@@ -33,6 +33,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from citebot.config import ConfigError, Settings
 from embeddings.batching import AsyncQueryBatcher
+from embeddings.memory import HeapTrimmer
 from embeddings.search import SearchResult
 
 from . import handlers
@@ -127,7 +128,11 @@ def build_application(
     state.settings = settings
     state.served = retriever
     state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
-    state.searches = AsyncQueryBatcher(partial(search_batch, state), name="citebot-search-batch")
+    state.searches = AsyncQueryBatcher(
+        partial(search_batch, state),
+        name="citebot-search-batch",
+        after_batch=HeapTrimmer(settings.embeddings.trim_heap_seconds),  # what the batch's encode freed
+    )
     state.shared = open_state(
         telegram.state_url.get_secret_value() if telegram.state_url else None,
         telegram.rate_limit_per_minute,

@@ -63,6 +63,11 @@ class EmbeddingsConfig(_Section):
     # torch's threads for the model's forward passes; 0: torch's default (one per core). N replicas
     # on one machine: cores // N each (docs/deploy.md), so their threads do not outnumber the cores.
     threads: int = Field(0, ge=0)
+    # After a batch of questions, the memory its forward pass freed goes back to the OS (glibc
+    # malloc_trim) when this many seconds have passed since the last time; 0: never.
+    trim_heap_seconds: float = Field(1.0, ge=0)
+    # at most this many glibc malloc arenas (each keeps its own free memory); 0: glibc's default
+    malloc_arenas: int = Field(2, ge=0)
 
 
 class ChunkingConfig(_Section):
@@ -106,6 +111,8 @@ class RetrievalConfig(_Section):
     exact_search_below: int = Field(100_000, ge=0)
     # the focus vector: pooled from the question's one forward pass, or the stripped text encoded (two)
     focus_pass: Literal["pooled", "encoded"] = "encoded"
+    # memory kept for the vectors of questions already asked (repeats and "More results" skip the model)
+    question_cache_mb: float = Field(16, ge=0)
 
 
 class TelegramConfig(_Section):

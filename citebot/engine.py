@@ -16,6 +16,7 @@ from embeddings import coverage
 from embeddings.artifacts import load_artifacts, save_artifacts
 from embeddings.fusion import Weights
 from embeddings.index import BuildParams, BuildReport, IndexData, build_index, load_index
+from embeddings.memory import HeapTrimmer, trim_heap
 from embeddings.model import Encoder
 from embeddings.search import Searcher
 from embeddings.sources import SourceCatalog, load_catalog
@@ -178,7 +179,11 @@ def make_searcher(
         everyday_words=common_english_words(coverage.EVERYDAY_WORDS),
         abstain_margin=r.abstain_margin,
         artifacts=saved,
+        question_cache_bytes=int(r.question_cache_mb * 2**20),
+        after_batch=HeapTrimmer(settings.embeddings.trim_heap_seconds),
     )
     # one forward pass per question where the encoder can pool its token states
     searcher.focus_from_tokens = searcher.focus_from_tokens and r.focus_pass == "pooled"
+    if settings.embeddings.trim_heap_seconds > 0:
+        trim_heap()  # what loading, a build's encodes and the probes' freed (20-40 MiB at start-up)
     return searcher

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from embeddings.memory import limit_arenas
 from embeddings.model import Encoder
 from embeddings.search import Searcher
 
@@ -84,6 +85,8 @@ def configure_process(settings: Settings | None = None, *, verbose: bool = False
 
     * the hub libraries read ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` at call time: with
       ``embeddings.offline`` (the default) every call stays local;
+    * at most ``embeddings.malloc_arenas`` malloc arenas (:func:`embeddings.memory.limit_arenas`),
+      before the model's threads allocate;
     * one thread per FAISS search and per BLAS product (:func:`citebot.engine.limit_search_threads`);
     * logging to stderr (unless the process already logs somewhere; not with ``logs=False``: the
       benchmarks and the test session keep their own output), chatty libraries at WARNING.
@@ -92,6 +95,8 @@ def configure_process(settings: Settings | None = None, *, verbose: bool = False
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if settings is not None:
+        limit_arenas(settings.embeddings.malloc_arenas)
     engine.limit_search_threads()
     if logs:
         logging.basicConfig(

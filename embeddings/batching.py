@@ -37,9 +37,12 @@ class Request:
 class QueryBatcher:
     """Groups concurrent ``(question, k, offset)`` requests into calls of ``run_batch``."""
 
-    def __init__(self, run_batch: BatchCall, *, max_batch: int = 32) -> None:
+    def __init__(
+        self, run_batch: BatchCall, *, max_batch: int = 32, after_batch: Callable[[], object] | None = None
+    ) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
+        self.after_batch = after_batch  # run by the leader once its callers have their answers
         self._pending: list[Request] = []
         self._changed = threading.Condition()
         self._running = False
@@ -71,6 +74,9 @@ class QueryBatcher:
                 else:
                     self._running = False
                 self._changed.notify_all()
+            if self.after_batch is not None:
+                with contextlib.suppress(Exception):  # housekeeping: never the caller's failure
+                    self.after_batch()
 
     def _run(self, group: list[Request]) -> None:
         for request, (ok, value) in zip(group, run_group(self.run_batch, group), strict=True):
@@ -120,10 +126,20 @@ class AsyncQueryBatcher:
     the current searcher on each call, so a rebuild's new searcher is used from the next batch.
     """
 
-    def __init__(self, run_batch: BatchCall, *, max_batch: int = 32, name: str = "citebot-batch") -> None:
+    def __init__(
+        self,
+        run_batch: BatchCall,
+        *,
+        max_batch: int = 32,
+        name: str = "citebot-batch",
+        after_batch: Callable[[], object] | None = None,
+    ) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
         self.name = name
+        # run in the thread once a batch's answers are handed to their loops, e.g. returning the
+        # memory the batch's forward pass freed (embeddings.memory.HeapTrimmer)
+        self.after_batch = after_batch
         self._pending: list[AsyncRequest] = []
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -174,6 +190,9 @@ class AsyncQueryBatcher:
             for loop, resolved in by_loop.items():
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
                     loop.call_soon_threadsafe(_resolve, resolved)
+            if self.after_batch is not None:
+                with contextlib.suppress(Exception):  # housekeeping: it must never stop the thread
+                    self.after_batch()
 
 
 def _resolve(outcomes: list[tuple[AsyncRequest, bool, Any]]) -> None:

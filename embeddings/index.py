@@ -171,7 +171,7 @@ class IndexData:
     sentences: np.ndarray
     passage_vectors: np.ndarray
     sentence_vectors: np.ndarray
-    token_vectors: np.ndarray  # (tokens, dim) float16; empty when not stored
+    token_vectors: np.ndarray  # (tokens, dim) float16 as stored (a Searcher may make it float32); empty when not stored
     token_lengths: np.ndarray  # tokens per passage; empty when not stored
 
     @functools.cached_property

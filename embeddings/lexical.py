@@ -142,25 +142,47 @@ class Vocabulary:
         return frozenset(w for w, f in self.document_frequency.items() if f > share and w not in STOPWORDS)
 
 
-@lru_cache(maxsize=1)
-def english_words(min_count: int = 50) -> frozenset[str]:
-    """Common English words (pyspellchecker's frequency list, shipped in the package): a word
-    listed here is spelled right even if the corpus lacks it ("overthrew" is not "overthrow")."""
+ENGLISH_MIN_COUNT = 50  # pyspellchecker's counts: a word seen less often is not taken as English
+RANKED_KEPT = 10_000  # the most frequent English words kept in order (coverage.EVERYDAY_WORDS)
+
+
+def _frequencies() -> dict[str, int]:
+    """pyspellchecker's English word frequencies (shipped in the package): about 30 MiB of Python
+    objects while they last, and a second or so to parse."""
     from spellchecker import SpellChecker
 
-    frequencies = SpellChecker(distance=1).word_frequency
-    return frozenset(w for w, n in frequencies.dictionary.items() if n >= min_count and w.isalpha())
+    return SpellChecker(distance=1).word_frequency.dictionary
+
+
+def _english(frequencies: dict[str, int], min_count: int) -> frozenset[str]:
+    return frozenset(w for w, n in frequencies.items() if n >= min_count and w.isalpha())
+
+
+def _most_frequent(frequencies: dict[str, int], top: int) -> tuple[str, ...]:
+    return tuple(w for w, _ in sorted(frequencies.items(), key=lambda item: -item[1])[:top])
+
+
+@lru_cache(maxsize=1)
+def _english_word_lists() -> tuple[frozenset[str], tuple[str, ...]]:
+    """Read once per process (start-up asks for three word sets, and used to parse the list
+    thrice): the default :func:`english_words` and the RANKED_KEPT most frequent words in order."""
+    frequencies = _frequencies()
+    return _english(frequencies, ENGLISH_MIN_COUNT), _most_frequent(frequencies, RANKED_KEPT)
+
+
+@lru_cache(maxsize=1)
+def english_words(min_count: int = ENGLISH_MIN_COUNT) -> frozenset[str]:
+    """Common English words (pyspellchecker's frequency list): a word listed here is spelled right
+    even if the corpus lacks it ("overthrew" is not "overthrow")."""
+    return _english_word_lists()[0] if min_count == ENGLISH_MIN_COUNT else _english(_frequencies(), min_count)
 
 
 @lru_cache(maxsize=4)
 def common_english_words(top: int = 1000) -> frozenset[str]:
     """The ``top`` most frequent English words ("use", "ever", "happen"): words every question
     may hold, never what it is about."""
-    from spellchecker import SpellChecker
-
-    frequencies = SpellChecker(distance=1).word_frequency.dictionary
-    ranked = sorted(frequencies.items(), key=lambda item: -item[1])
-    return frozenset(w for w, _ in ranked[:top])
+    ranked = _english_word_lists()[1] if top <= RANKED_KEPT else _most_frequent(_frequencies(), top)
+    return frozenset(ranked[:top])
 
 
 def closest_word(word: str, counts: dict[str, int], limit: int | None = None) -> str | None:

@@ -47,8 +47,9 @@ from .vector_index import VectorIndex, make_vector_index
 TOKENS_IN_MEMORY_BYTES = 256 * 2**20  # up to this, passage token vectors are held as float32
 # a corpus of at most this many times ``candidates`` passages is scored whole (no candidate search)
 SCORE_ALL_UP_TO = 4
-# byte budgets of the caches (a question's token vectors take up to 256 x 384 float32: 384 KiB)
-QUESTION_CACHE_BYTES = 48 * 2**20
+# byte budgets of the caches (a question's token vectors take up to 256 x 384 float32: 384 KiB;
+# a 300-character question about 100 KiB). The question cache's is retrieval.question_cache_mb.
+QUESTION_CACHE_BYTES = 16 * 2**20
 TOKEN_CACHE_BYTES = 96 * 2**20
 MAX_QUERY_CHARS = 1000  # the model reads 256 tokens at most; longer questions only cost time
 
@@ -165,6 +166,7 @@ class Searcher:
         spelling_correction: bool = True,
         known_words: Iterable[str] = (),
         cache_size: int = 1024,
+        question_cache_bytes: int = QUESTION_CACHE_BYTES,
         rerank: int = 40,
         exact_below: int = 100_000,
         vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
@@ -176,6 +178,7 @@ class Searcher:
         abstain_margin: float = 0.0,
         source_weights: Mapping[str, float] | None = None,
         artifacts: Artifacts | None = None,
+        after_batch: Callable[[], object] | None = None,
     ) -> None:
         self.data = data
         self.encoder = encoder
@@ -212,16 +215,20 @@ class Searcher:
         )
         # which passage starts at each sentence, to map a matching sentence to its passages
         self.first_sentence = self.passages["first"]
-        self._cache: BoundedCache[str, QuestionVectors] = BoundedCache(cache_size, QUESTION_CACHE_BYTES)
+        self._cache: BoundedCache[str, QuestionVectors] = BoundedCache(cache_size, question_cache_bytes)
         # the focus vector pooled from the question's own tokens (one forward pass), when the
         # encoder gives token states; otherwise the stripped text is encoded as well
         self.focus_from_tokens = callable(getattr(encoder, "token_states", None))
-        self._batcher = QueryBatcher(self.search_many)
+        self._batcher = QueryBatcher(self.search_many, after_batch=after_batch)
         # token vectors of every passage, back to back, stored by the index build (see index.py)
         self.token_vectors = np.asarray(data.token_vectors)  # float16, memory-mapped
         if self.token_vectors.nbytes <= TOKENS_IN_MEMORY_BYTES // 2:
-            # a small corpus's tokens fit in memory as float32: no conversion per question
-            self.token_vectors = self.token_vectors.astype(np.float32)
+            # a small corpus's tokens fit in memory as float32: no conversion per question (MaxSim
+            # over float16 rows took 2-4 ms more per question). The float32 copy replaces the
+            # float16 one in ``data`` too: one copy in memory, not both (15 MiB on the seeds), and
+            # another searcher over the same data (citebot eval's grid) converts nothing.
+            self.token_vectors = self.token_vectors.astype(np.float32, copy=False)
+            data.token_vectors = self.token_vectors
         self.token_lengths = np.asarray(data.token_lengths, dtype=np.intp)
         self.token_starts = data.token_starts
         self._passage_token_cache: BoundedCache[int, np.ndarray] = BoundedCache(20_000, TOKEN_CACHE_BYTES)

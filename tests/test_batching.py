@@ -175,3 +175,27 @@ def test_a_cancelled_caller_is_skipped_and_close_stops_the_thread():
             await batcher.search("late", 3, 0)
 
     asyncio.run(main())
+
+
+def test_both_batchers_run_after_batch_once_per_batch_and_survive_its_failure():
+    ran = []
+
+    def after() -> None:
+        ran.append(True)
+        raise RuntimeError("housekeeping failed")  # must not reach any caller
+
+    batcher = QueryBatcher(lambda qs, k, o: [q.upper() for q in qs], after_batch=after)
+    assert [batcher.submit(q, 3, 0) for q in ("a", "b")] == ["A", "B"]
+    assert len(ran) == 2
+
+    async def ask() -> list[str]:
+        batcher = AsyncQueryBatcher(lambda qs, k, o: [q.upper() for q in qs], after_batch=after)
+        try:
+            first = await batcher.search("a", 3, 0)
+            return [first, await batcher.search("b", 3, 0)]
+        finally:
+            batcher.close(5)
+
+    ran.clear()
+    assert asyncio.run(ask()) == ["A", "B"]
+    assert len(ran) == 2
