@@ -51,11 +51,12 @@ services:
 # Everything: lint, types, every test (the real model, index builds, subprocesses, benchmark smoke runs).
 # tmux: the sandbox test watches the terminal chat as a person sees it (tests/test_sandbox_tmux.py)
 # pytest runs in two workers, one per core (pytest-xdist); worksteal keeps both busy to the end.
+# The 15 slowest tests are listed at the end: where the suite's time goes, in every CI log.
 test: install services tmux
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist worksteal
+	$(BIN)/pytest -n 2 --dist worksteal --durations=15
 
 tmux:
 	@command -v tmux >/dev/null || { echo "==> installing tmux (apt-get)"; \
