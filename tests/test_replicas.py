@@ -39,6 +39,7 @@ from botapi_emulator.utf16 import entity_text
 from citebot import engine
 from deploy.local import Nginx, RedisServer, Replica, free_port, replica_environment
 from embeddings.index import current_build
+from tests.conftest import REPO
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(600)]
 
@@ -48,6 +49,7 @@ REPLICAS = 3
 SECRET = "replica-Test_secret-42"
 LEASE_SECONDS = 3.0
 CHANGED_DOC = "002_d73ef1872804ed67.txt"  # rewritten for the second build
+FAILED_REPORTS = REPO / "var" / "test-reports"  # printed by .ci/run
 ANSWER_TIMEOUT = 60.0  # one answer, across a kill (lease + re-delivery backoff) on a busy machine
 FAULTS_AT = {"kill": 45, "publish": 30, "restart": 120, "redis": 200}  # questions answered before each fault
 
@@ -182,6 +184,7 @@ def world(tmp_path, services_installed, built_index_dir, seeds_copy, make_settin
 # transport's repeats (each logs a WARNING), nginx (no next upstream for a POST once sent), a lost
 # lease (no second delivery to claim it), the Redis restart (AOF, SIGTERM) and the "More results"
 # fallback (the emulator answers "not found"/"can't be edited" only for a missing or foreign message).
+# A failed attempt's report is also written to var/test-reports/, which .ci/run prints at the end.
 @pytest.mark.flaky(reruns=1)
 async def test_replicas_behind_nginx_survive_kill_restart_swap_and_redis_restart(tmp_path, world, encoder):
     emulator = BotApiEmulator()
@@ -226,6 +229,11 @@ async def test_replicas_behind_nginx_survive_kill_restart_swap_and_redis_restart
         await run_scenario(emulator, world, encoder, replicas, redis, report)
     finally:
         print("replica test:", json.dumps(report, sort_keys=True))
+        if sys.exc_info()[0] is not None:  # a failed attempt: a rerun's pass would drop what it printed
+            FAILED_REPORTS.mkdir(parents=True, exist_ok=True)
+            (FAILED_REPORTS / f"replicas-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+                json.dumps({"error": repr(sys.exc_info()[1])[:2000], "report": report}, sort_keys=True, indent=1)
+            )
         for replica in replicas:
             replica.stop()
         nginx.stop()
