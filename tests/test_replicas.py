@@ -192,7 +192,9 @@ def world(tmp_path, services_installed, built_index_dir, seeds_copy, make_settin
 # the user asked on with two questions in flight, which two replicas answered in either order, and
 # the two declines with the same text were then given to the wrong questions. Each user now waits for
 # the answer quoting its question (every answer quotes it, declines too: bot.formatting.asked_html).
-@pytest.mark.flaky(reruns=1)
+# One rerun only when a wait timed out (a machine too loaded to answer in time): a wrong count is
+# never rerun, so "lost 0, duplicated 0 outside the window" holds on every attempt.
+@pytest.mark.flaky(reruns=1, only_rerun=["^(EmulatorTimeout|TimeoutError): "])
 async def test_replicas_behind_nginx_survive_kill_restart_swap_and_redis_restart(tmp_path, world, encoder):
     emulator = BotApiEmulator()
     emulator.webhook.timeout = 30.0
