@@ -15,6 +15,7 @@ import time
 import pytest
 
 from bot import formatting as fmt
+from bot import markup
 from bot.redaction import install_log_redaction
 
 pytestmark = pytest.mark.asyncio
@@ -286,7 +287,7 @@ async def test_inline_mode(emulator, running_bot, settings):
     first = results[0]
     assert "Mohammed Daud Khan" in first["input_message_content"]["message_text"]
     date, passage_start = first["description"].split(" · ", 1)  # the source's date, then the passage
-    assert date == "2017" and passage_start[:30] in fmt.html_to_text(first["input_message_content"]["message_text"])
+    assert date == "2017" and passage_start[:30] in markup.html_to_text(first["input_message_content"]["message_text"])
     assert first["input_message_content"]["parse_mode"] == "HTML"
 
     empty = emulator.inline_query(alice, "")
