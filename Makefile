@@ -19,7 +19,7 @@ PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar on
 UV := $(BIN)/uv pip install --python $(BIN)/python --system-certs --constraint constraints.txt \
   $(foreach links,$(PIP_FIND_LINKS),--find-links $(links))
 
-.PHONY: install services run index test test-durations test-fast typecheck lint format bench eval clean tmux
+.PHONY: install services run index test test-durations test-fast typecheck lint format bench eval clean
 
 install: $(STAMP)
 
@@ -53,7 +53,6 @@ services:
 	bash deploy/services.sh install
 
 # Everything: lint, types, every test (the real model, index builds, subprocesses, benchmark smoke runs).
-# tmux: the sandbox test watches the terminal chat as a person sees it (tests/test_sandbox_tmux.py)
 # pytest runs in TEST_WORKERS workers (pytest-xdist): many tests wait (on child processes, back-off,
 # timeouts) rather than compute, so three workers keep two cores busier than two. loadgroup hands out
 # the tests in the order tests/scheduling.py gives them (the longest first, from tests/durations.json;
@@ -62,7 +61,9 @@ TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # mypy (about 17 s of one core from a fresh clone) checks the types while pytest starts its workers.
-test: install services tmux
+# The Python packages and the Debian ones (deploy/services.sh) are fetched at the same time.
+test:
+	@$(MAKE) --no-print-directory -j2 install services
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@mkdir -p var
@@ -71,12 +72,9 @@ test: install services tmux
 	wait $$types; typed=$$?; echo "==> mypy"; cat var/mypy.log; \
 	[ $$tests -eq 0 ] && [ $$typed -eq 0 ]
 
-test-durations: install services tmux
+test-durations:
+	@$(MAKE) --no-print-directory -j2 install services
 	$(PYTEST_PARALLEL) -q --store-durations
-
-tmux:
-	@command -v tmux >/dev/null || { echo "==> installing tmux (apt-get)"; \
-	  (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) || echo "    could not install tmux: its test will be skipped"; }
 
 # The quick lane while developing: unit and small in-process tests, no real model or subprocess
 # (the `slow` marker, set in tests/conftest.py, is deselected).
