@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 
+import pytest
+
+from tests.conftest import REPO
 from tests.scheduling import Unit, load_durations, run_order, shares_module_fixtures, store_durations, unit_key
 
 
@@ -53,3 +59,26 @@ def test_the_collected_suite_is_in_run_order_with_each_units_tests_together(requ
     keys = [unit_key(i.nodeid) for i in items]
     runs = [k for n, k in enumerate(keys) if n == 0 or keys[n - 1] != k]
     assert len(runs) == len(set(runs))
+
+
+FILES = ("tests/test_vector_index.py", "tests/test_fusion.py")
+
+
+@pytest.mark.slow
+def test_xdist_hands_a_module_with_module_fixtures_to_one_worker():
+    """The real scheduler in a real xdist run: the tests of a module sharing module-scoped fixtures
+    all run on one worker (so the fixtures are made once), while the other worker runs the rest."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider", "-v", *FILES],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    workers: dict[str, set[str]] = {}
+    for worker, nodeid in re.findall(r"^\[(gw\d)\] \[\s*\d+%\] PASSED (\S+)", run.stdout, re.M):
+        workers.setdefault(nodeid.split("::")[0], set()).add(worker)
+    assert len(workers["tests/test_vector_index.py"]) == 1
+    # the other worker is not left idle meanwhile: it takes the other tests one by one
+    assert workers["tests/test_fusion.py"] - workers["tests/test_vector_index.py"]
