@@ -87,6 +87,20 @@ def untrimmed_heap() -> Iterator[None]:
         HeapTrimmer.__call__ = own  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def repeated_texts() -> Iterator[None]:
+    """Without encoding a repeated text once: every question's focus text encoded, also when it is
+    the question again (embeddings.search.distinct_within_batch)."""
+    from embeddings import search
+
+    own = search.distinct_within_batch
+    search.distinct_within_batch = lambda texts, batch_size: (texts, list(range(len(texts))))
+    try:
+        yield
+    finally:
+        search.distinct_within_batch = own
+
+
 # change name -> (what it is, a context manager undoing it); a change that is a setting also has
 # one applying it (the "with" runs), given the searcher like the undoing one
 CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]] = {
@@ -98,6 +112,10 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
     "one_pass": (
         "one forward pass per question: the focus vector pooled (retrieval.focus_pass: pooled vs encoded)",
         lambda searcher: focus_pass(searcher, False),
+    ),
+    "distinct_texts": (
+        "a focus text that is the question again encoded once (embeddings.search.distinct_within_batch)",
+        repeated_texts,
     ),
     "trim_heap": (
         "the heap trimmed after a batch, at most once a second (embeddings.memory.HeapTrimmer)",

@@ -116,3 +116,42 @@ def test_retrieval_focus_pass_chooses_one_or_two_forward_passes(
     result = chosen.search_many(["Why did Russia remove the Taliban from its list of terrorist organisations?"])
     assert result[0].hits
     assert calls == [texts_per_question]
+
+
+def test_a_text_repeated_within_one_forward_pass_is_encoded_once():
+    from embeddings.search import distinct_within_batch
+
+    texts = ["a b", "c", "a b", "c", "d"]
+    encoded, rows = distinct_within_batch(texts, batch_size=8)
+    assert encoded == ["a b", "c", "d"]
+    assert [encoded[r] for r in rows] == texts
+    # more texts than one forward pass takes: all of them, as given (the batches' padding stays)
+    assert distinct_within_batch(texts, batch_size=4) == (texts, [0, 1, 2, 3, 4])
+
+
+def test_the_focus_text_that_is_the_question_again_is_not_encoded_twice(settings, searcher, monkeypatch):
+    """focus_pass encoded: a question without topic words is its own focus text; it is encoded
+    once, and every vector is the same to the bit as encoding each text as given."""
+    from citebot.engine import make_searcher
+    from citebot.tuning import with_overrides
+
+    encoded = with_overrides(settings, {"retrieval.focus_pass": "encoded"})
+    chosen = make_searcher(encoded, searcher.encoder, searcher.data)
+    plain, topical = "Who overthrew King Zahir Shah?", "Why did Russia remove the Taliban from its list?"
+    assert strip_words(plain, chosen.topic_words) == plain != strip_words(topical, chosen.topic_words)
+    questions = [plain, topical]
+    expected = chosen.encoder.encode_with_tokens(questions + [strip_words(q, chosen.topic_words) for q in questions])
+    calls = []
+    real = chosen.encoder.model.encode
+
+    def counting(texts, *args, **kwargs):
+        calls.append(list(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(chosen.encoder.model, "encode", counting)
+    got = chosen._encode_texts(questions)
+    assert calls == [[plain, topical, strip_words(topical, chosen.topic_words)]]
+    for i, vectors in enumerate(got):
+        assert np.array_equal(vectors.pooled, expected[i][0].reshape(-1))
+        assert np.array_equal(vectors.focus, expected[2 + i][0].reshape(-1))
+        assert np.array_equal(vectors.tokens, expected[i][1])
