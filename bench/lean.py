@@ -109,6 +109,20 @@ def repeated_texts() -> Iterator[None]:
         search.distinct_within_batch = own
 
 
+@contextlib.contextmanager
+def unlimited_search_threads() -> Iterator[None]:
+    """Without the main thread's limits in the bot's search threads: OpenMP's default there, two
+    torch (and FAISS) threads per forward pass on two cores."""
+    from bot import application
+
+    own = application.limit_threads_here
+    application.limit_threads_here = lambda threads: None
+    try:
+        yield
+    finally:
+        application.limit_threads_here = own
+
+
 # change name -> (what it is, a context manager undoing it); a change that is a setting also has
 # one applying it (the "with" runs), given the searcher like the undoing one
 CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]] = {
@@ -124,6 +138,10 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
     "distinct_texts": (
         "a focus text that is the question again encoded once (embeddings.search.distinct_within_batch)",
         repeated_texts,
+    ),
+    "thread_limits": (
+        "the search threads get the main thread's limits: one OpenMP thread (citebot.engine.limit_threads_here)",
+        unlimited_search_threads,
     ),
     "trim_heap": (
         "the heap trimmed after a batch, at most once a second (embeddings.memory.HeapTrimmer)",

@@ -90,6 +90,21 @@ def limit_search_threads() -> None:  # called by citebot.service.configure_proce
     threadpool_limits(1, user_api="blas")  # numpy's and FAISS's OpenBLAS; not torch's OpenMP
 
 
+def limit_threads_here(model_threads: int) -> None:
+    """:func:`limit_search_threads`' and :func:`limit_model_threads`' limits in the calling
+    thread, for a thread that runs searches (the bot's batcher and workers).
+
+    OpenMP keeps its number of threads per thread: ``faiss.omp_set_num_threads(1)`` in the main
+    thread also gives torch one thread there (they share libgomp), and a thread started later
+    has OpenMP's default, one per core. The bot's search thread ran its forward passes on two
+    threads, spinning against the event loop for the two cores, where the main thread (citebot
+    eval, the builds, the benchmarks' bare model) runs them on one (bench/README.md, "A lean path")."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    limit_model_threads(model_threads)
+
+
 def load_encoder(settings: Settings) -> Encoder:
     """The embedding model, loaded once per process (loading takes seconds), with
     ``embeddings.threads`` threads for its forward passes (:func:`limit_model_threads`)."""
