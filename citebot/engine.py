@@ -114,7 +114,8 @@ def load_encoder(settings: Settings) -> Encoder:
 
 
 def limit_model_threads(threads: int) -> None:
-    """torch's intra-op threads (0: leave torch's default, one per core).
+    """torch's intra-op threads, in every thread (0: leave torch's default, one per core, except
+    in a thread that limited OpenMP itself, as :func:`limit_threads_here` does).
 
     Replicas sharing a machine each default to one thread per core: three replicas on two cores
     run six threads, and OpenMP threads that miss their core at a barrier spin, so the CPU time
