@@ -13,9 +13,10 @@ Each sample's stack is given to the first stage of STAGES whose marks it holds (
 forward pass before the searcher that called it, the HTTP client before the handler that sent).
 Reported per stage: its share of the samples and, with the run's CPU time, ms per question.
 
-    python -m bench.profile [--quick] [--seconds S] [--without CHANGE]
+    python -m bench.profile [--quick] [--seconds S] [--without CHANGE ...]
 
-``--without CHANGE`` profiles with a change of ``bench.lean`` undone (the "before" profile).
+``--without CHANGE`` profiles with that change of ``bench.lean`` undone (all of them given: the
+"before" profile); the result is ``profile_without_<changes>.json``.
 """
 
 from __future__ import annotations
@@ -115,12 +116,14 @@ def recorded(seconds: float, out: Path) -> Iterator[None]:
         spy.wait(timeout=seconds + 60)
 
 
-def without(name: str | None, searcher: Any) -> contextlib.AbstractContextManager:
-    """``bench.lean``'s change ``name`` undone for the block (nothing undone without a name)."""
-    if name is None:
-        return contextlib.nullcontext()
-    undo = CHANGES[name][1]
-    return undo(searcher) if name in SETTINGS_CHANGES else undo()
+@contextlib.contextmanager
+def without(names: list[str], searcher: Any) -> Iterator[None]:
+    """``bench.lean``'s changes ``names`` undone for the block."""
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            undo = CHANGES[name][1]
+            stack.enter_context(undo(searcher) if name in SETTINGS_CHANGES else undo())
+        yield
 
 
 async def bot_profile(settings: Any, searcher: Any, seconds: float, out: Path) -> dict[str, Any]:
@@ -158,14 +161,14 @@ def search_profile(searcher: Any, seconds: float, out: Path) -> dict[str, Any]:
     return {"questions": asked, "cpu_ms_per_question": 1000 * (time.process_time() - start) / max(1, asked)}
 
 
-def run(seconds: float, change: str | None) -> dict[str, Any]:
+def run(seconds: float, changes: list[str]) -> dict[str, Any]:
     settings = bench_settings()
     settings = settings.model_copy(
         update={"telegram": settings.telegram.model_copy(update={"rate_limit_per_minute": 1_000_000})}
     )
     searcher = open_searcher(settings)
-    data: dict[str, Any] = {"users": USERS, "batch": BATCH, "seconds": seconds, "without": change, "rate": RATE}
-    with tempfile.TemporaryDirectory() as tmp, without(change, searcher):
+    data: dict[str, Any] = {"users": USERS, "batch": BATCH, "seconds": seconds, "without": changes, "rate": RATE}
+    with tempfile.TemporaryDirectory() as tmp, without(changes, searcher):
         for name in ("bot", "search"):
             raw = Path(tmp) / f"{name}.txt"
             if name == "bot":
@@ -185,10 +188,10 @@ def run(seconds: float, change: str | None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=None, help="seconds per profile (default 20, quick 4)")
-    p.add_argument("--without", choices=sorted(CHANGES), default=None, help="profile with this change undone")
+    p.add_argument("--without", action="append", choices=sorted(CHANGES), default=[], help="undo this change")
     args = p.parse_args(argv)
     seconds = args.seconds or (4.0 if args.quick else 20.0)
-    name = "profile" if args.without is None else f"profile_without_{args.without}"
+    name = "_".join(["profile", *(["without", *sorted(args.without)] if args.without else [])])
     write_result(name, run(seconds, args.without), args.quick)
     return 0
 

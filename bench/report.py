@@ -34,6 +34,8 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.roundtrip     # 2. bot round trip, 1/20/100 users (bot + emulator)
 .venv/bin/python -m bench.focus         # focus vector: pooled in one pass vs the stripped text encoded
 .venv/bin/python -m bench.lean          # the lean path's changes, each A/B in one run
+.venv/bin/python -m bench.lean --in-process   # the same A/B on the searcher alone (CPU per question)
+.venv/bin/python -m bench.profile       # py-spy: where the CPU goes per question, by stage (--without CHANGE ...)
 .venv/bin/python -m bench.handoff       # event loop to search hand-offs, no model: thread pool vs one batching thread
 .venv/bin/python -m bench.roundtrip --replicas   # 7. 1/2/3 webhook replicas behind nginx, Redis (not in run_all)
 .venv/bin/python -m bench.soak          # serve under distinct questions: RSS, thread slopes (--quick)
@@ -655,6 +657,64 @@ def lean_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def lean_in_process_section(r: dict[str, Any]) -> list[str]:
+    """The lean path's changes A/B on the searcher alone (bench.lean --in-process)."""
+    lines = [
+        "### The same changes on the searcher alone",
+        "",
+        f"`Searcher.search_many` over {r['questions']} distinct questions in batches of {r['batch']}, with and "
+        f"without the change alternately, {r['repeats']} runs each; CPU ms per question (every thread). "
+        f"Command: `{r['command']}` (load average {' / '.join(map(str, r['machine'].get('load_average', [])))}).",
+        "",
+        "| change | CPU ms/question with | without |",
+        "|---|---|---|",
+    ]
+    for c in r["changes"]:
+        lines.append(
+            f"| {c['what']} | {ms(c['with']['cpu_ms_per_question'])} | {ms(c['without']['cpu_ms_per_question'])} |"
+        )
+    return [*lines, ""]
+
+
+def profile_section(after: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
+    """Where the CPU goes per question, by stage (bench.profile), before and after the lean path's changes."""
+    runs = [("after", after)] + ([("before", before)] if before else [])
+    lines = [
+        "## Where the CPU goes per question (py-spy, by stage)",
+        "",
+        "py-spy (sampling, non-blocking, every thread, idle threads left out) attached to the benchmark's own "
+        f"process: the bot at saturation ({after['users']} users, closed loop, {after['seconds']:g} s) and the "
+        f"searcher alone (`Searcher.search_many`, batches of {after['batch']}). Each sample goes to the first "
+        "stage of `bench.profile.STAGES` its stack holds (the model before the searcher that called it).",
+        "",
+    ]
+    for label, r in runs:
+        undone = ", ".join(r.get("without") or []) or "none"
+        load_average = " / ".join(map(str, r["machine"].get("load_average", [])))
+        lines.append(
+            f"* **{label}** (changes undone: {undone}): `{r['command']}`, load average {load_average}; bot "
+            f"{r['bot']['cpu_ms_per_question']:.1f} ms CPU/question at {r['bot']['questions_per_second']:.0f} q/s "
+            f"({r['bot']['samples']} samples), searcher alone {r['search']['cpu_ms_per_question']:.1f} ms "
+            f"({r['search']['samples']} samples)"
+        )
+    lines.append("")
+    header = " | ".join(f"{part} {label}" for label, _ in runs for part in ("bot share", "bot ms/q"))
+    header += " | " + " | ".join(f"searcher ms/q {label}" for label, _ in runs)
+    lines += [f"| stage | {header} |", "|---" * (1 + 3 * len(runs)) + "|"]
+    rows = (row for _, r in runs for part in ("bot", "search") for row in r[part]["stages"])
+    stages = list(dict.fromkeys(row["stage"] for row in rows))
+    for name in stages:
+        cells = []
+        for _, r in runs:
+            row = next((x for x in r["bot"]["stages"] if x["stage"] == name), None)
+            cells += [f"{100 * row['share']:.1f}%" if row else "–", f"{row['cpu_ms_per_question']:.2f}" if row else "–"]
+        for _, r in runs:
+            row = next((x for x in r["search"]["stages"] if x["stage"] == name), None)
+            cells.append(f"{row['cpu_ms_per_question']:.2f}" if row else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def memory_section(r: dict[str, Any]) -> list[str]:
     """RSS stage by stage in fresh processes (bench/memory.py)."""
     runs = r["runs"]
@@ -768,6 +828,8 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "replicas",
         "focus",
         "lean",
+        "lean_in_process",
+        "profile",
         "memory",
     )
     results = {n: load(folder, n) for n in names}
@@ -781,6 +843,8 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "replicas": replicas_section,
         "focus": focus_section,
         "lean": lean_section,
+        "lean_in_process": lean_in_process_section,
+        "profile": lambda r: profile_section(r, load(folder, "profile_without_distinct_texts_thread_limits")),
         "memory": memory_section,
     }
     for name in names:
@@ -791,7 +855,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
             section = scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
         elif r:
             section = sections[name](r)
-        elif name not in ("quantized", "replicas", "focus", "lean", "memory"):
+        elif name not in ("quantized", "replicas", "focus", "lean", "lean_in_process", "profile", "memory"):
             section = [f"## {name}", "", "Not measured yet.", ""]
         else:
             section = []
