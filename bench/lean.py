@@ -24,6 +24,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 from .common import bench_settings, open_searcher, parser, scalar_over_runs, write_result
 from .questions import questions as make_questions
@@ -95,32 +96,20 @@ def untrimmed_heap() -> Iterator[None]:
         HeapTrimmer.__call__ = own  # type: ignore[method-assign]
 
 
-@contextlib.contextmanager
-def repeated_texts() -> Iterator[None]:
+def repeated_texts() -> contextlib.AbstractContextManager:
     """Without encoding a repeated text once: every question's focus text encoded, also when it is
     the question again (embeddings.search.distinct_within_batch)."""
     from embeddings import search
 
-    own = search.distinct_within_batch
-    search.distinct_within_batch = lambda texts, batch_size: (texts, list(range(len(texts))))
-    try:
-        yield
-    finally:
-        search.distinct_within_batch = own
+    return mock.patch.object(search, "distinct_within_batch", lambda texts, size: (texts, list(range(len(texts)))))
 
 
-@contextlib.contextmanager
-def unlimited_search_threads() -> Iterator[None]:
+def unlimited_search_threads() -> contextlib.AbstractContextManager:
     """Without the main thread's limits in the bot's search threads: OpenMP's default there, two
     torch (and FAISS) threads per forward pass on two cores."""
     from bot import application
 
-    own = application.limit_threads_here
-    application.limit_threads_here = lambda threads: None
-    try:
-        yield
-    finally:
-        application.limit_threads_here = own
+    return mock.patch.object(application, "limit_threads_here", lambda threads: None)
 
 
 # change name -> (what it is, a context manager undoing it); a change that is a setting also has
@@ -155,22 +144,26 @@ SETTINGS_CHANGES: dict[str, Callable[[Any], contextlib.AbstractContextManager]] 
 }
 
 
+def as_in(variant: str, name: str, searcher: Any) -> contextlib.AbstractContextManager:
+    """Change ``name`` as in ``variant``: undone ("without") or applied ("with"; only a change that
+    is a setting needs applying, the code runs with every other change)."""
+    if variant == "without":
+        undo = CHANGES[name][1]
+        return undo(searcher) if name in SETTINGS_CHANGES else undo()
+    apply = SETTINGS_CHANGES.get(name)
+    return apply(searcher) if apply else contextlib.nullcontext()
+
+
 async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: float) -> dict[str, Any]:
     """The closed loop with and without change ``name``, alternately, ``repeats`` times each."""
     from bench.loadgen import LoadGenerator
 
-    undo = CHANGES[name][1]
-    apply = SETTINGS_CHANGES.get(name)
     pool = make_questions(800)
     runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
     async with LoadGenerator() as users:
         for r in range(repeats):
             for variant in ("with", "without") if r % 2 == 0 else ("without", "with"):
-                if variant == "without":
-                    context = undo(searcher) if name in SETTINGS_CHANGES else undo()
-                else:
-                    context = apply(searcher) if apply else contextlib.nullcontext()
-                with context:
+                with as_in(variant, name, searcher):
                     searcher.forget_questions()  # every run encodes its questions: no answers from earlier runs
                     bot = BotSide(settings, searcher)
                     await bot.start(users.base_url, users.token)
@@ -192,17 +185,11 @@ async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: flo
 def ab_in_process(searcher: Any, name: str, repeats: int, n_questions: int) -> dict[str, Any]:
     """``Searcher.search_many`` over ``n_questions`` in batches of BATCH with and without change
     ``name``, alternately, ``repeats`` times each: CPU ms per question."""
-    undo = CHANGES[name][1]
-    apply = SETTINGS_CHANGES.get(name)
     pool = make_questions(n_questions)
     runs: dict[str, list[float]] = {"with": [], "without": []}
     for r in range(repeats):
         for variant in ("with", "without") if r % 2 == 0 else ("without", "with"):
-            if variant == "without":
-                context = undo(searcher) if name in SETTINGS_CHANGES else undo()
-            else:
-                context = apply(searcher) if apply else contextlib.nullcontext()
-            with context:
+            with as_in(variant, name, searcher):
                 searcher.forget_questions()
                 start = time.process_time()
                 for i in range(0, len(pool), BATCH):

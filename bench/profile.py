@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import bench_settings, open_searcher, parser, write_result
-from .lean import BATCH, CHANGES, SETTINGS_CHANGES, USERS
+from .lean import BATCH, CHANGES, USERS, as_in
 from .questions import questions as make_questions
 from .roundtrip import BotSide, assign, command, one_run
 
@@ -121,8 +121,7 @@ def without(names: list[str], searcher: Any) -> Iterator[None]:
     """``bench.lean``'s changes ``names`` undone for the block."""
     with contextlib.ExitStack() as stack:
         for name in names:
-            undo = CHANGES[name][1]
-            stack.enter_context(undo(searcher) if name in SETTINGS_CHANGES else undo())
+            stack.enter_context(as_in("without", name, searcher))
         yield
 
 
