@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -112,6 +113,25 @@ def unlimited_search_threads() -> contextlib.AbstractContextManager:
     return mock.patch.object(application, "limit_threads_here", lambda threads: None)
 
 
+@contextlib.contextmanager
+def model_threads(threads: int) -> Iterator[None]:
+    """torch's threads (MKL's matrix products included) set to ``threads`` for the block, 0 meaning
+    torch's default of one per core, as ``embeddings.threads`` sets them; as configured after. The
+    main thread keeps FAISS's one OpenMP thread, as configure_process leaves it."""
+    import faiss
+    import torch
+
+    def use(n: int) -> None:
+        torch.set_num_threads(n or os.cpu_count() or 1)
+        faiss.omp_set_num_threads(1)
+
+    use(threads)
+    try:
+        yield
+    finally:
+        use(bench_settings().embeddings.threads)
+
+
 # change name -> (what it is, a context manager undoing it); a change that is a setting also has
 # one applying it (the "with" runs), given the searcher like the undoing one
 CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]] = {
@@ -132,6 +152,10 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
         "the search threads get the main thread's limits: one OpenMP thread (citebot.engine.limit_threads_here)",
         unlimited_search_threads,
     ),
+    "one_model_thread": (
+        "the model's forward passes on one thread (embeddings.threads: 1 against 0, torch's default of one per core)",
+        lambda searcher: model_threads(0),
+    ),
     "trim_heap": (
         "the heap trimmed after a batch, at most once a second (embeddings.memory.HeapTrimmer)",
         untrimmed_heap,
@@ -141,6 +165,7 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
 # changes that are settings: how to apply one for the "with" runs, whatever the config says
 SETTINGS_CHANGES: dict[str, Callable[[Any], contextlib.AbstractContextManager]] = {
     "one_pass": lambda searcher: focus_pass(searcher, True),
+    "one_model_thread": lambda searcher: model_threads(1),
 }
 
 

@@ -11,7 +11,10 @@ so the samples are where CPU time went.
 
 Each sample's stack is given to the first stage of STAGES whose marks it holds (the model's
 forward pass before the searcher that called it, the HTTP client before the handler that sent).
-Reported per stage: its share of the samples and, with the run's CPU time, ms per question.
+Reported per stage: its share of the samples and that share of the run's CPU time per question.
+The shares are of the threads py-spy saw running Python: a thread waiting for a core on a loaded
+machine may count as running, and native threads (MKL's OpenMP workers) are not seen at all, so
+the ms per stage are an estimate; compare shares of one run, and a change by ``bench.lean``.
 
     python -m bench.profile [--quick] [--seconds S] [--without CHANGE ...]
 

@@ -685,7 +685,9 @@ def profile_section(after: dict[str, Any], before: dict[str, Any] | None) -> lis
         "py-spy (sampling, non-blocking, every thread, idle threads left out) attached to the benchmark's own "
         f"process: the bot at saturation ({after['users']} users, closed loop, {after['seconds']:g} s) and the "
         f"searcher alone (`Searcher.search_many`, batches of {after['batch']}). Each sample goes to the first "
-        "stage of `bench.profile.STAGES` its stack holds (the model before the searcher that called it).",
+        "stage of `bench.profile.STAGES` its stack holds (the model before the searcher that called it). "
+        "ms/q is the stage's share of the samples times the run's CPU per question: an estimate (threads "
+        "waiting for a core may be sampled as running; MKL's native OpenMP workers are not sampled).",
         "",
     ]
     for label, r in runs:
