@@ -676,6 +676,49 @@ def lean_in_process_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+# What the profiles showed and what was tried on them (issue 16, "a lean path"); the figures of
+# each line come from the command it names, on the shared machine (load average 4-8)
+PROFILE_FINDINGS = """\
+What the profiles say, and what was done with it:
+
+* **The ranking stages are not where the CPU goes.** BM25, spelling correction, the coverage
+  ("not covered", anchored) checks, cues, attribution and temporal rules together are 2-4% of the
+  bot's samples (well under 1 ms per question); fusion and the rest of ranking 3-4%. The model's
+  forward pass is the largest stage (34-41%), then the HTTP client (httpx/httpcore/anyio, 22-27%:
+  a third of it the socket writes, a quarter httpcore's check of every pooled connection on each
+  request, a getpeername and a poll per idle connection), then MaxSim (8-13%).
+* **Done: a focus text that is the question again is encoded once**
+  (`embeddings.search.distinct_within_batch`). With `retrieval.focus_pass: encoded` each question
+  is encoded twice, as asked and stripped of the topic words; 388 of the 800 benchmark questions
+  hold no topic word, so their focus text is the question itself: 1.51 texts per question instead
+  of 2. The model's share fell from 41% to 34% of the samples (10.9 to 8.8 ms per question, the
+  table above); the bot's CPU per question with and without it: the A/B table. Vectors the same
+  to the bit within one forward pass (the bot's batches, at most 64 texts); over several batches
+  texts are left as given, since dropping one moves others to another padded batch.
+* **Done: the bot's search threads get the main thread's OpenMP limits**
+  (`citebot.engine.limit_threads_here`, run by the batcher thread and the worker pool).
+  OpenMP keeps its thread count per thread: FAISS's `omp_set_num_threads(1)` in the main thread
+  also gave torch one thread there, and the batcher thread, started later, ran torch's own
+  parallel loops (and FAISS searches) on two. `bench.lean --change thread_limits`: +26% questions/s
+  in one run, no difference in another (load 6-7); it makes the bot's threads what `citebot eval`
+  and the benchmarks' bare model run with.
+* **Measured (ad hoc, py-spy and timing scripts in one process), not adopted:** a Bot API pool of
+  8 connections instead of 256 (httpcore's per-request
+  checks rose from 2.8% to 5.4% of the samples: queued requests re-run the pool's assignment);
+  MaxSim as one matrix product over the gathered token rows (1.48 against 1.99 ms per question, but
+  the scores differ in the last bits: BLAS sums differently for another matrix shape); batches
+  split by length to pad less (30% of the padded tokens at 8 questions per batch are padding, but a
+  text's vector changes with the length it is padded to, in the 8th digit); `embeddings.threads: 1`
+  (`bench.lean --change one_model_thread`: no gain in the bot, though in one process on the loaded
+  machine the searcher alone spent 16 against 125-147 ms CPU per question with MKL's two threads).
+* **What remains:** the HTTP client is the largest cost that is not the model. PTB's own settings
+  do not reach httpcore's per-request pool checks or its separate writes of headers and body; a
+  `BaseRequest` over aiohttp (C parser, one write per request) is the library's means, but
+  `bot.transport`'s delivery rules are written against httpx's exceptions (what was sent, what
+  may have been) and would have to be carried over with their fault tests.
+"""
+
+
 def profile_section(after: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
     """Where the CPU goes per question, by stage (bench.profile), before and after the lean path's changes."""
     runs = [("after", after)] + ([("before", before)] if before else [])
@@ -714,7 +757,7 @@ def profile_section(after: dict[str, Any], before: dict[str, Any] | None) -> lis
             row = next((x for x in r["search"]["stages"] if x["stage"] == name), None)
             cells.append(f"{row['cpu_ms_per_question']:.2f}" if row else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return [*lines, "", PROFILE_FINDINGS]
 
 
 def memory_section(r: dict[str, Any]) -> list[str]:

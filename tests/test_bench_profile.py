@@ -33,3 +33,21 @@ def test_samples_are_summed_per_stage_and_shared_out_over_the_cpu_per_question()
     assert rows[0]["stage"] == "model forward (torch)"
     assert [round(r["share"], 2) for r in rows] == [0.6, 0.2, 0.2]
     assert round(sum(r["cpu_ms_per_question"] for r in rows), 6) == 20.0
+
+
+def test_the_report_shows_each_stage_before_and_after():
+    from bench.report import profile_section
+
+    def result(model_share: float, without: list[str]) -> dict:
+        stages = breakdown(Counter({"model forward (torch)": round(100 * model_share), "BM25": 10}), 20.0)
+        part = {"cpu_ms_per_question": 20.0, "questions_per_second": 30.0, "samples": 110, "stages": stages}
+        return {
+            "users": 20, "batch": 8, "seconds": 20, "without": without, "command": "python -m bench.profile",
+            "machine": {"load_average": [1.0, 1.0, 1.0]}, "bot": part, "search": part,
+        }
+
+    text = "\n".join(profile_section(result(0.3, []), result(0.5, ["distinct_texts"])))
+    assert "**before** (changes undone: distinct_texts)" in text and "**after** (changes undone: none)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| model forward (torch) |"))
+    assert row.count("|") == 8  # stage, bot share and ms after and before, searcher ms after and before
+    assert "| BM25 |" in text
