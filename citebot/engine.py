@@ -96,9 +96,10 @@ def limit_threads_here(model_threads: int) -> None:
 
     OpenMP keeps its number of threads per thread: ``faiss.omp_set_num_threads(1)`` in the main
     thread also gives torch one thread there (they share libgomp), and a thread started later
-    has OpenMP's default, one per core. The bot's search thread ran its forward passes on two
-    threads, spinning against the event loop for the two cores, where the main thread (citebot
-    eval, the builds, the benchmarks' bare model) runs them on one (bench/README.md, "A lean path")."""
+    has OpenMP's default, one per core. The bot's search thread ran torch's parallel loops (and
+    FAISS searches) on two threads, competing with the event loop for the two cores, where the
+    main thread (citebot eval, the builds, the benchmarks' bare model) runs them on one
+    (bench/README.md, "A lean path")."""
     import faiss
 
     faiss.omp_set_num_threads(1)
