@@ -700,8 +700,9 @@ What the profiles say, and what was done with it:
   OpenMP keeps its thread count per thread: FAISS's `omp_set_num_threads(1)` in the main thread
   also gave torch one thread there, and the batcher thread, started later, ran torch's own
   parallel loops (and FAISS searches) on two. `bench.lean --change thread_limits`: +26% questions/s
-  in one run, no difference in another (load 6-7); it makes the bot's threads what `citebot eval`
-  and the benchmarks' bare model run with.
+  and 15% less CPU per question in one run (29 against 23 q/s, load 2-6), no difference in the one
+  in the table (load 5-7); it makes the bot's threads what `citebot eval` and the benchmarks' bare
+  model run with.
 * **Measured (ad hoc, py-spy and timing scripts in one process), not adopted:** a Bot API pool of
   8 connections instead of 256 (httpcore's per-request
   checks rose from 2.8% to 5.4% of the samples: queued requests re-run the pool's assignment);
@@ -709,8 +710,9 @@ What the profiles say, and what was done with it:
   the scores differ in the last bits: BLAS sums differently for another matrix shape); batches
   split by length to pad less (30% of the padded tokens at 8 questions per batch are padding, but a
   text's vector changes with the length it is padded to, in the 8th digit); `embeddings.threads: 1`
-  (`bench.lean --change one_model_thread`: no gain in the bot, though in one process on the loaded
-  machine the searcher alone spent 16 against 125-147 ms CPU per question with MKL's two threads).
+  (`bench.lean --change one_model_thread --repeats 6`, load 6.7: bot 26.0 against 24.6 ms CPU per
+  question, 19 against 24 questions/s, no gain, though in one process on the loaded machine the
+  searcher alone spent 16 against 125-147 ms CPU per question with MKL's two threads).
 * **What remains:** the HTTP client is the largest cost that is not the model. PTB's own settings
   do not reach httpcore's per-request pool checks or its separate writes of headers and body; a
   `BaseRequest` over aiohttp (C parser, one write per request) is the library's means, but
