@@ -713,6 +713,13 @@ What the profiles say, and what was done with it:
   (`bench.lean --change one_model_thread --repeats 6`, load 6.7: bot 26.0 against 24.6 ms CPU per
   question, 19 against 24 questions/s, no gain, though in one process on the loaded machine the
   searcher alone spent 16 against 125-147 ms CPU per question with MKL's two threads).
+* **The targets, on the loaded machine after these changes** (load average 5.5-7; §1 and §2 above
+  are the idle runs before them): `python -m bench.latency`: pipeline p50 / bare encode p50 =
+  1.18 (1.08-1.18), target ≤ 1.3 met (1.44 idle before; the bare encode itself took 211 ms p50
+  under that load); `python -m bench.roundtrip --repeats 2`: the bare model's limit 80.6
+  questions/s (155 idle), the bot at saturation 27.9 questions/s = 0.35 of it (0.31 idle before;
+  target 0.5 not met), 20 users at a human pace p50 162.9 ms = 3.8 bare encodes, p99 539 ms (not
+  met), 0 lost and 0 duplicated, RSS 704 MiB. An idle run is needed for figures to set beside §2's.
 * **What remains:** the HTTP client is the largest cost that is not the model. PTB's own settings
   do not reach httpcore's per-request pool checks or its separate writes of headers and body; a
   `BaseRequest` over aiohttp (C parser, one write per request) is the library's means, but
