@@ -42,8 +42,14 @@ def test_the_report_shows_each_stage_before_and_after():
         stages = breakdown(Counter({"model forward (torch)": round(100 * model_share), "BM25": 10}), 20.0)
         part = {"cpu_ms_per_question": 20.0, "questions_per_second": 30.0, "samples": 110, "stages": stages}
         return {
-            "users": 20, "batch": 8, "seconds": 20, "without": without, "command": "python -m bench.profile",
-            "machine": {"load_average": [1.0, 1.0, 1.0]}, "bot": part, "search": part,
+            "users": 20,
+            "batch": 8,
+            "seconds": 20,
+            "without": without,
+            "command": "python -m bench.profile",
+            "machine": {"load_average": [1.0, 1.0, 1.0]},
+            "bot": part,
+            "search": part,
         }
 
     text = "\n".join(profile_section(result(0.3, []), result(0.5, ["distinct_texts"])))

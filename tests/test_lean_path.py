@@ -115,7 +115,6 @@ def test_only_a_class_that_answers_batches_goes_through_the_batcher():
     assert not answers_batches(Forwarding(Batches()))
 
 
-
 THREAD_COUNTS = """
 import asyncio, json, sys, torch
 from types import SimpleNamespace
