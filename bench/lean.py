@@ -6,7 +6,12 @@ repeat), each time for a closed loop of USERS users (no think time: saturation) 
 generator's emulator, as in ``bench.roundtrip``. Reported per variant: questions/s and the bot's
 CPU ms per question, median and spread (min–max) over the repeats, and the lost/duplicated count.
 
-    python -m bench.lean [--quick] [--repeats N] [--change NAME ...]
+    python -m bench.lean [--quick] [--repeats N] [--change NAME ...] [--in-process]
+
+``--in-process``: no bot, no HTTP: the searcher alone answers the pool's questions in batches of
+BATCH (``Searcher.search_many``, as the bot's batcher calls it), with and without the change,
+alternately; reported: CPU ms per question (this process, every thread). A change to the search
+shows there without the noise of the bot's HTTP and the emulator's process.
 
 The code runs with every change; "without" undoes one change for the duration of a run. A change
 that is a setting (``one_pass``: ``retrieval.focus_pass``) is set both ways, whatever the config says.
@@ -16,8 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 from .common import bench_settings, open_searcher, parser, scalar_over_runs, write_result
 from .questions import questions as make_questions
@@ -25,6 +33,8 @@ from .roundtrip import BotSide, assign, command, one_run
 
 USERS = 20
 SECONDS = 4.0
+BATCH = 8  # questions per search_many call in-process: about what 20 users' answers come in
+IN_PROCESS_QUESTIONS = 160
 
 
 @contextlib.contextmanager
@@ -87,6 +97,41 @@ def untrimmed_heap() -> Iterator[None]:
         HeapTrimmer.__call__ = own  # type: ignore[method-assign]
 
 
+def repeated_texts() -> contextlib.AbstractContextManager:
+    """Without encoding a repeated text once: every question's focus text encoded, also when it is
+    the question again (embeddings.search.distinct_within_batch)."""
+    from embeddings import search
+
+    return mock.patch.object(search, "distinct_within_batch", lambda texts, size: (texts, list(range(len(texts)))))
+
+
+def unlimited_search_threads() -> contextlib.AbstractContextManager:
+    """Without the main thread's limits in the bot's search threads: OpenMP's default there, two
+    torch (and FAISS) threads per forward pass on two cores."""
+    from bot import application
+
+    return mock.patch.object(application, "limit_threads_here", lambda threads: None)
+
+
+@contextlib.contextmanager
+def model_threads(threads: int) -> Iterator[None]:
+    """torch's threads (MKL's matrix products included) set to ``threads`` for the block, 0 meaning
+    torch's default of one per core, as ``embeddings.threads`` sets them; as configured after. The
+    main thread keeps FAISS's one OpenMP thread, as configure_process leaves it."""
+    import faiss
+    import torch
+
+    def use(n: int) -> None:
+        torch.set_num_threads(n or os.cpu_count() or 1)
+        faiss.omp_set_num_threads(1)
+
+    use(threads)
+    try:
+        yield
+    finally:
+        use(bench_settings().embeddings.threads)
+
+
 # change name -> (what it is, a context manager undoing it); a change that is a setting also has
 # one applying it (the "with" runs), given the searcher like the undoing one
 CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]] = {
@@ -99,6 +144,18 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
         "one forward pass per question: the focus vector pooled (retrieval.focus_pass: pooled vs encoded)",
         lambda searcher: focus_pass(searcher, False),
     ),
+    "distinct_texts": (
+        "a focus text that is the question again encoded once (embeddings.search.distinct_within_batch)",
+        repeated_texts,
+    ),
+    "thread_limits": (
+        "the search threads get the main thread's limits: one OpenMP thread (citebot.engine.limit_threads_here)",
+        unlimited_search_threads,
+    ),
+    "one_model_thread": (
+        "the model's forward passes on one thread (embeddings.threads: 1 against 0, torch's default of one per core)",
+        lambda searcher: model_threads(0),
+    ),
     "trim_heap": (
         "the heap trimmed after a batch, at most once a second (embeddings.memory.HeapTrimmer)",
         untrimmed_heap,
@@ -108,25 +165,30 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
 # changes that are settings: how to apply one for the "with" runs, whatever the config says
 SETTINGS_CHANGES: dict[str, Callable[[Any], contextlib.AbstractContextManager]] = {
     "one_pass": lambda searcher: focus_pass(searcher, True),
+    "one_model_thread": lambda searcher: model_threads(1),
 }
+
+
+def as_in(variant: str, name: str, searcher: Any) -> contextlib.AbstractContextManager:
+    """Change ``name`` as in ``variant``: undone ("without") or applied ("with"; only a change that
+    is a setting needs applying, the code runs with every other change)."""
+    if variant == "without":
+        undo = CHANGES[name][1]
+        return undo(searcher) if name in SETTINGS_CHANGES else undo()
+    apply = SETTINGS_CHANGES.get(name)
+    return apply(searcher) if apply else contextlib.nullcontext()
 
 
 async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: float) -> dict[str, Any]:
     """The closed loop with and without change ``name``, alternately, ``repeats`` times each."""
     from bench.loadgen import LoadGenerator
 
-    undo = CHANGES[name][1]
-    apply = SETTINGS_CHANGES.get(name)
     pool = make_questions(800)
     runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
     async with LoadGenerator() as users:
         for r in range(repeats):
             for variant in ("with", "without") if r % 2 == 0 else ("without", "with"):
-                if variant == "without":
-                    context = undo(searcher) if name in SETTINGS_CHANGES else undo()
-                else:
-                    context = apply(searcher) if apply else contextlib.nullcontext()
-                with context:
+                with as_in(variant, name, searcher):
                     searcher.forget_questions()  # every run encodes its questions: no answers from earlier runs
                     bot = BotSide(settings, searcher)
                     await bot.start(users.base_url, users.token)
@@ -145,6 +207,27 @@ async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: flo
     return {"change": name, "what": CHANGES[name][0], **{variant: summarise(rs) for variant, rs in runs.items()}}
 
 
+def ab_in_process(searcher: Any, name: str, repeats: int, n_questions: int) -> dict[str, Any]:
+    """``Searcher.search_many`` over ``n_questions`` in batches of BATCH with and without change
+    ``name``, alternately, ``repeats`` times each: CPU ms per question."""
+    pool = make_questions(n_questions)
+    runs: dict[str, list[float]] = {"with": [], "without": []}
+    for r in range(repeats):
+        for variant in ("with", "without") if r % 2 == 0 else ("without", "with"):
+            with as_in(variant, name, searcher):
+                searcher.forget_questions()
+                start = time.process_time()
+                for i in range(0, len(pool), BATCH):
+                    searcher.search_many(pool[i : i + BATCH], k=3)
+                runs[variant].append(1000 * (time.process_time() - start) / len(pool))
+            print(f"lean: {name} {variant} (in process): {runs[variant][-1]:.1f} ms CPU/question", flush=True)
+    return {
+        "change": name,
+        "what": CHANGES[name][0],
+        **{variant: {"cpu_ms_per_question": scalar_over_runs(values)} for variant, values in runs.items()},
+    }
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "questions_per_second": scalar_over_runs([r["answers_per_second"] for r in runs]),
@@ -154,12 +237,16 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(changes: list[str], repeats: int, seconds: float) -> dict[str, Any]:
+def run(changes: list[str], repeats: int, seconds: float, in_process: bool = False) -> dict[str, Any]:
     settings = bench_settings()
     settings = settings.model_copy(
         update={"telegram": settings.telegram.model_copy(update={"rate_limit_per_minute": 1_000_000})}
     )
     searcher = open_searcher(settings)
+    if in_process:
+        n = IN_PROCESS_QUESTIONS if seconds >= SECONDS else BATCH * 4
+        rows = [ab_in_process(searcher, name, repeats, n) for name in changes]
+        return {"in_process": True, "batch": BATCH, "questions": n, "repeats": repeats, "changes": rows}
     rows = [asyncio.run(ab(settings, searcher, name, repeats, seconds)) for name in changes]
     return {"users": USERS, "seconds": seconds, "repeats": repeats, "changes": rows}
 
@@ -167,9 +254,11 @@ def run(changes: list[str], repeats: int, seconds: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--change", action="append", choices=sorted(CHANGES), help="which change (default: all)")
+    p.add_argument("--in-process", action="store_true", help="the searcher alone, no bot (CPU per question)")
     args = p.parse_args(argv)
-    data = run(args.change or list(CHANGES), args.repeats or (2 if args.quick else 5), 2.0 if args.quick else SECONDS)
-    write_result("lean", data, args.quick)
+    repeats = args.repeats or (2 if args.quick else 5)
+    data = run(args.change or list(CHANGES), repeats, 2.0 if args.quick else SECONDS, args.in_process)
+    write_result("lean_in_process" if args.in_process else "lean", data, args.quick)
     return 0
 
 

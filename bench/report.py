@@ -34,6 +34,8 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.roundtrip     # 2. bot round trip, 1/20/100 users (bot + emulator)
 .venv/bin/python -m bench.focus         # focus vector: pooled in one pass vs the stripped text encoded
 .venv/bin/python -m bench.lean          # the lean path's changes, each A/B in one run
+.venv/bin/python -m bench.lean --in-process   # the same A/B on the searcher alone (CPU per question)
+.venv/bin/python -m bench.profile       # py-spy: where the CPU goes per question, by stage (--without CHANGE ...)
 .venv/bin/python -m bench.handoff       # event loop to search hand-offs, no model: thread pool vs one batching thread
 .venv/bin/python -m bench.roundtrip --replicas   # 7. 1/2/3 webhook replicas behind nginx, Redis (not in run_all)
 .venv/bin/python -m bench.soak          # serve under distinct questions: RSS, thread slopes (--quick)
@@ -655,6 +657,118 @@ def lean_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def lean_in_process_section(r: dict[str, Any]) -> list[str]:
+    """The lean path's changes A/B on the searcher alone (bench.lean --in-process)."""
+    lines = [
+        "### The same changes on the searcher alone",
+        "",
+        f"`Searcher.search_many` over {r['questions']} distinct questions in batches of {r['batch']}, with and "
+        f"without the change alternately, {r['repeats']} runs each; CPU ms per question (every thread). "
+        f"Command: `{r['command']}` (load average {' / '.join(map(str, r['machine'].get('load_average', [])))}).",
+        "",
+        "| change | CPU ms/question with | without |",
+        "|---|---|---|",
+    ]
+    for c in r["changes"]:
+        lines.append(
+            f"| {c['what']} | {ms(c['with']['cpu_ms_per_question'])} | {ms(c['without']['cpu_ms_per_question'])} |"
+        )
+    return [*lines, ""]
+
+
+# What the profiles showed and what was tried on them (issue 16, "a lean path"); the figures of
+# each line come from the command it names, on the shared machine (load average 4-8)
+PROFILE_FINDINGS = """\
+What the profiles say, and what was done with it:
+
+* **The ranking stages are not where the CPU goes.** BM25, spelling correction, the coverage
+  ("not covered", anchored) checks, cues, attribution and temporal rules together are 2-4% of the
+  bot's samples (well under 1 ms per question); fusion and the rest of ranking 3-4%. The model's
+  forward pass is the largest stage (34-41%), then the HTTP client (httpx/httpcore/anyio, 22-27%:
+  a third of it the socket writes, a quarter httpcore's check of every pooled connection on each
+  request, a getpeername and a poll per idle connection), then MaxSim (8-13%).
+* **Done: a focus text that is the question again is encoded once**
+  (`embeddings.search.distinct_within_batch`). With `retrieval.focus_pass: encoded` each question
+  is encoded twice, as asked and stripped of the topic words; 388 of the 800 benchmark questions
+  hold no topic word, so their focus text is the question itself: 1.51 texts per question instead
+  of 2. The model's share fell from 41% to 34% of the samples (10.9 to 8.8 ms per question, the
+  table above); the bot's CPU per question with and without it: the A/B table. Vectors the same
+  to the bit within one forward pass (the bot's batches, at most 64 texts); over several batches
+  texts are left as given, since dropping one moves others to another padded batch.
+* **Done: the bot's search threads get the main thread's OpenMP limits**
+  (`citebot.engine.limit_threads_here`, run by the batcher thread and the worker pool).
+  OpenMP keeps its thread count per thread: FAISS's `omp_set_num_threads(1)` in the main thread
+  also gave torch one thread there, and the batcher thread, started later, ran torch's own
+  parallel loops (and FAISS searches) on two. `bench.lean --change thread_limits`: +26% questions/s
+  and 15% less CPU per question in one run (29 against 23 q/s, load 2-6), no difference in the one
+  in the table (load 5-7); it makes the bot's threads what `citebot eval` and the benchmarks' bare
+  model run with.
+* **Measured (ad hoc, py-spy and timing scripts in one process), not adopted:** a Bot API pool of
+  8 connections instead of 256 (httpcore's per-request
+  checks rose from 2.8% to 5.4% of the samples: queued requests re-run the pool's assignment);
+  MaxSim as one matrix product over the gathered token rows (1.48 against 1.99 ms per question, but
+  the scores differ in the last bits: BLAS sums differently for another matrix shape); batches
+  split by length to pad less (30% of the padded tokens at 8 questions per batch are padding, but a
+  text's vector changes with the length it is padded to, in the 8th digit); `embeddings.threads: 1`
+  (`bench.lean --change one_model_thread --repeats 6`, load 6.7: bot 26.0 against 24.6 ms CPU per
+  question, 19 against 24 questions/s, no gain, though in one process on the loaded machine the
+  searcher alone spent 16 against 125-147 ms CPU per question with MKL's two threads).
+* **The targets, on the loaded machine after these changes** (load average 5.5-7; §1 and §2 above
+  are the idle runs before them): `python -m bench.latency`: pipeline p50 / bare encode p50 =
+  1.18 (1.08-1.18), target ≤ 1.3 met (1.44 idle before; the bare encode itself took 211 ms p50
+  under that load); `python -m bench.roundtrip --repeats 2`: the bare model's limit 80.6
+  questions/s (155 idle), the bot at saturation 27.9 questions/s = 0.35 of it (0.31 idle before;
+  target 0.5 not met), 20 users at a human pace p50 162.9 ms = 3.8 bare encodes, p99 539 ms (not
+  met), 0 lost and 0 duplicated, RSS 704 MiB. An idle run is needed for figures to set beside §2's.
+* **What remains:** the HTTP client is the largest cost that is not the model. PTB's own settings
+  do not reach httpcore's per-request pool checks or its separate writes of headers and body; a
+  `BaseRequest` over aiohttp (C parser, one write per request) is the library's means, but
+  `bot.transport`'s delivery rules are written against httpx's exceptions (what was sent, what
+  may have been) and would have to be carried over with their fault tests.
+"""
+
+
+def profile_section(after: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
+    """Where the CPU goes per question, by stage (bench.profile), before and after the lean path's changes."""
+    runs = [("after", after)] + ([("before", before)] if before else [])
+    lines = [
+        "## Where the CPU goes per question (py-spy, by stage)",
+        "",
+        "py-spy (sampling, non-blocking, every thread, idle threads left out) attached to the benchmark's own "
+        f"process: the bot at saturation ({after['users']} users, closed loop, {after['seconds']:g} s) and the "
+        f"searcher alone (`Searcher.search_many`, batches of {after['batch']}). Each sample goes to the first "
+        "stage of `bench.profile.STAGES` its stack holds (the model before the searcher that called it). "
+        "ms/q is the stage's share of the samples times the run's CPU per question: an estimate (threads "
+        "waiting for a core may be sampled as running; MKL's native OpenMP workers are not sampled).",
+        "",
+    ]
+    for label, r in runs:
+        undone = ", ".join(r.get("without") or []) or "none"
+        load_average = " / ".join(map(str, r["machine"].get("load_average", [])))
+        lines.append(
+            f"* **{label}** (changes undone: {undone}): `{r['command']}`, load average {load_average}; bot "
+            f"{r['bot']['cpu_ms_per_question']:.1f} ms CPU/question at {r['bot']['questions_per_second']:.0f} q/s "
+            f"({r['bot']['samples']} samples), searcher alone {r['search']['cpu_ms_per_question']:.1f} ms "
+            f"({r['search']['samples']} samples)"
+        )
+    lines.append("")
+    header = " | ".join(f"{part} {label}" for label, _ in runs for part in ("bot share", "bot ms/q"))
+    header += " | " + " | ".join(f"searcher ms/q {label}" for label, _ in runs)
+    lines += [f"| stage | {header} |", "|---" * (1 + 3 * len(runs)) + "|"]
+    rows = (row for _, r in runs for part in ("bot", "search") for row in r[part]["stages"])
+    stages = list(dict.fromkeys(row["stage"] for row in rows))
+    for name in stages:
+        cells = []
+        for _, r in runs:
+            row = next((x for x in r["bot"]["stages"] if x["stage"] == name), None)
+            cells += [f"{100 * row['share']:.1f}%" if row else "–", f"{row['cpu_ms_per_question']:.2f}" if row else "–"]
+        for _, r in runs:
+            row = next((x for x in r["search"]["stages"] if x["stage"] == name), None)
+            cells.append(f"{row['cpu_ms_per_question']:.2f}" if row else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, "", PROFILE_FINDINGS]
+
+
 def memory_section(r: dict[str, Any]) -> list[str]:
     """RSS stage by stage in fresh processes (bench/memory.py)."""
     runs = r["runs"]
@@ -768,6 +882,8 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "replicas",
         "focus",
         "lean",
+        "lean_in_process",
+        "profile",
         "memory",
     )
     results = {n: load(folder, n) for n in names}
@@ -781,6 +897,8 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "replicas": replicas_section,
         "focus": focus_section,
         "lean": lean_section,
+        "lean_in_process": lean_in_process_section,
+        "profile": lambda r: profile_section(r, load(folder, "profile_without_distinct_texts_thread_limits")),
         "memory": memory_section,
     }
     for name in names:
@@ -791,7 +909,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
             section = scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
         elif r:
             section = sections[name](r)
-        elif name not in ("quantized", "replicas", "focus", "lean", "memory"):
+        elif name not in ("quantized", "replicas", "focus", "lean", "lean_in_process", "profile", "memory"):
             section = [f"## {name}", "", "Not measured yet.", ""]
         else:
             section = []

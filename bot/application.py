@@ -32,6 +32,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from citebot.config import ConfigError, Settings
+from citebot.engine import limit_threads_here
 from embeddings.batching import AsyncQueryBatcher
 from embeddings.memory import HeapTrimmer
 from embeddings.search import SearchResult
@@ -127,11 +128,16 @@ def build_application(
     state: BotState = application.bot_data
     state.settings = settings
     state.served = retriever
-    state.executor = ThreadPoolExecutor(telegram.workers, thread_name_prefix="citebot-search")
+    # the threads that search get the main thread's limits (one OpenMP thread, embeddings.threads for torch)
+    thread_limits = partial(limit_threads_here, settings.embeddings.threads)
+    state.executor = ThreadPoolExecutor(
+        telegram.workers, thread_name_prefix="citebot-search", initializer=thread_limits
+    )
     state.searches = AsyncQueryBatcher(
         partial(search_batch, state),
         name="citebot-search-batch",
         after_batch=HeapTrimmer(settings.embeddings.trim_heap_seconds),  # what the batch's encode freed
+        on_start=thread_limits,
     )
     state.shared = open_state(
         telegram.state_url.get_secret_value() if telegram.state_url else None,

@@ -60,8 +60,9 @@ class EmbeddingsConfig(_Section):
     # False: the model reads English only, and a question in another language gets the reply that
     # the sources are in English. True (a multilingual model): every question is searched.
     multilingual: bool = False
-    # torch's threads for the model's forward passes; 0: torch's default (one per core). N replicas
-    # on one machine: cores // N each (docs/deploy.md), so their threads do not outnumber the cores.
+    # torch's threads for the model's forward passes; 0: one, as FAISS's limit of one OpenMP thread
+    # sets for torch too (they share libgomp), in every thread that searches (engine.limit_threads_here).
+    # N replicas on one machine: cores // N each (docs/deploy.md), so their threads do not outnumber the cores.
     threads: int = Field(0, ge=0)
     # After a batch of questions, the memory its forward pass freed goes back to the OS (glibc
     # malloc_trim) when this many seconds have passed since the last time; 0: never.

@@ -90,6 +90,22 @@ def limit_search_threads() -> None:  # called by citebot.service.configure_proce
     threadpool_limits(1, user_api="blas")  # numpy's and FAISS's OpenBLAS; not torch's OpenMP
 
 
+def limit_threads_here(model_threads: int) -> None:
+    """:func:`limit_search_threads`' and :func:`limit_model_threads`' limits in the calling
+    thread, for a thread that runs searches (the bot's batcher and workers).
+
+    OpenMP keeps its number of threads per thread: ``faiss.omp_set_num_threads(1)`` in the main
+    thread also gives torch one thread there (they share libgomp), and a thread started later
+    has OpenMP's default, one per core. The bot's search thread ran torch's parallel loops (and
+    FAISS searches) on two threads, competing with the event loop for the two cores, where the
+    main thread (citebot eval, the builds, the benchmarks' bare model) runs them on one
+    (bench/README.md, "A lean path")."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    limit_model_threads(model_threads)
+
+
 def load_encoder(settings: Settings) -> Encoder:
     """The embedding model, loaded once per process (loading takes seconds), with
     ``embeddings.threads`` threads for its forward passes (:func:`limit_model_threads`)."""
@@ -99,7 +115,8 @@ def load_encoder(settings: Settings) -> Encoder:
 
 
 def limit_model_threads(threads: int) -> None:
-    """torch's intra-op threads (0: leave torch's default, one per core).
+    """torch's intra-op threads, in every thread (0: leave torch's default, one per core, except
+    in a thread that limited OpenMP itself, as :func:`limit_threads_here` does).
 
     Replicas sharing a machine each default to one thread per core: three replicas on two cores
     run six threads, and OpenMP threads that miss their core at a barrier spin, so the CPU time

@@ -133,10 +133,14 @@ class AsyncQueryBatcher:
         max_batch: int = 32,
         name: str = "citebot-batch",
         after_batch: Callable[[], object] | None = None,
+        on_start: Callable[[], object] | None = None,
     ) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
         self.name = name
+        # run in the thread before its first batch, e.g. the thread pools' per-thread limits
+        # (OpenMP's number of threads is kept per thread: citebot.engine.limit_threads_here)
+        self.on_start = on_start
         # run in the thread once a batch's answers are handed to their loops, e.g. returning the
         # memory the batch's forward pass freed (embeddings.memory.HeapTrimmer)
         self.after_batch = after_batch
@@ -171,6 +175,9 @@ class AsyncQueryBatcher:
             thread.join(timeout)
 
     def _serve(self) -> None:
+        if self.on_start is not None:
+            with contextlib.suppress(Exception):  # the libraries' defaults are slower, not wrong
+                self.on_start()
         while True:
             with self._changed:
                 self._idle = True

@@ -524,16 +524,20 @@ class Searcher:
         return [known[t] for t in questions]
 
     def _encode_texts(self, questions: list[str]) -> list[QuestionVectors]:
-        """Without token states: the question and its stripped text, two encodes in one batch."""
+        """Without token states: the question and its stripped text, in one batch."""
         focus = [strip_words(q, self.topic_words) for q in questions]
-        if self.uses_tokens:
-            encoded = self.encoder.encode_with_tokens(questions + focus)  # type: ignore[attr-defined]  # as above
-            vectors, tokens = [v for v, _ in encoded], [t for _, t in encoded[: len(questions)]]
-        else:
-            vectors = list(self.encoder.encode(questions + focus))
-            tokens = [np.zeros((0, self.encoder.dimension), np.float32)] * len(questions)
+        texts, rows = distinct_within_batch(questions + focus, getattr(self.encoder, "batch_size", 0))
         n = len(questions)
-        return [QuestionVectors(vectors[i].reshape(-1), vectors[n + i].reshape(-1), tokens[i]) for i in range(n)]
+        if self.uses_tokens:
+            encoded = self.encoder.encode_with_tokens(texts)  # type: ignore[attr-defined]  # as above
+            vectors, tokens = [v for v, _ in encoded], [t for _, t in encoded]
+        else:
+            vectors = list(self.encoder.encode(texts))
+            tokens = [np.zeros((0, self.encoder.dimension), np.float32)] * len(texts)
+        return [
+            QuestionVectors(vectors[rows[i]].reshape(-1), vectors[rows[n + i]].reshape(-1), tokens[rows[i]])
+            for i in range(n)
+        ]
 
     # ------------------------------------------------------------------------------ browsing
 
@@ -586,6 +590,21 @@ class Searcher:
     def build_id(self) -> str:
         """The build folder's name (its creation time), e.g. ``20261201T095000123456``."""
         return self.data.path.name
+
+
+def distinct_within_batch(texts: list[str], batch_size: int) -> tuple[list[str], list[int]]:
+    """The texts to encode for ``texts`` and, for each of ``texts``, the row of its vector:
+    repeats encoded once when they fit one forward pass of the model (``batch_size`` texts),
+    else every text as given. Half the questions keep every word when stripped of the topic
+    words, so their focus text is the question again: encoding it once saves a quarter of the
+    bot's encoding. Over several batches the vectors would change in the 8th digit (the model
+    pads each batch of length-sorted texts to its longest, and a dropped text moves others to
+    another batch); within one batch they stay the same to the bit."""
+    if len(texts) > batch_size:
+        return texts, list(range(len(texts)))
+    rows: dict[str, int] = {}
+    positions = [rows.setdefault(text, len(rows)) for text in texts]
+    return list(rows), positions
 
 
 Key = TypeVar("Key")

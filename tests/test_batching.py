@@ -199,3 +199,25 @@ def test_both_batchers_run_after_batch_once_per_batch_and_survive_its_failure():
     ran.clear()
     assert asyncio.run(ask()) == ["A", "B"]
     assert len(ran) == 2
+
+
+def test_the_async_batcher_runs_on_start_once_in_its_thread_before_the_first_batch():
+    events = []
+
+    def on_start() -> None:
+        events.append(("start", threading.current_thread().name))
+        raise RuntimeError("limits not set")  # the batcher answers anyway
+
+    def run_batch(qs, k, o):
+        events.append(("batch", threading.current_thread().name))
+        return [q.upper() for q in qs]
+
+    async def ask() -> list[str]:
+        batcher = AsyncQueryBatcher(run_batch, name="limited-batcher", on_start=on_start)
+        try:
+            return [await batcher.search(q, 3, 0) for q in ("a", "b")]
+        finally:
+            batcher.close(5)
+
+    assert asyncio.run(ask()) == ["A", "B"]
+    assert events == [("start", "limited-batcher"), ("batch", "limited-batcher"), ("batch", "limited-batcher")]

@@ -2,6 +2,10 @@
 python-telegram-bot's own parser."""
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -109,3 +113,53 @@ def test_only_a_class_that_answers_batches_goes_through_the_batcher():
 
     assert answers_batches(Batches())
     assert not answers_batches(Forwarding(Batches()))
+
+
+THREAD_COUNTS = """
+import asyncio, json, sys, torch
+from types import SimpleNamespace
+from bot import application, handlers
+from citebot.config import Settings
+from citebot.service import configure_process
+
+configure_process(logs=False)
+if sys.argv[1] == "unlimited":
+    application.limit_threads_here = lambda threads: None
+seen = []
+
+class Recording:
+    def search(self, query, k=3, offset=0):
+        seen.append(torch.get_num_threads())
+        return None
+
+app = application.build_application(Settings(), Recording(), token="123:abc", base_url="http://127.0.0.1:9/bot")
+state = app.bot_data
+
+async def ask():
+    try:
+        await handlers.search(SimpleNamespace(bot_data=state), "a question", 3, 0)
+    finally:
+        await asyncio.to_thread(state.searches.close, 30)
+
+asyncio.run(ask())
+pool = state.executor.submit(torch.get_num_threads).result(30)
+print(json.dumps({"main": torch.get_num_threads(), "batcher": seen, "pool": pool}))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: OpenMP's default is one thread anyway")
+def test_the_bots_search_threads_get_the_main_threads_openmp_limits():
+    """OpenMP keeps its thread count per thread: without citebot.engine.limit_threads_here, the
+    bot's batcher and worker threads ran torch on one thread per core, where the main thread
+    (citebot eval, the benchmarks' bare model) has one. A fresh process without the test
+    session's OMP_NUM_THREADS=1, which would hide it."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+
+    def counts(mode: str) -> dict:
+        command = [sys.executable, "-c", THREAD_COUNTS, mode]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert counts("limited") == {"main": 1, "batcher": [1], "pool": 1}
+    unlimited = counts("unlimited")  # the check can fail: this is what the bot did before
+    assert unlimited["main"] == 1 and unlimited["batcher"] == [os.cpu_count()] and unlimited["pool"] == os.cpu_count()

@@ -83,16 +83,22 @@ def test_the_focus_vector_leaves_the_topic_words_out(encoder):
 
 
 def test_token_states_come_from_one_forward_pass(encoder, monkeypatch):
-    calls = []
-    real = encoder.model.encode
+    calls = recorded_encodes(monkeypatch, encoder.model)
+    encode_questions(encoder, QUESTIONS, TOPIC)
+    assert calls == [QUESTIONS]  # the questions once, not their stripped texts as well
 
-    def counting(texts, *args, **kwargs):
+
+def recorded_encodes(monkeypatch, model) -> list[list[str]]:
+    """The texts of each of ``model.encode``'s calls from now on (the calls still encode)."""
+    calls: list[list[str]] = []
+    real = model.encode
+
+    def recording(texts, *args, **kwargs):
         calls.append(list(texts))
         return real(texts, *args, **kwargs)
 
-    monkeypatch.setattr(encoder.model, "encode", counting)
-    encode_questions(encoder, QUESTIONS, TOPIC)
-    assert calls == [QUESTIONS]  # the questions once, not their stripped texts as well
+    monkeypatch.setattr(model, "encode", recording)
+    return calls
 
 
 @pytest.mark.parametrize(("focus_pass", "texts_per_question"), [("pooled", 1), ("encoded", 2)])
@@ -105,14 +111,39 @@ def test_retrieval_focus_pass_chooses_one_or_two_forward_passes(
     chosen = make_searcher(
         with_overrides(settings, {"retrieval.focus_pass": focus_pass}), searcher.encoder, searcher.data
     )
-    calls = []
-    real = chosen.encoder.model.encode
-
-    def counting(texts, *args, **kwargs):
-        calls.append(len(texts))
-        return real(texts, *args, **kwargs)
-
-    monkeypatch.setattr(chosen.encoder.model, "encode", counting)
+    calls = recorded_encodes(monkeypatch, chosen.encoder.model)
     result = chosen.search_many(["Why did Russia remove the Taliban from its list of terrorist organisations?"])
     assert result[0].hits
-    assert calls == [texts_per_question]
+    assert [len(texts) for texts in calls] == [texts_per_question]
+
+
+def test_a_text_repeated_within_one_forward_pass_is_encoded_once():
+    from embeddings.search import distinct_within_batch
+
+    texts = ["a b", "c", "a b", "c", "d"]
+    encoded, rows = distinct_within_batch(texts, batch_size=8)
+    assert encoded == ["a b", "c", "d"]
+    assert [encoded[r] for r in rows] == texts
+    # more texts than one forward pass takes: all of them, as given (the batches' padding stays)
+    assert distinct_within_batch(texts, batch_size=4) == (texts, [0, 1, 2, 3, 4])
+
+
+def test_the_focus_text_that_is_the_question_again_is_not_encoded_twice(settings, searcher, monkeypatch):
+    """focus_pass encoded: a question without topic words is its own focus text; it is encoded
+    once, and every vector is the same to the bit as encoding each text as given."""
+    from citebot.engine import make_searcher
+    from citebot.tuning import with_overrides
+
+    encoded = with_overrides(settings, {"retrieval.focus_pass": "encoded"})
+    chosen = make_searcher(encoded, searcher.encoder, searcher.data)
+    plain, topical = "Who overthrew King Zahir Shah?", "Why did Russia remove the Taliban from its list?"
+    assert strip_words(plain, chosen.topic_words) == plain != strip_words(topical, chosen.topic_words)
+    questions = [plain, topical]
+    expected = chosen.encoder.encode_with_tokens(questions + [strip_words(q, chosen.topic_words) for q in questions])
+    calls = recorded_encodes(monkeypatch, chosen.encoder.model)
+    got = chosen._encode_texts(questions)
+    assert calls == [[plain, topical, strip_words(topical, chosen.topic_words)]]
+    for i, vectors in enumerate(got):
+        assert np.array_equal(vectors.pooled, expected[i][0].reshape(-1))
+        assert np.array_equal(vectors.focus, expected[2 + i][0].reshape(-1))
+        assert np.array_equal(vectors.tokens, expected[i][1])
