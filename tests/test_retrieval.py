@@ -248,7 +248,9 @@ def test_the_newest_sources_answer_comes_first_even_below_the_recency_margin(sea
     today = searcher.search("Does Moscow recognise the Taliban-led Islamic Emirate today?", k=5).hits[0]
     assert hit_rank([today.text], ["russia s official recognition of the iea"]) == 1
     # a question naming its source keeps that source's answer first
-    named = "Has the Kremlin officially recognised the regime in Kabul yet, according to the 2024 EurAsian Times report?"
+    named = (
+        "Has the Kremlin officially recognised the regime in Kabul yet, according to the 2024 EurAsian Times report?"
+    )
     assert searcher.search(named, k=3).hits[0].date == "2024"
     monkeypatch.setattr(searcher, "newest_ratio", 0.0)
     assert searcher.search(question, k=5).hits[0].date != "2025-07-28"
