@@ -381,7 +381,7 @@ def answer_html(
     question = squash(question if question is not None else result.query).strip()
     note = question_note(question, cut, result.corrected_query)
     if result.declined_reason == NOT_COVERED and page == 0:
-        return not_covered_html(result, note, limit=limit, passage_limit=passage_limit)
+        return not_covered_html(result, note, question=question, limit=limit, passage_limit=passage_limit)
     if result.abstained or not result.hits:
         return fit_html(
             abstain_html(
@@ -429,13 +429,25 @@ def missing_terms_text(terms: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
+def asked_html(question: str) -> str:
+    """The question a decline answers, quoted as the passages' header quotes it: with several
+    questions in flight, each answer says which one it is for."""
+    return f"“<i>{esc(clip(question, 200))}</i>”"
+
+
 def not_covered_html(
-    result: SearchResult, note: str = "", *, limit: int = MAX_MESSAGE, passage_limit: int | None = None
+    result: SearchResult,
+    note: str = "",
+    *,
+    question: str | None = None,
+    limit: int = MAX_MESSAGE,
+    passage_limit: int | None = None,
 ) -> str:
     """On topic, but the sources never mention what the question is about: say what is missing,
     then the closest passages, marked as not answering."""
+    asked = f" (asked: {asked_html(question)})" if question else ""
     head = (note + "\n" if note else "") + (
-        f"🤷 <b>The sources don't mention {missing_terms_text(result.missing_terms)}.</b>"
+        f"🤷 <b>The sources don't mention {missing_terms_text(result.missing_terms)}</b>{asked}."
     )
     if not result.closest:
         return fit_html(head, limit)
@@ -466,7 +478,7 @@ def abstain_html(
         text = NO_WORDS_REPLY
     else:
         text = (
-            "🤷 <b>The sources don't cover that.</b>\n"
+            f"🤷 <b>The sources don't cover {asked_html(question) if question else 'that'}.</b>\n"
             f"I can only answer from {documents_phrase(documents)} about Russia–Taliban relations "
             "(/sources lists them). "
             "Try rephrasing, or ask something like “<i>" + esc(EXAMPLE_QUESTIONS[0]) + "</i>”."

@@ -26,6 +26,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from citebot import engine
 from citebot.config import Settings, load_settings
 from citebot.service import configure_process, open_service
+from tests.scheduling import (
+    UNKNOWN_SLOW_SECONDS,
+    SuiteScheduling,
+    Unit,
+    load_durations,
+    run_order,
+    store_durations,
+    unit_key,
+)
 
 configure_process(logs=False)  # the test session is an entry point: offline, thread limits
 
@@ -39,14 +48,57 @@ SEEDS = REPO / "seeds"
 SLOW_FIXTURES = frozenset({"encoder", "child_env"})
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help="write each test's duration to tests/durations.json (the order `make test` runs them in)",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    # the quick tests first (a stable sort keeps each file's order): xdist hands each worker a
-    # contiguous half, so one worker starts on the quick tests while the other embeds the shared
-    # index, instead of both waiting for it
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    items[:] = scheduled(items, load_durations())
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadgroup":  # `make test`: see tests/scheduling.py
+        return SuiteScheduling(config, log)
+    return None
+
+
+def scheduled(items: list, durations: dict[str, float]) -> list:
+    """``items`` in :func:`tests.scheduling.run_order`, each unit's tests together."""
+    units: dict[str, list] = {}
+    for item in items:
+        units.setdefault(unit_key(item.nodeid), []).append(item)
+
+    def seconds(item) -> float:
+        return durations.get(item.nodeid, UNKNOWN_SLOW_SECONDS if item.get_closest_marker("slow") else 0.0)
+
+    order = run_order(
+        [
+            Unit(key, slow=any(i.get_closest_marker("slow") for i in members), seconds=sum(map(seconds, members)))
+            for key, members in units.items()
+        ]
+    )
+    return [item for unit in order for item in units[unit.key]]
+
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    # in the xdist controller, every worker's reports: setup, call and teardown of each test
+    if report.when in ("setup", "call", "teardown"):
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if session.config.getoption("store_durations") and not hasattr(session.config, "workerinput"):
+        store_durations(_durations)
 
 
 def made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], None]) -> Path:

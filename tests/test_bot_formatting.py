@@ -252,7 +252,10 @@ def test_not_covered_names_the_missing_word_and_marks_the_closest_passages():
     )
     answer = fmt.build_answer(result, question=result.query, token=None, page=0, per_page=3)
     plain = valid(answer.html)
-    assert plain.startswith("🤷 The sources don't mention “population”.")
+    # the decline names its question, as the passages' header does
+    assert plain.startswith(
+        "🤷 The sources don't mention “population” (asked: “What is the population of Afghanistan?”)."
+    )
     assert "do not answer your question" in plain and "The best sentence here." in plain
     assert "1. [An issue brief] — 2017" in plain
     assert answer.keyboard is not None  # the closest passages' context is one tap away
