@@ -52,7 +52,7 @@ from telegram.ext import ApplicationHandlerStop
 from embeddings.language import ENGLISH, detect_language
 from embeddings.search import SearchResult
 
-from . import __version__
+from . import __version__, keyboards, markup
 from . import formatting as fmt
 from .ordering import Turn
 from .ratelimit import Verdict
@@ -101,7 +101,7 @@ async def send(
     try:
         return await context.bot.send_message(
             chat_id,
-            fmt.fit_html(text),
+            markup.fit_html(text),
             parse_mode=ParseMode.HTML,
             reply_markup=keyboard,
             reply_parameters=reply,
@@ -403,7 +403,7 @@ async def _answer(update: Update, context: Context, raw: str, turn: Turn) -> Non
                 token,
                 VotedAnswer(question, chat_kind, getattr(retriever, "build_id", ""), fmt.shown_passages(result.hits)),
             )
-            votes = fmt.Votes(token, compact=compact)
+            votes = keyboards.Votes(token, compact=compact)
     if result.abstained or not result.hits:
         documents = await document_count(context)
     answer = fmt.build_answer(
@@ -442,19 +442,19 @@ async def button(update: Update, context: Context) -> None:
     if not decision.allowed:  # refused before any search; the notice once, then the button just stops
         await query.answer(fmt.slow_down_text(decision.retry_in) if decision.verdict is Verdict.NOTICE else None)
         return
-    data = fmt.decode_callback(query.data)
-    if isinstance(data, fmt.MoreData):
+    data = keyboards.decode_callback(query.data)
+    if isinstance(data, keyboards.MoreData):
         await more_results(update, context, data)
-    elif isinstance(data, fmt.ContextData):
+    elif isinstance(data, keyboards.ContextData):
         await show_context(update, context, data)
-    elif isinstance(data, fmt.VoteData):
+    elif isinstance(data, keyboards.VoteData):
         await vote(update, context, data)
     else:
         log.info("unusable callback data %r", (query.data or "")[:80])
         await query.answer(fmt.STALE_BUTTON)
 
 
-async def more_results(update: Update, context: Context, data: fmt.MoreData) -> None:
+async def more_results(update: Update, context: Context, data: keyboards.MoreData) -> None:
     query = present(update.callback_query, "callback_query")
     stored = await context.bot_data.shared.get_query(data.token)
     if (
@@ -481,7 +481,7 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
     )
     try:
         await query.edit_message_text(
-            fmt.fit_html(answer.html),
+            markup.fit_html(answer.html),
             parse_mode=ParseMode.HTML,
             reply_markup=answer.keyboard,
             link_preview_options=NO_PREVIEW,
@@ -500,7 +500,7 @@ async def more_results(update: Update, context: Context, data: fmt.MoreData) -> 
 
 async def _current_votes(
     update: Update, context: Context, token: str, stored: StoredQuery, hits: list
-) -> fmt.Votes | None:
+) -> keyboards.Votes | None:
     """The 👍/👎 row of a page of an answer, with the counts so far; the page's passages become
     what a vote records as shown."""
     state = context.bot_data
@@ -511,10 +511,10 @@ async def _current_votes(
         record.shown = fmt.shown_passages(hits)
     user = update.effective_user
     tally = await run_blocking(context, state.store.tally, token, user.id if user else None)
-    return fmt.Votes(token, tally.up, tally.down, tally.mine, compact=stored.compact)
+    return keyboards.Votes(token, tally.up, tally.down, tally.mine, compact=stored.compact)
 
 
-async def vote(update: Update, context: Context, data: fmt.VoteData) -> None:
+async def vote(update: Update, context: Context, data: keyboards.VoteData) -> None:
     """👍/👎: one vote per user per answer (the other button changes it, the same one withdraws
     it); the buttons then show the new state (groups: the counts)."""
     query = present(update.callback_query, "callback_query")
@@ -529,16 +529,16 @@ async def vote(update: Update, context: Context, data: fmt.VoteData) -> None:
         await query.answer(fmt.STALE_BUTTON)
         return
     tally = await run_blocking(context, store.vote, data.token, record, query.from_user.id, data.vote)
-    votes = fmt.Votes(data.token, tally.up, tally.down, tally.mine, compact=record.chat_kind != "private")
+    votes = keyboards.Votes(data.token, tally.up, tally.down, tally.mine, compact=record.chat_kind != "private")
     try:
-        await query.edit_message_reply_markup(fmt.with_votes(message.reply_markup, votes))
+        await query.edit_message_reply_markup(keyboards.with_votes(message.reply_markup, votes))
     except BadRequest as exc:
         if "not modified" not in exc.message.lower():
             log.info("could not show the vote on message %s: %s", message.message_id, exc.message)
     await query.answer(fmt.vote_answer(tally.mine))
 
 
-async def show_context(update: Update, context: Context, data: fmt.ContextData) -> None:
+async def show_context(update: Update, context: Context, data: keyboards.ContextData) -> None:
     query = present(update.callback_query, "callback_query")
     settings = context.bot_data.settings
     found = await run_blocking(
@@ -592,8 +592,8 @@ def _articles(articles: list[fmt.InlineArticle]) -> list[InlineQueryResultArticl
     return [
         InlineQueryResultArticle(
             id=a.id,
-            title=fmt.clean_text(a.title),
-            description=fmt.clean_text(a.description),
+            title=markup.clean_text(a.title),
+            description=markup.clean_text(a.description),
             input_message_content=InputTextMessageContent(
                 a.html, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
             ),

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from bot import formatting as fmt
+from bot import markup
 from bot.redaction import install_log_redaction
 
 pytestmark = pytest.mark.asyncio
@@ -250,7 +251,7 @@ async def test_groups_answer_only_when_addressed(emulator, running_bot):
     mention = emulator.send_text(group, bob, f"@{username} {ARMS}")["message"]
     by_mention = (await emulator.wait_for_messages(group["id"], 2, timeout=20))[1]
     assert by_mention["reply_to_message_id"] == mention["message_id"]
-    assert "arming" in by_mention["text"]
+    assert "“arming them”" in by_mention["text"]
 
     reply = emulator.send_text(
         group, alice, "Who overthrew King Zahir Shah in 1973?", reply_to_message_id=by_command["message_id"]
@@ -286,7 +287,7 @@ async def test_inline_mode(emulator, running_bot, settings):
     first = results[0]
     assert "Mohammed Daud Khan" in first["input_message_content"]["message_text"]
     date, passage_start = first["description"].split(" · ", 1)  # the source's date, then the passage
-    assert date == "2017" and passage_start[:30] in fmt.html_to_text(first["input_message_content"]["message_text"])
+    assert date == "2017" and passage_start[:30] in markup.html_to_text(first["input_message_content"]["message_text"])
     assert first["input_message_content"]["parse_mode"] == "HTML"
 
     empty = emulator.inline_query(alice, "")
@@ -447,7 +448,7 @@ async def test_a_slow_question_does_not_block_other_chats(emulator, start_bot, s
     try:
         await until(slow.holding.is_set)  # the slow question is being searched, and held there
         quick = await ask(emulator, chat_b, bob, ARMS)
-        assert "arming" in quick["text"]
+        assert "“arming them”" in quick["text"]
         assert emulator.sent_messages(chat_a["id"]) == []  # the slow one is still being answered
     finally:
         slow.release.set()

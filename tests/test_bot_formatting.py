@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import formatting as fmt
+from bot import keyboards, markup
 from bot.ratelimit import RateLimiter, Verdict
 from bot.redaction import RedactingFilter
 from bot.state import QueryCache, StoredQuery
@@ -30,7 +31,7 @@ BARE = Citation("[An issue brief]")
 def valid(message: str) -> str:
     """The plain text Telegram would show; fails the test if Telegram would refuse the HTML."""
     plain, _ = validate_telegram_html(message)
-    assert utf16_len(plain) <= fmt.MAX_MESSAGE
+    assert utf16_len(plain) <= markup.MAX_MESSAGE
     return plain
 
 
@@ -52,33 +53,33 @@ def hit(
 
 def test_escape_round_trips_through_telegram_html():
     text = "a < b && c > \"d\" 'e'"
-    assert fmt.esc(text) == "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#x27;e&#x27;"
-    assert valid(fmt.esc(text)) == text
+    assert markup.esc(text) == "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#x27;e&#x27;"
+    assert valid(markup.esc(text)) == text
 
 
 def test_utf16_len_counts_astral_characters_twice():
-    assert fmt.utf16_len("abc") == 3
-    assert fmt.utf16_len("a😀") == 3
-    assert fmt.utf16_len("🇷🇺") == 4
+    assert markup.utf16_len("abc") == 3
+    assert markup.utf16_len("a😀") == 3
+    assert markup.utf16_len("🇷🇺") == 4
 
 
 # ------------------------------------------------------------------------------------------ clipping
 
 
 def test_clip_keeps_short_text():
-    assert fmt.clip("Short.", 10) == "Short."
+    assert markup.clip("Short.", 10) == "Short."
 
 
 def test_clip_prefers_a_sentence_boundary():
     text = "One two three. Four five six seven. Eight nine ten eleven twelve."
-    out = fmt.clip(text, 40)
+    out = markup.clip(text, 40)
     assert out == "One two three. Four five six seven. …"
     assert utf16_len(out) <= 40
 
 
 def test_clip_falls_back_to_a_word_boundary():
     text = "alpha beta gamma delta epsilon zeta eta theta"
-    out = fmt.clip(text, 20)
+    out = markup.clip(text, 20)
     assert out.endswith("…") and utf16_len(out) <= 20
     assert text.startswith(out[:-1])
     assert out[:-1].split()[-1] in text.split()  # no word cut in half
@@ -87,7 +88,7 @@ def test_clip_falls_back_to_a_word_boundary():
 def test_clip_never_splits_an_emoji_at_the_boundary():
     text = "😀" * 10
     for limit in range(1, 22):
-        out = fmt.clip(text, limit)
+        out = markup.clip(text, limit)
         assert utf16_len(out) <= limit
         out.encode("utf-8")  # raises on a lone surrogate
         assert set(out) <= {"😀", "…"}
@@ -97,7 +98,7 @@ def test_clip_never_splits_surrogate_pairs_written_as_two_code_units():
     pair = "\ud83d\ude00"  # a surrogate pair kept as two code units (e.g. from surrogatepass)
     text = "ab" + pair * 5
     for limit in range(1, 14):
-        out = fmt.clip(text, limit)
+        out = markup.clip(text, limit)
         assert utf16_len(out) <= limit
         assert not out.rstrip("…").endswith("\ud83d")
 
@@ -106,14 +107,14 @@ def test_clip_keeps_emoji_sequences_whole():
     family = "👨\u200d👩\u200d👧"
     text = "x " + family * 3
     for limit in range(2, 26):
-        out = fmt.clip(text, limit).rstrip("…")
+        out = markup.clip(text, limit).rstrip("…")
         assert not out.endswith("\u200d")
         assert out.count("\u200d") % 2 == 0
 
 
 def test_clip_left_keeps_the_end():
     text = "One two three. Four five six. Seven eight nine."
-    out = fmt.clip_left(text, 30)
+    out = markup.clip_left(text, 30)
     assert out.startswith("…") and text.endswith(out.lstrip("… "))
     assert utf16_len(out) <= 30
 
@@ -121,7 +122,7 @@ def test_clip_left_keeps_the_end():
 @given(st.text(max_size=300), st.integers(min_value=0, max_value=320))
 @settings(max_examples=300, deadline=None)
 def test_clip_property(text, limit):
-    out = fmt.clip(text, limit)
+    out = markup.clip(text, limit)
     assert utf16_len(out) <= max(limit, 0)
     if utf16_len(text) <= limit:
         assert out == text
@@ -135,7 +136,7 @@ def test_clip_property(text, limit):
 
 def test_fit_html_cuts_text_not_tags_or_entities():
     message = "<b>Title</b>\n<blockquote>" + "fish &amp; chips &lt;3 " * 400 + "</blockquote>"
-    out = fmt.fit_html(message, 500)
+    out = markup.fit_html(message, 500)
     plain = valid(out)
     assert utf16_len(plain) <= 500
     assert out.endswith("</blockquote>")
@@ -143,7 +144,7 @@ def test_fit_html_cuts_text_not_tags_or_entities():
 
 
 def test_fit_html_leaves_short_messages_alone():
-    assert fmt.fit_html("<b>hi</b>", 10) == "<b>hi</b>"
+    assert markup.fit_html("<b>hi</b>", 10) == "<b>hi</b>"
 
 
 @given(
@@ -152,8 +153,8 @@ def test_fit_html_leaves_short_messages_alone():
 )
 @settings(max_examples=200, deadline=None)
 def test_fit_html_property(parts, limit):
-    message = "".join(f"<{tag}>{fmt.esc(text)}</{tag}>" if tag else fmt.esc(text) for tag, text in parts)
-    out = fmt.fit_html(message, limit)
+    message = "".join(f"<{tag}>{markup.esc(text)}</{tag}>" if tag else markup.esc(text) for tag, text in parts)
+    out = markup.fit_html(message, limit)
     plain, _ = validate_telegram_html(out) if out.strip() else ("", [])
     assert utf16_len(plain) <= limit
 
@@ -290,21 +291,23 @@ def test_answer_keyboard_callback_data_fits_64_bytes():
     hits = [
         Hit(h.rank, h.score, h.doc_id, h.doc_key, h.citation, h.text, 9_999_999, 10_000_000, h.highlight) for h in hits
     ]
-    keyboard = fmt.answer_keyboard(hits, token="A" * 8, page=9998, has_more=True)
+    keyboard = keyboards.answer_keyboard(hits, token="A" * 8, page=9998, has_more=True)
     data = [b.callback_data for row in keyboard.inline_keyboard for b in row]
     assert len(data) == 5  # three Context, Back, More
-    last = fmt.answer_keyboard(hits, token="A" * 8, page=fmt.MAX_PAGE, has_more=True)
+    last = keyboards.answer_keyboard(hits, token="A" * 8, page=keyboards.MAX_PAGE, has_more=True)
     assert [b.text for b in last.inline_keyboard[-1]] == ["◀ Back"]
     assert all(len(d.encode()) <= 64 for d in data)
-    assert all(fmt.decode_callback(d) is not None for d in data)
+    assert all(keyboards.decode_callback(d) is not None for d in data)
 
 
 # --------------------------------------------------------------------------------------- callback data
 
 
 def test_callback_data_round_trip():
-    assert fmt.decode_callback(fmt.encode_more("abc_-123", 4)) == fmt.MoreData("abc_-123", 4)
-    assert fmt.decode_callback(fmt.encode_context("71d372cd23", 107, 357)) == fmt.ContextData("71d372cd23", 107, 357)
+    assert keyboards.decode_callback(keyboards.encode_more("abc_-123", 4)) == keyboards.MoreData("abc_-123", 4)
+    assert keyboards.decode_callback(keyboards.encode_context("71d372cd23", 107, 357)) == keyboards.ContextData(
+        "71d372cd23", 107, 357
+    )
 
 
 @pytest.mark.parametrize(
@@ -331,20 +334,20 @@ def test_callback_data_round_trip():
     ],
 )
 def test_forged_callback_data_decodes_to_none(forged):
-    assert fmt.decode_callback(forged) is None
+    assert keyboards.decode_callback(forged) is None
 
 
 @given(st.text(max_size=100))
 def test_decode_callback_never_raises(data):
-    decoded = fmt.decode_callback(data)
+    decoded = keyboards.decode_callback(data)
     assert decoded is None or len(data.encode()) <= 64
 
 
 def test_encoding_refuses_oversized_data():
     with pytest.raises(ValueError):
-        fmt.encode_context("k" * 45, 10**9, 10**9 + 1)
+        keyboards.encode_context("k" * 45, 10**9, 10**9 + 1)
     with pytest.raises(ValueError):
-        fmt.encode_more("bad token", 1)
+        keyboards.encode_more("bad token", 1)
 
 
 # --------------------------------------------------------------------------------------- other texts
@@ -584,11 +587,11 @@ async def test_a_query_answered_by_an_attempt_whose_reply_was_lost_counts_as_ans
 
 
 def test_tidy_keeps_one_line_break_per_broken_run_and_one_space_otherwise():
-    assert fmt.tidy("a  \t b \n\n  c\r\n d\u00a0 e") == "a b\nc\nd e"
-    assert fmt.tidy(" \n x \n ") == "\nx\n"
+    assert markup.tidy("a  \t b \n\n  c\r\n d\u00a0 e") == "a b\nc\nd e"
+    assert markup.tidy(" \n x \n ") == "\nx\n"
 
 
 @given(st.text(alphabet=st.sampled_from("ab \t\n\r\u00a0\u2028.")))
 def test_tidy_replaces_every_whitespace_run_as_a_whole(text):
     expected = re.sub(r"\s+", lambda m: "\n" if "\n" in m.group() else " ", text)  # the definition
-    assert fmt.tidy(text) == expected
+    assert markup.tidy(text) == expected

@@ -55,7 +55,7 @@ def test_sandbox_answers_piped_questions(settings, searcher):
     assert "[Russia’s policy in Afghanistan and its outreach to the Taliban: an issue brief] — 2017" in first
     assert "Buttons: #1 [📖 Context 1]" in first
     answer, page2, page3, back = second.split("\n> #")
-    assert "arming" in answer and "#5 [More results ▶]" in answer and "\x1b" not in out  # plain when piped
+    assert "“arming them”" in answer and "#5 [More results ▶]" in answer and "\x1b" not in out  # plain when piped
     # the button numbers stay put from page to page: More is #5 on every page, Back #4
     assert "(edited) 🔎 Passages 4–6 of" in page2 and "#4 [◀ Back]  #5 [More results ▶]" in page2
     assert "(edited) 🔎 Passages 7–9 of" in page3

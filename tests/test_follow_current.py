@@ -12,6 +12,7 @@ import time
 import pytest
 
 ZEBRA_QUESTION = "When do zebras cross the Mara river?"
+ZEBRA_FACT = "every year in July"  # in the zebra passage, not in the question (which an answer quotes)
 ZEBRA = "Zebra migration\n\n" + "\n\n".join(
     f"Zebras cross the Mara river every year in July, in herds of up to {n} thousand animals, watched by "
     f"many tourists from the {side} bank. Crocodiles wait for them in the deeper pools of the river."
@@ -48,7 +49,7 @@ async def test_the_serving_bot_answers_from_a_build_citebot_index_published(
     chat = emulator.private_chat(alice)
     emulator.send_text(chat, alice, ZEBRA_QUESTION)
     first = (await emulator.wait_for_messages(chat["id"], 1, timeout=30))[0]["text"]
-    assert "Mara river" not in first
+    assert ZEBRA_FACT not in first
     old = app.bot_data.retriever
 
     (settings.path(settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA, encoding="utf-8")
@@ -58,7 +59,7 @@ async def test_the_serving_bot_answers_from_a_build_citebot_index_published(
     adopted_in = time.monotonic() - published
     emulator.send_text(chat, alice, ZEBRA_QUESTION)
     answer = (await emulator.wait_for_messages(chat["id"], 2, timeout=30))[1]["text"]
-    assert "Mara river" in answer and "zebra.txt" in str(app.bot_data.retriever.documents())
+    assert ZEBRA_FACT in answer and "zebra.txt" in str(app.bot_data.retriever.documents())
     assert keeper.searcher is app.bot_data.retriever
     print(f"\nbuild of `citebot index` served {adopted_in:.1f} s after it was published")
 

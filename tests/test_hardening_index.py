@@ -25,6 +25,7 @@ from citebot.serve import serve
 REMOVED = "002_d73ef1872804ed67.txt"  # "Understanding Russia’s Taliban gauntlet"
 REMOVED_QUESTION = "Russia recognition of the Taliban government"  # REMOVED (the newest source) among the first
 ZEBRA_QUESTION = "When do zebras cross the Mara river?"
+ZEBRA_FACT = "every year in July"  # in the zebra passage, not in the question (which an answer quotes)
 ARMS = "Is Russia arming the Taliban?"
 ZAHIR = "Who overthrew King Zahir Shah?"
 ZEBRA = "Zebra migration\n\n" + "\n\n".join(
@@ -91,7 +92,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(
     into_removed = [d for d in buttons(before).values() if d.startswith(f"c:{removed.doc_key}:")]
     assert into_removed
     assert title in await inline_titles(emulator, alice, REMOVED_QUESTION)
-    assert "Mara" not in (await ask(emulator, b_chat, bob, ZEBRA_QUESTION))["text"]
+    assert ZEBRA_FACT not in (await ask(emulator, b_chat, bob, ZEBRA_QUESTION))["text"]
 
     # 1. a document is added: its passages are answerable within 60 s; questions asked meanwhile
     #    are all answered, from the old index until the new one is swapped in
@@ -112,7 +113,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(
     while True:
         reply = await ask(emulator, b_chat, bob, ZEBRA_QUESTION)
         assert reply["text"] != fmt.SOMETHING_WRONG
-        if "Mara river" in reply["text"]:
+        if ZEBRA_FACT in reply["text"]:
             break
         assert time.monotonic() - added_at < 60, "the new document was not answerable within 60 s"
         await asyncio.sleep(0.3)
@@ -127,7 +128,7 @@ async def test_the_index_follows_the_seeds_while_the_bot_serves(
     assert started and finished, caplog.text[-2000:]
     during = [a for a in answered if started[0] < a[1] < finished[0]]
     assert during, f"no question was answered while the index was rebuilt ({finished[0] - started[0]:.1f} s)"
-    assert all(text.startswith("🔎 Passages 1–3 of ") and "arming" in text for _, _, text in answered)
+    assert all(text.startswith("🔎 Passages 1–3 of ") and "“arming them”" in text for _, _, text in answered)
     assert max(done - asked for asked, done, _ in answered) < 15
 
     # 2. a document is removed: none of its passages is shown again, whatever the way in
@@ -187,14 +188,14 @@ async def test_reload_is_for_admins_and_replies_with_the_summary(
     refused = (await emulator.wait_for_messages(group["id"], 1))[0]
     assert refused["text"] == fmt.RELOAD_REFUSED
     assert app.bot_data.retriever is old  # nothing was rebuilt
-    assert "Mara" not in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
+    assert ZEBRA_FACT not in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
 
     reply = (await ask(emulator, admin_chat, admin, "/reload", timeout=120))["text"]
     passages = sum(d.passages for d in app.bot_data.retriever.documents())
     assert reply.startswith("🔄 Index reloaded\nindex rebuilt: 1 added, 0 updated, 0 removed (+zebra.txt); ")
     assert f"; {passages} passages; " in reply and reply.endswith(" s")
     assert app.bot_data.retriever is not old
-    assert "Mara river" in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
+    assert ZEBRA_FACT in (await ask(emulator, mallory_chat, mallory, ZEBRA_QUESTION))["text"]
     again = (await ask(emulator, admin_chat, admin, "/reload"))["text"]
     assert again == (
         f"✅ Nothing changed: the index already matches the seeds (/reload force re-embeds all).\n"
@@ -313,4 +314,4 @@ def test_the_sandbox_user_can_reload(private_index_settings, make_keeper):
     assert ("Index reloaded" in out and "(+zebra.txt)" in out) or (
         "Nothing changed" in out and "index already up to date" in out
     )
-    assert "Mara river" in out.split(f"> {ZEBRA_QUESTION}")[1]
+    assert ZEBRA_FACT in out.split(f"> {ZEBRA_QUESTION}")[1]

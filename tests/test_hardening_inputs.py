@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from telegram import Update
 
 from bot import formatting as fmt
+from bot import keyboards, markup
 from botapi_emulator import utf16_len, validate_telegram_html
 from embeddings.search import Context, DocumentInfo, Hit, SearchResult
 from embeddings.sources import Citation
@@ -122,7 +123,7 @@ def message_update(chat: dict, user: dict, text: str, message_id: int, command: 
     carry: lone surrogates cannot be encoded as UTF-8 in its JSON)."""
     message = {"message_id": message_id, "date": int(time.time()), "chat": chat, "from": user, "text": text}
     if command:
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": fmt.utf16_len(command)}]
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": markup.utf16_len(command)}]
     return {"update_id": 10**9 + message_id, "message": message}
 
 
@@ -370,7 +371,7 @@ def hits(draw, rank: int) -> Hit:
 
 def valid(message: str) -> str:
     plain, _ = validate_telegram_html(message)
-    assert utf16_len(plain) <= fmt.MAX_MESSAGE
+    assert utf16_len(plain) <= markup.MAX_MESSAGE
     return plain
 
 
@@ -396,9 +397,9 @@ def test_clean_question_makes_any_text_safe(text, limit):
     question, cut = fmt.clean_question(text, limit)
     assert utf8(question) and len(question) <= limit
     assert not any(ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F for ch in question)
-    assert cut == (len(fmt.squash(fmt.clean_text(text)).strip()) > limit)
+    assert cut == (len(markup.squash(markup.clean_text(text)).strip()) > limit)
     valid(fmt.inline_nothing_article(question).html)
-    valid(fmt.abstain_html(fmt.esc(question)))
+    valid(fmt.abstain_html(markup.esc(question)))
 
 
 @settings(max_examples=100, deadline=None)
@@ -411,14 +412,14 @@ def test_other_messages_are_valid_html_for_any_text(text, title, offset):
     valid(fmt.about_html(text[:50], {"built_at": title, "model": text[:100]}, 5, 100))
     valid(fmt.reload_html(text, ok=True))
     valid(fmt.admin_alert_html(text))
-    valid(fmt.fit_html(fmt.esc(text), 100))
+    valid(markup.fit_html(markup.esc(text), 100))
     valid(fmt.inline_nothing_article(text).html)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(ANY_CHAR, max_size=100))
 def test_callback_data_and_mentions_never_raise(data):
-    decoded = fmt.decode_callback(data)
-    assert decoded is None or isinstance(decoded, fmt.MoreData | fmt.ContextData)
+    decoded = keyboards.decode_callback(data)
+    assert decoded is None or isinstance(decoded, keyboards.MoreData | keyboards.ContextData)
     fmt.strip_mention(data, "citebot_test_bot")
     fmt.has_words(data)

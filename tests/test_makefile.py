@@ -32,7 +32,7 @@ def fake_install(tmp_path: Path, uv_works: bool = True) -> tuple[subprocess.Comp
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "MAKEFLAGS": ""},
+        env={**os.environ, "MAKEFLAGS": "", "PIP_FIND_LINKS": "/somewhere/wheels"},
     )
     return done, calls.read_text().splitlines()
 
@@ -46,12 +46,13 @@ def test_install_prints_one_line_per_step_with_its_time(tmp_path):
     assert len(re.findall(r"^    done in \d+ s$", done.stdout, re.M)) == 4
     assert "Collecting something" in done.stdout  # the installers' own progress shows
     installs = [c for c in calls if c.startswith(("pip ", "uv "))]
-    assert len(installs) == 3 and not any("--quiet" in c for c in installs)
-    # torch first, by pip (the only installer that finds the CPU build on this disk), pinned
-    assert installs[0].startswith("pip install") and "-c constraints.txt torch uv" in installs[0]
+    assert len(installs) == 4 and not any("--quiet" in c for c in installs)
+    # uv by pip, then torch first, pinned, where pip would find it (PIP_FIND_LINKS: the CPU build on disk)
+    assert installs[0].startswith("pip install") and installs[0].endswith("-c constraints.txt uv")
     assert "torch==2.13.0" in (REPO / "constraints.txt").read_text()
     assert all(c.startswith("uv pip install") and "--constraint constraints.txt" in c for c in installs[1:])
-    assert "-e .[test,bench]" in installs[1] and "-e ./emulator" in installs[2]
+    assert installs[1].endswith(" torch") and "--find-links /somewhere/wheels" in installs[1]
+    assert "-e .[test,bench]" in installs[2] and "-e ./emulator" in installs[3]
     assert (tmp_path / "venv" / ".installed").exists()
 
 
@@ -60,6 +61,6 @@ def test_pip_takes_over_when_uv_fails(tmp_path):
     done, calls = fake_install(tmp_path, uv_works=False)
     assert done.returncode == 0, done.stderr
     installs = [c for c in calls if c.startswith(("pip ", "uv "))]
-    assert [c.split()[0] for c in installs] == ["pip", "uv", "pip", "uv", "pip"]
+    assert [c.split()[0] for c in installs] == ["pip", "uv", "pip", "uv", "pip", "uv", "pip"]
     assert all("-c constraints.txt" in c for c in installs if c.startswith("pip "))  # torch stays pinned
     assert (tmp_path / "venv" / ".installed").exists()

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from bot import formatting as fmt
+from bot import markup
 from botapi_emulator import BotApiEmulator, validate_telegram_html
 from botapi_emulator.utf16 import entity_text
 from citebot import engine
@@ -111,7 +112,7 @@ def answer_signature(html: str) -> str:
 
 def quoted_question(question: str) -> str:
     """The question as the header of its answer quotes it (plain text)."""
-    return fmt.clip(fmt.squash(fmt.clean_question(question, 10_000)[0]).strip(), 200)
+    return markup.clip(markup.squash(fmt.clean_question(question, 10_000)[0]).strip(), 200)
 
 
 @dataclass
@@ -299,7 +300,7 @@ async def run_scenario(emulator, world, encoder, replicas, redis, report) -> Non
             ]
             if not data:
                 continue
-            more = [d for d in data if d.startswith("m:")]  # fmt.encode_more
+            more = [d for d in data if d.startswith("m:")]  # keyboards.encode_more
             # "More results" on even questions when there is one, "Context 1" otherwise
             query = emulator.press_button(answer, more[-1] if more and k % 2 == 0 else data[0], person)
             presses.append(query)

@@ -1,7 +1,7 @@
 """The sandbox as a person sees it: `citebot serve` (no token) in a real terminal (tmux), read back
 with ``tmux capture-pane``. Also `citebot serve < /dev/null`, the `make run < /dev/null` case.
 
-tmux comes from `make test` (the Makefile installs it with apt-get when it is missing); without it
+tmux comes from `make test` (deploy/services.sh installs it with apt-get when it is missing); without it
 the terminal test is skipped, saying why.
 """
 

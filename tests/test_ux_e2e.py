@@ -228,13 +228,13 @@ async def test_answers_go_out_in_the_order_of_the_questions(emulator, start_bot,
     for question in questions:
         emulator.send_text(chat, alice, question)
     # another chat is not held up by Alice's slow question
-    assert "arming" in (await ask(emulator, other, bob, ARMS))["text"]
+    assert "“arming them”" in (await ask(emulator, other, bob, ARMS))["text"]
     assert emulator.sent_messages(chat["id"]) == []  # nothing overtakes the first answer
     stalling.release.set()
     sent = await emulator.wait_for_messages(chat["id"], 5, timeout=60)
     texts = [m["text"] for m in sent]
     assert "Daud Khan" in texts[0]
-    assert "arming" in texts[1].lower()
+    assert "“arming them”" in texts[1]
     assert texts[2].startswith(f"🤷 The sources don't cover “{FRANCE}”.")
     assert "Russian" in texts[3]
     # the fifth question was over the limit: its notice comes after the four answers, the sixth is silent

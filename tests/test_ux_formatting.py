@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot import formatting as fmt
+from bot import keyboards
 from botapi_emulator import validate_telegram_html
 from citebot.gaps import CoverageReport, Gap
 from embeddings.search import DocumentInfo, SearchResult
@@ -59,15 +60,15 @@ def test_reload_says_when_nothing_changed():
 
 
 def test_vote_buttons_round_trip_and_show_counts_only_in_groups():
-    assert fmt.decode_callback(fmt.encode_vote("AbC-_123", 1)) == fmt.VoteData("AbC-_123", 1)
-    assert fmt.decode_callback(fmt.encode_vote("AbC-_123", -1)) == fmt.VoteData("AbC-_123", -1)
+    assert keyboards.decode_callback(keyboards.encode_vote("AbC-_123", 1)) == keyboards.VoteData("AbC-_123", 1)
+    assert keyboards.decode_callback(keyboards.encode_vote("AbC-_123", -1)) == keyboards.VoteData("AbC-_123", -1)
     for forged in ("v:tok:x", "v::u", "v:" + "a" * 30 + ":u", "v:tok:u:extra"):
-        assert fmt.decode_callback(forged) is None
-    private = fmt.vote_row(fmt.Votes("tok", up=1, down=0, mine=1))
+        assert keyboards.decode_callback(forged) is None
+    private = keyboards.vote_row(keyboards.Votes("tok", up=1, down=0, mine=1))
     assert [b.text for b in private] == ["👍 ✓", "👎"]
-    group = fmt.vote_row(fmt.Votes("tok", up=3, down=1, mine=1, compact=True))
+    group = keyboards.vote_row(keyboards.Votes("tok", up=3, down=1, mine=1, compact=True))
     assert [b.text for b in group] == ["👍 3", "👎 1"]
-    keyboard = fmt.with_votes(fmt.InlineKeyboardMarkup([private]), fmt.Votes("tok", up=0, down=1, mine=-1))
+    keyboard = keyboards.with_votes(fmt.InlineKeyboardMarkup([private]), keyboards.Votes("tok", up=0, down=1, mine=-1))
     assert [[b.text for b in row] for row in keyboard.inline_keyboard] == [["👍", "👎 ✓"]]
 
 
