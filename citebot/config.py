@@ -81,7 +81,7 @@ class RetrievalWeights(_Section):
     dense_passage: float = 0.35
     dense_sentence: float = 0.35
     dense_focus: float = 0.3
-    bm25: float = 0.2
+    bm25: float = 0.1
     token_maxsim: float = 3.0
 
 
@@ -105,6 +105,7 @@ class RetrievalConfig(_Section):
     abstain_margin: float = Field(0.0, ge=-1, le=1)
     recency_margin: float = Field(0.4, ge=0)
     history_years: float = Field(5, ge=0)
+    newest_ratio: float = Field(0.7, ge=0, le=1)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
     kind_boosts: KindBoosts = KindBoosts()

@@ -190,6 +190,7 @@ def make_searcher(
         vector_index=vector_index,
         recency_margin=r.recency_margin,
         history_years=r.history_years,
+        newest_ratio=r.newest_ratio,
         kind_weights=r.kind_boosts.model_dump(),
         source_weights=r.source_boosts.model_dump(),
         common_words=common_english_words(),

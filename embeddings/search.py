@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from . import attribution, coverage, cues, temporal
+from . import attribution, coverage, cues, newest, temporal
 from .artifacts import Artifacts
 from .batching import QueryBatcher
 from .fusion import (
@@ -172,6 +172,7 @@ class Searcher:
         vector_index: Callable[[np.ndarray], VectorIndex] | None = None,
         recency_margin: float = 0.0,
         history_years: float = 0.0,
+        newest_ratio: float = 0.0,
         kind_weights: Mapping[str, float] | None = None,
         common_words: frozenset[str] = frozenset(),
         everyday_words: frozenset[str] = frozenset(),
@@ -186,6 +187,7 @@ class Searcher:
         self.abstain_below = abstain_below  # the floor of the off-topic threshold
         self.abstain_margin = abstain_margin  # above the corpus's best similarity to small talk
         self.recency_margin = recency_margin  # current questions: newest first within this of the best
+        self.newest_ratio = newest_ratio  # ... and the newest source's best passage first at this share of the best
         self.kind_weights = dict(kind_weights or {})  # why/when/how_many/who: see cues.kind_boost
         self.source_weights = dict(source_weights or {})  # named/authors: see attribution.source_boost
         self.common_words = common_words
@@ -366,12 +368,27 @@ class Searcher:
             order = temporal.prefer_newest(
                 np.asarray(order, dtype=np.intp), scores, self.passage_dates[candidates], self.recency_margin
             ).tolist()
+            order = self._promote_newest(query, order, scores, candidates)
         # the sentence to highlight: best by question and focus similarity together, a sentence
         # that says something before a bare reference
         offsets = np.concatenate(([0], np.cumsum(lengths)))
         combined = sent_q + sent_focus - 10.0 * ~self.sentence_content[sentence_rows]
         highlights = {i: int(np.argmax(combined[offsets[i] : offsets[i + 1]])) for i in order}
         return _Ranked(order, scores, candidates, best_similarity, highlights, current, small_talk)
+
+    def _promote_newest(self, query: str, order: list[int], scores: np.ndarray, candidates: np.ndarray) -> list[int]:
+        """newest.promote_newest for a current question, unless it names its source ("according
+        to the 2024 report": that source, not the newest, is asked) or asks why ("Why does Koofi
+        still want ...": the best reason, not the newest passage)."""
+        if not self.newest_ratio or not newest.asks_state(query, attribution.named_documents(query, self.citations)):
+            return order
+        positions = np.asarray(order, dtype=np.intp)
+        eligible = np.zeros(len(candidates), dtype=bool)
+        texts = [self.data.passage_text(int(candidates[i])) for i in order]
+        eligible[positions] = newest.answers_kind(query, texts, self.topic_words)
+        return newest.promote_newest(
+            positions, scores, self.passage_dates[candidates], self.newest_ratio, eligible
+        ).tolist()
 
     def _source_boost(self, query: str, docs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """attribution.source_boost of the candidates: the documents the question names, the

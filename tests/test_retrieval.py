@@ -235,3 +235,22 @@ def test_a_question_naming_its_source_gets_that_sources_passage(searcher, monkey
     assert any("Aleksei Zakharov is Fellow" in h.text or "Harsh V. Pant is" in h.text for h in authors.hits)
     monkeypatch.setattr(searcher, "source_weights", {})  # without the boost the 2024 piece comes first
     assert searcher.search(question).hits[0].citation.authors != ("Asma Hussain",)
+
+
+def test_the_newest_sources_answer_comes_first_even_below_the_recency_margin(searcher, monkeypatch):
+    # the 2024 piece's "considers the Taliban a terrorist organization" scores highest; the 2025
+    # commentary's "allies in countering terrorism" is its best passage, at 0.78 of that score
+    question = "Does the Kremlin currently regard the Taliban as an enemy?"
+    assert searcher.newest_ratio > 0
+    first = searcher.search(question, k=5).hits[0]
+    assert first.date == "2025-07-28" and hit_rank([first.text], ["allies in countering terrorism"]) == 1
+    # the 2025 article's history ("in the early 2010s") is not its news: the recognition passage leads
+    today = searcher.search("Does Moscow recognise the Taliban-led Islamic Emirate today?", k=5).hits[0]
+    assert hit_rank([today.text], ["russia s official recognition of the iea"]) == 1
+    # a question naming its source keeps that source's answer first
+    named = (
+        "Has the Kremlin officially recognised the regime in Kabul yet, according to the 2024 EurAsian Times report?"
+    )
+    assert searcher.search(named, k=3).hits[0].date == "2024"
+    monkeypatch.setattr(searcher, "newest_ratio", 0.0)
+    assert searcher.search(question, k=5).hits[0].date != "2025-07-28"
