@@ -15,8 +15,9 @@ PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar on
 # uv (from PyPI, bootstrapped by pip) installs torch and the ~80 other packages, several times faster
 # than pip (torch: 8 s against 48 s); constraints.txt pins torch for both, and pip takes over if uv
 # fails. uv does not read pip's PIP_FIND_LINKS (where this machine keeps the CPU build of torch):
-# it gets the same folders as --find-links.
-UV := $(BIN)/uv pip install --python $(BIN)/python --system-certs --constraint constraints.txt \
+# it gets the same folders as --find-links. --compile-bytecode as pip does: otherwise every process
+# of the first `make test` compiles torch's and transformers' modules again (+150 s of CPU).
+UV := $(BIN)/uv pip install --python $(BIN)/python --system-certs --constraint constraints.txt --compile-bytecode \
   $(foreach links,$(PIP_FIND_LINKS),--find-links $(links))
 
 .PHONY: install services run index test test-durations test-fast typecheck lint format bench eval clean
