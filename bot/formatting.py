@@ -186,7 +186,7 @@ def answer_html(
     last = result.hits[-1].rank
     span = f"{first}–{last}" if last > first else f"{first}"
     total = f" of {result.total}" if result.total >= last else ""
-    header = f"🔎 <b>Passages {span}{total}</b> for “<i>{esc(clip(question, 200))}</i>”"
+    header = f"🔎 <b>Passages {span}{total}</b> for {asked_html(question)}"
     older = older_hits(result.hits, result.current)
     if any(older):
         note = "\n".join(
@@ -219,8 +219,8 @@ def missing_terms_text(terms: Sequence[str]) -> str:
 
 
 def asked_html(question: str) -> str:
-    """The question a decline answers, quoted as the passages' header quotes it: with several
-    questions in flight, each answer says which one it is for."""
+    """The question an answer is for, quoted: in the passages' header and in a decline alike, so
+    that with several questions in flight each answer says which one it is for."""
     return f"“<i>{esc(clip(question, 200))}</i>”"
 
 

@@ -348,8 +348,9 @@ class Searcher:
         kinds = cues.question_kinds(query)
         if kinds and self.kind_weights:
             scores = scores + cues.kind_boost(kinds, self.passage_features[candidates], self.kind_weights)
+        named = attribution.named_documents(query, self.citations)  # the sources the question names
         if self.source_weights:
-            scores = scores + self._source_boost(query, rows["doc"], candidates)
+            scores = scores + self._source_boost(query, named, rows["doc"], candidates)
         if q_tokens is not None and self.uses_tokens:
             # MaxSim costs a product per passage token: re-score only the best candidates
             top = np.argsort(-scores, kind="stable")[: self.rerank]
@@ -368,7 +369,7 @@ class Searcher:
             order = temporal.prefer_newest(
                 np.asarray(order, dtype=np.intp), scores, self.passage_dates[candidates], self.recency_margin
             ).tolist()
-            order = self._promote_newest(query, order, scores, candidates)
+            order = self._promote_newest(query, named, order, scores, candidates)
         # the sentence to highlight: best by question and focus similarity together, a sentence
         # that says something before a bare reference
         offsets = np.concatenate(([0], np.cumsum(lengths)))
@@ -376,11 +377,13 @@ class Searcher:
         highlights = {i: int(np.argmax(combined[offsets[i] : offsets[i + 1]])) for i in order}
         return _Ranked(order, scores, candidates, best_similarity, highlights, current, small_talk)
 
-    def _promote_newest(self, query: str, order: list[int], scores: np.ndarray, candidates: np.ndarray) -> list[int]:
+    def _promote_newest(
+        self, query: str, named: frozenset[int], order: list[int], scores: np.ndarray, candidates: np.ndarray
+    ) -> list[int]:
         """newest.promote_newest for a current question, unless it names its source ("according
         to the 2024 report": that source, not the newest, is asked) or asks why ("Why does Koofi
         still want ...": the best reason, not the newest passage)."""
-        if not self.newest_ratio or not newest.asks_state(query, attribution.named_documents(query, self.citations)):
+        if not self.newest_ratio or not newest.asks_state(query, named):
             return order
         positions = np.asarray(order, dtype=np.intp)
         eligible = np.zeros(len(candidates), dtype=bool)
@@ -390,11 +393,11 @@ class Searcher:
             positions, scores, self.passage_dates[candidates], self.newest_ratio, eligible
         ).tolist()
 
-    def _source_boost(self, query: str, docs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """attribution.source_boost of the candidates: the documents the question names, the
-        passages naming their authors when it asks who wrote a source."""
+    def _source_boost(self, query: str, named: frozenset[int], docs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """attribution.source_boost of the candidates: the documents the question names (``named``),
+        the passages naming their authors when it asks who wrote a source."""
         return attribution.source_boost(
-            attribution.named_documents(query, self.citations),
+            named,
             attribution.asks_authorship(query),
             docs,
             self.passage_names_authors[candidates],
