@@ -14,7 +14,6 @@ set -euo pipefail
 
 REDIS=/usr/bin/redis-server
 NGINX=/usr/sbin/nginx
-PACKAGES=(redis-server nginx)
 
 missing() {
     local out=()
@@ -61,8 +60,7 @@ install_packages() {
 # Nothing could be installed: a missing server stops `make test` saying what to install; tmux alone
 # only costs its test.
 failed() {
-    optional=$(optional_missing)
-    [[ -n $optional ]] && echo "deploy/services.sh: tmux is not installed: the sandbox's terminal test will be skipped" >&2
+    [[ -n $(optional_missing) ]] && echo "deploy/services.sh: tmux is not installed: the sandbox's terminal test will be skipped" >&2
     if [[ -n $1 ]]; then
         explain "$1"
         return 1

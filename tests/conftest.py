@@ -26,15 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from citebot import engine
 from citebot.config import Settings, load_settings
 from citebot.service import configure_process, open_service
-from tests.scheduling import (
-    UNKNOWN_SLOW_SECONDS,
-    SuiteScheduling,
-    Unit,
-    load_durations,
-    run_order,
-    store_durations,
-    unit_key,
-)
+from tests.scheduling import SuiteScheduling, load_durations, scheduled, store_durations
 
 configure_process(logs=False)  # the test session is an entry point: offline, thread limits
 
@@ -69,31 +61,12 @@ def pytest_xdist_make_scheduler(config, log):
     return None
 
 
-def scheduled(items: list, durations: dict[str, float]) -> list:
-    """``items`` in :func:`tests.scheduling.run_order`, each unit's tests together."""
-    units: dict[str, list] = {}
-    for item in items:
-        units.setdefault(unit_key(item.nodeid), []).append(item)
-
-    def seconds(item) -> float:
-        return durations.get(item.nodeid, UNKNOWN_SLOW_SECONDS if item.get_closest_marker("slow") else 0.0)
-
-    order = run_order(
-        [
-            Unit(key, slow=any(i.get_closest_marker("slow") for i in members), seconds=sum(map(seconds, members)))
-            for key, members in units.items()
-        ]
-    )
-    return [item for unit in order for item in units[unit.key]]
-
-
 _durations: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
     # in the xdist controller, every worker's reports: setup, call and teardown of each test
-    if report.when in ("setup", "call", "teardown"):
-        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session):

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from xdist.scheduler import LoadScopeScheduling
 
@@ -88,3 +89,22 @@ class SuiteScheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return unit_key(nodeid)
+
+
+def scheduled(items: list[Any], durations: Mapping[str, float]) -> list[Any]:
+    """pytest's collected ``items`` in :func:`run_order`, each unit's tests together (a test
+    counts as slow when it carries the ``slow`` marker)."""
+    units: dict[str, list[Any]] = {}
+    for item in items:
+        units.setdefault(unit_key(item.nodeid), []).append(item)
+
+    def seconds(item: Any) -> float:
+        return durations.get(item.nodeid, UNKNOWN_SLOW_SECONDS if item.get_closest_marker("slow") else 0.0)
+
+    order = run_order(
+        [
+            Unit(key, slow=any(i.get_closest_marker("slow") for i in members), seconds=sum(map(seconds, members)))
+            for key, members in units.items()
+        ]
+    )
+    return [item for unit in order for item in units[unit.key]]
