@@ -79,8 +79,8 @@ class ChunkingConfig(_Section):
 
 class RetrievalWeights(_Section):
     dense_passage: float = 0.35
-    dense_sentence: float = 0.35
-    dense_focus: float = 0.3
+    dense_sentence: float = 0.2
+    dense_focus: float = 0.45
     bm25: float = 0.1
     token_maxsim: float = 3.0
 

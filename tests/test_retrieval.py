@@ -254,3 +254,22 @@ def test_the_newest_sources_answer_comes_first_even_below_the_recency_margin(sea
     assert searcher.search(named, k=3).hits[0].date == "2024"
     monkeypatch.setattr(searcher, "newest_ratio", 0.0)
     assert searcher.search(question, k=5).hits[0].date != "2025-07-28"
+
+
+def test_the_focus_similarity_weighs_most_among_the_dense_scores(searcher, monkeypatch):
+    # the question without the corpus-wide topic words ("Russia", "Moscow") tells apart passages
+    # on the same topic: the passage saying Washington stayed away, not the one on Moscow hosting
+    # the talks (README, fifth pass: dense weights 0.35 / 0.2 / 0.45 by cross-validation)
+    from dataclasses import replace
+
+    questions = {
+        "Why didn't Washington take part in the Moscow talks on Afghanistan?": "washington chose not to participate",
+        "Has the Taliban been effective against ISKP?": "the taliban also started campaigns against iskp",
+    }
+    assert searcher.weights.dense_focus > max(searcher.weights.dense_passage, searcher.weights.dense_sentence)
+    for question, evidence in questions.items():
+        assert hit_rank([searcher.search(question).hits[0].text], [evidence]) == 1, question
+    monkeypatch.setattr(searcher, "weights", replace(searcher.weights, dense_sentence=0.35, dense_focus=0.3))
+    searcher.forget_questions()
+    for question, evidence in questions.items():
+        assert hit_rank([searcher.search(question).hits[0].text], [evidence]) != 1, question
