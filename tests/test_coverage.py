@@ -62,6 +62,9 @@ def test_missing_terms_skip_corpus_words_inflections_spellings_and_common_words(
         ("When did the Taliban overrun Kunduz?", ["overrun"], []),
         ("Beyond which river was the Soviet military pushed back?", ["river"], []),
         ("did the heroin trade push moscow into talking with the taliban", ["heroin"], []),
+        # "the main thrust of" asks what a source says, not for a thing named "thrust"
+        ("What was the main thrust of Russia's return to Afghanistan until 2013?", ["thrust"], []),
+        ("What is the gist of Moscow's Afghan policy?", ["gist"], []),
     ],
 )
 def test_focus_missing(question, missing, expected):
