@@ -7,7 +7,9 @@ Two measurements, each repeated in fresh processes:
   searcher set-up, first question) with timers, to see where the time goes;
 * the floor, side by side (runs alternate with the two above): a bare child that loads the
   model with sentence-transformers and encodes the one question, nothing else. The target is
-  ``citebot ask`` within TARGET_RATIO of it;
+  ``citebot ask`` within TARGET_RATIO of it. A second bare child does the same after deferring
+  scikit-learn as citebot does (:mod:`embeddings.deferred_imports`), so that the report shows how
+  much of citebot's lead over the first one is that import;
 
 and one ``python -X importtime`` run of that child, summarised by top-level package.
 
@@ -63,13 +65,15 @@ from sentence_transformers import SentenceTransformer
 model = SentenceTransformer(sys.argv[1], device="cpu", local_files_only=True)
 model.encode([sys.argv[2]])
 """
+# the same, with what citebot defers (embeddings.deferred_imports): the floor citebot itself could reach
+BARE_DEFERRED = "from embeddings.deferred_imports import defer_unused_imports\ndefer_unused_imports()\n" + BARE
 TARGET_RATIO = 1.1  # citebot ask / (bare model load + one encode)
 
 
-def run_bare(model_path: str) -> float:
+def run_bare(model_path: str, script: str = BARE) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", BARE, model_path, QUESTION],
+        [sys.executable, "-c", script, model_path, QUESTION],
         capture_output=True,
         text=True,
         check=True,
@@ -166,16 +170,18 @@ def main(argv: list[str] | None = None) -> int:
     searcher = open_searcher()  # make sure the index exists and is current (not timed)
     model_path = resolve_model(searcher.encoder.spec)
     index_dir = WORK / "index"
-    children, cli, bare, ratios = [], [], [], []
-    for r in range(repeats):  # side by side: each repeat runs all three, in an order that rotates
+    children, cli, bare, bare_deferred, ratios, ratios_deferred = [], [], [], [], [], []
+    for r in range(repeats):  # side by side: each repeat runs all four, in an order that rotates
         runs = [
             lambda: cli.append(run_cli()),
             lambda: bare.append(run_bare(model_path)),
             lambda: children.append(run_child(index_dir)),
+            lambda: bare_deferred.append(run_bare(model_path, BARE_DEFERRED)),
         ]
-        for i in range(3):
-            runs[(i + r) % 3]()
+        for i in range(len(runs)):
+            runs[(i + r) % len(runs)]()
         ratios.append(cli[-1] / bare[-1])
+        ratios_deferred.append(cli[-1] / bare_deferred[-1])
     steps = list(children[0]["marks"])
     result = {
         "question": QUESTION,
@@ -184,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         "cli_ask_wall_seconds": scalar_over_runs(cli),
         "bare_model_load_and_encode_seconds": scalar_over_runs(bare),
         "ratio_cli_to_bare": scalar_over_runs(ratios),
+        # the bare process deferring scikit-learn as citebot does: how much of the gain is that
+        "bare_deferred_seconds": scalar_over_runs(bare_deferred),
+        "ratio_cli_to_bare_deferred": scalar_over_runs(ratios_deferred),
         "target_ratio": TARGET_RATIO,
         "instrumented_wall_seconds": scalar_over_runs([c["wall"] for c in children]),
         "steps_seconds": {s: scalar_over_runs([c["marks"][s] for c in children]) for s in steps},

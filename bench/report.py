@@ -176,7 +176,17 @@ def cold_ratio(r: dict[str, Any]) -> list[str]:
     return [
         f"* side by side, the floor: a bare process loading the model with sentence-transformers and encoding "
         f"the question: {ms(r['bare_model_load_and_encode_seconds'], 2)} s; `citebot ask` / bare = "
-        f"**{ms(ratio, 3)}** (target ≤ {target:g}: {'met' if ratio['median'] <= target else '**not met**'})"
+        f"**{ms(ratio, 3)}** (target ≤ {target:g}: {'met' if ratio['median'] <= target else '**not met**'})",
+        *(
+            [
+                f"* the same bare process deferring scikit-learn as citebot does (`embeddings.deferred_imports`): "
+                f"{ms(r['bare_deferred_seconds'], 2)} s; `citebot ask` / it = "
+                f"**{ms(r['ratio_cli_to_bare_deferred'], 3)}** "
+                "(what citebot costs beyond the model once both skip the import)"
+            ]
+            if "ratio_cli_to_bare_deferred" in r
+            else []
+        ),
     ]
 
 

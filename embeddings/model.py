@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .deferred_imports import defer_unused_imports
 from .query_encoding import TokenStates
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Encoder:
         self.spec = spec
         self.batch_size = batch_size
         target = resolve_model(spec, root)
+        defer_unused_imports()  # scikit-learn, imported by sentence-transformers but never called here
         try:
             import transformers
             from sentence_transformers import SentenceTransformer

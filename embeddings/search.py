@@ -262,7 +262,7 @@ class Searcher:
         )
         # questions closer to one of these than to any passage are small talk, whatever the corpus holds
         self.small_talk_vectors = (
-            coverage.encode_probes(encoder, coverage.SMALL_TALK)
+            np.asarray(data.small_talk_vectors, dtype=np.float32)
             if len(self.passages)
             else np.zeros((0, self.passage_vectors.shape[1]), np.float32)
         )

@@ -99,7 +99,7 @@ SMALL_EVAL = (
 )
 
 
-def test_eval_reports_pipelines_side_by_side_and_per_kind(cli_env, capsys, tmp_path):
+def test_eval_reports_pipelines_side_by_side_and_per_kind(cli_env, capsys, tmp_path, monkeypatch):
     small = tmp_path / "eval.yaml"
     small.write_text(SMALL_EVAL)
     assert main(["eval", str(small), "--json"]) == 0
@@ -113,6 +113,8 @@ def test_eval_reports_pipelines_side_by_side_and_per_kind(cli_env, capsys, tmp_p
     assert set(full["by_kind"]) == {"lookup", "who", "when", "unanswerable"}
     assert full["by_kind"]["who"]["questions"] == 2 and full["by_kind"]["who"]["hit@5"] == 1.0
     assert set(full["by_kind"]["unanswerable"]) == {"questions", "declined", "answered"}
+    # the same figures as tables (not measured again: that is the run above)
+    monkeypatch.setattr("embeddings.evaluation.compare_pipelines", lambda eval_set, searcher: report["pipelines"])
     assert main(["eval", str(small)]) == 0
     out = capsys.readouterr().out
     assert "| full |" in out and "abstained_unanswerable" in out and "| unanswerable | 2 |" in out

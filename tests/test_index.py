@@ -199,3 +199,17 @@ def test_start_up_with_a_damaged_index_rebuilds_and_serves(small_private_index, 
     searcher = open_service(small_private_index, encoder=encoder).searcher
     assert current_build(index_dir).resolve() != build
     assert searcher.search("Do Afghans still speak Russian?").hits
+
+
+def test_a_searcher_starting_on_a_build_makes_no_model_call(settings, encoder):
+    """The small-talk probes come with the build (small_talk_vectors.npy, by the build's model):
+    a process start or a swap encodes nothing before the first question (it took 1.2 s of CPU)."""
+    from embeddings.coverage import SMALL_TALK
+
+    data = engine.open_index(settings)
+    assert np.allclose(data.small_talk_vectors, encoder.encode(list(SMALL_TALK)), atol=1e-5)
+    counting = CountingEncoder(encoder)
+    counting.model = encoder.model  # its tokenizer's vocabulary is read, not the model run
+    searcher = engine.make_searcher(settings, counting, data)
+    assert counting.texts == []
+    assert searcher.search("hello, how are you?").abstained and set(counting.texts) == {"hello, how are you?"}

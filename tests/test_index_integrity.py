@@ -31,7 +31,7 @@ QUESTION = "Do Afghans still speak Russian?"
 
 @pytest.fixture
 def private_index(small_private_index, make_settings):
-    """A private copy of the small corpus and its index (a rebuild re-embeds a fifth of the seeds)."""
+    """A private copy of the small corpus and its index (a rebuild re-embeds a tenth of the seeds)."""
     return make_settings(
         index_dir=small_private_index.path(small_private_index.index.dir),
         corpus_seeds_dir=small_private_index.path(small_private_index.corpus.seeds_dir),
