@@ -338,8 +338,8 @@ _FOCUS_SLOTS = (
     ),
 )
 # Words that say what kind of answer is wanted, not what it is about: "the purpose of", "the
-# name of", "the main thrust of" (what it says, whatever the words). ("Which river" names a type the answer need not use either: "which"/"what" slots
-# are left to the share of missing words.)
+# name of", "the main thrust of" (what a source says, in whatever words). ("Which river" names a
+# type the answer need not use either: "which"/"what" slots are left to the share of missing words.)
 _ANSWER_FORM_TEXT = """purpose purposes reason reasons motive motives motivation aim aims goal goals cause
     causes effect effects impact consequences role significance meaning view views opinion position stance name
     names number amount date year years time kind type sort way ways extent level size
