@@ -22,7 +22,7 @@ def fake_install(tmp_path: Path, uv_works: bool = True) -> tuple[subprocess.Comp
         tool = venv / "bin" / name
         failing = "exit 2\n" if name == "uv" and not uv_works else ""
         tool.write_text(
-            f'#!/bin/sh\necho {name} "$@" >> {calls}\n{failing}'
+            f'#!/bin/sh\necho {name} "$@" >> {calls}\necho "env: [$PYTHONDONTWRITEBYTECODE]" >> {calls}\n{failing}'
             "echo 'Collecting something'\necho 'Requirement already satisfied: else'\n"
         )
         tool.chmod(0o755)
@@ -32,7 +32,7 @@ def fake_install(tmp_path: Path, uv_works: bool = True) -> tuple[subprocess.Comp
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "MAKEFLAGS": "", "PIP_FIND_LINKS": "/somewhere/wheels"},
+        env={**os.environ, "MAKEFLAGS": "", "PIP_FIND_LINKS": "/somewhere/wheels", "PYTHONDONTWRITEBYTECODE": "1"},
     )
     return done, calls.read_text().splitlines()
 
@@ -54,6 +54,8 @@ def test_install_prints_one_line_per_step_with_its_time(tmp_path):
     assert installs[1].endswith(" torch") and "--find-links /somewhere/wheels" in installs[1]
     assert "-e .[test,bench]" in installs[2] and "-e ./emulator" in installs[3]
     assert (tmp_path / "venv" / ".installed").exists()
+    # bytecode is written whatever the environment says (make exports PYTHONDONTWRITEBYTECODE empty)
+    assert {c for c in calls if c.startswith("env: ")} == {"env: []"}
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
