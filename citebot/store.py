@@ -162,16 +162,22 @@ class Store:
     # ------------------------------------------------------------------------- schema
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this citebot ({SCHEMA_VERSION}): upgrade citebot"
-            )
-        for number in range(version + 1, SCHEMA_VERSION + 1):
+        # The version is read under the write lock (BEGIN IMMEDIATE), one step at a time: replicas
+        # started together on a new file each found version 0 before any had written, and all but
+        # the first then failed on "table meta already exists".
+        while True:
             with self._transaction():
-                for statement in MIGRATIONS[number - 1]:
+                version = self.schema_version
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path} has schema version {version}, newer than this citebot ({SCHEMA_VERSION}): "
+                        "upgrade citebot"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version]:
                     self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {number}")
+                self._db.execute(f"PRAGMA user_version = {version + 1}")
 
     @property
     def schema_version(self) -> int:

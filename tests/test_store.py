@@ -133,3 +133,33 @@ def test_export_is_an_eval_file_a_person_completes(tmp_path):
     assert loaded.questions[1].docs == ("001",)
     assert yaml.safe_load(export_yaml([])) == {"questions": [], "off_topic": []}
     assert doc_prefix("my-report.pdf") == "my-report.pdf"
+
+
+def test_replicas_creating_a_new_store_at_once_all_open_it(tmp_path):
+    """Replicas started together on a new file (a fresh machine, `make test` in a fresh clone): each
+    reads the schema version under the write lock, so only the first creates the tables (the others
+    failed with "table meta already exists" and exited)."""
+    import threading
+
+    path = tmp_path / "shared.sqlite3"
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            opened.append(Store(path))
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and len(opened) == 8, errors
+    assert {s.schema_version for s in opened} == {store_module.SCHEMA_VERSION}
+    assert len({s.user_hash(42) for s in opened}) == 1  # one salt, written once
+    for s in opened:
+        s.close()
