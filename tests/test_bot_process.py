@@ -25,7 +25,7 @@ async def test_sigterm_finishes_the_answer_in_flight_and_exits_0(emulator, built
         CITEBOT_INDEX_DIR=str(built_index_dir),
     )
     async with citebot_process(env, "serve") as process:
-        await emulator.wait_for("getUpdates", timeout=120)
+        await emulator.wait_until(lambda: emulator.polling, timeout=120, what="the bot polling")
         registered = await emulator.wait_for("setMyCommands", timeout=30)
         assert registered[0].ok
         alice = emulator.user(601, "Alice")

@@ -524,10 +524,9 @@ async def test_flood_control(emu: BotApiEmulator, bot: telegram.Bot, chat: dict[
 
 
 async def holding_a_poll(emu: BotApiEmulator, timeout: float = 5.0) -> None:
-    """Wait until the emulator holds a getUpdates request open (it has arrived and is long polling)."""
-    async with asyncio.timeout(timeout):
-        while emu.updates._poll is None:
-            await asyncio.sleep(0.01)
+    """Wait until the emulator holds a getUpdates request open (it has arrived and is long polling):
+    a held poll wakes ``wait_until`` as a recorded call does."""
+    await emu.wait_until(lambda: emu.polling, timeout=timeout, what="a held getUpdates")
 
 
 @pytest.mark.asyncio
@@ -546,7 +545,7 @@ async def test_long_polling_and_offset_confirmation(
     started = time.monotonic()
     second = emu.send_text(chat, alice, "/cite 😀 @bob")
     [update] = await asyncio.wait_for(poll, 2)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.0 and not emu.polling  # answered: no longer held
     assert update.update_id == second["update_id"] == first["update_id"] + 1
     assert [(e.type, e.offset, e.length) for e in update.message.entities] == [
         ("bot_command", 0, 5),

@@ -86,6 +86,7 @@ class BotApiEmulator(UserActions):
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._restarting = False
+        self.updates.poll_listeners.append(self._notify)  # `polling` is something wait_until can wait for
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -327,6 +328,13 @@ class BotApiEmulator(UserActions):
     def webhook(self) -> WebhookDelivery:
         """Webhook delivery (after setWebhook): its ``deliveries``, ``timeout`` and ``backoff``."""
         return self.methods.webhook
+
+    @property
+    def polling(self) -> bool:
+        """Whether the bot's getUpdates is being held open now: it is polling. (A call is recorded
+        when it is answered, so ``wait_for("getUpdates")`` sees the first poll only when its
+        timeout ends, seconds after the bot began polling.)"""
+        return self.updates.polling
 
     @property
     def pending_updates(self) -> list[dict[str, Any]]:

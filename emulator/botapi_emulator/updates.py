@@ -47,6 +47,7 @@ class UpdateQueue:
         self._allowed: frozenset[str] | None = None
         self._poll: _Poll | None = None
         self.listeners: list[Callable[[], None]] = []  # called after each queued update (webhook delivery)
+        self.poll_listeners: list[Callable[[], None]] = []  # called when a getUpdates starts being held
 
     # -- producing -------------------------------------------------------------------------
 
@@ -101,6 +102,11 @@ class UpdateQueue:
         """Forget all pending updates (deleteWebhook/setWebhook drop_pending_updates)."""
         self.pending.clear()
 
+    @property
+    def polling(self) -> bool:
+        """Whether a getUpdates call is being held open now (the bot is waiting for updates)."""
+        return self._poll is not None
+
     def terminate_poll(self) -> None:
         """Make a held getUpdates answer 409 Conflict (a newer request took over)."""
         if self._poll is not None:
@@ -119,6 +125,8 @@ class UpdateQueue:
         self.confirm(offset)
         self.terminate_poll()
         poll = self._poll = _Poll()
+        for listener in self.poll_listeners:
+            listener()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         try:
