@@ -1,15 +1,17 @@
 """A build made by another builder is adopted: ``citebot index`` run by hand or from cron writes a
 new build and moves ``current``; the serving bot follows ``current`` whoever wrote it
-(citebot/lifecycle.IndexKeeper.adopt_current and follow)."""
+(citebot/lifecycle.IndexKeeper.adopt_current and follow). The other builder here is
+``engine.update_index`` in this process, which is what ``citebot index`` runs; replicas in other
+processes following a builder's ``current`` are tests/test_replicas.py's."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 
 import pytest
+
+from citebot import engine
 
 ZEBRA_QUESTION = "When do zebras cross the Mara river?"
 ZEBRA_FACT = "every year in July"  # in the zebra passage, not in the question (which an answer quotes)
@@ -20,26 +22,14 @@ ZEBRA = "Zebra migration\n\n" + "\n\n".join(
 )
 
 
-async def index_in_a_subprocess(settings, child_env) -> None:
-    """``citebot index`` as another process (a person or cron), on the bot's seeds and index."""
-    env = child_env(
-        CITEBOT_INDEX_DIR=str(settings.path(settings.index.dir)),
-        CITEBOT_CORPUS_SEEDS_DIR=str(settings.path(settings.corpus.seeds_dir)),
-    )
-    process = await asyncio.create_subprocess_exec(
-        os.path.join(os.path.dirname(sys.executable), "citebot"),
-        "index",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 240)
-    assert process.returncode == 0, err.decode()[-2000:]
+async def another_builder(settings, encoder) -> None:
+    """What ``citebot index`` does (a person or cron), beside the keeper: build, publish, move ``current``."""
+    assert (await asyncio.to_thread(engine.update_index, settings, encoder)).built
 
 
 @pytest.mark.asyncio
 async def test_the_serving_bot_answers_from_a_build_citebot_index_published(
-    emulator, start_bot, make_keeper, private_index_settings, child_env
+    emulator, start_bot, make_keeper, private_index_settings, encoder
 ):
     settings = private_index_settings(index_follow_seconds=0.5)
     keeper = make_keeper(settings)
@@ -53,7 +43,7 @@ async def test_the_serving_bot_answers_from_a_build_citebot_index_published(
     old = app.bot_data.retriever
 
     (settings.path(settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA, encoding="utf-8")
-    await index_in_a_subprocess(settings, child_env)
+    await another_builder(settings, encoder)
     published = time.monotonic()
     await emulator.wait_until(lambda: app.bot_data.retriever is not old, timeout=30, what="the new build adopted")
     adopted_in = time.monotonic() - published
@@ -68,18 +58,15 @@ async def test_the_serving_bot_answers_from_a_build_citebot_index_published(
 async def test_a_rebuild_that_finds_the_seeds_up_to_date_adopts_the_newer_build(
     private_index_settings, make_keeper, encoder
 ):
-    """The keeper's rebuild comes after another builder's (here in this process, as `citebot
-    index` is in its own in the test above): it finds nothing to build, and serves the build the
-    other builder published instead of its old one."""
-    from citebot import engine
-
+    """The keeper's rebuild comes after another builder's: it finds nothing to build, and serves
+    the build the other builder published instead of its old one."""
     settings = private_index_settings()
     keeper = make_keeper(settings)
     swapped = []
     keeper.on_swap = swapped.append
     old = keeper.searcher
     (settings.path(settings.corpus.seeds_dir) / "zebra.txt").write_text(ZEBRA, encoding="utf-8")
-    assert (await asyncio.to_thread(engine.update_index, settings, encoder)).built  # not the keeper's
+    await another_builder(settings, encoder)
     outcome = await keeper.rebuild()
     assert outcome.ok and not outcome.report.built and outcome.swapped and outcome.adopted
     assert "now serving build" in outcome.summary()
@@ -93,8 +80,6 @@ async def test_a_rebuild_that_finds_the_seeds_up_to_date_adopts_the_newer_build(
 async def test_a_published_build_that_cannot_be_loaded_is_reported_once_and_the_old_one_kept(
     private_index_settings, make_keeper, monkeypatch
 ):
-    from citebot import engine
-
     settings = private_index_settings()
     keeper = make_keeper(settings)
     errors = []
