@@ -161,8 +161,10 @@ async def test_a_persistent_401_ends_serve_with_exit_1_and_a_clear_message(emula
         CITEBOT_TELEGRAM_POLLING_REFUSED_GRACE_SECONDS="3",
     )
     async with citebot_process(env, "serve") as process:
-        await emulator.wait_for("getUpdates", timeout=180)  # loading the model: seconds idle, minutes on a busy machine
+        # loading the model: seconds idle, minutes on a busy machine
+        await emulator.wait_until(lambda: emulator.polling, timeout=180, what="the bot polling")
         emulator.fail_next("getUpdates", status=401, count=10_000)
+        emulator.updates.release_poll()  # the held poll answers now (nothing new): the next ones meet the 401s
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     log = stderr.decode()
     assert process.returncode == 1, log[-3000:]
