@@ -14,19 +14,19 @@ import statistics
 import time
 from typing import Any
 
-from .common import latency_summary, open_searcher, over_runs, parser, scalar_over_runs, write_result
+from .common import latency_summary, library_encode, open_searcher, over_runs, parser, scalar_over_runs, write_result
 from .questions import questions as make_questions
 
 
 class ModelTimer:
     """Times every forward pass of the sentence-transformers model, whichever path calls it
-    (``Encoder.encode`` or the searcher's token-vector encode), by wrapping ``model.encode``."""
+    (``Encoder.encode`` or the searcher's token-vector encode), by wrapping ``Encoder.forward``."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, encoder: Any) -> None:
         self.spent = 0.0
-        self.model = model
-        self.own = "encode" in vars(model)  # already an instance attribute: put it back as it was
-        self.inner = inner = model.encode
+        self.model = encoder
+        self.own = "forward" in vars(encoder)  # already an instance attribute: put it back as it was
+        self.inner = inner = encoder.forward
 
         def encode(*args, **kwargs):
             start = time.perf_counter()
@@ -35,13 +35,13 @@ class ModelTimer:
             finally:
                 self.spent += time.perf_counter() - start
 
-        model.encode = encode
+        encoder.forward = encode
 
     def restore(self) -> None:
         if self.own:
-            self.model.encode = self.inner
+            self.model.forward = self.inner
         else:
-            del self.model.encode
+            del self.model.forward
 
 
 def formatter():
@@ -59,12 +59,12 @@ def formatter():
 def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> dict[str, Any]:
     searcher = searcher or open_searcher()
     bare = searcher.encoder
-    timed_encoder = ModelTimer(bare.model)
+    timed_encoder = ModelTimer(bare)
     fmt_name, fmt = formatter()
     questions = make_questions(n_questions)
     for q in questions[: 3 if quick else 10]:  # warm up: first calls allocate
         fmt(searcher.search(q), q)
-        bare.encode([q])
+        library_encode(bare, [q])
     searcher.forget_questions()
 
     runs: dict[str, list[dict[str, float]]] = {
@@ -78,7 +78,7 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
 
             def encode_only(q=q, t=t):
                 start = time.perf_counter()
-                bare.encode([q])
+                library_encode(bare, [q])
                 t["bare_encode"].append(time.perf_counter() - start)
 
             def pipeline(q=q, t=t):
@@ -113,7 +113,7 @@ def run(quick: bool, repeats: int, n_questions: int, searcher: Any = None) -> di
         "sentences": len(searcher.sentence_vectors),
         "latency_ms": {k: over_runs(v) for k, v in runs.items()},
         "p50_ratio_pipeline_to_bare_encode": scalar_over_runs(ratios),
-        "target": "pipeline p50 <= 1.5 x bare encode p50",
+        "target": "pipeline p50 <= 1.3 x bare encode p50",
         "batching": batching,
         "threads": threads,
     }

@@ -114,6 +114,35 @@ def unlimited_search_threads() -> contextlib.AbstractContextManager:
 
 
 @contextlib.contextmanager
+def httpx_requests() -> Iterator[None]:
+    """Without aiohttp: the Bot API calls and getUpdates through PTB's HTTPXRequest (httpx)."""
+    from telegram.request import HTTPXRequest
+
+    from bot import application
+    from bot.transport import FastJsonPayload
+
+    class HttpxPolling(FastJsonPayload, HTTPXRequest):
+        pass
+
+    with (
+        mock.patch.object(application, "AiohttpRequest", HTTPXRequest),
+        mock.patch.object(application, "PollingRequest", HttpxPolling),
+    ):
+        yield
+
+
+def per_call_setup() -> contextlib.AbstractContextManager:
+    """Without the model set up once: every forward pass through ``SentenceTransformer.encode``,
+    which puts the model in eval mode and finds its device again on each call."""
+    from embeddings.model import Encoder
+
+    def library_loop(self: Any, texts: list[str]) -> list[dict[str, Any]]:
+        return self.model.encode(texts, output_value=None, batch_size=self.batch_size)
+
+    return mock.patch.object(Encoder, "forward", library_loop)
+
+
+@contextlib.contextmanager
 def model_threads(threads: int) -> Iterator[None]:
     """torch's threads (MKL's matrix products included) set to ``threads`` for the block, 0 meaning
     torch's default of one per core, as ``embeddings.threads`` sets them; as configured after. The
@@ -151,6 +180,14 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
     "thread_limits": (
         "the search threads get the main thread's limits: one OpenMP thread (citebot.engine.limit_threads_here)",
         unlimited_search_threads,
+    ),
+    "aiohttp": (
+        "Bot API calls and getUpdates over aiohttp, not httpx (bot.aiohttp_request.AiohttpRequest)",
+        httpx_requests,
+    ),
+    "setup_once": (
+        "the model set up once, not by SentenceTransformer.encode on every call (embeddings.model.Encoder.forward)",
+        per_call_setup,
     ),
     "one_model_thread": (
         "the model's forward passes on one thread (embeddings.threads: 1 against 0, torch's default of one per core)",

@@ -57,7 +57,10 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fusion and the rest of ranking", ("Searcher.rank", "fusion.py", "Searcher._candidates")),
     ("searcher, other", ("embeddings/",)),
     ("answer formatting", ("bot/formatting.py",)),
-    ("HTTP client (httpx, httpcore, h11, anyio)", ("httpx/", "httpcore/", "h11/", "anyio/")),
+    (
+        "HTTP client (aiohttp, yarl, multidict; httpx, httpcore, h11, anyio)",
+        ("aiohttp/", "yarl/", "multidict/", "httpx/", "httpcore/", "h11/", "anyio/"),
+    ),
     ("JSON", ("orjson", "json/")),
     ("Bot API objects (de_json, to_dict)", ("de_json", "de_list", "to_dict", "_get_attrs")),
     ("python-telegram-bot dispatch", ("telegram/",)),

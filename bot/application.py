@@ -29,7 +29,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
-from telegram.request import BaseRequest, HTTPXRequest
+from telegram.request import BaseRequest
 
 from citebot.config import ConfigError, Settings
 from citebot.engine import limit_threads_here
@@ -38,6 +38,7 @@ from embeddings.memory import HeapTrimmer
 from embeddings.search import SearchResult
 
 from . import handlers
+from .aiohttp_request import AiohttpRequest
 from .polling import PollingBot, PollingGuard
 from .ratelimit import RateLimiter
 from .retriever import FeedbackStore, Keeper, RebuildResult, Retriever, answers_batches
@@ -96,7 +97,7 @@ def build_application(
         raise ConfigError("no bot token: set TELEGRAM_BOT_TOKEN")
     base_url = base_url or telegram.base_url
     skip_missing_sniffio()
-    http = HTTPXRequest(
+    http = AiohttpRequest(
         connection_pool_size=max(32, 4 * telegram.workers),
         read_timeout=read_timeout,
         write_timeout=15.0,

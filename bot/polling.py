@@ -34,7 +34,9 @@ from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue
 from telegram._utils.types import JSONDict, ODVInput, TimePeriod
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
-from telegram.request import BaseRequest, HTTPXRequest
+from telegram.request import BaseRequest
+
+from .aiohttp_request import AiohttpRequest
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +225,7 @@ class PollingBot(ExtBot):
         **kwargs: Any,
     ) -> None:
         # made here, not by ExtBot, so that its read timeout is known (see _poll_read_timeout)
-        self._polling_request = get_updates_request or HTTPXRequest()
+        self._polling_request = get_updates_request or AiohttpRequest()
         super().__init__(token, get_updates_request=self._polling_request, **kwargs)
         # Bot objects are frozen after __init__; only underscored attributes may still be set
         self._guard = guard or PollingGuard()

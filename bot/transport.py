@@ -22,11 +22,14 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 from telegram._utils.types import JSONDict
 from telegram.error import NetworkError, TelegramError
-from telegram.request import BaseRequest, HTTPXRequest, RequestData
+from telegram.request import BaseRequest, RequestData
+
+from .aiohttp_request import AiohttpRequest
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +61,14 @@ class WrappedRequest(BaseRequest):
 class Failure(Enum):
     """Why an attempt failed, which decides whether repeating it is safe (see :class:`RetryingRequest`)."""
 
-    NOT_SENT = "not sent"  # no connection (refused, connect or pool timeout) or the request not written
+    NOT_SENT = "not sent"  # no connection (refused, connect or pool timeout) or (httpx) the request not written
     REFUSED = "refused"  # the Bot API, or a proxy in front of it, answered 5xx (or 408): not carried out
     AMBIGUOUS = "no answer"  # sent, and no answer came (closed, read timeout): maybe carried out
 
 
 _NOT_SENT_CAUSES = (
+    aiohttp.ClientConnectorError,  # refused, unreachable: no connection
+    aiohttp.ConnectionTimeoutError,  # no connection in time (a free one from the pool, or a new one)
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
@@ -75,7 +80,8 @@ _NOT_SENT_CAUSES = (
 
 def classify_exception(exc: BaseException) -> Failure:
     """:attr:`Failure.NOT_SENT` when the HTTP layer shows the request never reached the API (the
-    httpx error that PTB wraps says so), else :attr:`Failure.AMBIGUOUS`."""
+    aiohttp or httpx error that PTB's exception wraps says so), else :attr:`Failure.AMBIGUOUS`
+    (aiohttp does not tell a write that failed from a read: either is "maybe carried out")."""
     seen = 0
     cause: BaseException | None = exc
     while cause is not None and seen < 5:
@@ -345,7 +351,7 @@ class BotRequest(FastJsonPayload, RetryingRequest):
     """The bot's request object: retries (:class:`RetryingRequest`) and orjson parsing."""
 
 
-class PollingRequest(FastJsonPayload, HTTPXRequest):
+class PollingRequest(FastJsonPayload, AiohttpRequest):
     """getUpdates' own request object (PTB keeps it apart from the others), with orjson parsing."""
 
 

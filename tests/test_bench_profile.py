@@ -20,7 +20,9 @@ PARSE = "thread (2): MainThread;PollingBot.get_updates (bot/polling.py:80);Updat
 def test_a_sample_goes_to_the_innermost_costly_stage_not_the_caller():
     assert stage(FORWARD) == "model forward (torch)"  # not "searcher, other": the searcher called it
     assert stage(MAXSIM) == "MaxSim (token vectors)"  # not the rest of ranking
-    assert stage(SEND) == "HTTP client (httpx, httpcore, h11, anyio)"  # not the handler that sent
+    assert (
+        stage(SEND) == "HTTP client (aiohttp, yarl, multidict; httpx, httpcore, h11, anyio)"
+    )  # not the handler that sent
     assert stage(PARSE) == "Bot API objects (de_json, to_dict)"
     assert stage("thread (3): Thread;somewhere (lib/x.py:1)") == OTHER
 

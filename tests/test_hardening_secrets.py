@@ -29,6 +29,7 @@ ARMS = "Is Russia arming the Taliban?"
 ZAHIR = "Who overthrew King Zahir Shah?"
 LOUD = (
     "",
+    "aiohttp",
     "httpx",
     "httpcore",
     "telegram",
@@ -148,9 +149,9 @@ async def test_the_token_and_the_webhook_secret_never_leak(
     sent = "\n".join(
         str(c.params) + str(c.response) for c in emulator.calls if c.method != "setWebhook" and c.injected is None
     )
-    # the scenario did log what would leak: request URLs, the webhook secret sent to setWebhook,
+    # the scenario did log what would leak: the Bot API URL, the webhook secret sent to setWebhook,
     # the setMyCommands error and the handler's exception
-    assert "/bot<redacted>/sendMessage" in logged
+    assert "Set Bot API URL: " in logged and "/bot<redacted>\n" in logged
     assert "'secret_token': '<redacted>'" in logged
     assert "could not register the bot's commands" in logged
     assert "error while handling an update" in logged and "Traceback" in logged

@@ -83,21 +83,21 @@ def test_the_focus_vector_leaves_the_topic_words_out(encoder):
 
 
 def test_token_states_come_from_one_forward_pass(encoder, monkeypatch):
-    calls = recorded_encodes(monkeypatch, encoder.model)
+    calls = recorded_encodes(monkeypatch, encoder)
     encode_questions(encoder, QUESTIONS, TOPIC)
     assert calls == [QUESTIONS]  # the questions once, not their stripped texts as well
 
 
-def recorded_encodes(monkeypatch, model) -> list[list[str]]:
-    """The texts of each of ``model.encode``'s calls from now on (the calls still encode)."""
+def recorded_encodes(monkeypatch, encoder) -> list[list[str]]:
+    """The texts of each of the encoder's forward passes from now on (the calls still encode)."""
     calls: list[list[str]] = []
-    real = model.encode
+    real = encoder.forward
 
     def recording(texts, *args, **kwargs):
         calls.append(list(texts))
         return real(texts, *args, **kwargs)
 
-    monkeypatch.setattr(model, "encode", recording)
+    monkeypatch.setattr(encoder, "forward", recording)
     return calls
 
 
@@ -111,7 +111,7 @@ def test_retrieval_focus_pass_chooses_one_or_two_forward_passes(
     chosen = make_searcher(
         with_overrides(settings, {"retrieval.focus_pass": focus_pass}), searcher.encoder, searcher.data
     )
-    calls = recorded_encodes(monkeypatch, chosen.encoder.model)
+    calls = recorded_encodes(monkeypatch, chosen.encoder)
     result = chosen.search_many(["Why did Russia remove the Taliban from its list of terrorist organisations?"])
     assert result[0].hits
     assert [len(texts) for texts in calls] == [texts_per_question]
@@ -140,7 +140,7 @@ def test_the_focus_text_that_is_the_question_again_is_not_encoded_twice(settings
     assert strip_words(plain, chosen.topic_words) == plain != strip_words(topical, chosen.topic_words)
     questions = [plain, topical]
     expected = chosen.encoder.encode_with_tokens(questions + [strip_words(q, chosen.topic_words) for q in questions])
-    calls = recorded_encodes(monkeypatch, chosen.encoder.model)
+    calls = recorded_encodes(monkeypatch, chosen.encoder)
     got = chosen._encode_texts(questions)
     assert calls == [[plain, topical, strip_words(topical, chosen.topic_words)]]
     for i, vectors in enumerate(got):

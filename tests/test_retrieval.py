@@ -103,13 +103,13 @@ def test_search_runs_numpy_and_faiss_matrix_products_on_one_thread(searcher):
 
 def test_a_repeated_question_reuses_its_embedding_until_the_cache_is_forgotten(searcher, monkeypatch):
     encoded: list[str] = []
-    real = searcher.encoder.model.encode  # under both focus passes (retrieval.focus_pass)
+    real = searcher.encoder.forward  # under both focus passes (retrieval.focus_pass)
 
     def counting(texts, *args, **kwargs):
         encoded.extend(texts)
         return real(texts, *args, **kwargs)
 
-    monkeypatch.setattr(searcher.encoder.model, "encode", counting)
+    monkeypatch.setattr(searcher.encoder, "forward", counting)
     question = "Which Russian envoy met Taliban leaders in Kabul?"
     searcher.forget_questions()
     first = searcher.search(question)
