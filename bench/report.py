@@ -35,6 +35,7 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.focus         # focus vector: pooled in one pass vs the stripped text encoded
 .venv/bin/python -m bench.lean          # the lean path's changes, each A/B in one run
 .venv/bin/python -m bench.lean --in-process   # the same A/B on the searcher alone (CPU per question)
+.venv/bin/python -m bench.http_client  # the Bot API client alone: httpx vs aiohttp, CPU per call
 .venv/bin/python -m bench.profile       # py-spy: where the CPU goes per question, by stage (--without CHANGE ...)
 .venv/bin/python -m bench.handoff       # event loop to search hand-offs, no model: thread pool vs one batching thread
 .venv/bin/python -m bench.roundtrip --replicas   # 7. 1/2/3 webhook replicas behind nginx, Redis (not in run_all)
@@ -90,7 +91,7 @@ def machine_table(results: dict[str, dict[str, Any] | None]) -> list[str]:
 def latency_section(r: dict[str, Any]) -> list[str]:
     lat = r["latency_ms"]
     names = {
-        "bare_encode": "bare model encode of the question",
+        "bare_encode": "bare model encode of the question (`SentenceTransformer.encode`)",
         "pipeline": "**full pipeline** (spelling, encode, FAISS, BM25, fusion, formatting)",
         "pipeline_encode": "… of which model forward passes",
         "pipeline_rest": "… of which everything else",
@@ -667,6 +668,24 @@ def lean_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def http_client_section(r: dict[str, Any]) -> list[str]:
+    """The Bot API client alone: httpx against aiohttp, CPU per call (bench.http_client)."""
+    lines = [
+        "## The Bot API client alone: httpx against aiohttp",
+        "",
+        f"{r['calls']:,} sendMessage calls of an answer's size, {r['concurrent']} in flight (as at 20 users), "
+        "through each request class in turn, alternating, against the emulator in a child process; "
+        f"{r['repeats']} runs each. CPU: the sending process's, per call (event loop, HTTP library, PTB's "
+        f"parameters). Command: `{r['command']}`.",
+        "",
+        "| client | calls/s | CPU ms per call |",
+        "|---|---|---|",
+    ]
+    for name, c in r["clients"].items():
+        lines.append(f"| {name} | {ms(c['calls_per_second'], 0)} | {ms(c['cpu_ms_per_call'], 2)} |")
+    return [*lines, ""]
+
+
 def lean_in_process_section(r: dict[str, Any]) -> list[str]:
     """The lean path's changes A/B on the searcher alone (bench.lean --in-process)."""
     lines = [
@@ -723,18 +742,40 @@ What the profiles say, and what was done with it:
   (`bench.lean --change one_model_thread --repeats 6`, load 6.7: bot 26.0 against 24.6 ms CPU per
   question, 19 against 24 questions/s, no gain, though in one process on the loaded machine the
   searcher alone spent 16 against 125-147 ms CPU per question with MKL's two threads).
-* **The targets, on the loaded machine after these changes** (load average 5.5-7; §1 and §2 above
-  are the idle runs before them): `python -m bench.latency`: pipeline p50 / bare encode p50 =
-  1.18 (1.08-1.18), target ≤ 1.3 met (1.44 idle before; the bare encode itself took 211 ms p50
-  under that load); `python -m bench.roundtrip --repeats 2`: the bare model's limit 80.6
-  questions/s (155 idle), the bot at saturation 27.9 questions/s = 0.35 of it (0.31 idle before;
-  target 0.5 not met), 20 users at a human pace p50 162.9 ms = 3.8 bare encodes, p99 539 ms (not
-  met), 0 lost and 0 duplicated, RSS 704 MiB. An idle run is needed for figures to set beside §2's.
-* **What remains:** the HTTP client is the largest cost that is not the model. PTB's own settings
-  do not reach httpcore's per-request pool checks or its separate writes of headers and body; a
-  `BaseRequest` over aiohttp (C parser, one write per request) is the library's means, but
-  `bot.transport`'s delivery rules are written against httpx's exceptions (what was sent, what
-  may have been) and would have to be carried over with their fault tests.
+* **Done: the Bot API over aiohttp** (`bot.aiohttp_request.AiohttpRequest`, PTB's own extension
+  point, for the bot's calls and for getUpdates). The client alone (`python -m bench.http_client`,
+  the table above): about 0.8 ms of CPU per sendMessage against 4.5 ms through PTB's HTTPXRequest.
+  `python -m bench.lean --change aiohttp --repeats 4` (idle, load 0.9): 53.8 against 42.3
+  questions/s, 26.6 against 35.6 ms of the bot's CPU per question. The delivery rules carry over:
+  a refused connection and no free connection in time are "not sent"
+  (`aiohttp.ClientConnectorError`, `ConnectionTimeoutError`), anything after the request went out
+  "maybe carried out" (aiohttp does not tell a failed write from a failed read, so the repeat is the
+  at-least-once one); tests/test_aiohttp_request.py over real HTTP, and the fault tests unchanged.
+  aiohttp's messages name the URL: the token is taken out of them.
+* **Done: the model set up once, not on every encode** (`embeddings.model.Encoder.forward`).
+  `SentenceTransformer.encode` puts the model in eval mode and finds its device (walking every
+  module and every parameter) on each call: 2-3 ms of a 16-19 ms single-question encode here. The
+  encoder runs the library's loop (same batches, same order: the same numbers to the bit,
+  tests/test_model.py) with that done once at load. In process, one question (`python -m
+  bench.latency`, idle): pipeline p50 23.9 ms against 18.7 ms for the library's encode, **1.26
+  (1.23-1.28)**, target ≤ 1.3 met (1.37 before). At saturation the batches amortise it:
+  `bench.lean --change setup_once`: 60.3 against 55.8 questions/s.
+* **The targets after these changes** (idle, d9f49ae): `python -m bench.roundtrip`: the model's
+  limit 191 questions/s, the bot at saturation 64 = **0.34** of it (0.29 before; target 0.5 not
+  met); 20 users at a human pace p50 77 ms = 3.1 bare encodes, p99 149 ms (not met; the `--quick`
+  plan a minute earlier: p50 42 ms = 2.2 encodes, p99 90 ms, 69 questions/s = 0.33 of 207); 0 lost,
+  0 duplicated. `python -m bench.soak --quick`: RSS 577 MiB after the first answer, 612 at minute 1
+  (564 and 630 before; target 572 MiB not met).
+* **Where it stands:** at saturation the bot now spends 18 ms of CPU per question (py-spy, the
+  table above), and the search thread is the one that is full: model 7.2 + MaxSim 2.8 + the rest
+  of ranking about 3 ms per question, about 90% of one core at 69 questions/s, while the event
+  loop's thread has room. Tried on that, not adopted: encoding the next batch while the last one
+  is ranked (two threads; in one process at batches of 16: 70-99 against 88-98 questions/s, no
+  gain: the ranking holds the GIL), and the forward pass on two OpenMP threads
+  (`bench.lean`-style A/B: 51-56 against 43-66 questions/s, within the noise). What is left is the
+  model's own cost per question: 1.5 texts per question with `focus_pass: encoded`, which one pass
+  (`pooled`) would cut to 1 at a loss in hit@1 the cross-validation does not accept
+  (0.838 against 0.855, 5 folds, dense weights re-chosen for `pooled` as well).
 """
 
 
@@ -892,6 +933,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "replicas",
         "focus",
         "lean",
+        "http_client",
         "lean_in_process",
         "profile",
         "memory",
@@ -907,6 +949,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "replicas": replicas_section,
         "focus": focus_section,
         "lean": lean_section,
+        "http_client": http_client_section,
         "lean_in_process": lean_in_process_section,
         "profile": lambda r: profile_section(r, load(folder, "profile_without_distinct_texts_thread_limits")),
         "memory": memory_section,
@@ -919,7 +962,16 @@ def render(folder: Path, link_prefix: str = "") -> str:
             section = scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
         elif r:
             section = sections[name](r)
-        elif name not in ("quantized", "replicas", "focus", "lean", "lean_in_process", "profile", "memory"):
+        elif name not in (
+            "quantized",
+            "replicas",
+            "focus",
+            "lean",
+            "http_client",
+            "lean_in_process",
+            "profile",
+            "memory",
+        ):
             section = [f"## {name}", "", "Not measured yet.", ""]
         else:
             section = []

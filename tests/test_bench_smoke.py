@@ -101,3 +101,13 @@ def test_report_renders_what_was_measured(results):
     assert "## naive\n\nNot measured yet." in text  # no naive result in this folder
     assert (results / "latency_vs_corpus_size.png").stat().st_size > 1000
     assert (results / "latency_vs_users.png").stat().st_size > 1000
+
+
+def test_http_client_quick():
+    """Both Bot API clients send real calls to an emulator in a child process, and are measured."""
+    from bench.http_client import run
+
+    data = run(quick=True, repeats=1)
+    assert data["calls"] == 300 and len(data["clients"]) == 2
+    for client in data["clients"].values():
+        assert client["calls_per_second"]["median"] > 0 and client["cpu_ms_per_call"]["median"] > 0
