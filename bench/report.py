@@ -922,13 +922,8 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
 
 def render(folder: Path, link_prefix: str = "") -> str:
     """The README text for the results in ``folder``; plots are linked as ``link_prefix + name``."""
-    names = (
-        "latency",
-        "roundtrip",
-        "cold_start",
-        "build",
-        "scale",
-        "naive",
+    always = ("latency", "roundtrip", "cold_start", "build", "scale", "naive")  # "Not measured yet" if missing
+    optional = (
         "quantized",
         "replicas",
         "focus",
@@ -938,6 +933,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "profile",
         "memory",
     )
+    names = always + optional
     results = {n: load(folder, n) for n in names}
     out = [INTRO, *machine_table(results)]
     sections = {
@@ -962,16 +958,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
             section = scale_section(r, folder, link_prefix) if r else ["## 5. Scale", "", "Not measured yet.", ""]
         elif r:
             section = sections[name](r)
-        elif name not in (
-            "quantized",
-            "replicas",
-            "focus",
-            "lean",
-            "http_client",
-            "lean_in_process",
-            "profile",
-            "memory",
-        ):
+        elif name in always:
             section = [f"## {name}", "", "Not measured yet.", ""]
         else:
             section = []
