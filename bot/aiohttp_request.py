@@ -14,9 +14,11 @@ error as the cause, so that :func:`bot.transport.classify_exception` can tell "n
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -59,11 +61,13 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
-            # trust_env=False: no proxy from the environment; the Bot API's address is the one given
+            # as PTB's HTTPXRequest: certifi's certificates for https://api.telegram.org, and a proxy
+            # from HTTPS_PROXY/HTTP_PROXY (NO_PROXY honoured) when the environment sets one
+            tls = ssl.create_default_context(cafile=certifi.where())
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                connector=aiohttp.TCPConnector(limit=self._pool_size, ssl=tls),
                 headers={"User-Agent": self.USER_AGENT},
-                trust_env=False,
+                trust_env=True,
             )
 
     async def shutdown(self) -> None:

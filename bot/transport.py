@@ -124,7 +124,9 @@ class OutageQueue:
     After ``failures_to_close`` failures in a row (any requests, no success between them) the
     API is taken as down: one request (the oldest still trying, the *probe*) keeps retrying on its
     schedule and every other one waits here, in arrival order, instead of hammering the API;
-    the first success opens the queue and the waiting requests go in the order they came. A
+    the first success opens the queue and the waiting requests go in the order they came (they
+    begin their attempts in that order; over separate connections, new ones after an outage closed
+    the old, the Bot API may receive them in another: no client can order that). A
     request whose patience runs out leaves (the next oldest becomes the probe); a request that
     finds ``limit`` requests waiting is refused at once (:class:`QueueFull`). One event loop.
     """

@@ -98,3 +98,33 @@ async def test_a_request_after_shutdown_opens_a_new_session(emulator):
     status, _ = await request.do_request(url(emulator, "getMe"), "POST")
     await request.shutdown()
     assert status == 200
+
+
+async def test_a_proxy_set_in_the_environment_carries_the_calls_as_with_httpx(monkeypatch):
+    """PTB's HTTPXRequest takes HTTPS_PROXY/HTTP_PROXY from the environment; so does this one."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:  # a forward proxy gets the whole URL
+        seen.append(str(request.url))
+        return web.json_response({"ok": True, "result": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    request = AiohttpRequest()
+    try:  # nothing listens on port 9: only the proxy can answer
+        status, body = await request.do_request("http://127.0.0.1:9/bot123:abc/getMe", "POST")
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
+    assert status == 200 and body == b'{"ok": true, "result": true}'
+    assert seen == ["http://127.0.0.1:9/bot123:abc/getMe"]
