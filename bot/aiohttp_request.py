@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 import ssl
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import certifi
@@ -54,6 +56,8 @@ class AiohttpRequest(BaseRequest):
             "pool": pool_timeout,
         }
         self._session: aiohttp.ClientSession | None = None
+        # as PTB's HTTPXRequest: a proxy from HTTPS_PROXY/HTTP_PROXY, NO_PROXY honoured
+        self._proxies = urllib.request.getproxies_environment()
 
     @property
     def read_timeout(self) -> float | None:
@@ -61,18 +65,24 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
-            # as PTB's HTTPXRequest: certifi's certificates for https://api.telegram.org, and a proxy
-            # from HTTPS_PROXY/HTTP_PROXY (NO_PROXY honoured) when the environment sets one
+            # as PTB's HTTPXRequest: certifi's certificates for https://api.telegram.org
             tls = ssl.create_default_context(cafile=certifi.where())
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size, ssl=tls),
                 headers={"User-Agent": self.USER_AGENT},
-                trust_env=True,
+                trust_env=False,  # it would read ~/.netrc on every request; proxies: _proxy_for
             )
 
     async def shutdown(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy the environment names for ``url``'s scheme, unless NO_PROXY exempts its host."""
+        parts = urlsplit(url)
+        if not self._proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+            return None
+        return self._proxies.get(parts.scheme)
 
     def _timeout(self, given: dict[str, Any]) -> aiohttp.ClientTimeout:
         value = {name: self._timeouts[name] if isinstance(v, DefaultValue) else v for name, v in given.items()}
@@ -100,7 +110,12 @@ class AiohttpRequest(BaseRequest):
         )
         try:
             async with self._session.request(
-                method, url, data=_body(request_data), timeout=timeout, allow_redirects=False
+                method,
+                url,
+                data=_body(request_data),
+                timeout=timeout,
+                allow_redirects=False,
+                proxy=self._proxy_for(url),
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as err:  # aiohttp's ConnectionTimeoutError and SocketTimeoutError among them

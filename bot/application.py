@@ -34,7 +34,7 @@ from telegram.request import BaseRequest
 from citebot.config import ConfigError, Settings
 from citebot.engine import limit_threads_here
 from embeddings.batching import AsyncQueryBatcher
-from embeddings.memory import HeapTrimmer
+from embeddings.memory import HeapTrimmer, freeze_long_lived
 from embeddings.search import SearchResult
 
 from . import handlers
@@ -228,6 +228,7 @@ def attach_follower(application: Application, follower: IndexFollower) -> None:
 
     def on_swap(searcher: Retriever) -> None:
         state.served = searcher
+        freeze_long_lived()  # the new index's objects, as at start-up (bot.serving.start_bot)
 
     follower.on_swap = on_swap
 
@@ -267,6 +268,7 @@ def attach_keeper(application: Application, keeper: Keeper, *, watch: bool = Tru
 
     def on_swap(retriever: Any) -> None:
         state.served = retriever
+        freeze_long_lived()  # the new index's objects, as at start-up (bot.serving.start_bot)
 
     async def on_error(message: str) -> None:
         await handlers.notify_admins(application, message)

@@ -26,6 +26,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from citebot.config import Settings
+from embeddings.memory import freeze_long_lived
 
 from .application import attach_follower, build_application, reload_index, stop_following, stop_seed_watch
 from .polling import PollingBot, PollingGuard
@@ -59,6 +60,7 @@ async def start_bot(
         error_callback=error_callback,
     )
     await application.start()
+    freeze_long_lived()  # what start-up built is kept: full collections need not walk it (a pause)
 
 
 async def stop_bot(application: Application) -> None:

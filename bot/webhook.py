@@ -39,6 +39,8 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
+from embeddings.memory import freeze_long_lived
+
 from .shared_state import REDIS_TIMEOUT_SECONDS, Claim, SharedState
 
 log = logging.getLogger(__name__)
@@ -213,6 +215,7 @@ async def start_webhook(application: Application, settings: Any) -> WebhookServe
         allowed_updates=ALLOWED_UPDATES,
     )
     await application.start()
+    freeze_long_lived()  # as start_bot does
     state = application.bot_data.shared
     server = WebhookServer(
         application, state, options, lease_seconds=telegram.update_lease_seconds, rate_key=question_rate_key

@@ -123,8 +123,12 @@ async def test_a_proxy_set_in_the_environment_carries_the_calls_as_with_httpx(mo
     request = AiohttpRequest()
     try:  # nothing listens on port 9: only the proxy can answer
         status, body = await request.do_request("http://127.0.0.1:9/bot123:abc/getMe", "POST")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # exempt: straight to port 9, refused
+        with pytest.raises(NetworkError) as direct:
+            await request.do_request("http://127.0.0.1:9/bot123:abc/getMe", "POST")
     finally:
         await request.shutdown()
         await runner.cleanup()
     assert status == 200 and body == b'{"ok": true, "result": true}'
     assert seen == ["http://127.0.0.1:9/bot123:abc/getMe"]
+    assert classify_exception(direct.value) is Failure.NOT_SENT

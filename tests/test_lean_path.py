@@ -163,3 +163,19 @@ def test_the_bots_search_threads_get_the_main_threads_openmp_limits():
     assert counts("limited") == {"main": 1, "batcher": [1], "pool": 1}
     unlimited = counts("unlimited")  # the check can fail: this is what the bot did before
     assert unlimited["main"] == 1 and unlimited["batcher"] == [os.cpu_count()] and unlimited["pool"] == os.cpu_count()
+
+
+@pytest.mark.asyncio
+async def test_what_start_up_built_is_frozen_out_of_full_collections(emulator, start_bot, settings, searcher):
+    """A full collection walks every tracked object: ~470k once the model is loaded, 250-300 ms
+    during which no thread runs Python. A started bot has them in gc's permanent generation."""
+    import gc
+
+    gc.unfreeze()  # whatever an earlier test froze: this test's start must do it
+    assert gc.get_freeze_count() == 0
+    app = await start_bot()
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000
+    tracked = {id(o) for o in gc.get_objects()}  # the generations a collection walks
+    assert id(app.bot_data) not in tracked and id(searcher.encoder.model) not in tracked
+    assert len(tracked) < frozen / 10
