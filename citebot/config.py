@@ -101,6 +101,7 @@ class RetrievalConfig(_Section):
     top_k: int = Field(3, ge=1, le=50)
     max_results: int = Field(30, ge=1, le=200)
     candidates: int = Field(100, ge=10)
+    maxsim_candidates: int = Field(40, ge=1)  # the best candidates MaxSim re-scores (its cost grows with it)
     abstain_below: float = Field(0.25, ge=-1, le=1)
     abstain_margin: float = Field(0.0, ge=-1, le=1)
     recency_margin: float = Field(0.4, ge=0)

@@ -183,6 +183,7 @@ def make_searcher(
         weights=Weights(**r.weights.model_dump()),
         abstain_below=r.abstain_below,
         candidates=r.candidates,
+        rerank=r.maxsim_candidates,
         max_results=r.max_results,
         spelling_correction=r.spelling_correction,
         known_words=known,
