@@ -273,3 +273,17 @@ def test_the_focus_similarity_weighs_most_among_the_dense_scores(searcher, monke
     searcher.forget_questions()
     for question, evidence in questions.items():
         assert hit_rank([searcher.search(question).hits[0].text], [evidence]) != 1, question
+
+
+def test_retrieval_maxsim_candidates_sets_how_many_candidates_maxsim_rescores(settings, searcher, monkeypatch):
+    from citebot.engine import make_searcher
+    from citebot.tuning import with_overrides
+
+    chosen = make_searcher(
+        with_overrides(settings, {"retrieval.maxsim_candidates": 5}), searcher.encoder, searcher.data
+    )
+    rescored: list[int] = []
+    real = chosen._maxsim
+    monkeypatch.setattr(chosen, "_maxsim", lambda q, passages: rescored.append(len(passages)) or real(q, passages))
+    assert chosen.search("Who overthrew King Zahir Shah?").hits
+    assert rescored == [5]
