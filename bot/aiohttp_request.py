@@ -78,13 +78,15 @@ class AiohttpRequest(BaseRequest):
             await self._session.close()
 
     def _proxy_for(self, url: str) -> str | None:
-        """The proxy the environment names for ``url``'s scheme, unless NO_PROXY exempts its host."""
+        """The proxy the environment named (when this object was made) for ``url``'s scheme,
+        unless that environment's NO_PROXY exempts its host."""
         parts = urlsplit(url)
-        if not self._proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # CPython's; untyped
+        if not self._proxies or bypass(parts.hostname or "", self._proxies):
             return None
         return self._proxies.get(parts.scheme)
 
-    def _timeout(self, given: dict[str, Any]) -> aiohttp.ClientTimeout:
+    def _timeout(self, **given: Any) -> aiohttp.ClientTimeout:
         value = {name: self._timeouts[name] if isinstance(v, DefaultValue) else v for name, v in given.items()}
         connect = None if value["connect"] is None or value["pool"] is None else value["connect"] + value["pool"]
         parts = (connect, value["write"], value["read"])
@@ -105,9 +107,7 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         await self.initialize()  # PTB initialises first; a request after shutdown opens a new session
         assert self._session is not None
-        timeout = self._timeout(
-            {"read": read_timeout, "write": write_timeout, "connect": connect_timeout, "pool": pool_timeout}
-        )
+        timeout = self._timeout(read=read_timeout, write=write_timeout, connect=connect_timeout, pool=pool_timeout)
         try:
             async with self._session.request(
                 method,

@@ -120,14 +120,16 @@ async def test_a_proxy_set_in_the_environment_carries_the_calls_as_with_httpx(mo
     for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    request = AiohttpRequest()
+    request = AiohttpRequest()  # the environment is read when the request object is made, as httpx does
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    exempt = AiohttpRequest()  # 127.0.0.1 exempt: straight to port 9, refused
     try:  # nothing listens on port 9: only the proxy can answer
         status, body = await request.do_request("http://127.0.0.1:9/bot123:abc/getMe", "POST")
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # exempt: straight to port 9, refused
         with pytest.raises(NetworkError) as direct:
-            await request.do_request("http://127.0.0.1:9/bot123:abc/getMe", "POST")
+            await exempt.do_request("http://127.0.0.1:9/bot123:abc/getMe", "POST")
     finally:
         await request.shutdown()
+        await exempt.shutdown()
         await runner.cleanup()
     assert status == 200 and body == b'{"ok": true, "result": true}'
     assert seen == ["http://127.0.0.1:9/bot123:abc/getMe"]
