@@ -24,24 +24,24 @@ class ModelTimer:
 
     def __init__(self, encoder: Any) -> None:
         self.spent = 0.0
-        self.model = encoder
+        self.encoder = encoder
         self.own = "forward" in vars(encoder)  # already an instance attribute: put it back as it was
         self.inner = inner = encoder.forward
 
-        def encode(*args, **kwargs):
+        def forward(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
                 self.spent += time.perf_counter() - start
 
-        encoder.forward = encode
+        encoder.forward = forward
 
     def restore(self) -> None:
         if self.own:
-            self.model.forward = self.inner
+            self.encoder.forward = self.inner
         else:
-            del self.model.forward
+            del self.encoder.forward
 
 
 def formatter():

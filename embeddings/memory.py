@@ -30,16 +30,15 @@ from functools import lru_cache
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 
-def freeze_long_lived() -> int:
+def freeze_long_lived() -> None:
     """Move every object the garbage collector tracks now into its permanent generation
     (``gc.freeze``): once serving, these are the model, the libraries and the index, about 470k
     objects built once and kept. A full collection walks every tracked object, 250–300 ms with
     them on 2 cores, and no thread runs Python meanwhile: the event loop and the search thread
     both stop (7 such pauses, up to 245 ms, in one 30 s ``bench.roundtrip --quick``). Frozen
     objects are still freed when their last reference goes; only a reference cycle among them is
-    never collected. Returns the number of frozen objects."""
+    never collected."""
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 @lru_cache(maxsize=1)
