@@ -133,13 +133,27 @@ def httpx_requests() -> Iterator[None]:
 
 def per_call_setup() -> contextlib.AbstractContextManager:
     """Without the model set up once: every forward pass through ``SentenceTransformer.encode``,
-    which puts the model in eval mode and finds its device again on each call."""
+    which puts the model in eval mode and finds its device again on each call (and pads every
+    text to its batch's longest: compare with ``packed_rows`` undone)."""
     from embeddings.model import Encoder
 
     def library_loop(self: Any, texts: list[str]) -> list[dict[str, Any]]:
         return self.model.encode(texts, output_value=None, batch_size=self.batch_size)
 
     return mock.patch.object(Encoder, "forward", library_loop)
+
+
+@contextlib.contextmanager
+def packed_rows(searcher: Any, packs: bool) -> Iterator[None]:
+    """Texts packed several to a row of the forward pass (``embeddings.pack_texts``) or not (the
+    library's batches, each text padded to the longest); as configured after."""
+    encoder = searcher.encoder
+    configured = encoder.packs
+    encoder.packs = packs
+    try:
+        yield
+    finally:
+        encoder.packs = configured
 
 
 @contextlib.contextmanager
@@ -189,6 +203,10 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
         "the model set up once, not by SentenceTransformer.encode on every call (embeddings.model.Encoder.forward)",
         per_call_setup,
     ),
+    "packed_rows": (
+        "short texts packed several to a row of a forward pass, not each padded to the longest (embeddings.pack_texts)",
+        lambda searcher: packed_rows(searcher, False),
+    ),
     "one_model_thread": (
         "the model's forward passes on one thread (embeddings.threads: 1 against 0, torch's default of one per core)",
         lambda searcher: model_threads(0),
@@ -203,6 +221,7 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
 SETTINGS_CHANGES: dict[str, Callable[[Any], contextlib.AbstractContextManager]] = {
     "one_pass": lambda searcher: focus_pass(searcher, True),
     "one_model_thread": lambda searcher: model_threads(1),
+    "packed_rows": lambda searcher: packed_rows(searcher, True),
 }
 
 

@@ -71,8 +71,8 @@ def corpus(settings: Settings) -> Corpus:
 
 
 @lru_cache(maxsize=4)
-def _cached_encoder(model: str, offline: bool, device: str, batch_size: int, root: str) -> Encoder:
-    return Encoder(model, offline=offline, device=device, batch_size=batch_size, root=Path(root))
+def _cached_encoder(model: str, offline: bool, device: str, batch_size: int, root: str, pack: bool) -> Encoder:
+    return Encoder(model, offline=offline, device=device, batch_size=batch_size, root=Path(root), pack=pack)
 
 
 def limit_search_threads() -> None:  # called by citebot.service.configure_process
@@ -111,7 +111,7 @@ def load_encoder(settings: Settings) -> Encoder:
     ``embeddings.threads`` threads for its forward passes (:func:`limit_model_threads`)."""
     e = settings.embeddings
     limit_model_threads(e.threads)
-    return _cached_encoder(e.model, e.offline, e.device, e.batch_size, str(settings.root))
+    return _cached_encoder(e.model, e.offline, e.device, e.batch_size, str(settings.root), e.pack_texts)
 
 
 def limit_model_threads(threads: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .deferred_imports import defer_unused_imports
+from .packing import pack, row_layout
 from .query_encoding import TokenStates
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,22 @@ def resolve_model(spec: str, root: Path | None = None) -> str:
 
 
 class Encoder:
-    """A loaded model: ``encode`` gives L2-normalised float32 rows."""
+    """A loaded model: ``encode`` gives L2-normalised float32 rows.
+
+    ``pack``: short texts share a row of the forward pass (:mod:`embeddings.packing`) when the model
+    is one this knows how to feed that way (a BERT-like transformer, mean pooling); False: the
+    library's batches, one text per row padded to the longest.
+    """
 
     def __init__(
-        self, spec: str, *, offline: bool = True, device: str = "cpu", batch_size: int = 64, root: Path | None = None
+        self,
+        spec: str,
+        *,
+        offline: bool = True,
+        device: str = "cpu",
+        batch_size: int = 64,
+        root: Path | None = None,
+        pack: bool = True,
     ) -> None:
         self.spec = spec
         self.batch_size = batch_size
@@ -81,12 +94,58 @@ class Encoder:
         self.model.eval()
         self._device = self.model.device
         self._interleave = self.model._can_flatten_inputs()
+        self.packs = pack and packable(self.model)
+        self._normalises = type(self.model[-1]).__name__ == "Normalize"
 
     @property
     def name(self) -> str:
         return self.spec
 
     def forward(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Per text, the model's outputs: ``token_embeddings`` and ``attention_mask`` (row ``i``
+        of the embeddings is a token where the mask is 1) and ``sentence_embedding``, from
+        :meth:`packed_forward` or :meth:`library_forward`."""
+        if self.packs and texts:
+            return [
+                out
+                for start in range(0, len(texts), self.batch_size)
+                for out in self.packed_forward(texts[start : start + self.batch_size])
+            ]
+        return self.library_forward(texts)
+
+    def packed_forward(self, texts: list[str]) -> list[dict[str, Any]]:
+        """One forward pass for ``texts``, several to a row (:mod:`embeddings.packing`): each text's
+        token vectors (no padding), a mask of ones, and its pooled vector (mean of its tokens,
+        normalised if the model normalises). The library's numbers to float rounding
+        (tests/test_model.py): the same arithmetic, in matrix products of other shapes."""
+        import torch
+
+        features = self.model.preprocess(texts)  # the library's tokeniser and truncation
+        ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy().astype(bool)
+        token_ids = [row[keep] for row, keep in zip(ids, mask, strict=True)]
+        batch = pack(token_ids, row_layout([len(t) for t in token_ids]))
+        transformer = self.model[0].auto_model
+        with torch.inference_mode():
+            hidden = transformer(
+                input_ids=torch.from_numpy(batch.input_ids).to(self._device),
+                attention_mask=torch.from_numpy(batch.attention_mask).to(self._device),
+                position_ids=torch.from_numpy(batch.position_ids).to(self._device),
+                token_type_ids=torch.zeros(batch.input_ids.shape, dtype=torch.long, device=self._device),
+            ).last_hidden_state
+            tokens = [hidden[row, start : start + n] for row, start, n in batch.spans]
+            pooled = torch.stack([t.mean(dim=0) for t in tokens])
+            if self._normalises:
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return [
+            {
+                "token_embeddings": t,
+                "attention_mask": torch.ones(len(t), dtype=torch.long),
+                "sentence_embedding": pooled[i],
+            }
+            for i, t in enumerate(tokens)
+        ]
+
+    def library_forward(self, texts: list[str]) -> list[dict[str, Any]]:
         """Per text, the model's outputs (``token_embeddings``, ``attention_mask``,
         ``sentence_embedding``, ...): ``SentenceTransformer.encode(texts, output_value=None)``'s
         loop, the same batches in the same order, so the same numbers to the bit
@@ -158,6 +217,22 @@ class Encoder:
                 raise RuntimeError(f"token offsets do not match the model's tokens for {text[:40]!r}")
             out.append(TokenStates(vectors, np.asarray(spans, dtype=np.int64).reshape(-1, 2)))
         return out
+
+
+def packable(model: Any) -> bool:
+    """Whether :meth:`Encoder.packed_forward` computes what ``model`` does: a transformer that takes
+    position ids and a boolean attention mask per token pair (BERT's, with PyTorch's scaled dot
+    product attention), then mean pooling, then optionally normalisation, and nothing else."""
+    names = [type(module).__name__ for module in model]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return False
+    config = getattr(model[0].auto_model, "config", None)
+    return (
+        getattr(model[1], "pooling_mode", None) == "mean"
+        and getattr(config, "model_type", None) == "bert"
+        and getattr(config, "_attn_implementation", None) == "sdpa"
+        and getattr(config, "position_embedding_type", "absolute") == "absolute"
+    )
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -617,9 +617,10 @@ def distinct_within_batch(texts: list[str], batch_size: int) -> tuple[list[str],
     repeats encoded once when they fit one forward pass of the model (``batch_size`` texts),
     else every text as given. Half the questions keep every word when stripped of the topic
     words, so their focus text is the question again: encoding it once saves a quarter of the
-    bot's encoding. Over several batches the vectors would change in the 8th digit (the model
-    pads each batch of length-sorted texts to its longest, and a dropped text moves others to
-    another batch); within one batch they stay the same to the bit."""
+    bot's encoding. A text's vector depends in the 7th or 8th digit on the texts beside it in
+    the forward pass (the library pads each batch of length-sorted texts to its longest; packed
+    rows, embeddings/packing.py, put texts side by side), which a dropped repeat changes; within
+    one forward pass that is all it changes."""
     if len(texts) > batch_size:
         return texts, list(range(len(texts)))
     rows: dict[str, int] = {}

@@ -1,11 +1,13 @@
-"""embeddings.model.Encoder runs the library's encode loop without its per-call set-up: the
-numbers must stay those of SentenceTransformer.encode, to the bit."""
+"""embeddings.model.Encoder runs the model without the library's per-call set-up, its texts
+packed several to a row (embeddings/packing.py): the numbers must stay those of
+SentenceTransformer.encode, to float rounding packed and to the bit in the library's batches."""
 
 import numpy as np
 import pytest
 import torch
 
-from embeddings.model import Encoder
+from embeddings.model import Encoder, packable
+from embeddings.packing import balance_rows, layout_cost, pack, row_layout
 
 TEXTS = [
     "Why did Russia remove the Taliban from its list of terrorist organisations?",
@@ -22,9 +24,65 @@ TEXTS = [
 
 @pytest.fixture
 def small_batches(encoder, monkeypatch) -> Encoder:
-    """Batches of 3: the texts span several forward passes, sorted longest first, as the library does."""
+    """The library's batches of 3: the texts span several forward passes, sorted longest first."""
     monkeypatch.setattr(encoder, "batch_size", 3)
+    monkeypatch.setattr(encoder, "packs", False)
     return encoder
+
+
+def test_packed_rows_give_the_librarys_vectors_to_float_rounding(encoder):
+    """Every text, its pooled vector and each of its token vectors, whatever row it shares."""
+    assert encoder.packs and packable(encoder.model)
+    library = encoder.model.encode(TEXTS, output_value=None)
+    packed = encoder.packed_forward(TEXTS)
+    assert len(packed) == len(TEXTS)
+    for theirs, mine in zip(library, packed, strict=True):
+        tokens = theirs["token_embeddings"][theirs["attention_mask"].bool()]
+        assert mine["token_embeddings"].shape == tokens.shape
+        assert torch.allclose(mine["token_embeddings"], tokens, atol=5e-5)
+        assert torch.allclose(mine["sentence_embedding"], theirs["sentence_embedding"], atol=1e-6)
+        assert bool(mine["attention_mask"].all())
+    vectors = encoder.encode(TEXTS)
+    assert vectors.dtype == np.float32 and np.allclose(vectors, encoder.model.encode(TEXTS), atol=1e-6)
+    # questions of many lengths: some rows hold several texts (else nothing here was packed)
+    lengths = [len(encoder.model.tokenizer(t)["input_ids"]) for t in TEXTS]
+    assert any(len(row) > 1 for row in row_layout(lengths))
+
+
+def test_the_encoder_packs_only_a_model_it_knows_how_to_feed(encoder):
+    assert Encoder.__init__.__kwdefaults__["pack"] is True
+    unpooled = torch.nn.Sequential(encoder.model[0])  # no mean pooling: not this model's vectors
+    assert not packable(unpooled)
+
+
+def test_balanced_rows_hold_every_text_once_and_even():
+    lengths = [26, 5, 5, 5, 5, 5, 12, 14, 9]
+    rows = balance_rows(lengths, 3)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    fills = [sum(lengths[i] for i in row) for row in rows]
+    assert sum(fills) == 86 and max(fills) <= 31 and min(fills) >= 26  # not 26 + 26 + 34
+    assert balance_rows([7], 4) == [[0]]  # no empty rows
+
+
+def test_the_layout_packs_short_texts_and_leaves_long_ones_alone():
+    short = [13, 9, 14, 6, 11, 13, 8, 10] * 4
+    rows = row_layout(short)
+    assert len(rows) < len(short)  # packed: fewer, fuller rows
+    assert layout_cost(short, rows) < layout_cost(short, [[i] for i in range(len(short))])
+    same = [120] * 8  # nothing to gain: a text per row, as the library does
+    assert sorted(map(len, row_layout(same))) == [1] * 8
+    assert row_layout([]) == []
+
+
+def test_a_packed_batch_shows_each_text_only_its_own_tokens():
+    batch = pack([[101, 7, 102], [101, 8, 9, 102], [101, 102]], [[1, 2], [0]])
+    assert batch.input_ids.tolist() == [[101, 8, 9, 102, 101, 102], [101, 7, 102, 0, 0, 0]]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 0, 1], [0, 1, 2, 0, 0, 0]]
+    assert batch.spans == [(1, 0, 3), (0, 0, 4), (0, 4, 2)]
+    mask = batch.attention_mask[:, 0]
+    assert mask[0, :4, :4].all() and not mask[0, :4, 4:].any() and mask[0, 4:, 4:].all()
+    assert mask[1, :3, :3].all() and not mask[1, :3, 3:].any()
+    assert mask[1, 3:, 3:].all()  # the padding sees itself: no row of the softmax is empty
 
 
 def test_encode_gives_the_librarys_vectors_to_the_bit(small_batches):
