@@ -144,16 +144,17 @@ def per_call_setup() -> contextlib.AbstractContextManager:
 
 
 @contextlib.contextmanager
-def packed_rows(searcher: Any, packs: bool) -> Iterator[None]:
-    """Texts packed several to a row of the forward pass (``embeddings.pack_texts``) or not (the
-    library's batches, each text padded to the longest); as configured after."""
+def encoder_attribute(searcher: Any, name: str, value: Any) -> Iterator[None]:
+    """The searcher's encoder with ``name`` set to ``value`` for the block; as configured after:
+    ``packs`` (``embeddings.pack_texts``: texts several to a row of a forward pass, or the
+    library's batches, each text padded to the longest)."""
     encoder = searcher.encoder
-    configured = encoder.packs
-    encoder.packs = packs
+    configured = getattr(encoder, name)
+    setattr(encoder, name, value)
     try:
         yield
     finally:
-        encoder.packs = configured
+        setattr(encoder, name, configured)
 
 
 @contextlib.contextmanager
@@ -205,7 +206,7 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
     ),
     "packed_rows": (
         "short texts packed several to a row of a forward pass, not each padded to the longest (embeddings.pack_texts)",
-        lambda searcher: packed_rows(searcher, False),
+        lambda searcher: encoder_attribute(searcher, "packs", False),
     ),
     "one_model_thread": (
         "the model's forward passes on one thread (embeddings.threads: 1 against 0, torch's default of one per core)",
@@ -221,7 +222,7 @@ CHANGES: dict[str, tuple[str, Callable[..., contextlib.AbstractContextManager]]]
 SETTINGS_CHANGES: dict[str, Callable[[Any], contextlib.AbstractContextManager]] = {
     "one_pass": lambda searcher: focus_pass(searcher, True),
     "one_model_thread": lambda searcher: model_threads(1),
-    "packed_rows": lambda searcher: packed_rows(searcher, True),
+    "packed_rows": lambda searcher: encoder_attribute(searcher, "packs", True),
 }
 
 
@@ -235,7 +236,9 @@ def as_in(variant: str, name: str, searcher: Any) -> contextlib.AbstractContextM
     return apply(searcher) if apply else contextlib.nullcontext()
 
 
-async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: float) -> dict[str, Any]:
+async def ab(
+    settings: Any, searcher: Any, name: str, repeats: int, seconds: float, users_n: int = USERS
+) -> dict[str, Any]:
     """The closed loop with and without change ``name``, alternately, ``repeats`` times each."""
     from bench.loadgen import LoadGenerator
 
@@ -250,7 +253,7 @@ async def ab(settings: Any, searcher: Any, name: str, repeats: int, seconds: flo
                     await bot.start(users.base_url, users.token)
                     try:
                         await users.run(command("closed", assign(pool[::-1], 4, r), 0.5, seed=0))  # warm-up
-                        run = command("closed", assign(pool, USERS, 97 * r), seconds, seed=r)
+                        run = command("closed", assign(pool, users_n, 97 * r), seconds, seed=r)
                         runs[variant].append(await one_run(users, bot, run, None))
                     finally:
                         await bot.stop()
@@ -293,7 +296,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(changes: list[str], repeats: int, seconds: float, in_process: bool = False) -> dict[str, Any]:
+def run(
+    changes: list[str], repeats: int, seconds: float, in_process: bool = False, users: int = USERS
+) -> dict[str, Any]:
     settings = bench_settings()
     settings = settings.model_copy(
         update={"telegram": settings.telegram.model_copy(update={"rate_limit_per_minute": 1_000_000})}
@@ -303,18 +308,20 @@ def run(changes: list[str], repeats: int, seconds: float, in_process: bool = Fal
         n = IN_PROCESS_QUESTIONS if seconds >= SECONDS else BATCH * 4
         rows = [ab_in_process(searcher, name, repeats, n) for name in changes]
         return {"in_process": True, "batch": BATCH, "questions": n, "repeats": repeats, "changes": rows}
-    rows = [asyncio.run(ab(settings, searcher, name, repeats, seconds)) for name in changes]
-    return {"users": USERS, "seconds": seconds, "repeats": repeats, "changes": rows}
+    rows = [asyncio.run(ab(settings, searcher, name, repeats, seconds, users)) for name in changes]
+    return {"users": users, "seconds": seconds, "repeats": repeats, "changes": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--change", action="append", choices=sorted(CHANGES), help="which change (default: all)")
     p.add_argument("--in-process", action="store_true", help="the searcher alone, no bot (CPU per question)")
+    p.add_argument("--users", type=int, default=USERS, help=f"users in the closed loop (default {USERS})")
     args = p.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
-    data = run(args.change or list(CHANGES), repeats, 2.0 if args.quick else SECONDS, args.in_process)
-    write_result("lean_in_process" if args.in_process else "lean", data, args.quick)
+    data = run(args.change or list(CHANGES), repeats, 2.0 if args.quick else SECONDS, args.in_process, args.users)
+    name = "lean_in_process" if args.in_process else "lean" if args.users == USERS else f"lean_{args.users}_users"
+    write_result(name, data, args.quick)
     return 0
 
 

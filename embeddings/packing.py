@@ -23,8 +23,9 @@ import numpy as np
 
 # How long a row gets before attention (every token against every token of its row) costs as much
 # per token as the linear layers: MiniLM-L6's six layers do about 21 MFLOP of matrix products per
-# token, and attention about 9 kFLOP per token per token of the row. Measured on the bot's
-# batches, 300 to 3,000 gave the same speed (bench/README.md, "Packed rows").
+# token, and attention about 9 kFLOP per token per token of the row. Timed on batches of 1 to 32
+# questions with their focus texts, 300 to 3,000 gave the same speed (bench/README.md, "Where the
+# CPU goes per question").
 ATTENTION_TOKENS = 1000.0
 
 
