@@ -60,7 +60,9 @@ def maxsim_in_place(
     query_t = np.ascontiguousarray(query_tokens.T, dtype=np.float32)
     best = np.empty((len(starts), query_t.shape[1]), dtype=np.float32)  # (passages, question tokens)
     for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
-        np.max(token_vectors[start : start + length] @ query_t, axis=0, out=best[row])
+        # the array's own max, not np.max: the same reduction without numpy's Python wrapper, a
+        # tenth of this loop's time at 40 passages
+        (token_vectors[start : start + length] @ query_t).max(axis=0, out=best[row])
     return best.mean(axis=1)
 
 
