@@ -738,7 +738,8 @@ What the profiles say, and what was done with it:
   MaxSim as one matrix product over the gathered token rows (1.48 against 1.99 ms per question, but
   the scores differ in the last bits: BLAS sums differently for another matrix shape); batches
   split by length to pad less (30% of the padded tokens at 8 questions per batch are padding, but a
-  text's vector changes with the length it is padded to, in the 8th digit); `embeddings.threads: 1`
+  text's vector changes with the length it is padded to, in the 8th digit: packed rows, below, do
+  it better, judged by `citebot eval` staying the same, not by the bits); `embeddings.threads: 1`
   (`bench.lean --change one_model_thread --repeats 6`, load 6.7: bot 26.0 against 24.6 ms CPU per
   question, 19 against 24 questions/s, no gain, though in one process on the loaded machine the
   searcher alone spent 16 against 125-147 ms CPU per question with MKL's two threads).
@@ -771,7 +772,36 @@ What the profiles say, and what was done with it:
   full collection walked about 470k objects, 250-300 ms with no thread running Python. In the
   benchmarks' 30 s runs all 7 full collections (14-289 ms) came during start-up, so no figure
   here moves; a bot that runs for months meets one whenever enough new objects have survived.
-* **Where it stands:** at saturation the bot now spends 18 ms of CPU per question (py-spy, the
+* **Done: short texts packed several to a row of one forward pass** (`embeddings/packing.py`,
+  `embeddings.pack_texts`). A batch padded to its longest text spent about half of the model's
+  work on padding: the benchmark questions run from 4 to 26 word pieces (mean 13), and each comes
+  with its focus text, shorter still. Nearly all of a forward pass is in the linear layers, which
+  cost the same per token wherever it sits, so the encoder lays the texts side by side in a few
+  rows (longest first into the emptiest row, the number of rows chosen by a cost that counts
+  token slots and the row's attention), each text with position ids from 0 and a block-diagonal
+  attention mask, BERT's own forward pass given a 4-D mask. Vectors: the library's to float
+  rounding (token vectors within 5e-6, pooled within 2e-7; tests/test_model.py), and
+  `citebot eval tests/data/eval.yaml --json` gives the same output byte for byte, with the index
+  rebuilt by it too (its build embeds 615 texts in 7.5 s against 13.3 s). Timed in one process on
+  a thread with one torch thread (ad hoc, this machine): 1.2x the library's speed at 8
+  questions per batch and 1.45x at 32 (236 against 192, 274 against 189 questions/s with their focus
+  texts), 1.0-1.05x for a lone question. `python -m bench.lean --change packed_rows --repeats 4`: 117 against 110
+  questions/s, 12.1 against 13.4 ms of the bot's CPU per question; in process (`--in-process`):
+  9.0 against 10.1 ms CPU per question.
+* **Measured on this session's machine (Intel Xeon, 2 cores), not adopted:** big batches on two
+  torch threads (a forward pass of 16 texts or more; 1.7x the texts/s in one process, but
+  `bench.lean` at 20 and at 100 users, `--users 100`: 130 against 133 and 152 against 152
+  questions/s); the interpreter's switch interval at 0.5 ms and 50 ms (default 5: 134 against 135,
+  138 against 135 questions/s); MaxSim as one gather, one product and one segment max (three calls
+  into numpy whatever the number of passages: beside a thread running Python it is slowed 4 ms per
+  question against 37 ms for the per-passage loop, but in the bot 146 against 152 questions/s at
+  100 users, 122 against 134 at 20); encoding the next batch while the last is ranked (in one
+  process, batches of 32: 283 against 272 questions/s). What bounds one process now is the GIL:
+  timed in the bot at 100 users, the search thread spends 5.5 ms of wall time per question for
+  4.0 ms of CPU (1.38x), waiting for the interpreter the event loop holds; the event loop's Python
+  (python-telegram-bot, aiohttp, formatting) and the ranking's together hold it about 4 ms per
+  question, about 250 questions/s at best against the 214-233 that half the model's limit asks.
+* **Where it stood before packed rows** (the previous machine, AMD EPYC): at saturation the bot spent 18 ms of CPU per question (py-spy, the
   table above), and the search thread is the one that is full: model 7.2 + MaxSim 2.8 + the rest
   of ranking about 3 ms per question, about 90% of one core at 69 questions/s, while the event
   loop's thread has room. Tried on that, not adopted: encoding the next batch while the last one
