@@ -801,16 +801,16 @@ What the profiles say, and what was done with it:
   4.0 ms of CPU (1.38x), waiting for the interpreter the event loop holds; the event loop's Python
   (python-telegram-bot, aiohttp, formatting) and the ranking's together hold it about 4 ms per
   question, about 250 questions/s at best against the 214-233 that half the model's limit asks.
-* **Where it stood before packed rows** (the previous machine, AMD EPYC): at saturation the bot spent 18 ms of CPU per question (py-spy, the
-  table above), and the search thread is the one that is full: model 7.2 + MaxSim 2.8 + the rest
-  of ranking about 3 ms per question, about 90% of one core at 69 questions/s, while the event
-  loop's thread has room. Tried on that, not adopted: encoding the next batch while the last one
-  is ranked (two threads; in one process at batches of 16: 70-99 against 88-98 questions/s, no
-  gain: the ranking holds the GIL), and the forward pass on two OpenMP threads
+* **Where it stood before packed rows** (the previous machine, AMD EPYC): at saturation the bot
+  spent 18 ms of CPU per question (py-spy), and the search thread was the one that is full: model
+  7.2 + MaxSim 2.8 + the rest of ranking about 3 ms per question, about 90% of one core at 69
+  questions/s, while the event loop's thread has room. Tried on that, not adopted: encoding the next
+  batch while the last one is ranked (two threads; in one process at batches of 16: 70-99 against
+  88-98 questions/s, no gain: the ranking holds the GIL), and the forward pass on two OpenMP threads
   (`bench.lean`-style A/B: 51-56 against 43-66 questions/s, within the noise). What is left is the
   model's own cost per question: 1.5 texts per question with `focus_pass: encoded`, which one pass
-  (`pooled`) would cut to 1 at a loss in hit@1 the cross-validation does not accept
-  (0.838 against 0.855, 5 folds, dense weights re-chosen for `pooled` as well).
+  (`pooled`) would cut to 1 at a loss in hit@1 the cross-validation does not accept (0.838 against
+  0.855, 5 folds, dense weights re-chosen for `pooled` as well).
 """
 
 
