@@ -118,3 +118,19 @@ def test_the_model_is_set_up_once_not_on_every_encode(encoder, monkeypatch):
     monkeypatch.setattr(encoder.model, "_resolve_inference_device", refuse)
     assert encoder.encode(TEXTS[:2]).shape == (2, 384)
     assert len(encoder.encode_with_tokens(TEXTS[:2])) == 2
+
+
+def test_a_text_longer_than_the_model_reads_is_cut_as_the_library_cuts_it_among_short_ones(encoder):
+    """One text past the model's 256 word pieces among short ones: cut where the library cuts it,
+    and the short ones packed into its row (the padding they would need costs more than the
+    longer attention)."""
+    long_text = " ".join(["Russia's envoy met the Taliban delegation in Moscow."] * 60)
+    texts = [long_text, *TEXTS]
+    library = encoder.model.encode(texts, output_value=None)
+    packed = encoder.packed_forward(texts)
+    assert len(packed[0]["token_embeddings"]) == encoder.max_tokens == int(library[0]["attention_mask"].sum())
+    lengths = [int(out["attention_mask"].sum()) for out in library]
+    rows = row_layout(lengths)
+    assert len(rows) == 1 and sorted(rows[0]) == list(range(len(texts)))
+    for theirs, mine in zip(library, packed, strict=True):
+        assert torch.allclose(mine["sentence_embedding"], theirs["sentence_embedding"], atol=1e-6)
