@@ -801,6 +801,16 @@ What the profiles say, and what was done with it:
   4.0 ms of CPU (1.38x), waiting for the interpreter the event loop holds; the event loop's Python
   (python-telegram-bot, aiohttp, formatting) and the ranking's together hold it about 4 ms per
   question, about 250 questions/s at best against the 214-233 that half the model's limit asks.
+* **Where the questions wait at saturation** (instrumented `bench.lean` closed loop, 100 users, in
+  one run; ad hoc scripts): the batcher is busy 82% of the time, its batches hold 24 questions on
+  average (at most 32), with 29 ms between batches; getUpdates runs 13 times a second and takes
+  64-78 ms a call for about 12 updates; sendMessage takes 36 ms. With 200 users the same: 24 per
+  batch, 152-160 questions/s. A prototype with the search in a child process of its own (the
+  batcher's calls sent over a pipe; the child's question cache emptied before each run): the bot
+  process's CPU falls from 8.9 to 1.5 ms per question and getUpdates to 30-33 ms a call, but the
+  questions/s stay the same (144-160 against 144-152 at 100 and at 200 users). So the search
+  thread and the GIL are not the whole bound: the next session should time the child's batches
+  and the pipe, and the intake (one getUpdates at a time), before building either.
 * **Where it stood before packed rows** (the previous machine, AMD EPYC): at saturation the bot
   spent 18 ms of CPU per question (py-spy), and the search thread was the one that is full: model
   7.2 + MaxSim 2.8 + the rest of ranking about 3 ms per question, about 90% of one core at 69
