@@ -796,7 +796,7 @@ What the profiles say, and what was done with it:
   into numpy whatever the number of passages: beside a thread running Python it is slowed 4 ms per
   question against 37 ms for the per-passage loop, but in the bot 146 against 152 questions/s at
   100 users, 122 against 134 at 20); encoding the next batch while the last is ranked (in one
-  process, batches of 32: 283 against 272 questions/s). What bounds one process now is the GIL:
+  process, batches of 32: 283 against 272 questions/s). Part of what bounds one process is the GIL:
   timed in the bot at 100 users, the search thread spends 5.5 ms of wall time per question for
   4.0 ms of CPU (1.38x), waiting for the interpreter the event loop holds; the event loop's Python
   (python-telegram-bot, aiohttp, formatting) and the ranking's together hold it about 4 ms per
