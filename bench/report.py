@@ -809,8 +809,11 @@ What the profiles say, and what was done with it:
   batcher's calls sent over a pipe; the child's question cache emptied before each run): the bot
   process's CPU falls from 8.9 to 1.5 ms per question and getUpdates to 30-33 ms a call, but the
   questions/s stay the same (144-160 against 144-152 at 100 and at 200 users). So the search
-  thread and the GIL are not the whole bound: the next session should time the child's batches
-  and the pipe, and the intake (one getUpdates at a time), before building either.
+  thread and the GIL are not the whole bound. Neither is the pipe (pickling a batch's results:
+  0.01 ms per question each way) nor the search itself (`search_many` at 24 questions in one
+  process: 231 questions/s): with the search out of the way the child is idle a third of the
+  time. The next session should time the path between an answer sent and the next question
+  batched (the load generator's process included) before building either.
 * **Where it stood before packed rows** (the previous machine, AMD EPYC): at saturation the bot
   spent 18 ms of CPU per question (py-spy), and the search thread was the one that is full: model
   7.2 + MaxSim 2.8 + the rest of ranking about 3 ms per question, about 90% of one core at 69
