@@ -1,19 +1,35 @@
-"""The focus vector two ways, on the evaluation set in one run: pooled from the question's own
-token vectors without the topic words (one forward pass, what the searcher does) against
-encoding the stripped question as a second text (two forward passes, as before).
+"""The focus vector three ways, on the evaluation set in one run: pooled from the question's own
+token vectors (one forward pass, what the searcher does) with the direction of the left-out tokens
+taken away (``retrieval.focus_topic_weight``), pooled as a plain mean of the kept tokens, and the
+stripped question encoded as a second text (two texts per question, as before), each with the
+focus weight the cross-validation chose for it (bench/grids/one_pass_focus.yaml).
 
     python -m bench.focus [--quick]
 
-Prints and writes the ``citebot eval`` figures of both, overall and per question kind.
+Prints and writes the ``citebot eval`` figures of each, overall and per question kind.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .common import EVAL_FILE, open_searcher, parser, write_result
 
-KEYS = ("hit@1", "hit@3", "hit@5", "mrr@5", "answered", "abstained_off_topic", "abstained_unanswerable")
+KEYS = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr@5",
+    "answered",
+    "abstained_off_topic",
+    "abstained_unanswerable",
+    "newest_first",
+)
+
+
+# the encoded focus's weight in the fusion, chosen for it by the same cross-validation
+ENCODED_FOCUS_WEIGHT = 0.45
 
 
 def run() -> dict[str, Any]:
@@ -21,16 +37,26 @@ def run() -> dict[str, Any]:
 
     searcher = open_searcher()
     eval_set = load_eval_set(EVAL_FILE)
+    configured = (searcher.focus_from_tokens, searcher.focus_topic_weight, searcher.weights)
+    variants = {
+        "one pass, left-out direction taken away (configured)": (True, searcher.focus_topic_weight, None),
+        "one pass, plain mean of the focus tokens": (True, 0.0, None),
+        "two texts (stripped text encoded)": (False, 0.0, ENCODED_FOCUS_WEIGHT),
+    }
     out = {}
-    configured = searcher.focus_from_tokens
     try:
-        for name, pooled in (("one pass (pooled focus)", True), ("two passes (stripped text encoded)", False)):
-            searcher.focus_from_tokens = pooled
+        for name, (pooled, topic_weight, focus_weight) in variants.items():
+            searcher.focus_from_tokens, searcher.focus_topic_weight = pooled, topic_weight
+            searcher.weights = replace(configured[2], dense_focus=focus_weight or configured[2].dense_focus)
             searcher.forget_questions()
             metrics = evaluate(eval_set, searcher_pipeline(searcher))
-            out[name] = {**{k: metrics.get(k) for k in KEYS}, "by_kind": metrics["by_kind"]}
+            out[name] = {
+                **{k: metrics.get(k) for k in KEYS},
+                "dense_focus": searcher.weights.dense_focus,
+                "by_kind": metrics["by_kind"],
+            }
     finally:
-        searcher.focus_from_tokens = configured
+        searcher.focus_from_tokens, searcher.focus_topic_weight, searcher.weights = configured
         searcher.forget_questions()
     return {"eval_file": str(EVAL_FILE.name), "variants": out}
 

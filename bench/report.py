@@ -623,17 +623,20 @@ def focus_section(r: dict[str, Any]) -> list[str]:
         "## One forward pass per question: the focus vector",
         "",
         "The searcher's focus vector (the question without the corpus-wide topic words) either pooled from "
-        "the question's own token vectors with the topic words' word pieces left out, one forward pass per "
-        "question (`retrieval.focus_pass: pooled`, `embeddings/query_encoding.py`), or the stripped question "
-        f"encoded as a second text (`encoded`). Evaluation set `{r['eval_file']}`, both in one run "
-        f"(`{r['command']}`); unanswerable questions: share declined. The default is the one 5-fold "
-        "cross-validation chooses (`citebot eval tests/data/eval.yaml --folds 5 --grid GRID` over "
-        "`retrieval.focus_pass: [pooled, encoded]`; config/citebot.yaml).",
+        "the question's own token vectors, one forward pass per question (`retrieval.focus_pass: pooled`, "
+        "`embeddings/query_encoding.py`): the topic words' word pieces, [CLS] and [SEP] left out and "
+        "`retrieval.focus_topic_weight` times the direction of what was left out taken away (or, weight 0, "
+        "the plain mean of the kept tokens); or the stripped question encoded as a second text (`encoded`). "
+        f"Evaluation set `{r['eval_file']}`, all in one run (`{r['command']}`), each with the focus weight in "
+        "the fusion (`dense_focus`) chosen for it; unanswerable questions: share declined. The default is "
+        "the one 5-fold cross-validation chooses (`citebot eval tests/data/eval.yaml --folds 5 --grid "
+        "bench/grids/one_pass_focus.yaml`: pooled in all five folds; config/citebot.yaml, README, Evaluation).",
         "",
         "| focus vector | kind | questions | " + " | ".join(FOCUS_KEYS) + " |",
         "|---|---|---|" + "---|" * len(FOCUS_KEYS),
     ]
     for name, m in variants.items():
+        name = f"{name}, dense_focus {m['dense_focus']:g}" if "dense_focus" in m else name
         lines.append(f"| {name} | **all answerable** | – | " + " | ".join(f"{m[k]:.3f}" for k in FOCUS_KEYS) + " |")
         for kind in kinds:
             km = m["by_kind"][kind]
@@ -814,6 +817,18 @@ What the profiles say, and what was done with it:
   process: 231 questions/s): with the search out of the way the child is idle a third of the
   time. The next session should time the path between an answer sent and the next question
   batched (the load generator's process included) before building either.
+* **Done: one text per question through the model** (`retrieval.focus_pass: pooled`,
+  `embeddings/query_encoding.focus_vector`; 2026-12-02, an AMD EPYC, 2 cores, AVX2, whose bare
+  model encodes 119-121 questions/s in batches of 32 against the Intel machine's 428). The focus
+  vector is pooled from the question's own token vectors, [CLS], [SEP] and the topic words left
+  out and the direction of what was left out taken away; `citebot eval` rises (hit@1 0.856 ->
+  0.865, MRR@5 0.894 -> 0.902; cross-validated: README, Evaluation). `python -m bench.lean --change
+  one_pass --repeats 4` (idle): 58 against 51 questions/s, 25.7 against 29.6 ms of the bot's CPU
+  per question. `python -m bench.roundtrip`, the same machine the same morning: saturation 53
+  questions/s = 0.44 of the model's limit before, 64 = **0.53** after (target 0.5 met here); 20
+  users at a human pace p50 102 ms = 4.1 bare encodes before, 61 ms = 2.0 after, p99 217 and 132
+  ms (target 100 not met on this machine); in process (`python -m bench.latency`) 1.25 before and
+  **1.15** after.
 * **Where it stood before packed rows** (the previous machine, AMD EPYC): at saturation the bot
   spent 18 ms of CPU per question (py-spy), and the search thread was the one that is full: model
   7.2 + MaxSim 2.8 + the rest of ranking about 3 ms per question, about 90% of one core at 69
@@ -822,8 +837,9 @@ What the profiles say, and what was done with it:
   88-98 questions/s, no gain: the ranking holds the GIL), and the forward pass on two OpenMP threads
   (`bench.lean`-style A/B: 51-56 against 43-66 questions/s, within the noise). What is left is the
   model's own cost per question: 1.5 texts per question with `focus_pass: encoded`, which one pass
-  (`pooled`) would cut to 1 at a loss in hit@1 the cross-validation does not accept (0.838 against
-  0.855, 5 folds, dense weights re-chosen for `pooled` as well).
+  (`pooled`, then the plain mean of the kept tokens) would cut to 1 at a loss in hit@1 the
+  cross-validation did not accept (0.838 against 0.855, 5 folds, dense weights re-chosen for
+  `pooled` as well): the pooled focus above is what it accepts.
 """
 
 

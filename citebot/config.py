@@ -84,7 +84,7 @@ class ChunkingConfig(_Section):
 class RetrievalWeights(_Section):
     dense_passage: float = 0.35
     dense_sentence: float = 0.2
-    dense_focus: float = 0.45
+    dense_focus: float = 0.6
     bm25: float = 0.1
     token_maxsim: float = 3.0
 
@@ -117,7 +117,9 @@ class RetrievalConfig(_Section):
     source_boosts: SourceBoosts = SourceBoosts()
     exact_search_below: int = Field(100_000, ge=0)
     # the focus vector: pooled from the question's one forward pass, or the stripped text encoded (two)
-    focus_pass: Literal["pooled", "encoded"] = "encoded"
+    focus_pass: Literal["pooled", "encoded"] = "pooled"
+    # pooled: the focus less this times the direction of the tokens it leaves out (query_encoding.focus_vector)
+    focus_topic_weight: float = Field(0.65, ge=0, le=2)
     # memory kept for the vectors of questions already asked (repeats and "More results" skip the model)
     question_cache_mb: float = Field(16, ge=0)
 

@@ -203,6 +203,7 @@ def make_searcher(
     )
     # one forward pass per question where the encoder can pool its token states
     searcher.focus_from_tokens = searcher.focus_from_tokens and r.focus_pass == "pooled"
+    searcher.focus_topic_weight = r.focus_topic_weight
     if settings.embeddings.trim_heap_seconds > 0:
         trim_heap()  # what loading, a build's encodes and the probes' freed (20-40 MiB at start-up)
     return searcher

@@ -5,8 +5,10 @@ without the corpus-wide topic words, see :func:`embeddings.lexical.strip_words`)
 vectors (for MaxSim). Encoding the question and its stripped text separately costs two forward
 passes; here the focus vector is the mean of the question's own token vectors with the topic
 words' word pieces left out. The topic words still shape the other tokens' vectors (they were
-in the text the transformer read), which is the difference from encoding the stripped text;
-``citebot eval`` measured both (bench/README.md).
+in the text the transformer read), which is the difference from encoding the stripped text. So
+the focus also leaves out [CLS] and [SEP] (which hold the whole sentence's context) and takes
+away ``topic_weight`` times the direction of what it left out (:func:`focus_vector`): with that,
+one pass ranks as well as two (``citebot eval``, bench/README.md).
 
 Pure functions over arrays: the model's part is :meth:`embeddings.model.Encoder.token_states`.
 """
@@ -83,24 +85,43 @@ def focus_mask(offsets: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndar
     return keep
 
 
-def question_vectors(states: TokenStates, keep: np.ndarray) -> QuestionVectors:
-    """Pool one question's token vectors: all of them, and the ``keep`` ones (the focus)."""
+def focus_vector(vectors: np.ndarray, keep: np.ndarray, topic_weight: float = 0.0) -> np.ndarray:
+    """The focus of one question: the mean of its ``keep`` token vectors (``vectors`` start with
+    [CLS] and end with [SEP]), less ``topic_weight`` times the unit mean of the others.
+
+    The kept tokens were read beside the topic words and carry some of them; taking away the
+    direction of what was left out (the topic words' pieces and, when ``topic_weight`` is set,
+    [CLS] and [SEP] too, which hold the whole sentence's context) brings the focus closer to an
+    encoding of the stripped text. ``topic_weight`` 0 is the plain mean of the ``keep`` tokens."""
+    content = keep.copy()
+    if topic_weight and len(content) > 2 and content[1:-1].any():
+        content[[0, -1]] = False
+    focus = unit(mean_pool(vectors, content))
+    if topic_weight and not content.all():
+        focus = unit(focus - topic_weight * unit(mean_pool(vectors, ~content)))
+    return focus
+
+
+def question_vectors(states: TokenStates, keep: np.ndarray, topic_weight: float = 0.0) -> QuestionVectors:
+    """Pool one question's token vectors: all of them, and the ``keep`` ones (the focus, see
+    :func:`focus_vector`)."""
     vectors = states.vectors
     everything = np.ones(len(vectors), dtype=bool)
     tokens = vectors[1:-1] if len(vectors) > 2 else vectors
     norms = np.linalg.norm(tokens, axis=1, keepdims=True)
     return QuestionVectors(
         unit(mean_pool(vectors, everything)),
-        unit(mean_pool(vectors, keep)),
+        focus_vector(vectors, keep, topic_weight),
         np.ascontiguousarray(tokens / np.maximum(norms, 1e-12), dtype=np.float32),
     )
 
 
 def encode_questions(
-    encoder: TokenStateEncoder, texts: list[str], topic_words: frozenset[str]
+    encoder: TokenStateEncoder, texts: list[str], topic_words: frozenset[str], topic_weight: float = 0.0
 ) -> list[QuestionVectors]:
     """Pooled, focus and token vectors of each question, from one forward pass of the batch."""
     out = []
     for text, states in zip(texts, encoder.token_states(texts), strict=True):
-        out.append(question_vectors(states, focus_mask(states.offsets, dropped_word_spans(text, topic_words))))
+        keep = focus_mask(states.offsets, dropped_word_spans(text, topic_words))
+        out.append(question_vectors(states, keep, topic_weight))
     return out

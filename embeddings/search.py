@@ -221,6 +221,7 @@ class Searcher:
         # the focus vector pooled from the question's own tokens (one forward pass), when the
         # encoder gives token states; otherwise the stripped text is encoded as well
         self.focus_from_tokens = callable(getattr(encoder, "token_states", None))
+        self.focus_topic_weight = 0.0  # query_encoding.focus_vector: 0 is the plain mean of the focus tokens
         self._batcher = QueryBatcher(self.search_many, after_batch=after_batch)
         # token vectors of every passage, back to back, stored by the index build (see index.py)
         self.token_vectors = np.asarray(data.token_vectors)  # float16, memory-mapped
@@ -535,7 +536,12 @@ class Searcher:
         missing = [t for t in dict.fromkeys(questions) if t not in known]
         if missing:
             if self.focus_from_tokens:
-                vectors = encode_questions(self.encoder, missing, self.topic_words)  # type: ignore[arg-type]  # has token_states
+                vectors = encode_questions(
+                    self.encoder,  # type: ignore[arg-type]  # focus_from_tokens: it has token_states
+                    missing,
+                    self.topic_words,
+                    self.focus_topic_weight,
+                )
                 fresh = dict(zip(missing, vectors, strict=True))
             else:
                 fresh = dict(zip(missing, self._encode_texts(missing), strict=True))

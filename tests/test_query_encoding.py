@@ -10,6 +10,7 @@ from embeddings.query_encoding import (
     dropped_word_spans,
     encode_questions,
     focus_mask,
+    focus_vector,
     mean_pool,
     question_vectors,
 )
@@ -62,6 +63,31 @@ def test_question_vectors_pool_everything_and_the_focus_and_drop_the_special_tok
     assert np.allclose(out.pooled, np.array([2, 3.5]) / np.linalg.norm([2, 3.5]))
     assert np.allclose(out.focus, np.array([2, 3]) / np.linalg.norm([2, 3]))
     assert np.allclose(out.tokens, [[0, 1], [0, 1]])
+
+
+def test_focus_vector_takes_away_the_direction_of_the_tokens_it_leaves_out():
+    vectors = np.array([[1, 0], [0, 2], [0, 0.5], [1, 1]], dtype=np.float32)  # [CLS] a b [SEP]
+    keep = np.array([True, True, False, True])  # b is a topic word
+    # weight 0: the plain mean of the kept tokens, [CLS] and [SEP] with them
+    assert np.allclose(focus_vector(vectors, keep), np.array([2, 3]) / np.linalg.norm([2, 3]))
+    # weight 0.5: a alone, less half the unit mean of [CLS], b and [SEP] ((2, 1.5) / 3: (0.8, 0.6))
+    expected = np.array([0, 1]) - 0.5 * np.array([0.8, 0.6])
+    assert np.allclose(focus_vector(vectors, keep, 0.5), expected / np.linalg.norm(expected))
+    # no topic word: [CLS] and [SEP] are still left out and taken away
+    expected = np.array([0, 1]) - 0.5 * np.array([1, 0.5]) / np.linalg.norm([1, 0.5])
+    assert np.allclose(focus_vector(vectors, np.ones(4, bool), 0.5), expected / np.linalg.norm(expected))
+    # every word a topic word (focus_mask then keeps all) or nothing but the special tokens: no division by zero
+    assert np.all(np.isfinite(focus_vector(vectors[[0, 3]], np.ones(2, bool), 0.5)))
+
+
+def test_the_topic_weight_turns_the_focus_away_from_the_whole_question(encoder):
+    topical = [q for q in QUESTIONS if dropped_word_spans(q, TOPIC)]
+    plain = encode_questions(encoder, topical, TOPIC)
+    weighted = encode_questions(encoder, topical, TOPIC, topic_weight=0.65)
+    for question, a, b in zip(topical, plain, weighted, strict=True):
+        assert np.array_equal(a.pooled, b.pooled) and np.array_equal(a.tokens, b.tokens)
+        assert float(b.focus @ b.pooled) < float(a.focus @ a.pooled) - 0.05, question
+        assert abs(float(np.linalg.norm(b.focus)) - 1) < 1e-5
 
 
 def test_pooling_all_tokens_is_the_models_own_sentence_embedding(encoder):

@@ -275,6 +275,29 @@ def test_the_focus_similarity_weighs_most_among_the_dense_scores(searcher, monke
         assert hit_rank([searcher.search(question).hits[0].text], [evidence]) != 1, question
 
 
+def test_the_one_pass_focus_takes_away_the_direction_of_what_it_leaves_out(searcher, monkeypatch):
+    # retrieval.focus_topic_weight (query_encoding.focus_vector): the plain mean of the focus tokens
+    # still carries the topic the transformer read them with, and ranks the passage on the topic
+    # first; taking that direction away finds the passage that answers (README, Evaluation)
+    questions = {
+        "What hostile group do Moscow and the Taliban both say they're up against?": [
+            "common enemy isis to the russia and taliban",
+            "the taliban have common enemy which is isis",
+            "quoted as saying that russia s interests are the same as",
+        ],
+        "Has any other country followed Moscow in recognising the Taliban yet?": [
+            "even china might effectively observe"
+        ],
+    }
+    assert searcher.focus_from_tokens and searcher.focus_topic_weight > 0
+    for question, evidence in questions.items():
+        assert hit_rank([searcher.search(question).hits[0].text], evidence) == 1, question
+    monkeypatch.setattr(searcher, "focus_topic_weight", 0.0)
+    searcher.forget_questions()
+    for question, evidence in questions.items():
+        assert hit_rank([searcher.search(question).hits[0].text], evidence) != 1, question
+
+
 def test_retrieval_maxsim_candidates_sets_how_many_candidates_maxsim_rescores(settings, searcher, monkeypatch):
     from citebot.engine import make_searcher
     from citebot.tuning import with_overrides
