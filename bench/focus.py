@@ -14,18 +14,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from embeddings.evaluation import RANK_METRICS
+
 from .common import EVAL_FILE, open_searcher, parser, write_result
 
-KEYS = (
-    "hit@1",
-    "hit@3",
-    "hit@5",
-    "mrr@5",
-    "answered",
-    "abstained_off_topic",
-    "abstained_unanswerable",
-    "newest_first",
-)
+KEYS = (*RANK_METRICS, "abstained_off_topic", "abstained_unanswerable", "newest_first")
 
 
 # the encoded focus's weight in the fusion, chosen for it by the same cross-validation
