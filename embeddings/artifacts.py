@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .index import _write_json  # fsynced, as every file of a build
-from .lexical import LexicalIndex, Vocabulary
+from .lexical import LexicalIndex, Vocabulary, word_set
 from .vector_index import index_kind, load_vector_index, make_vector_index, save_vector_index
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def load_artifacts(
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("cannot load the vocabulary of %s (%s): building it in this process", folder, exc)
     if "vocabulary" in parts:
-        parts["vocabulary"] = replace(parts["vocabulary"], known=frozenset(known_words))
+        parts["vocabulary"] = replace(parts["vocabulary"], known=word_set(known_words))
     return Artifacts(**parts)
 
 

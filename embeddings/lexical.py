@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class Vocabulary:
 
     counts: dict[str, int]
     document_frequency: dict[str, float]  # share of passages that contain the word
-    known: frozenset[str]  # words that are spelled right even if the corpus lacks them
+    known: Container[str]  # words that are spelled right even if the corpus lacks them (word_set)
     stems: frozenset[str] = frozenset()  # stems of the corpus words: "brokers" is no typo of "broker"
 
     @classmethod
@@ -108,7 +109,7 @@ class Vocabulary:
             containing.update(set(passage_words))
         total = max(1, len(passages))
         stems = frozenset(_stemmer().stemWords(list(counts))) if counts else frozenset()
-        return cls(dict(counts), {w: n / total for w, n in containing.items()}, frozenset(known_words), stems)
+        return cls(dict(counts), {w: n / total for w, n in containing.items()}, word_set(known_words), stems)
 
     def correct(self, query: str) -> str:
         """The query with misspelled words corrected ("talibn rusia" → "taliban rusia").
@@ -146,6 +147,40 @@ ENGLISH_MIN_COUNT = 50  # pyspellchecker's counts: a word seen less often is not
 RANKED_KEPT = 10_000  # the most frequent English words kept in order (coverage.EVERYDAY_WORDS)
 
 
+class WordList:
+    """A large word list held compactly: a MARISA trie of the words (marisa-trie), 0.3 MiB for
+    the 128k English words of :func:`english_words` where a frozenset of them kept ~26 MiB
+    resident (bench.memory), plus a small set of words added to it (:meth:`__or__`). Tells
+    membership and iterates, which is all the searcher asks of its known words."""
+
+    def __init__(self, words: Iterable[str] = (), *, trie: Any = None, extra: frozenset[str] = frozenset()) -> None:
+        import marisa_trie
+
+        self._trie = trie if trie is not None else marisa_trie.Trie(words)
+        self._extra = extra
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and (word in self._extra or word in self._trie)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._trie
+        yield from sorted(self._extra)
+
+    def __len__(self) -> int:
+        return len(self._trie) + len(self._extra)
+
+    def __or__(self, words: Iterable[str]) -> WordList:
+        """This list and ``words``, the trie shared (a word already in it is not added again)."""
+        added = frozenset(w for w in words if w not in self)
+        return WordList(trie=self._trie, extra=self._extra | added)
+
+
+def word_set(words: Iterable[str]) -> Container[str]:
+    """``words`` as something to look words up in: a WordList or frozenset as it is, anything else
+    made a frozenset."""
+    return words if isinstance(words, (WordList, frozenset)) else frozenset(words)
+
+
 def _frequencies() -> dict[str, int]:
     """pyspellchecker's English word frequencies (shipped in the package): about 30 MiB of Python
     objects while they last, and a second or so to parse."""
@@ -154,8 +189,8 @@ def _frequencies() -> dict[str, int]:
     return SpellChecker(distance=1).word_frequency.dictionary
 
 
-def _english(frequencies: dict[str, int], min_count: int) -> frozenset[str]:
-    return frozenset(w for w, n in frequencies.items() if n >= min_count and w.isalpha())
+def _english(frequencies: dict[str, int], min_count: int) -> WordList:
+    return WordList(sorted(w for w, n in frequencies.items() if n >= min_count and w.isalpha()))
 
 
 def _most_frequent(frequencies: dict[str, int], top: int) -> tuple[str, ...]:
@@ -163,15 +198,19 @@ def _most_frequent(frequencies: dict[str, int], top: int) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _english_word_lists() -> tuple[frozenset[str], tuple[str, ...]]:
+def _english_word_lists() -> tuple[WordList, tuple[str, ...]]:
     """Read once per process (start-up asks for three word sets, and used to parse the list
-    thrice): the default :func:`english_words` and the RANKED_KEPT most frequent words in order."""
+    thrice): the default :func:`english_words` and the RANKED_KEPT most frequent words in order.
+    The ranked words are copied out of the parsed list before it goes: its strings, kept alive,
+    would hold on to the memory of the whole list."""
     frequencies = _frequencies()
-    return _english(frequencies, ENGLISH_MIN_COUNT), _most_frequent(frequencies, RANKED_KEPT)
+    english, ranked = _english(frequencies, ENGLISH_MIN_COUNT), "\n".join(_most_frequent(frequencies, RANKED_KEPT))
+    del frequencies
+    return english, tuple(ranked.split("\n"))
 
 
 @lru_cache(maxsize=1)
-def english_words(min_count: int = ENGLISH_MIN_COUNT) -> frozenset[str]:
+def english_words(min_count: int = ENGLISH_MIN_COUNT) -> WordList:
     """Common English words (pyspellchecker's frequency list): a word listed here is spelled right
     even if the corpus lacks it ("overthrew" is not "overthrow")."""
     return _english_word_lists()[0] if min_count == ENGLISH_MIN_COUNT else _english(_frequencies(), min_count)

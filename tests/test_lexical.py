@@ -6,9 +6,12 @@ from embeddings.lexical import (
     STOPWORDS,
     LexicalIndex,
     Vocabulary,
+    WordList,
     closest_word,
+    english_words,
     strip_words,
     tokenize,
+    word_set,
     words,
 )
 
@@ -41,6 +44,27 @@ def test_spelling_correction_fixes_corpus_terms_and_leaves_english_words_alone()
     assert Vocabulary.build(passages).correct("meet") == "met"
     assert vocabulary.correct("Who overthrew them") == "Who overthrew them"  # a known English word
     assert vocabulary.correct("envoy") == "envoy"  # an inflection of a corpus word ("envoys")
+
+
+def test_a_word_list_tells_membership_iterates_and_takes_more_words():
+    listed = WordList(["meet", "envoy", "overthrew"])
+    assert "meet" in listed and "envoys" not in listed and 3 not in listed
+    assert list(listed) == ["envoy", "meet", "overthrew"] and len(listed) == 3
+    more = listed | ["kabulov", "meet", "zahir"]  # "meet" is listed already: not added twice
+    assert "kabulov" in more and "zahir" in more and "kabulov" not in listed
+    assert list(more) == ["envoy", "meet", "overthrew", "kabulov", "zahir"] and len(more) == 5
+    assert word_set(listed) is listed and word_set(["a", "b"]) == frozenset({"a", "b"})
+    # the spelling correction takes it as its known words: a listed word is never corrected
+    passages = ["Kabulov spoke about the Taliban."] * 10
+    assert Vocabulary.build(passages, known_words=listed).correct("kabulv spoke") == "kabulov spoke"
+    assert Vocabulary.build(passages, known_words=listed | ["kabulv"]).correct("kabulv spoke") == "kabulv spoke"
+
+
+def test_the_english_words_are_a_word_list_of_the_spell_checkers_common_words():
+    english = english_words()
+    assert isinstance(english, WordList) and len(english) > 100_000
+    assert "overthrew" in english and "happen" in english and "talibn" not in english
+    assert all(word.isalpha() for word in list(english)[:1000])
 
 
 def test_closest_word_allows_one_edit_for_short_words_and_two_for_longer_ones():
