@@ -149,7 +149,7 @@ class Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(self._db)
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
             self._salt = self._meta_salt()
@@ -310,6 +310,22 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _enable_wal(db: sqlite3.Connection, timeout: float = 10.0) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while the file is locked. On a new file opened by
+    several replicas at once the switch needs the file to itself, and SQLite answers "database is
+    locked" at once, not after the busy timeout, to a connection that would deadlock waiting (1
+    start in 20 of 8 at once, tests/test_store.py)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def store_path(settings: Settings) -> Path:
