@@ -44,6 +44,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+BUSY_TIMEOUT_SECONDS = 10.0  # how long a statement waits for another replica's lock on the file
 
 
 class StoreError(Exception):
@@ -148,7 +149,9 @@ class Store:
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS
+            )
             _enable_wal(self._db)
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -312,12 +315,13 @@ class Store:
             self._db.close()
 
 
-def _enable_wal(db: sqlite3.Connection, timeout: float = 10.0) -> None:
-    """``PRAGMA journal_mode=WAL``, tried again while the file is locked. On a new file opened by
-    several replicas at once the switch needs the file to itself, and SQLite answers "database is
-    locked" at once, not after the busy timeout, to a connection that would deadlock waiting (1
-    start in 20 of 8 at once, tests/test_store.py)."""
-    deadline = time.monotonic() + timeout
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while the file is locked, for as long as any other
+    statement waits (BUSY_TIMEOUT_SECONDS). On a new file opened by several replicas at once the
+    switch needs the file to itself, and SQLite answers "database is locked" at once, not after
+    the busy timeout, to a connection that would deadlock waiting (1 start in 20 of 8 at once,
+    tests/test_store.py)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
     while True:
         try:
             db.execute("PRAGMA journal_mode=WAL")

@@ -8,7 +8,7 @@ words' word pieces left out. The topic words still shape the other tokens' vecto
 in the text the transformer read), which is the difference from encoding the stripped text. So
 the focus also leaves out [CLS] and [SEP] (which hold the whole sentence's context) and takes
 away ``topic_weight`` times the direction of what it left out (:func:`focus_vector`): with that,
-one pass ranks as well as two (``citebot eval``, bench/README.md).
+one pass ranks better than two (``citebot eval``; README, Evaluation).
 
 Pure functions over arrays: the model's part is :meth:`embeddings.model.Encoder.token_states`.
 """
@@ -91,8 +91,10 @@ def focus_vector(vectors: np.ndarray, keep: np.ndarray, topic_weight: float = 0.
 
     The kept tokens were read beside the topic words and carry some of them; taking away the
     direction of what was left out (the topic words' pieces and, when ``topic_weight`` is set,
-    [CLS] and [SEP] too, which hold the whole sentence's context) brings the focus closer to an
-    encoding of the stripped text. ``topic_weight`` 0 is the plain mean of the ``keep`` tokens."""
+    [CLS] and [SEP] too, which hold the whole sentence's context) points the focus at what the
+    question asks beyond its topic. That is further from an encoding of the stripped text than
+    the plain mean (cosine 0.70 against 0.83 on the benchmark questions) and ranks better
+    (README, Evaluation). ``topic_weight`` 0 is the plain mean of the ``keep`` tokens."""
     content = keep.copy()
     if topic_weight and len(content) > 2 and content[1:-1].any():
         content[[0, -1]] = False
