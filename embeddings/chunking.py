@@ -8,6 +8,7 @@ with its neighbours; overlapping results are merged away at search time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,17 +61,46 @@ def split_sentences(clean: CleanText, max_chars: int = 600) -> list[Span]:
     return spans
 
 
+# builds record it: a change to how text is cut into sentences and passages re-embeds every document
+# (2: over-long sentences cut at an inner sentence's end, not at the last space that fits)
+CHUNKING_VERSION = 2
+
+# where an over-long "sentence" is best cut, best first: after an inner sentence's end (a
+# quotation of several sentences is one sentence to pysbd), a semicolon or colon, a comma, any space
+_CUT_PREFERENCES = (
+    re.compile(r"[.?!][\"”’)]*(?=\s+[\"“‘(]?[A-Z0-9])"),  # not "the U.S. started"
+    re.compile(r"[;:](?=\s)"),
+    re.compile(r",(?=\s)"),
+)
+
+
 def cut_long(sentence: str, max_chars: int) -> list[tuple[int, int]]:
-    """Split a run-on text (a flattened table) into pieces of at most ``max_chars`` at spaces."""
+    """Split an over-long sentence into pieces of at most ``max_chars``: at an inner sentence's
+    end where one falls in the last two thirds of the piece, else at a semicolon, a comma, a
+    space (a flattened table), so that a piece reads as whole as it can."""
     pieces = []
     start = 0
     while len(sentence) - start > max_chars:
-        cut = sentence.rfind(" ", start, start + max_chars)
-        cut = cut if cut > start else start + max_chars
+        cut = _cut_at(sentence, start, max_chars)
         pieces.append((start, cut))
-        start = cut + 1 if sentence[cut : cut + 1] == " " else cut
+        start = cut
+        while start < len(sentence) and sentence[start] == " ":
+            start += 1
     pieces.append((start, len(sentence)))
     return pieces
+
+
+def _cut_at(sentence: str, start: int, max_chars: int) -> int:
+    """Where the piece beginning at ``start`` ends: the last preferred boundary within
+    ``max_chars`` and past a third of it, else the last space, else ``max_chars`` in."""
+    window = sentence[start : start + max_chars]
+    earliest = max_chars // 3
+    for boundary in _CUT_PREFERENCES:
+        ends = [m.end() for m in boundary.finditer(window) if m.end() >= earliest]
+        if ends:
+            return start + ends[-1]
+    space = sentence.rfind(" ", start, start + max_chars)
+    return space if space > start else start + max_chars
 
 
 def make_passages(clean: CleanText, sentences: Sequence[Span], target_chars: int, max_chars: int) -> list[PassageSpan]:

@@ -266,6 +266,25 @@ def anchored(
 # ------------------------------------------------------------------------------------ words
 
 
+# a run of capitalised words, which "of", "and", "the", "for" may join: "Islamic State of Iraq and Levant"
+_CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|the|for)\s+)*[A-Z][\w’'-]*)+")
+_RUN_JOINERS = frozenset({"of", "and", "the", "for"})
+
+
+def corpus_acronyms(texts: Iterable[str], min_letters: int = 3) -> frozenset[str]:
+    """The initials of the corpus's capitalised names, of every run of at least ``min_letters``
+    of their words ("isil" of "Islamic State of Iraq and Levant", "csto" of "Collective
+    Security Treaty Organisation"): a question may name what the sources spell out."""
+    acronyms: set[str] = set()
+    for text in texts:
+        for run in _CAPITALISED_RUN.finditer(text):
+            initials = [w[0].lower() for w in run.group(0).split() if w.lower() not in _RUN_JOINERS]
+            for start in range(len(initials)):
+                for end in range(start + min_letters, len(initials) + 1):
+                    acronyms.add("".join(initials[start:end]))
+    return frozenset(acronyms)
+
+
 def usable_words(text: str) -> list[str]:
     """The words that can carry a question: letters or digits, not a stop word, longer than one
     character ("😀<b>&" has only "b")."""
@@ -329,8 +348,9 @@ def _spelling_variant(word: str, vocabulary: Vocabulary) -> bool:
 
 
 # Where a question names what it asks about: "how many X", "what/which X", "the X of"
+# "how many X": the thing counted, or what qualifies it ("how many Afghan refugees": see focus_words)
+_COUNTED = re.compile(r"\bhow\s+(?:many|much|long|far|big|large|old|high)\s+(?:in\s+)?([a-z0-9]+)(?:\s+([a-z0-9]+))?")
 _FOCUS_SLOTS = (
-    re.compile(r"\bhow\s+(?:many|much|long|far|big|large|old|high)\s+(?:in\s+)?([a-z0-9]+)"),
     re.compile(r"\b(?:the|a|an)\s+([a-z0-9]+)(?:\s+([a-z0-9]+))?\s+(?:of|in)\b"),
     re.compile(
         r"\b(?:is|are|was|were)\s+there\s+(?:any\s+|a\s+|an\s+)?([a-z0-9]+)(?:\s+([a-z0-9]+))?"
@@ -351,8 +371,13 @@ def focus_words(question: str) -> set[str]:
     """Words where a question names its focus ("how many mosques", "the population of", "are
     there direct flights"), plus names written capitalised inside the question ("Akhundzada")."""
     text = " ".join(words(question))
+    names = _name_words(question)
     slots = {w for pattern in _FOCUS_SLOTS for m in pattern.finditer(text) for w in m.groups() if w}
-    return {w for w in slots if w not in STOPWORDS and w not in ANSWER_FORM_WORDS} | _name_words(question)
+    for counted in _COUNTED.finditer(text):
+        # the word after a capitalised qualifier is the thing counted ("How many Afghan refugees");
+        # after any other word it may be the verb ("how many principles underpin")
+        slots.update(w for w in counted.groups()[: 2 if counted.group(1) in names else 1] if w)
+    return {w for w in slots if w not in STOPWORDS and w not in ANSWER_FORM_WORDS} | names
 
 
 def focus_missing(

@@ -116,15 +116,21 @@ def role_asked(question: str) -> str:
 
 def names_role_holder(text: str, role: str, skip_names: frozenset[str] = frozenset(), window: int = 40) -> bool:
     """Whether ``text`` puts a personal name (:func:`passage_features`' kind) within ``window``
-    characters of the role's head word ("Russia's ambassador to Kabul, Alexander Mantytskiy")."""
+    characters of the role's head word ("Russia's ambassador to Kabul, Alexander Mantytskiy"),
+    and the words that qualify the role as near it ("supreme" of "supreme leader": a name beside
+    "Taliban leaders" does not name the supreme leader)."""
     found = re.search(_ROLES, role, re.IGNORECASE)
     head = found.group(0) if found else role  # "minister" of "foreign minister", "head" of "head of ..."
+    qualifiers = role[: found.start()].split() if found else []
     names = [
         m
         for m in _NAME.finditer(text)
         if any(w.lower() not in skip_names and w.lower() not in STOPWORDS for w in m.group(0).split())
     ]
     for mention in re.finditer(rf"\b{re.escape(head[:5])}", text, re.IGNORECASE):
+        near = text[max(0, mention.start() - window) : mention.end() + window]
+        if not all(re.search(rf"\b{re.escape(q[:5])}", near, re.IGNORECASE) for q in qualifiers):
+            continue
         if any(n.start() - mention.end() <= window and mention.start() - n.end() <= window for n in names):
             return True
     return False

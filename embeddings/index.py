@@ -49,7 +49,7 @@ from typing import Any, Protocol
 import numpy as np
 import xxhash
 
-from .chunking import make_passages, split_sentences
+from .chunking import CHUNKING_VERSION, make_passages, split_sentences
 from .cleaning import clean_blocks, clean_document
 from .documents import RawDocument, doc_key, read_documents, scan_seeds
 from .sources import Citation, SourceCatalog
@@ -115,6 +115,7 @@ class BuildParams:
             "target_chars": self.target_chars,
             "max_chars": self.max_chars,
             "title_prefix": self.title_prefix,
+            "chunking": CHUNKING_VERSION,
         }
 
 

@@ -267,7 +267,11 @@ class Searcher:
             if len(self.passages)
             else np.zeros((0, self.passage_vectors.shape[1]), np.float32)
         )
-        self.citation_words = frozenset(w for d in data.documents for w in words(d.citation.text()))
+        # words a question may use that no passage holds as a word: the citations' (an author's
+        # name) and the initials of the corpus's names ("ISIL" for "Islamic State of Iraq and Levant")
+        self.known_elsewhere = frozenset(
+            w for d in data.documents for w in words(d.citation.text())
+        ) | coverage.corpus_acronyms(texts)
         self.rare_postings = coverage.rare_word_sentences(
             (data.sentence_text(i) for i in range(len(data.sentences))),
             self.vocabulary.document_frequency,
@@ -491,7 +495,7 @@ class Searcher:
 
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""
-        missing = coverage.missing_terms(question, self.vocabulary, self.common_words, also_known=self.citation_words)
+        missing = coverage.missing_terms(question, self.vocabulary, self.common_words, also_known=self.known_elsewhere)
         return coverage.focus_missing(question, missing, self.topic_words, self.common_words)
 
     def _hit(self, rank: int, passage: int, score: float, highlight_sentence: int) -> Hit:

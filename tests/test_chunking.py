@@ -65,6 +65,20 @@ def test_run_on_text_is_cut_at_spaces():
     assert " ".join(text.strip()[a:b] for a, b in pieces) == text.strip()
 
 
+def test_an_over_long_quotation_is_cut_at_an_inner_sentence_end():
+    # pysbd keeps a quotation of several sentences as one "sentence": cut it where one of them ends,
+    # not mid-sentence at the last space that fits; an abbreviation ("U.S. forces") is no end
+    first = "He said: “The U.S. forces left Kabul in a hurry and the region remains unstable."
+    second = "Stabilising it remains a precarious task for all its neighbours, Russia among them.”"
+    text = f"{first} {second}"
+    pieces = [text[a:b] for a, b in cut_long(text, 120)]
+    assert pieces == [first, second]
+    # without an inner sentence end, a semicolon or comma comes before any space
+    clause = "the talks went on for a long time; " + "nobody knew where they would lead or why " * 2
+    first_cut = cut_long(clause.strip(), 60)[0]
+    assert clause[first_cut[0] : first_cut[1]] == "the talks went on for a long time;"
+
+
 def test_fixed_size_chunks_cover_the_text_with_overlap():
     chunks = fixed_size_chunks("x" * 2500, 1000, 200)
     assert chunks[0] == (0, 1000) and chunks[1] == (800, 1800) and chunks[-1][1] == 2500

@@ -34,6 +34,21 @@ def test_usable_words():
     assert coverage.usable_words("2021") == ["2021"]
 
 
+def test_corpus_acronyms_are_the_initials_of_its_names():
+    acronyms = coverage.corpus_acronyms(["fighters of the Islamic State of Iraq and Levant, and the CSTO"])
+    assert {"isil", "sil", "isi"} <= acronyms  # "of" and "and" join a name, they give no letter
+    assert "is" not in acronyms  # two letters are too common a word to be an acronym
+    assert coverage.corpus_acronyms(["The Collective Security Treaty Organisation met."]) >= {"csto"}
+    assert "tcsto" not in coverage.corpus_acronyms(["The Collective Security Treaty Organisation met."])
+
+
+def test_a_counted_things_qualifier_counts_only_when_it_is_a_name():
+    # "How many Afghan refugees": refugees is what is counted; "how many principles underpin": a verb
+    assert {"afghan", "refugees"} <= coverage.focus_words("How many Afghan refugees live in Russia?")
+    assert "underpin" not in coverage.focus_words("how many principles underpin the policy?")
+    assert "principles" in coverage.focus_words("how many principles underpin the policy?")
+
+
 def test_missing_terms_skip_corpus_words_inflections_spellings_and_common_words(vocabulary):
     common = common_english_words()
     missing = coverage.missing_terms("What is the population of Afghanistan?", vocabulary, common)

@@ -90,3 +90,7 @@ def test_names_role_holder_wants_a_name_beside_the_role():
     assert not names_role_holder(far, "foreign minister")
     # a capitalised sentence opening with a topic word is no name
     assert not names_role_holder("Now Taliban minister talks began.", "minister", frozenset({"taliban", "now"}))
+    # what qualifies the role must be beside it too: a name beside "leaders" is no supreme leader
+    assert names_role_holder("President Vladimir Putin was the first world leader to support it.", "world leader")
+    assert names_role_holder("Hibatullah Akhundzada, the Taliban's supreme leader, said ...", "supreme leader")
+    assert not names_role_holder("Taliban leaders met Zamir Kabulov in Moscow.", "supreme leader")

@@ -227,13 +227,15 @@ def test_the_bold_sentence_is_never_a_bare_reference(searcher):
 
 
 def test_a_question_naming_its_source_gets_that_sources_passage(searcher, monkeypatch):
-    # "in Asma Hussain's view": the undated article by her, not the 2024 news piece on the same point
-    question = "Why, in Asma Hussain's view, does Russia play up the dangers coming from Afghanistan?"
-    assert searcher.search(question).hits[0].citation.authors == ("Asma Hussain",)
+    # "in Hussain's article": the undated article by her, not a 2017 brief on Russia's reasons
+    question = "In Hussain's article, why is Russia overstating the Afghan threat?"
+    first = searcher.search(question).hits[0]
+    assert first.citation.authors == ("Asma Hussain",)
+    assert hit_rank([first.text], ["exaggerating the threats from afghanistan"]) == 1
     # who wrote it: the passage that names the 2025 commentary's authors, which shares no topic word
     authors = searcher.search("Who are the authors of the piece on Russia's recognition gamble?", k=3)
     assert any("Aleksei Zakharov is Fellow" in h.text or "Harsh V. Pant is" in h.text for h in authors.hits)
-    monkeypatch.setattr(searcher, "source_weights", {})  # without the boost the 2024 piece comes first
+    monkeypatch.setattr(searcher, "source_weights", {})  # without the boost a 2017 brief comes first
     assert searcher.search(question).hits[0].citation.authors != ("Asma Hussain",)
 
 
