@@ -19,8 +19,9 @@ from __future__ import annotations
 import random
 import re
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Protocol
 
 import numpy as np
@@ -285,6 +286,37 @@ def corpus_acronyms(texts: Iterable[str], min_letters: int = 3) -> frozenset[str
     return frozenset(acronyms)
 
 
+_HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
+
+
+def hyphenated_words(texts: Iterable[str]) -> dict[str, str]:
+    """The corpus's hyphenated words by the stem of their joined spelling: {"delist": "de-listing",
+    "roadmap": "road-map"}."""
+    from .lexical import _stemmer
+
+    forms = sorted({m.group(0).lower() for text in texts for m in _HYPHENATED.finditer(text)})
+    return dict(zip(_stemmer().stemWords([f.replace("-", "") for f in forms]), forms, strict=True))
+
+
+def hyphenate_like_corpus(query: str, hyphenated: Mapping[str, str], corpus_words: Container[str]) -> str:
+    """``query`` with each word that the corpus only writes hyphenated written so, in the query's
+    own inflection ("delisted" → "de-listed" for "de-listing"), so that BM25 and the model see the
+    sources' spelling; a word the corpus uses as written stays."""
+    from .lexical import _stemmer
+
+    def split(match: re.Match[str]) -> str:
+        word = match.group(0)
+        form = None if word.lower() in corpus_words else hyphenated.get(_stemmer().stemWord(word.lower()))
+        if form is None:
+            return word
+        cuts = list(accumulate(len(part) for part in form.split("-")[:-1]))
+        if cuts[-1] >= len(word) or word[: cuts[-1]].lower() != form.replace("-", "")[: cuts[-1]]:
+            return word
+        return "-".join(word[a:b] for a, b in zip([0, *cuts], [*cuts, len(word)], strict=True))
+
+    return re.sub(r"[A-Za-z]{4,}", split, query)
+
+
 def usable_words(text: str) -> list[str]:
     """The words that can carry a question: letters or digits, not a stop word, longer than one
     character ("😀<b>&" has only "b")."""
@@ -306,9 +338,9 @@ def missing_terms(
     min_length: int = 3,
 ) -> list[str]:
     """Content words of ``question`` the corpus never uses: not as written, not inflected (same
-    stem), not spelled another way, nor in ``also_known`` (the citations' words: an author's
-    name). Very common English words ("use", "ever", "happen") never count: they are not what a
-    question is about."""
+    stem), not spelled another way, nor in ``also_known`` (the citations' words, an author's name;
+    the corpus's acronyms). Very common English
+    words ("use", "ever", "happen") never count: they are not what a question is about."""
     from .lexical import _stemmer
 
     missing = []

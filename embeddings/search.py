@@ -272,6 +272,7 @@ class Searcher:
         self.known_elsewhere = frozenset(
             w for d in data.documents for w in words(d.citation.text())
         ) | coverage.corpus_acronyms(texts)
+        self.hyphenated = coverage.hyphenated_words(texts)  # "delisted" is asked of "de-listing"
         self.rare_postings = coverage.rare_word_sentences(
             (data.sentence_text(i) for i in range(len(data.sentences))),
             self.vocabulary.document_frequency,
@@ -325,7 +326,9 @@ class Searcher:
         query = re.sub(r"([^\w\s])[^\w\s]+", r"\1", " ".join(query.split()))[:MAX_QUERY_CHARS]
         if not coverage.usable_words(query):
             return query, query, query  # declined without a look at the model ("😀<b>&" × 3000)
-        corrected = self.vocabulary.correct(query) if self.spelling_correction else query
+        # the sources' spelling of a compound first: "counterterrorism" is no typo to correct
+        corrected = coverage.hyphenate_like_corpus(query, self.hyphenated, self.vocabulary.counts)
+        corrected = self.vocabulary.correct(corrected) if self.spelling_correction else corrected
         return query, corrected, strip_words(corrected, self.topic_words)
 
     def rank(self, query: str, q: np.ndarray, q_focus: np.ndarray, q_tokens: np.ndarray | None = None) -> _Ranked:

@@ -42,6 +42,18 @@ def test_corpus_acronyms_are_the_initials_of_its_names():
     assert "tcsto" not in coverage.corpus_acronyms(["The Collective Security Treaty Organisation met."])
 
 
+def test_a_word_the_corpus_hyphenates_is_written_as_the_corpus_does():
+    hyphenated = coverage.hyphenated_words(["its de-listing in April 2025, a road-map, al-Qaeda"])
+    assert hyphenated == {"delist": "de-listing", "roadmap": "road-map", "alqaeda": "al-qaeda"}
+    rewrite = coverage.hyphenate_like_corpus
+    # in the question's own inflection and case
+    assert rewrite("When was the Taliban delisted?", hyphenated, set()) == "When was the Taliban de-listed?"
+    assert rewrite("Alqaeda roadmaps", hyphenated, set()) == "Al-qaeda road-maps"
+    # a word the corpus itself uses stays, and so does one that only shares the stem's letters
+    assert rewrite("roadmap", hyphenated, {"roadmap"}) == "roadmap"
+    assert rewrite("the talks", hyphenated, set()) == "the talks"
+
+
 def test_a_counted_things_qualifier_counts_only_when_it_is_a_name():
     # "How many Afghan refugees": refugees is what is counted; "how many principles underpin": a verb
     assert {"afghan", "refugees"} <= coverage.focus_words("How many Afghan refugees live in Russia?")
@@ -170,6 +182,8 @@ def test_junk_without_words_is_declined_without_passages(searcher):
     ("question", "evidence"),
     [
         ("Who attacked Crocus City Hall?", "crocus city hall in moscow in march 2024"),
+        # the sources write "de-listing": the joined word is theirs too, in BM25 and in coverage
+        ("When was the Taliban delisted in Russia?", "de listing in april 2025"),
         ("When did the Taliban overrun Kunduz?", None),
         ("did the heroin trade push moscow into talking with the taliban", None),
         ("how many soviet soldiers died in the afghan war", "14 500 soviet soldiers"),
