@@ -272,16 +272,17 @@ _CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|the|for)\s+)*[
 _RUN_JOINERS = frozenset({"of", "and", "the", "for"})
 
 
-def corpus_acronyms(texts: Iterable[str], min_letters: int = 3) -> frozenset[str]:
-    """The initials of the corpus's capitalised names, of every run of at least ``min_letters``
-    of their words ("isil" of "Islamic State of Iraq and Levant", "csto" of "Collective
-    Security Treaty Organisation"): a question may name what the sources spell out."""
+def corpus_acronyms(texts: Iterable[str], min_letters: int = 3, max_letters: int = 8) -> frozenset[str]:
+    """The initials of the corpus's capitalised names, of every run of ``min_letters`` to
+    ``max_letters`` of their words ("isil" of "Islamic State of Iraq and Levant", "csto" of
+    "Collective Security Treaty Organisation"): a question may name what the sources spell out.
+    (The cap keeps a document in capitals from giving every sub-run of thousands of words.)"""
     acronyms: set[str] = set()
     for text in texts:
         for run in _CAPITALISED_RUN.finditer(text):
             initials = [w[0].lower() for w in run.group(0).split() if w.lower() not in _RUN_JOINERS]
             for start in range(len(initials)):
-                for end in range(start + min_letters, len(initials) + 1):
+                for end in range(start + min_letters, min(len(initials), start + max_letters) + 1):
                     acronyms.add("".join(initials[start:end]))
     return frozenset(acronyms)
 
@@ -339,8 +340,8 @@ def missing_terms(
 ) -> list[str]:
     """Content words of ``question`` the corpus never uses: not as written, not inflected (same
     stem), not spelled another way, nor in ``also_known`` (the citations' words, an author's name;
-    the corpus's acronyms). Very common English
-    words ("use", "ever", "happen") never count: they are not what a question is about."""
+    the corpus's acronyms). Very common English words ("use", "ever", "happen") never count: they
+    are not what a question is about."""
     from .lexical import _stemmer
 
     missing = []

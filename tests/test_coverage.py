@@ -40,6 +40,9 @@ def test_corpus_acronyms_are_the_initials_of_its_names():
     assert "is" not in acronyms  # two letters are too common a word to be an acronym
     assert coverage.corpus_acronyms(["The Collective Security Treaty Organisation met."]) >= {"csto"}
     assert "tcsto" not in coverage.corpus_acronyms(["The Collective Security Treaty Organisation met."])
+    # a document in capitals gives runs of at most eight initials, not every sub-run of its words
+    shouting = coverage.corpus_acronyms(["ALL CAPS " * 2000])
+    assert max(map(len, shouting)) == 8 and len(shouting) <= 8 * 6
 
 
 def test_a_word_the_corpus_hyphenates_is_written_as_the_corpus_does():
