@@ -121,7 +121,9 @@ def names_role_holder(text: str, role: str, skip_names: frozenset[str] = frozens
     "Taliban leaders" does not name the supreme leader)."""
     found = re.search(_ROLES, role, re.IGNORECASE)
     head = found.group(0) if found else role  # "minister" of "foreign minister", "head" of "head of ..."
-    qualifiers = role[: found.start()].split() if found else []
+    qualifiers = (
+        [re.compile(rf"\b{re.escape(q[:5])}", re.IGNORECASE) for q in role[: found.start()].split()] if found else []
+    )
     names = [
         m
         for m in _NAME.finditer(text)
@@ -129,7 +131,7 @@ def names_role_holder(text: str, role: str, skip_names: frozenset[str] = frozens
     ]
     for mention in re.finditer(rf"\b{re.escape(head[:5])}", text, re.IGNORECASE):
         near = text[max(0, mention.start() - window) : mention.end() + window]
-        if not all(re.search(rf"\b{re.escape(q[:5])}", near, re.IGNORECASE) for q in qualifiers):
+        if not all(q.search(near) for q in qualifiers):
             continue
         if any(n.start() - mention.end() <= window and mention.start() - n.end() <= window for n in names):
             return True
