@@ -365,6 +365,33 @@ def missing_terms(
     return missing
 
 
+# Words before a year that make it the bound of a period ("since 2019", "between 2015 and 2019"):
+# a period can hold what the sources say without any of them naming that year
+_PERIOD_BOUNDS = frozenset(
+    {"since", "after", "before", "until", "till", "from", "by", "between", "and", "to", "through"}
+)
+
+
+def absent_years(question: str, vocabulary: Vocabulary, latest_year: int | None) -> list[str]:
+    """Years the question asks about that no document names ("the 2018 Moscow Format meeting"
+    when no source mentions 2018): a date the sources do not cover, whatever else they say.
+
+    Not a year that bounds a period ("since 2019"), nor one after ``latest_year`` (the newest
+    source's year): that asks about the present, which the newest source answers as of its date.
+    """
+    tokens = words(question)
+    absent = []
+    for i, token in enumerate(tokens):
+        if not (len(token) == 4 and token.isdigit() and 1000 <= int(token) <= 2099):
+            continue
+        if token in vocabulary.counts or (i and tokens[i - 1] in _PERIOD_BOUNDS):
+            continue
+        if latest_year is not None and int(token) > latest_year:
+            continue
+        absent.append(token)
+    return list(dict.fromkeys(absent))
+
+
 def _spelling_variant(word: str, vocabulary: Vocabulary) -> bool:
     """Whether the corpus spells ``word`` another way: "-ize" as "-ise", or, for a word that is
     not an English word, one letter off with the same first and last letters ("Kofi" for

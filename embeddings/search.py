@@ -246,6 +246,8 @@ class Searcher:
             dtype=np.float64,
         )
         self.passage_features = cues.feature_matrix(texts, self.topic_words)
+        dated = [int(d) for d in doc_dates if d != temporal.UNDATED]
+        self.latest_year = max(dated) if dated else None  # a year after it asks about the present
         self.citations = [d.citation for d in data.documents]
         self.passage_names_authors = np.array(
             [
@@ -499,7 +501,9 @@ class Searcher:
     def missing_focus(self, question: str) -> list[str]:
         """The words the question is about that no document uses (empty: the corpus may answer)."""
         missing = coverage.missing_terms(question, self.vocabulary, self.common_words, also_known=self.known_elsewhere)
-        return coverage.focus_missing(question, missing, self.topic_words, self.common_words)
+        return coverage.absent_years(question, self.vocabulary, self.latest_year) + coverage.focus_missing(
+            question, missing, self.topic_words, self.common_words
+        )
 
     def _hit(self, rank: int, passage: int, score: float, highlight_sentence: int) -> Hit:
         row = self.passages[passage]

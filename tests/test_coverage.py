@@ -102,6 +102,20 @@ def test_focus_missing(question, missing, expected):
     assert coverage.focus_missing(question, missing, topic, common_english_words()) == expected
 
 
+def test_a_year_no_source_names_is_missing_unless_it_bounds_a_period_or_is_after_the_newest(vocabulary):
+    assert coverage.absent_years("Who came to the 2018 Moscow Format?", vocabulary, 2025) == ["2018"]
+    assert coverage.absent_years("What happened in 2019 and in 2019?", vocabulary, 2025) == ["2019"]
+    assert coverage.absent_years("What did Russia do in 2025?", vocabulary, 2025) == []  # a source names it
+    # a period's bound: the sources may speak of the years inside it
+    assert coverage.absent_years("What has Russia done since 2018?", vocabulary, 2025) == []
+    assert coverage.absent_years("talks between 2015 and 2019", vocabulary, 2025) == []
+    # after the newest source: a question about the present, which the newest source answers
+    assert coverage.absent_years("Where do things stand in 2026?", vocabulary, 2025) == []
+    assert coverage.absent_years("Where do things stand in 2026?", vocabulary, None) == ["2026"]
+    # not years: counts, decades, other numbers
+    assert coverage.absent_years("Were 2500 fighters trained in the 2010s or 999 times?", vocabulary, 2025) == []
+
+
 def test_threshold_from_probes_and_rare_phrases():
     probes = np.array([0.1, 0.2, 0.25, 0.3, 0.5])
     assert coverage.threshold_from_probes(probes, 0.0, 0.0) == pytest.approx(np.quantile(probes, 0.95))
@@ -130,6 +144,8 @@ def test_threshold_from_probes_and_rare_phrases():
         # every word is in the corpus, but no passage found names anyone in the role
         ("Who is the Taliban government's foreign minister?", "foreign minister"),
         ("What is the name of the Taliban's charge d'affaires in Moscow?", "charge d'affaires"),
+        # no source names that year, though the meetings are theirs
+        ("How many Taliban delegates came to the 2018 Moscow Format meeting?", "2018"),
     ],
 )
 def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(searcher, question, missing):
