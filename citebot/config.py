@@ -110,7 +110,7 @@ class RetrievalConfig(_Section):
     abstain_margin: float = Field(0.0, ge=-1, le=1)
     recency_margin: float = Field(0.4, ge=0)
     history_years: float = Field(5, ge=0)
-    newest_ratio: float = Field(0.7, ge=0, le=1)
+    newest_ratio: float = Field(0.0, ge=0, le=1)
     spelling_correction: bool = True
     weights: RetrievalWeights = RetrievalWeights()
     kind_boosts: KindBoosts = KindBoosts()

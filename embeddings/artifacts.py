@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .index import _write_json  # fsynced, as every file of a build
-from .lexical import LexicalIndex, Vocabulary, word_set
+from .lexical import LexicalIndex, Vocabulary, with_plain_wording, word_set
 from .vector_index import index_kind, load_vector_index, make_vector_index, save_vector_index
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,20 @@ def passage_texts(documents: Sequence[Any], passages: np.ndarray) -> list[str]:
     return [documents[int(row["doc"])].text[int(row["start"]) : int(row["end"])] for row in passages]
 
 
+def keyword_texts(documents: Sequence[Any], passages: np.ndarray) -> list[str]:
+    """What the keyword index and the word list read of each passage: its text and the plain
+    English of its document's reworded phrases (lexical.with_plain_wording)."""
+    return [
+        with_plain_wording(text, documents[int(row["doc"])].plain_wording)
+        for text, row in zip(passage_texts(documents, passages), passages, strict=True)
+    ]
+
+
 def save_artifacts(folder: Path, build: dict[str, Any], *, exact_below: int) -> None:
     """Write the artifacts of ``build`` (the builder's dict: documents, passages, vectors) into
     ``folder``, with their checksums in ``artifacts.json``."""
     folder = Path(folder)
-    texts = passage_texts(build["documents"], build["passages"])
+    texts = keyword_texts(build["documents"], build["passages"])
     for name, filename in VECTOR_FILES.items():
         save_vector_index(make_vector_index(build[name], exact_below), folder / filename)
     LexicalIndex(texts).save(folder / BM25_DIR)

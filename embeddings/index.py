@@ -52,6 +52,7 @@ import xxhash
 from .chunking import CHUNKING_VERSION, make_passages, split_sentences
 from .cleaning import clean_blocks, clean_document
 from .documents import RawDocument, doc_key, read_documents, scan_seeds
+from .lexical import plain_reading
 from .sources import Citation, SourceCatalog
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,9 @@ class DocumentRecord:
     citation: Citation
     text: str
     headings: list[tuple[int, str]] = field(default_factory=list)  # (offset, heading)
+    # the sources file's plain English for phrases of a machine-reworded text: what the model and
+    # the keyword index read besides (lexical.plain_reading, with_plain_wording); never shown
+    plain_wording: tuple[tuple[str, str], ...] = ()
 
     def heading_at(self, offset: int) -> str | None:
         current = None
@@ -146,6 +150,7 @@ class DocumentRecord:
             "citation": self.citation.as_dict(),
             "text": self.text,
             "headings": self.headings,
+            "plain_wording": [list(pair) for pair in self.plain_wording],
         }
 
     @classmethod
@@ -161,6 +166,7 @@ class DocumentRecord:
             ),
             data["text"],
             [(int(o), str(h)) for o, h in data.get("headings", [])],
+            tuple((str(phrase), str(plain)) for phrase, plain in data.get("plain_wording", [])),
         )
 
 
@@ -192,6 +198,10 @@ class IndexData:
     def passage_text(self, i: int) -> str:
         row = self.passages[i]
         return self.documents[row["doc"]].text[row["start"] : row["end"]]
+
+    def passage_reading(self, i: int) -> str:
+        """The passage as the model reads it: in plain English where its document is reworded."""
+        return plain_reading(self.passage_text(i), self.documents[self.passages[i]["doc"]].plain_wording)
 
     def sentence_text(self, i: int) -> str:
         row = self.sentences[i]
@@ -249,8 +259,13 @@ def current_build(index_dir: Path) -> Path:
     return index_dir / "current"
 
 
-def _fingerprint(sha256: str, citation: Citation, params: BuildParams) -> str:
-    payload = json.dumps([sha256, citation.as_dict(), params.as_dict(), FORMAT_VERSION], sort_keys=True)
+def _fingerprint(
+    sha256: str, citation: Citation, params: BuildParams, plain_wording: tuple[tuple[str, str], ...] = ()
+) -> str:
+    described = [sha256, citation.as_dict(), params.as_dict(), FORMAT_VERSION]
+    if plain_wording:  # what the model reads changes with it (a document without keeps its print)
+        described.append([list(pair) for pair in plain_wording])
+    payload = json.dumps(described, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -459,7 +474,10 @@ def seed_state(
     """Read the seeds folder: usable documents and their fingerprints."""
     warnings: list[str] = []
     documents = read_documents(scan_seeds(seeds_dir, extensions, max_bytes, warnings), warnings)
-    fingerprints = {d.doc_id: _fingerprint(d.sha256, catalog.citation(d.doc_id, d.text), params) for d in documents}
+    fingerprints = {
+        d.doc_id: _fingerprint(d.sha256, catalog.citation(d.doc_id, d.text), params, catalog.plain_wording(d.doc_id))
+        for d in documents
+    }
     return SeedState(fingerprints, warnings), documents
 
 
@@ -604,14 +622,20 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
                 citation,
                 clean.text,
                 headings,
+                catalog.plain_wording(raw.doc_id),
             )
             documents.append(record)
             base = len(sentence_rows)
             rows_s = [(d, s.start, s.end) for s in sentences]
             rows_p = [(d, p.start, p.end, base + p.first, base + p.last) for p in spans]
-            texts_p = [embedding_text(record, clean.text[p.start : p.end], p.start, params) for p in spans]
-            texts_s = [clean.text[s.start : s.end] for s in sentences]
-            shown_p = [clean.text[p.start : p.end] for p in spans]
+            # the model reads a reworded document in plain English (the sources file's plain_wording)
+            plain = record.plain_wording
+            texts_p = [
+                embedding_text(record, plain_reading(clean.text[p.start : p.end], plain), p.start, params)
+                for p in spans
+            ]
+            texts_s = [plain_reading(clean.text[s.start : s.end], plain) for s in sentences]
+            shown_p = [plain_reading(clean.text[p.start : p.end], plain) for p in spans]
             to_embed.append((len(passage_vectors), texts_p, shown_p, texts_s))
             vec_p = vec_s = tokens = None
         passage_rows.extend((d, *row[1:]) for row in rows_p)

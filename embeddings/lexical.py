@@ -54,6 +54,26 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def _phrase(phrase: str) -> re.Pattern[str]:
+    """``phrase`` as whole words, in any case ("notion" is not found in "emotional")."""
+    return re.compile(rf"(?<!\w){re.escape(phrase)}(?!\w)", re.IGNORECASE)
+
+
+def plain_reading(text: str, plain_wording: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each phrase of ``plain_wording`` replaced by its plain English: what the
+    model reads of a machine-reworded document ("safety pursuits" → "security interests")."""
+    for phrase, plain in plain_wording:
+        text = _phrase(phrase).sub(plain.replace("\\", "\\\\"), text)
+    return text
+
+
+def with_plain_wording(text: str, plain_wording: Sequence[tuple[str, str]]) -> str:
+    """What the keyword index reads of a passage: its text, then the plain English of each phrase
+    of ``plain_wording`` it holds. The document's own words stay: a question may quote them."""
+    plain = [p for phrase, p in plain_wording if _phrase(phrase).search(text)]
+    return f"{text}\n{' '.join(plain)}" if plain else text
+
+
 def tokenize(text: str) -> list[str]:
     """BM25 tokens: words less stop words, Snowball-stemmed."""
     kept = [w for w in words(text) if w not in STOPWORDS]

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from . import attribution, coverage, cues, newest, temporal
-from .artifacts import Artifacts
+from .artifacts import Artifacts, keyword_texts
 from .batching import QueryBatcher
 from .fusion import (
     Weights,
@@ -200,8 +200,12 @@ class Searcher:
         # what the build saved (embeddings/artifacts.py) is loaded; what it lacks is built here
         saved = artifacts or Artifacts()
         texts = [data.passage_text(i) for i in range(len(self.passages))]
-        self.lexical = saved.lexical if saved.lexical is not None else LexicalIndex(texts)
-        self.vocabulary = saved.vocabulary if saved.vocabulary is not None else Vocabulary.build(texts, known_words)
+        if saved.lexical is None or saved.vocabulary is None:
+            keyword_text = keyword_texts(data.documents, self.passages)  # what the build's artifacts read
+        self.lexical = saved.lexical if saved.lexical is not None else LexicalIndex(keyword_text)
+        self.vocabulary = (
+            saved.vocabulary if saved.vocabulary is not None else Vocabulary.build(keyword_text, known_words)
+        )
         self.topic_words = self.vocabulary.topic_words()
         self.passage_vectors = np.asarray(data.passage_vectors)
         self.sentence_vectors = np.asarray(data.sentence_vectors)
@@ -535,7 +539,7 @@ class Searcher:
         cached = self._passage_token_cache.get(passage)
         if cached is None:
             cached = self.encoder.encode_with_tokens(  # type: ignore[attr-defined]  # uses_tokens: it has it
-                [self.data.passage_text(passage)]
+                [self.data.passage_reading(passage)]
             )[0][1]
             self._passage_token_cache.put_all({passage: cached})
         return cached

@@ -67,6 +67,11 @@ class SourceCatalog:
             url=str(entry.get("url") or "").strip(),
         )
 
+    def plain_wording(self, doc_id: str) -> tuple[tuple[str, str], ...]:
+        """The document's ``plain_wording``: (phrase as written, the same in plain English) pairs."""
+        entry = self.entries.get(doc_id) or self.entries.get(Path(doc_id).name) or {}
+        return tuple(entry.get("plain_wording") or ())
+
 
 class SourcesError(ValueError):
     """The sources file cannot be used as it is; the message names the file and the line.
@@ -76,7 +81,7 @@ class SourcesError(ValueError):
     """
 
 
-ENTRY_FIELDS = ("title", "authors", "publisher", "date", "url")
+ENTRY_FIELDS = ("title", "authors", "publisher", "date", "url", "plain_wording")
 _DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 
@@ -154,12 +159,36 @@ def _entry(node: yaml.Node, doc_id: str, name: str) -> dict[str, Any]:
                 raise SourcesError(f"{where} must be a list of names")
             entry["authors"] = tuple(_scalar(item) for item in items if _scalar(item))
             continue
+        if field_name == "plain_wording":
+            entry["plain_wording"] = _phrase_pairs(value, name, doc_id)
+            continue
         if not isinstance(value, yaml.ScalarNode):
             raise SourcesError(f"{where} must be a single value, not a {_kind(value)}")
         entry[field_name] = _scalar(value)
         if field_name == "date" and entry["date"] and not _DATE.fullmatch(entry["date"]):
             raise SourcesError(f"{where} must be YYYY, YYYY-MM or YYYY-MM-DD, not {entry['date']!r}")
     return entry
+
+
+def _phrase_pairs(node: yaml.Node, name: str, doc_id: str) -> tuple[tuple[str, str], ...]:
+    """``plain_wording``: a mapping of phrases as the document writes them to plain English."""
+    if _is_null(node):
+        return ()
+    if not isinstance(node, yaml.MappingNode):
+        raise SourcesError(
+            f"{name}{_where(node.start_mark)}: {doc_id}: plain_wording must map phrases as written to "
+            f"plain English, not a {_kind(node)}"
+        )
+    pairs = []
+    for key, value in node.value:
+        where = f"{name}{_where(key.start_mark)}: {doc_id}: plain_wording"
+        if not (isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)):
+            raise SourcesError(f"{where}: each phrase maps to one plain phrase")
+        phrase, plain = _scalar(key), _scalar(value)
+        if not phrase or not plain:
+            raise SourcesError(f"{where}: a phrase or its plain English is empty")
+        pairs.append((phrase, plain))
+    return tuple(pairs)
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError, text: str) -> str:

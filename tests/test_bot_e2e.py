@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 
@@ -142,7 +143,8 @@ async def test_analyst_answers_dates_newest_first_not_covered_and_junk(emulator,
     chat = emulator.private_chat(alice)
     current = (await ask(emulator, chat, alice, "Has Russia recognised the Taliban government?"))["text"]
     assert "\n1. Understanding Russia’s Taliban gauntlet — Harsh V. Pant, Aleksei Zakharov, 2025-07-28\n" in current
-    assert "as of 2017" in current or "· undated" in current  # older sources marked on a current question
+    # older sources are marked on a current question: the 2024 piece's "not yet officially recognized"
+    assert re.search(r"as of 20\d\d", current) or "· undated" in current
     assert "newest source comes first" in current
     missing = await ask(emulator, chat, alice, "What is the population of Afghanistan?")
     assert missing["text"].startswith(
@@ -156,7 +158,7 @@ async def test_analyst_answers_dates_newest_first_not_covered_and_junk(emulator,
     emulator.send_text(group, alice, f"hey @{username}")
     hey = (await emulator.wait_for_messages(group["id"], 1, timeout=20))[0]
     assert "don't cover" in hey["text"] and "Passages" not in hey["text"]
-    emulator.send_text(group, alice, f"/ask@{username} Has Russia recognised the Taliban government?")
+    emulator.send_text(group, alice, f"/ask@{username} Did Russia take the Taliban off its terrorist list?")
     compact = (await emulator.wait_for_messages(group["id"], 2, timeout=20))[1]["text"]
     assert "2025-07-28" in compact and ("as of" in compact or "· undated" in compact)
 

@@ -6,6 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
+from conftest import REPO
 
 from citebot import engine
 from citebot.service import open_service
@@ -213,3 +215,45 @@ def test_a_searcher_starting_on_a_build_makes_no_model_call(settings, encoder):
     searcher = engine.make_searcher(settings, counting, data)
     assert counting.texts == []
     assert searcher.search("hello, how are you?").abstained and set(counting.texts) == {"hello, how are you?"}
+
+
+def test_a_reworded_documents_plain_wording_is_read_by_the_model_and_the_keywords_but_never_shown(
+    small_private_index, encoder, tmp_path, make_settings
+):
+    """config/sources.yaml's plain_wording of 002 ("safety pursuits": "security interests"): the
+    vectors and the keyword index read the plain English, the answer shows the document's words, and
+    an edit of the wording rebuilds that document alone."""
+    from embeddings.lexical import plain_reading
+
+    settings = small_private_index
+    data = engine.open_index(settings)
+    i = next(i for i in range(len(data.passages)) if "safety pursuits" in data.passage_text(i))
+    record = data.documents[data.passages[i]["doc"]]
+    assert ("safety pursuits", "security interests") in record.plain_wording
+    reading = plain_reading(data.passage_text(i), record.plain_wording)
+    assert "security interests" in reading and "safety pursuits" not in reading
+    stored = np.asarray(data.passage_vectors[i])
+    assert (
+        float(encoder.encode([engine_text(data, i, settings).replace(data.passage_text(i), reading)])[0] @ stored)
+        > 0.999
+    )
+    assert float(encoder.encode([engine_text(data, i, settings)])[0] @ stored) < 0.99
+    searcher = open_service(settings, encoder=encoder).searcher
+    assert searcher.lexical.scores("interests")[i] > 0  # a word only the plain English has
+    hit = searcher.search("How did contacts with the Taliban protect Russia's security interests?").hits[0]
+    assert "safety pursuits" in hit.text and "security interests" not in hit.text  # the source's own words
+    # without the wording: 002 alone is rebuilt, and its words are read as written
+    catalog = yaml.safe_load((REPO / "config" / "sources.yaml").read_text(encoding="utf-8"))
+    del catalog["documents"]["002_d73ef1872804ed67.txt"]["plain_wording"]
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(yaml.safe_dump(catalog, allow_unicode=True), encoding="utf-8")
+    plain = make_settings(
+        index_dir=settings.path(settings.index.dir),
+        corpus_seeds_dir=settings.path(settings.corpus.seeds_dir),
+        corpus_sources_file=sources,
+    )
+    report = engine.update_index(plain, encoder)
+    assert report.updated == ["002_d73ef1872804ed67.txt"] and len(report.unchanged) == 2
+    data = engine.open_index(plain)
+    assert float(encoder.encode([engine_text(data, i, plain)])[0] @ np.asarray(data.passage_vectors[i])) > 0.999
+    assert not open_service(plain, encoder=encoder).searcher.lexical.scores("interests")[i]

@@ -9,8 +9,10 @@ from embeddings.lexical import (
     WordList,
     closest_word,
     english_words,
+    plain_reading,
     strip_words,
     tokenize,
+    with_plain_wording,
     word_set,
     words,
 )
@@ -25,6 +27,16 @@ def test_words_are_lower_case_alphanumerics_without_possessive_s():
 def test_tokenize_drops_stop_words_and_stems():
     assert tokenize("Why did the talks fail?") == ["talk", "fail"]
     assert "not" not in STOPWORDS  # "does Russia not recognise ..." keeps its negation
+
+
+def test_a_reworded_text_is_read_in_plain_english_whole_phrases_in_any_case():
+    wording = (("safety pursuits", "security interests"), ("notion", "perception"), ("IS-Ok", "IS-K"))
+    text = "Its Safety pursuits, the notion of threat, emotional IS-Ok; IS-Okay."
+    assert plain_reading(text, wording) == "Its security interests, the perception of threat, emotional IS-K; IS-Okay."
+    # the keyword index keeps the document's own words and adds the plain English of what it holds
+    assert with_plain_wording(text, wording) == f"{text}\nsecurity interests perception IS-K"
+    assert with_plain_wording("A promotion.", wording) == "A promotion." == plain_reading("A promotion.", wording)
+    assert plain_reading("a b", (("a", r"x\1"),)) == r"x\1 b"  # the plain English is text, not a pattern
 
 
 def test_bm25_ranks_the_text_with_the_rare_query_word_first():

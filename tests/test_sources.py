@@ -28,6 +28,10 @@ VALID = """documents:
     authors: Single Author
     date: 2017
   c.txt:
+  d.txt:
+    plain_wording:
+      safety pursuits: security interests
+      Observe Swimsuit: follow suit
 """
 
 
@@ -45,6 +49,12 @@ def test_a_valid_file_gives_every_field_as_written():
     assert (b.title, b.authors, b.date) == ("1984", ("Single Author",), "2017")
     assert catalog.citation("c.txt", "First line\n\nbody.").title == "First line"
     assert parse_catalog("documents: {}\n").entries == {} and parse_catalog("documents:\n").entries == {}
+    # a reworded document's phrases in plain English, in the order written; no other document has any
+    assert catalog.plain_wording("d.txt") == (
+        ("safety pursuits", "security interests"),
+        ("Observe Swimsuit", "follow suit"),
+    )
+    assert catalog.plain_wording("a.txt") == () and catalog.plain_wording("unknown.txt") == ()
 
 
 def test_the_project_sources_file_is_valid():
@@ -55,7 +65,7 @@ def test_the_project_sources_file_is_valid():
 @pytest.mark.parametrize(
     ("text", "line", "says"),
     [
-        (VALID + "  broken: [\n", 13, "not valid YAML: the file ends inside a bracket or quote opened on this line"),
+        (VALID + "  broken: [\n", 17, "not valid YAML: the file ends inside a bracket or quote opened on this line"),
         ("documents:\n  a.txt:\n    title: 'unclosed\n", 3, "not valid YAML: .* while scanning a quoted scalar"),
         ("documents:\n  a.txt:\n    title: x\n  b.txt: [\n    c.txt:\n", 5, "not valid YAML"),
         ("documents:\n  a.txt:\n    title: x\n   bad indent: y\n", 4, "not valid YAML"),
@@ -63,6 +73,9 @@ def test_the_project_sources_file_is_valid():
         ("documents:\n  a.txt:\n    authors: {name: X}\n", 3, "authors must be a list of names"),
         ("documents:\n  a.txt:\n    authors: [[X]]\n", 3, "authors must be a list of names"),
         ("documents:\n  a.txt:\n    titel: A report\n", 3, "unknown field 'titel'"),
+        ("documents:\n  a.txt:\n    plain_wording: [a, b]\n", 3, "plain_wording must map phrases .* not a list"),
+        ("documents:\n  a.txt:\n    plain_wording:\n      x: y\n      z: [a]\n", 5, "each phrase maps to one"),
+        ("documents:\n  a.txt:\n    plain_wording:\n      x: ''\n", 4, "plain English is empty"),
         ("documents:\n  a.txt:\n    date: March 2024\n", 3, "date must be YYYY, YYYY-MM or YYYY-MM-DD"),
         ("documents:\n  a.txt: just a string\n", 2, "must be a mapping"),
         ("documents:\n  a.txt: {}\n  a.txt: {}\n", 3, "listed twice"),
