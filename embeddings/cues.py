@@ -18,6 +18,25 @@ from .lexical import STOPWORDS
 
 KINDS = ("why", "when", "how_many", "who")
 
+# Verbs of conversation that a question uses for relations: "talking to the Taliban" is dealing
+# with them, while the sources' "talks" are rounds of negotiation; read literally, "Why did Russia
+# start talking to the Taliban?" finds passages about hosting talks rather than its reasons.
+# Only the verb forms: "talks with the Taliban" stays a negotiation.
+_RELATION_IDIOMS = (
+    (re.compile(r"\btalking\s+(?:to|with)\b", re.IGNORECASE), "dealing with"),
+    (re.compile(r"\btalked\s+(?:to|with)\b", re.IGNORECASE), "dealt with"),
+    (re.compile(r"\btalk\s+to\b", re.IGNORECASE), "deal with"),
+)
+
+
+def literal_relations(question: str) -> str:
+    """``question`` with a verb of conversation used for a relation written as the relation
+    ("started talking to the Taliban" → "started dealing with the Taliban")."""
+    for pattern, relation in _RELATION_IDIOMS:
+        question = pattern.sub(relation, question)
+    return question
+
+
 _QUESTION_KIND = {
     "why": re.compile(
         r"\bwhy\b|\bhow\s+come\b|\bfor\s+what\s+(?:reason|purpose)\b|\bwhat\s+(?:drove|drives|made|makes|prompted|"

@@ -335,6 +335,7 @@ class Searcher:
         # the sources' spelling of a compound first: "counterterrorism" is no typo to correct
         corrected = coverage.hyphenate_like_corpus(query, self.hyphenated, self.vocabulary.counts)
         corrected = self.vocabulary.correct(corrected) if self.spelling_correction else corrected
+        corrected = cues.literal_relations(corrected)  # shown as "Showing results for ...", as a correction is
         return query, corrected, strip_words(corrected, self.topic_words)
 
     def rank(self, query: str, q: np.ndarray, q_focus: np.ndarray, q_tokens: np.ndarray | None = None) -> _Ranked:

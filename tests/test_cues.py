@@ -9,6 +9,7 @@ from embeddings.cues import (
     gives_count,
     has_content,
     kind_boost,
+    literal_relations,
     passage_features,
     question_kinds,
 )
@@ -94,3 +95,15 @@ def test_names_role_holder_wants_a_name_beside_the_role():
     assert names_role_holder("President Vladimir Putin was the first world leader to support it.", "world leader")
     assert names_role_holder("Hibatullah Akhundzada, the Taliban's supreme leader, said ...", "supreme leader")
     assert not names_role_holder("Taliban leaders met Zamir Kabulov in Moscow.", "supreme leader")
+
+
+def test_a_verb_of_conversation_for_a_relation_reads_as_the_relation():
+    assert literal_relations("Why did Russia start talking to the Taliban?") == (
+        "Why did Russia start dealing with the Taliban?"
+    )
+    assert literal_relations("Moscow TALKED WITH them; will it talk to Kabul?") == (
+        "Moscow dealt with them; will it deal with Kabul?"
+    )
+    # the noun is a negotiation, and other verbs stay
+    assert literal_relations("When were the talks with the Taliban?") == "When were the talks with the Taliban?"
+    assert literal_relations("Who stalked to the door?") == "Who stalked to the door?"
