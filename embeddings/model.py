@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,11 @@ class Encoder:
         self._interleave = self.model._can_flatten_inputs()
         self.packs = pack and packable(self.model)
         self._normalises = type(self.model[-1]).__name__ == "Normalize"
+        # the fast tokenizer keeps its padding and truncation settings between calls: a question
+        # tokenised without padding (token_states) while a rebuild pads its batch makes one of
+        # them fail ("Unable to create tensor ... activate padding"). Tokenising is a small part
+        # of a forward pass; the model itself runs in both threads at once.
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -120,7 +126,8 @@ class Encoder:
         (tests/test_model.py): the same arithmetic, in matrix products of other shapes."""
         import torch
 
-        features = self.model.preprocess(texts)  # the library's tokeniser and truncation
+        with self._tokenizer_lock:
+            features = self.model.preprocess(texts)  # the library's tokeniser and truncation
         ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy().astype(bool)
         token_ids = [row[keep] for row, keep in zip(ids, mask, strict=True)]
         batch = pack(token_ids, row_layout([len(t) for t in token_ids]))
@@ -160,7 +167,9 @@ class Encoder:
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                features = batch_to_device(self.model.preprocess([texts[i] for i in rows]), self._device)
+                with self._tokenizer_lock:
+                    features = self.model.preprocess([texts[i] for i in rows])
+                features = batch_to_device(features, self._device)
                 outputs = self.model(features)
                 for j, i in enumerate(rows):
                     out[i] = {
@@ -207,9 +216,10 @@ class Encoder:
             return []
         features = self.forward(texts)
         # the fast tokenizer again, for the offsets: the same word pieces the model was given
-        offsets = self.model.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens)[
-            "offset_mapping"
-        ]
+        with self._tokenizer_lock:
+            offsets = self.model.tokenizer(
+                texts, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
+            )["offset_mapping"]
         out = []
         for text, feature, spans in zip(texts, features, offsets, strict=True):
             vectors = feature["token_embeddings"][feature["attention_mask"].bool()].float().cpu().numpy()

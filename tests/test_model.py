@@ -134,3 +134,40 @@ def test_a_text_longer_than_the_model_reads_is_cut_as_the_library_cuts_it_among_
     assert len(rows) == 1 and sorted(rows[0]) == list(range(len(texts)))
     for theirs, mine in zip(library, packed, strict=True):
         assert torch.allclose(mine["sentence_embedding"], theirs["sentence_embedding"], atol=1e-6)
+
+
+def test_questions_and_a_rebuild_share_the_tokenizer_without_racing(encoder, monkeypatch):
+    """The fast tokenizer sets padding and truncation before each call (transformers #47085): a
+    question's offsets (no padding) tokenised while a rebuild pads its batch failed one of them
+    ("Unable to create tensor ... activate padding"). The encoder's lock keeps them apart; the
+    window is widened here so that without the lock the race shows on nearly every round."""
+    import threading
+    import time
+
+    tokenizer = encoder.model.tokenizer
+    set_up = tokenizer.set_truncation_and_padding
+
+    def slow_set_up(*args, **kwargs):
+        set_up(*args, **kwargs)
+        time.sleep(0.01)  # between setting the padding and encoding: where another thread gets in
+
+    monkeypatch.setattr(tokenizer, "set_truncation_and_padding", slow_set_up)
+    passages = [("word " * n).strip() for n in range(1, 40, 6)]
+    errors: list[str] = []
+
+    def run(work, rounds):
+        for _ in range(rounds):
+            try:
+                work()
+            except Exception as exc:  # any failure of either side is the race
+                errors.append(f"{type(exc).__name__}: {exc}"[:120])
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: encoder.token_states(["Do Afghans still speak Russian?"]), 40)),
+        threading.Thread(target=run, args=(lambda: encoder.encode(passages), 40)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
