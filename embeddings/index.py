@@ -630,12 +630,9 @@ def _assemble(raw_documents, state, catalog, encoder, params, previous, reusable
             rows_p = [(d, p.start, p.end, base + p.first, base + p.last) for p in spans]
             # the model reads a reworded document in plain English (the sources file's plain_wording)
             plain = record.plain_wording
-            texts_p = [
-                embedding_text(record, plain_reading(clean.text[p.start : p.end], plain), p.start, params)
-                for p in spans
-            ]
-            texts_s = [plain_reading(clean.text[s.start : s.end], plain) for s in sentences]
             shown_p = [plain_reading(clean.text[p.start : p.end], plain) for p in spans]
+            texts_p = [embedding_text(record, text, p.start, params) for text, p in zip(shown_p, spans, strict=True)]
+            texts_s = [plain_reading(clean.text[s.start : s.end], plain) for s in sentences]
             to_embed.append((len(passage_vectors), texts_p, shown_p, texts_s))
             vec_p = vec_s = tokens = None
         passage_rows.extend((d, *row[1:]) for row in rows_p)

@@ -55,8 +55,12 @@ class SourceCatalog:
 
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def entry(self, doc_id: str) -> dict[str, Any]:
+        """The document's entry (by its id, or by its file name alone), or {}."""
+        return self.entries.get(doc_id) or self.entries.get(Path(doc_id).name) or {}
+
     def citation(self, doc_id: str, text: str) -> Citation:
-        entry = self.entries.get(doc_id) or self.entries.get(Path(doc_id).name) or {}
+        entry = self.entry(doc_id)
         title = str(entry.get("title") or "").strip() or fallback_title(doc_id, text)
         authors = entry.get("authors") or ()
         return Citation(
@@ -69,8 +73,7 @@ class SourceCatalog:
 
     def plain_wording(self, doc_id: str) -> tuple[tuple[str, str], ...]:
         """The document's ``plain_wording``: (phrase as written, the same in plain English) pairs."""
-        entry = self.entries.get(doc_id) or self.entries.get(Path(doc_id).name) or {}
-        return tuple(entry.get("plain_wording") or ())
+        return tuple(self.entry(doc_id).get("plain_wording") or ())
 
 
 class SourcesError(ValueError):
