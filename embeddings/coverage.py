@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import re
 import weakref
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Protocol
@@ -390,6 +390,54 @@ def absent_years(question: str, vocabulary: Vocabulary, latest_year: int | None)
             continue
         absent.append(token)
     return list(dict.fromkeys(absent))
+
+
+# A name of two or more words, each capitalised then lower case ("Mullah Omar", "Supreme
+# Court"): acronyms ("IS", "CSTO"), hyphenated and possessive words end it
+_NAME_WORD = re.compile(r"[A-Z][a-z]+")
+_PUNCTUATION = '?!.,;:()"“”'
+NAME_GAP = 2  # words a source may put inside a name ("President Ashraf Ghani" for "President Ghani")
+
+
+def name_phrases(question: str) -> list[tuple[str, ...]]:
+    """The names of two or more words written inside the question (not its first word), lower
+    case; none in a question written in Title Case ("Who Is The Envoy"), where capitals name nothing."""
+    tokens = question.split()
+    if any(_NAME_WORD.fullmatch(t.strip(_PUNCTUATION)) and t.lower() in STOPWORDS for t in tokens[1:]):
+        return []
+    phrases: list[tuple[str, ...]] = []
+    run: list[str] = []
+    for i, token in enumerate(tokens):
+        word = token.strip(_PUNCTUATION)
+        bare = re.sub(r"['’]s$", "", word)  # "Russia's": a name, and the end of one
+        ends = True
+        if i and _NAME_WORD.fullmatch(bare):
+            run.append(bare.lower())
+            ends = bare != word or token.rstrip(_PUNCTUATION) != token
+        if ends:
+            if len(run) > 1:
+                phrases.append(tuple(run))
+            run = []
+    return phrases
+
+
+def absent_names(
+    question: str, vocabulary: Vocabulary, texts_with: Callable[[Sequence[str]], Iterable[str]]
+) -> list[str]:
+    """Names in the question that no source writes, though each of their words is in the corpus
+    ("Mullah Omar" where the sources have "Mullah Abdulsalam" and "Omar Nessar"): someone the
+    sources do not mention. ``texts_with(words)`` gives the passages holding all those words; a
+    name counts as written when one of them has its words in order, at most :data:`NAME_GAP`
+    words apart. A name with a word the corpus lacks is left to :func:`missing_terms`."""
+    absent = []
+    for name in name_phrases(question):
+        if not all(w in vocabulary.counts for w in name):
+            continue
+        gap = rf"\w*\W+(?:\w+\W+){{0,{NAME_GAP}}}"
+        written = re.compile(r"\b" + gap.join(re.escape(w) for w in name), re.IGNORECASE)
+        if not any(written.search(text) for text in texts_with(name)):
+            absent.append(" ".join(w.capitalize() for w in name))
+    return absent
 
 
 def _spelling_variant(word: str, vocabulary: Vocabulary) -> bool:

@@ -455,6 +455,7 @@ class Searcher:
         ]
         missing = (
             self.missing_focus(corrected)
+            or coverage.absent_names(corrected, self.vocabulary, self._passages_with)
             or self._missing_count(corrected, ranked)
             or self._missing_holder(corrected, ranked)
         )
@@ -484,6 +485,11 @@ class Searcher:
         return coverage.anchored(
             coverage.usable_words(question), self.vocabulary, self.topic_words, self.everyday_words, sentences
         )
+
+    def _passages_with(self, words: Sequence[str]) -> list[str]:
+        """The texts of the passages holding every one of ``words`` (or a word of the same stem)."""
+        holding = np.logical_and.reduce([self.lexical.scores(w) > 0 for w in words])
+        return [self.data.passage_text(int(i)) for i in np.flatnonzero(holding)]
 
     def _missing_count(self, question: str, ranked: _Ranked) -> list[str]:
         """A "how many" question whose best passage states no number (years aside): the sources
