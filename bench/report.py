@@ -33,6 +33,7 @@ make bench                              # = .venv/bin/python -m bench.run_all (a
 .venv/bin/python -m bench.quantized     # torch int8 and ONNX Runtime vs fp32 query encoder: speed, quality
 .venv/bin/python -m bench.roundtrip     # 2. bot round trip, 1/20/100 users (bot + emulator)
 .venv/bin/python -m bench.focus         # focus vector: pooled in one pass vs the stripped text encoded
+.venv/bin/python -m bench.typos         # one typo per question: spelling correction as configured vs names left alone
 .venv/bin/python -m bench.lean          # the lean path's changes, each A/B in one run
 .venv/bin/python -m bench.lean --in-process   # the same A/B on the searcher alone (CPU per question)
 .venv/bin/python -m bench.http_client  # the Bot API client alone: httpx vs aiohttp, CPU per call
@@ -647,6 +648,27 @@ def focus_section(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def typos_section(r: dict[str, Any]) -> list[str]:
+    """The evaluation set as written and with one typo per question, in one run."""
+    keys = list(next(iter(r["variants"].values())))
+    lines = [
+        "## Misspelled questions",
+        "",
+        "The evaluation set as written, then with one typo in one word of six letters or more of each "
+        "question (two letters swapped, one dropped or one doubled; never the first letter), "
+        f"{r['seeds']} misspelled copies by seed, mean figures; and the same typos with every capitalised "
+        "word taken for a name and never corrected, the rule before a mistyped corpus name "
+        '("Tlaiban", "Mocsow") was corrected (`Vocabulary._correct_name`). All in one run '
+        f"(`{r['command']}`); unanswerable questions: share declined.",
+        "",
+        "| questions | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for name, m in r["variants"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
+    return [*lines, ""]
+
+
 def lean_section(r: dict[str, Any]) -> list[str]:
     """Each change of the lean path with and without it, A/B in one run."""
     lines = [
@@ -1000,6 +1022,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "quantized",
         "replicas",
         "focus",
+        "typos",
         "lean",
         "http_client",
         "lean_in_process",
@@ -1017,6 +1040,7 @@ def render(folder: Path, link_prefix: str = "") -> str:
         "quantized": quantized_section,
         "replicas": replicas_section,
         "focus": focus_section,
+        "typos": typos_section,
         "lean": lean_section,
         "http_client": http_client_section,
         "lean_in_process": lean_in_process_section,

@@ -134,19 +134,22 @@ class Vocabulary:
     def correct(self, query: str) -> str:
         """The query with misspelled words corrected ("talibn rusia" → "taliban rusia").
 
-        Only a word that is not a real word or name may change: a known English word, a word
-        written capitalised (a name: "Panj river" stays) or a word the corpus uses (as itself or
-        inflected) is never corrected, save the source's own rare misspelling of a far more
-        common corpus word ("rusia"). Others are replaced by the most common corpus word within
-        a small edit distance (1 for short words, 2 for longer ones), if any.
+        Only a word that is not a real word or name may change: a known English word or a word
+        the corpus uses (as itself or inflected) is never corrected, save the source's own rare
+        misspelling of a far more common corpus word ("rusia"). Others are replaced by the most
+        common corpus word within a small edit distance (1 for short words, 2 for longer ones),
+        if any; a word written capitalised may be a name the corpus lacks ("Panj river" stays),
+        and changes only when it is plainly a corpus name mistyped (:meth:`_correct_name`).
         """
         return re.sub(r"[A-Za-z]{4,}", lambda m: self._correct_word(m.group(0)), query)
 
     def _correct_word(self, word: str) -> str:
         lower = word.lower()
-        if word[0].isupper() or lower in self.known:
+        if lower in self.known:
             return word
         seen = self.counts.get(lower, 0)
+        if word[0].isupper():
+            return self._correct_name(word, lower, seen)
         if seen:
             # a corpus word is left alone, unless it is the source's own rare typo of a word it
             # spells right far more often ("rusia" once, "russia" 300 times): one letter off
@@ -158,11 +161,24 @@ class Vocabulary:
             return word
         return closest_word(lower, self.counts) or word
 
+    def _correct_name(self, word: str, lower: str, seen: int) -> str:
+        """A capitalised word may be a name the corpus does not hold ("Panj"): it changes only
+        when it is one edit (or two letters swapped) from a corpus word of the same first letter
+        and it is no corpus word, inflected or not, and five letters or more ("Tlaiban",
+        "Mocsow", "Kudnuz"); written with the capital it had."""
+        if seen or len(word) < NAME_TYPO_MIN_LETTERS or _stemmer().stemWord(lower) in self.stems:
+            return word
+        near = closest_word(lower, self.counts, limit=1)
+        if near is None or near[0] != lower[0]:
+            return word
+        return near.upper() if word.isupper() else near.capitalize()
+
     def topic_words(self, share: float = 0.3) -> frozenset[str]:
         """Words in more than ``share`` of passages: they say what the whole corpus is about."""
         return frozenset(w for w, f in self.document_frequency.items() if f > share and w not in STOPWORDS)
 
 
+NAME_TYPO_MIN_LETTERS = 5  # a shorter capitalised word one edit from a corpus word is as likely a name
 ENGLISH_MIN_COUNT = 50  # pyspellchecker's counts: a word seen less often is not taken as English
 RANKED_KEPT = 10_000  # the most frequent English words kept in order (coverage.EVERYDAY_WORDS)
 
@@ -247,12 +263,13 @@ def common_english_words(top: int = 1000) -> frozenset[str]:
 def closest_word(word: str, counts: dict[str, int], limit: int | None = None) -> str | None:
     """The most frequent corpus word within ``limit`` edits of ``word`` (by default 1 for words
     of up to five letters, 2 for longer ones), if any."""
-    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.distance import OSA
     from rapidfuzz.process import extract
 
     if limit is None:
         limit = 1 if len(word) <= 5 else 2
-    matches = extract(word, list(counts), scorer=Levenshtein.distance, score_cutoff=limit, limit=20)
+    # optimal string alignment: two letters swapped ("Tlaiban") is one edit, as typists make it
+    matches = extract(word, list(counts), scorer=OSA.distance, score_cutoff=limit, limit=20)
     if not matches:
         return None
     from rapidfuzz.fuzz import ratio

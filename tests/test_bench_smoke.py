@@ -111,3 +111,24 @@ def test_http_client_quick():
     assert data["calls"] == 300 and len(data["clients"]) == 2
     for client in data["clients"].values():
         assert client["calls_per_second"]["median"] > 0 and client["cpu_ms_per_call"]["median"] > 0
+
+
+def test_typos_bench_misspells_one_long_word_per_question_by_its_seed():
+    import random
+
+    from bench.typos import misspell, names_never_corrected
+    from embeddings.lexical import Vocabulary
+
+    question = "When did the last Soviet troops pull out of Afghanistan?"
+    for seed in range(20):
+        typed = misspell(question, random.Random(seed))
+        changed = [(a, b) for a, b in zip(question.split(), typed.split(), strict=True) if a != b]
+        assert len(changed) == 1  # one word, of six letters or more, its first letter kept
+        written, mistyped = changed[0]
+        assert len(written.strip("?")) >= 6 and mistyped[0] == written[0] and abs(len(mistyped) - len(written)) <= 1
+        assert typed == misspell(question, random.Random(seed))
+    assert misspell("who is he", random.Random(0)) == "who is he"  # no word long enough
+    vocabulary = Vocabulary.build(["The Taliban met in Moscow."] * 5, known_words=["did", "meet"])
+    with names_never_corrected():
+        assert vocabulary.correct("Did the Tlaiban meet?") == "Did the Tlaiban meet?"
+    assert vocabulary.correct("Did the Tlaiban meet?") == "Did the Taliban meet?"

@@ -50,8 +50,15 @@ def test_spelling_correction_fixes_corpus_terms_and_leaves_english_words_alone()
     passages = ["The Taliban met Russian envoys in Moscow."] * 10 + ["Kabulov spoke about the Taliban."] * 5
     vocabulary = Vocabulary.build(passages, known_words=["overthrew", "meet", "them"])
     assert vocabulary.correct("did the talibn meet kabulv?") == "did the taliban meet kabulov?"
-    # a capitalised word is a name: never corrected ("Panj river" is not "Pan river")
-    assert vocabulary.correct("Did the Talibn meet Kabulv?") == "Did the Talibn meet Kabulv?"
+    # a capitalised word may be a name the corpus lacks: corrected only one edit (or two letters
+    # swapped) from a corpus word of its first letter, and five letters or more
+    assert vocabulary.correct("Did the Talibn meet Kabulv?") == "Did the Taliban meet Kabulov?"
+    assert vocabulary.correct("Did the Tlaiban meet Mocsow?") == "Did the Taliban meet Moscow?"
+    assert vocabulary.correct("did Kabolv meet them") == "did Kabolv meet them"  # two edits: a name
+    assert vocabulary.correct("did kabolv meet them") == "did kabulov meet them"  # ... a typo
+    assert vocabulary.correct("Did Yaliban meet them?") == "Did Yaliban meet them?"
+    with_pan = Vocabulary.build([*passages, "A pan of rice."], known_words=["meet"])
+    assert with_pan.correct("the Panj river") == "the Panj river"  # not "Pan river": four letters
     # a word neither in the corpus nor known as English is taken for a typo of a corpus word
     assert Vocabulary.build(passages).correct("meet") == "met"
     assert vocabulary.correct("Who overthrew them") == "Who overthrew them"  # a known English word

@@ -187,6 +187,25 @@ def test_spelling_correction_leaves_names_and_real_words_alone(searcher):
     assert searcher.search("Who overthrew King Zahir Shah?").corrected_query is None
 
 
+def test_a_capitalised_typo_of_a_corpus_name_is_corrected_and_answered(searcher):
+    # one letter doubled, two swapped: each declined as a name no source uses, before
+    for question, corrected, evidence in [
+        (
+            "When did the last Svoiet troops pull out of Afghanistan?",
+            "When did the last Soviet troops pull out of Afghanistan?",
+            "february 1989",
+        ),
+        (
+            "What did Maria Zakarova say the three-way meeting was meant to achieve?",
+            "What did Maria Zakharova say the three-way meeting was meant to achieve?",
+            "zakharova",
+        ),
+    ]:
+        result = searcher.search(question, k=3)
+        assert result.corrected_query == corrected
+        assert not result.abstained and any(evidence in normalize(h.text) for h in result.hits)
+
+
 def test_current_questions_put_the_newest_sources_answer_first(searcher):
     result = searcher.search("Has Russia recognised the Taliban government?", k=5)
     assert result.current and not result.abstained
