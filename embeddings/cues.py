@@ -118,23 +118,12 @@ _ROLE_ASKED = re.compile(
     rf"(\s+of\s+(?:the\s+)?[\w'’-]+(?:\s+(?!{_NOT_OF_ROLE}\b)[\w'’-]+)?)?",
     re.IGNORECASE,
 )
-# "Who heads Russia's Supreme Court?", "who leads the Taliban delegation": the head of what follows
-_HEAD_ASKED = re.compile(
-    rf"^\W*who\s+(?:heads|headed|leads|led|runs|ran|chairs|chaired|commands|commanded)\s+"
-    rf"((?:the\s+)?[\w'’-]+(?:\s+(?!{_NOT_OF_ROLE}\b)[\w'’-]+){{0,2}})",
-    re.IGNORECASE,
-)
-_HEAD_OF = "head of "
 
 
 def role_asked(question: str) -> str:
     """The role whose holder a question asks for ("foreign minister", "charge d'affaires"), with
     the word before it unless that is a possessive or a stop word, else with what it is "of"
-    ("head of the islamic emirate"; "Who heads Russia's Supreme Court?": "head of russia's
-    supreme court"); "" for any other question."""
-    heads = _HEAD_ASKED.search(question)
-    if heads:
-        return _HEAD_OF + " ".join(heads.group(1).split()).lower()
+    ("head of the islamic emirate"); "" for any other question."""
     match = _ROLE_ASKED.search(question)
     if not match:
         return ""
@@ -148,32 +137,18 @@ def names_role_holder(text: str, role: str, skip_names: frozenset[str] = frozens
     """Whether ``text`` puts a personal name (:func:`passage_features`' kind) within ``window``
     characters of the role's head word ("Russia's ambassador to Kabul, Alexander Mantytskiy"),
     and the words that qualify the role as near it ("supreme" of "supreme leader": a name beside
-    "Taliban leaders" does not name the supreme leader).
-
-    The head of something ("head of the supreme court") may go by any title ("Zamir Kabulov,
-    director of the ministry's second Asia department"), beside one word of what it heads
-    (not one of ``skip_names``: "Russia's" of "Russia's Supreme Court" is beside any Russian)."""
-    if role.startswith(_HEAD_OF):
-        what = [
-            w
-            for w in re.findall(r"[a-z]+", role[len(_HEAD_OF) :])
-            if w not in STOPWORDS and w not in skip_names and len(w) > 2
-        ]
-        head, qualifiers = _ROLES, [re.compile("|".join(rf"\b{re.escape(w[:5])}" for w in what), re.IGNORECASE)]
-    else:
-        found = re.search(_ROLES, role, re.IGNORECASE)
-        head = re.escape((found.group(0) if found else role)[:5])  # "minister" of "foreign minister"
-        qualifiers = (
-            [re.compile(rf"\b{re.escape(q[:5])}", re.IGNORECASE) for q in role[: found.start()].split()]
-            if found
-            else []
-        )
+    "Taliban leaders" does not name the supreme leader)."""
+    found = re.search(_ROLES, role, re.IGNORECASE)
+    head = found.group(0) if found else role  # "minister" of "foreign minister", "head" of "head of ..."
+    qualifiers = (
+        [re.compile(rf"\b{re.escape(q[:5])}", re.IGNORECASE) for q in role[: found.start()].split()] if found else []
+    )
     names = [
         m
         for m in _NAME.finditer(text)
         if any(w.lower() not in skip_names and w.lower() not in STOPWORDS for w in m.group(0).split())
     ]
-    for mention in re.finditer(rf"\b{head}", text, re.IGNORECASE):
+    for mention in re.finditer(rf"\b{re.escape(head[:5])}", text, re.IGNORECASE):
         near = text[max(0, mention.start() - window) : mention.end() + window]
         if not all(q.search(near) for q in qualifiers):
             continue

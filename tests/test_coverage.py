@@ -177,8 +177,6 @@ def test_threshold_from_probes_and_rare_phrases():
         ("How many Taliban delegates came to the 2018 Moscow Format meeting?", "2018"),
         # "Mullah" (Abdulsalam) and "Omar" (Nessar) are in the sources, never one name
         ("When did Mullah Omar die?", "Mullah Omar"),
-        # the sources name the court, never its head
-        ("Who heads Russia's Supreme Court?", "head of russia's supreme court"),
     ],
 )
 def test_on_topic_questions_the_corpus_does_not_answer_name_what_is_missing(searcher, question, missing):
@@ -318,8 +316,6 @@ def test_abstention_is_calibrated_per_corpus_with_documents_added_and_removed(
     [
         "Who is Russia's ambassador in Afghanistan now?",
         "Who is the governor of Jowzjan quoted on IS and Taliban numbers?",
-        # the head of the department, by another title: "Zamir Kabulov, director of the ... department"
-        "Who heads the foreign ministry's Second Asia Department?",
     ],
 )
 def test_a_question_for_a_role_holder_the_sources_name_is_answered(searcher, question):

@@ -75,8 +75,6 @@ def test_role_asked_names_the_role_whose_holder_is_wanted():
     assert role_asked("who is the taliban spokesman") == "taliban spokesman"
     assert role_asked("who is the head of the Islamic Emirate?") == "head of the islamic emirate"
     assert role_asked("Who is the governor of Jowzjan quoted on IS?") == "governor of jowzjan"
-    assert role_asked("Who heads Russia's Supreme Court?") == "head of russia's supreme court"
-    assert role_asked("who leads the Taliban delegation in Moscow?") == "head of the taliban delegation"
     assert role_asked("Who attacked Crocus City Hall?") == ""
     assert role_asked("What did the ambassador say?") == ""  # not a question for a name
 
@@ -97,13 +95,6 @@ def test_names_role_holder_wants_a_name_beside_the_role():
     assert names_role_holder("President Vladimir Putin was the first world leader to support it.", "world leader")
     assert names_role_holder("Hibatullah Akhundzada, the Taliban's supreme leader, said ...", "supreme leader")
     assert not names_role_holder("Taliban leaders met Zamir Kabulov in Moscow.", "supreme leader")
-    # the head of something, by any title, beside a word of what it heads (not a topic word)
-    department = "head of the second asia department"
-    assert names_role_holder("Zamir Kabulov, director of the second Asia department, said", department)
-    assert not names_role_holder("Zamir Kabulov, director of a school, said", department)
-    court = "head of russia's supreme court"
-    assert not names_role_holder("The Russian Supreme Court suspended the ban.", court, frozenset({"russia"}))
-    assert not names_role_holder("Governor Mullah Abdulsalam met Russian officials.", court, frozenset({"russia"}))
 
 
 def test_a_verb_of_conversation_for_a_relation_reads_as_the_relation():
