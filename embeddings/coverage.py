@@ -287,6 +287,86 @@ def corpus_acronyms(texts: Iterable[str], min_letters: int = 3, max_letters: int
     return frozenset(acronyms)
 
 
+_ACRONYM = re.compile(r"\b[A-Z]{3,8}\b")
+DEFINED_WEIGHT = 100  # a name written with its acronym in brackets outweighs any count of other runs
+
+
+def acronym_names(texts: Iterable[str]) -> dict[str, str]:
+    """The names the corpus's acronyms stand for, where another place spells them out: "IEA" →
+    "Islamic Emirate of Afghanistan" when one source writes "the IEA" and another the name. An
+    acronym goes to a capitalised run (:func:`corpus_acronyms`' kind) whose initials it is (a
+    hyphen parts initials: "Inter-Services Intelligence" for "ISI"): one the corpus defines
+    with it ("... Intelligence Directorate (ISI)"), else the most frequent; none on a tie."""
+    texts = list(texts)
+    written = {m.group(0) for text in texts for m in _ACRONYM.finditer(text)}
+    runs: dict[str, dict[str, int]] = {}
+    for text in texts:
+        for run in _CAPITALISED_RUN.finditer(text):
+            tokens = run.group(0).split()
+            kept = [i for i, w in enumerate(tokens) if w.lower() not in _RUN_JOINERS]
+            letters = ["".join(part[:1] for part in tokens[i].split("-")).upper() for i in kept]
+            after, before = text[run.end() : run.end() + 12], text[max(0, run.start() - 12) : run.start()]
+            for a in range(len(kept)):
+                for b in range(a + 1, min(len(kept), a + 8) + 1):
+                    initials = "".join(letters[a:b])
+                    if initials not in written or b - a < 2:
+                        continue
+                    name = re.sub(r"['’]s$", "", " ".join(tokens[kept[a] : kept[b - 1] + 1]))
+                    defined = after.startswith(f" ({initials})") or before.endswith(f"{initials} (")
+                    counts = runs.setdefault(initials, {})
+                    counts[name] = counts.get(name, 0) + (DEFINED_WEIGHT if defined else 1)
+    names = {}
+    for acronym, counts in runs.items():
+        ranked = sorted(counts.items(), key=lambda item: -item[1])
+        if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:
+            names[acronym] = ranked[0][0]
+    return names
+
+
+def _name_prefixes(name: str) -> list[str]:
+    """The name and its leading parts of two or more words before an "of" ("Islamic Emirate of
+    Afghanistan", "Islamic Emirate"), longest first: how a question may shorten it. Not before
+    another word: "Islamic State" is more than "Islamic State Khorasan Province"."""
+    tokens = name.split()
+    cuts = [
+        i
+        for i, w in enumerate(tokens)
+        if i >= 2 and w.lower() in _RUN_JOINERS and tokens[i - 1].lower() not in _RUN_JOINERS
+    ]
+    return [name] + [" ".join(tokens[:i]) for i in reversed(cuts)]
+
+
+def expand_acronyms(question: str, names: Mapping[str, str], english: Container[str] = frozenset()) -> str:
+    """The question with each corpus acronym it uses followed by the name, and each name (or
+    the name's leading words, when they lead no other name) by its acronym: "recognise the
+    Islamic Emirate" → "recognise the Islamic Emirate (IEA)", the words a source that writes only
+    "the IEA" uses. An acronym written in lower case counts unless it is an English word."""
+    shortened: dict[str, list[str]] = {}
+    for acronym, name in names.items():
+        for prefix in _name_prefixes(name):
+            shortened.setdefault(prefix.lower(), []).append(acronym)
+    insertions: list[tuple[int, str]] = []  # found in the question as asked, then inserted, last first
+    for acronym, name in names.items():
+        flags = 0 if acronym.lower() in english else re.IGNORECASE
+        said = re.search(rf"\b{acronym}\b", question, flags)
+        named = next(
+            (
+                m
+                for prefix in _name_prefixes(name)
+                if shortened[prefix.lower()] == [acronym]
+                and (m := re.search(rf"\b{re.escape(prefix)}\b", question, re.IGNORECASE))
+            ),
+            None,
+        )
+        if said and not named:
+            insertions.append((said.end(), f" ({name})"))
+        elif named and not said:
+            insertions.append((named.end(), f" ({acronym})"))
+    for at, text in sorted(insertions, reverse=True):
+        question = question[:at] + text + question[at:]
+    return question
+
+
 _HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
 
 

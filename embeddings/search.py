@@ -279,6 +279,9 @@ class Searcher:
             w for d in data.documents for w in words(d.citation.text())
         ) | coverage.corpus_acronyms(texts)
         self.hyphenated = coverage.hyphenated_words(texts)  # "delisted" is asked of "de-listing"
+        # "IEA" of one source is "Islamic Emirate of Afghanistan" of another: a question is
+        # searched with both (coverage.expand_acronyms)
+        self.acronym_names = coverage.acronym_names(texts)
         self.rare_postings = coverage.rare_word_sentences(
             (data.sentence_text(i) for i in range(len(data.sentences))),
             self.vocabulary.document_frequency,
@@ -312,13 +315,13 @@ class Searcher:
     def search_many(self, queries: Sequence[str], k: int = 3, offset: int = 0) -> list[SearchResult]:
         """Answer several questions, encoding them in one batch."""
         prepared = [self.prepare(q) for q in queries]
-        encoded = self._encode([corrected for _, corrected, _ in prepared])
+        encoded = self._encode([searched for _, _, searched in prepared])
         results = []
-        for (query, corrected, _focus), vectors in zip(prepared, encoded, strict=True):
+        for (query, corrected, searched), vectors in zip(prepared, encoded, strict=True):
             if not coverage.usable_words(corrected):
                 results.append(SearchResult(query, [], abstained=True, declined_reason=NO_WORDS))
                 continue
-            ranked = self.rank(corrected, vectors.pooled, vectors.focus, vectors.tokens if self.uses_tokens else None)
+            ranked = self.rank(searched, vectors.pooled, vectors.focus, vectors.tokens if self.uses_tokens else None)
             results.append(self._result(query, corrected, ranked, k, offset))
         return results
 
@@ -327,7 +330,9 @@ class Searcher:
         self._cache.clear()
 
     def prepare(self, query: str) -> tuple[str, str, str]:
-        """(query, corrected query, focus query) — the texts that get encoded."""
+        """(query, corrected query, searched query): the question as asked (tidied), as shown
+        back ("Showing results for ...") and checked for coverage, and as encoded and ranked
+        (with the corpus's acronyms and their names beside each other)."""
         # runs of punctuation ("?!", ",,,") say nothing more than their first mark
         query = re.sub(r"([^\w\s])[^\w\s]+", r"\1", " ".join(query.split()))[:MAX_QUERY_CHARS]
         if not coverage.usable_words(query):
@@ -336,7 +341,7 @@ class Searcher:
         corrected = coverage.hyphenate_like_corpus(query, self.hyphenated, self.vocabulary.counts)
         corrected = self.vocabulary.correct(corrected) if self.spelling_correction else corrected
         corrected = cues.literal_relations(corrected)  # shown as "Showing results for ...", as a correction is
-        return query, corrected, strip_words(corrected, self.topic_words)
+        return query, corrected, coverage.expand_acronyms(corrected, self.acronym_names, self.vocabulary.known)
 
     def rank(self, query: str, q: np.ndarray, q_focus: np.ndarray, q_tokens: np.ndarray | None = None) -> _Ranked:
         """Score the candidates of one question and order them, overlapping ones removed.

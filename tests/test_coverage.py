@@ -145,6 +145,49 @@ def test_a_name_no_source_writes_is_absent_though_each_of_its_words_is_there(voc
     assert coverage.absent_names("Did Sergei Lavrov speak?", vocabulary, texts_with) == []
 
 
+def test_acronym_names_are_the_runs_whose_initials_they_are_a_definition_first():
+    texts = [
+        "Russia recognised the IEA. The CSTO met. The ISI helped. The QRS spoke.",
+        "Talks on the Islamic Emirate of Afghanistan went on; the Collective Security Treaty Organisation too.",
+        "the Inter-Services Intelligence Directorate (ISI) and the Islamic State of Iraq twice:",
+        "the Islamic State of Iraq, Islamic State of Iraq; Quick Red Sun and Quiet Rain Song",
+    ]
+    names = coverage.acronym_names(texts)
+    assert (
+        names["IEA"] == "Islamic Emirate of Afghanistan" and names["CSTO"] == "Collective Security Treaty Organisation"
+    )
+    # a hyphen parts initials; a name written with the acronym in brackets beats any count
+    assert names["ISI"] == "Inter-Services Intelligence"
+    assert "QRS" not in names  # two names tie: no telling which
+    assert "ISOI" not in names  # never written as an acronym: nothing to expand
+
+
+def test_a_question_is_searched_with_the_acronym_beside_its_name_and_back():
+    names = {
+        "IEA": "Islamic Emirate of Afghanistan",
+        "ISKP": "Islamic State Khorasan Province",
+        "SCO": "Shanghai Cooperation Organisation",
+    }
+    expand = coverage.expand_acronyms
+    assert (
+        expand("Has Russia recognised the Islamic Emirate?", names)
+        == "Has Russia recognised the Islamic Emirate (IEA)?"
+    )
+    assert (
+        expand("Has Russia recognised the iea?", names)
+        == "Has Russia recognised the iea (Islamic Emirate of Afghanistan)?"
+    )
+    assert expand("the IEA, the Islamic Emirate of Afghanistan", names) == "the IEA, the Islamic Emirate of Afghanistan"
+    # a name shortens before its "of", not before another word: "Islamic State" is more than ISKP
+    assert expand("Does the Islamic State threaten Russia?", names) == "Does the Islamic State threaten Russia?"
+    # each found in the question as asked: an inserted name is not expanded again
+    assert (
+        expand("ISKP and the sco", names)
+        == "ISKP (Islamic State Khorasan Province) and the sco (Shanghai Cooperation Organisation)"
+    )
+    assert expand("the sco", names, english=frozenset({"sco"})) == "the sco"  # an English word in lower case
+
+
 def test_threshold_from_probes_and_rare_phrases():
     probes = np.array([0.1, 0.2, 0.25, 0.3, 0.5])
     assert coverage.threshold_from_probes(probes, 0.0, 0.0) == pytest.approx(np.quantile(probes, 0.95))

@@ -187,6 +187,16 @@ def test_spelling_correction_leaves_names_and_real_words_alone(searcher):
     assert searcher.search("Who overthrew King Zahir Shah?").corrected_query is None
 
 
+@pytest.mark.parametrize(
+    "question", ["Has Russia recognised the Islamic Emirate?", "Why did Russia recognise the Islamic Emirate?"]
+)
+def test_a_name_finds_the_source_that_writes_only_its_acronym(searcher, question):
+    # 002 writes "the IEA", never the name; 004 writes "Islamic Emirate of Afghanistan" once
+    result = searcher.search(question, k=3)
+    assert result.corrected_query is None  # the acronym is searched, not shown as a correction
+    assert hit_rank([h.text for h in result.hits], ["recognition of the iea", "recognising the iea"], k=2)
+
+
 def test_a_capitalised_typo_of_a_corpus_name_is_corrected_and_answered(searcher):
     # one letter doubled, two swapped: each declined as a name no source uses, before
     for question, corrected, evidence in [
