@@ -501,16 +501,56 @@ def name_phrases(question: str) -> list[tuple[str, ...]]:
     return phrases
 
 
+_CAPITALISED_WORD = re.compile(r"(?<![\w’'-])([A-Z][a-z]+)(?![\w’'-])")
+
+
+def one_word_names(texts: Iterable[str]) -> frozenset[str]:
+    """Lower-cased words the corpus writes capitalised as a name of their own, with no capitalised
+    word before or after ("in Kunduz.", "Putin said"; not "Omar" of "Omar Nessar"). Sentence
+    starts count too: a name written alone somewhere is one."""
+    single: set[str] = set()
+    for text in texts:
+        for match in _CAPITALISED_WORD.finditer(text):
+            before = text[max(0, match.start() - 30) : match.start()].split()
+            after = text[match.end() : match.end() + 30].split()
+            neighbours = [before[-1] if before else "", after[0] if after else ""]
+            if not any(_NAME_WORD.match(n.strip(_PUNCTUATION)) for n in neighbours):
+                single.add(match.group(1).lower())
+    return frozenset(single)
+
+
+def _parted(phrase: tuple[str, ...], single_names: Container[str]) -> list[tuple[str, ...]]:
+    """The runs of two or more words of ``phrase`` between its words in ``single_names``."""
+    parts: list[tuple[str, ...]] = []
+    run: list[str] = []
+    for word in (*phrase, ""):
+        if word and word not in single_names:
+            run.append(word)
+            continue
+        if len(run) > 1:
+            parts.append(tuple(run))
+        run = []
+    return parts
+
+
 def absent_names(
-    question: str, vocabulary: Vocabulary, texts_with: Callable[[Sequence[str]], Iterable[str]]
+    question: str,
+    vocabulary: Vocabulary,
+    texts_with: Callable[[Sequence[str]], Iterable[str]],
+    single_names: Container[str] = frozenset(),
 ) -> list[str]:
     """Names in the question that no source writes, though each of their words is in the corpus
     ("Mullah Omar" where the sources have "Mullah Abdulsalam" and "Omar Nessar"): someone the
     sources do not mention. ``texts_with(words)`` gives the passages holding all those words; a
     name counts as written when one of them has its words in order, at most :data:`NAME_GAP`
-    words apart. A name with a word the corpus lacks is left to :func:`missing_terms`."""
+    words apart. A name with a word the corpus lacks is left to :func:`missing_terms`.
+
+    A word the corpus writes as a name of its own (``single_names``, :func:`one_word_names`)
+    parts a run of capitals: a terse question lists names side by side ("Taliban Moscow Format
+    meetings", "what do Putin Kabulov think"), and only what stands between them, two words or
+    more, is taken for one name."""
     absent = []
-    for name in name_phrases(question):
+    for name in (part for phrase in name_phrases(question) for part in _parted(phrase, single_names)):
         if not all(w in vocabulary.counts for w in name):
             continue
         gap = rf"\w*\W+(?:\w+\W+){{0,{NAME_GAP}}}"

@@ -282,6 +282,7 @@ class Searcher:
         # "IEA" of one source is "Islamic Emirate of Afghanistan" of another: a question is
         # searched with both (coverage.expand_acronyms)
         self.acronym_names = coverage.acronym_names(texts)
+        self.one_word_names = coverage.one_word_names(texts)  # "Herat Badakhshan" is two names, not one
         self.rare_postings = coverage.rare_word_sentences(
             (data.sentence_text(i) for i in range(len(data.sentences))),
             self.vocabulary.document_frequency,
@@ -460,7 +461,7 @@ class Searcher:
         ]
         missing = (
             self.missing_focus(corrected)
-            or coverage.absent_names(corrected, self.vocabulary, self._passages_with)
+            or coverage.absent_names(corrected, self.vocabulary, self._passages_with, self.one_word_names)
             or self._missing_count(corrected, ranked)
             or self._missing_holder(corrected, ranked)
         )

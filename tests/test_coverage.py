@@ -143,6 +143,15 @@ def test_a_name_no_source_writes_is_absent_though_each_of_its_words_is_there(voc
     assert coverage.absent_names("Who attacked Crocus City Hall?", vocabulary, texts_with) == []
     # a word the corpus lacks is missing_terms' business, not a name's
     assert coverage.absent_names("Did Sergei Lavrov speak?", vocabulary, texts_with) == []
+    # each word a name of its own in the corpus: a list of names, as a terse question writes them
+    single = coverage.one_word_names([*CORPUS, "Koofi spoke, and then Dmitry left."])
+    assert {"koofi", "dmitry", "russia"} <= single and "zhirnov" not in single and "hall" not in single
+    assert coverage.absent_names("did Dmitry Koofi speak", vocabulary, texts_with, single) == []
+    assert coverage.absent_names("did Dmitry Koofi speak", vocabulary, texts_with, {"koofi"}) == []
+    # ... and what stands between such names is a name, when two words or more
+    assert coverage.absent_names("did Russia Dmitry Koofi speak", vocabulary, texts_with, {"russia"}) == [
+        "Dmitry Koofi"
+    ]
 
 
 def test_acronym_names_are_the_runs_whose_initials_they_are_a_definition_first():
@@ -280,6 +289,8 @@ def test_junk_without_words_is_declined_without_passages(searcher):
         ("When did the Taliban overrun Kunduz?", None),
         ("did the heroin trade push moscow into talking with the taliban", None),
         ("how many soviet soldiers died in the afghan war", "14 500 soviet soldiers"),
+        # two names side by side, each written alone in the sources: a terse list, not one name
+        ("what do Putin Kabulov think", None),
     ],
 )
 def test_no_false_abstention_on_questions_the_corpus_answers(searcher, question, evidence):
