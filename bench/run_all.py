@@ -16,7 +16,7 @@ import time
 
 from .common import REPO
 
-ORDER = ("build", "latency", "naive", "cold_start", "scale", "quantized", "roundtrip", "http_client")
+ORDER = ("build", "latency", "naive", "typos", "cold_start", "scale", "quantized", "roundtrip", "http_client")
 
 
 def main(argv: list[str] | None = None) -> int:
