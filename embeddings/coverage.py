@@ -519,6 +519,14 @@ def one_word_names(texts: Iterable[str]) -> frozenset[str]:
     return frozenset(single)
 
 
+def _writes(name: Sequence[str], texts: Iterable[str]) -> bool:
+    """Whether one of ``texts`` has the words of ``name`` in order, :data:`NAME_GAP` words apart
+    at most, any of them inflected or spelled with "s" for "z"."""
+    gap = rf"\w*\W+(?:\w+\W+){{0,{NAME_GAP}}}"
+    written = re.compile(r"\b" + gap.join(re.escape(w).replace("z", "[sz]") for w in name), re.IGNORECASE)
+    return any(written.search(text) for text in texts)
+
+
 def _parted(phrase: tuple[str, ...], single_names: Container[str]) -> list[tuple[str, ...]]:
     """The runs of two or more words of ``phrase`` between its words in ``single_names``."""
     parts: list[tuple[str, ...]] = []
@@ -553,9 +561,11 @@ def absent_names(
     for name in (part for phrase in name_phrases(question) for part in _parted(phrase, single_names)):
         if not all(w in vocabulary.counts for w in name):
             continue
-        gap = rf"\w*\W+(?:\w+\W+){{0,{NAME_GAP}}}"
-        written = re.compile(r"\b" + gap.join(re.escape(w) for w in name), re.IGNORECASE)
-        if not any(written.search(text) for text in texts_with(name)):
+        # a longer name is written when its last two words are ("UN Security Council" writes
+        # "United Nations Security Council"); "-ize" is "-ise" ("Shanghai Cooperation Organisation")
+        written = [name] if len(name) == 2 else [name, name[-2:]]
+        british = [tuple(w.replace("z", "s") for w in words_) for words_ in written]
+        if not any(_writes(words_, texts_with(words_)) for words_ in dict.fromkeys(written + british)):
             absent.append(" ".join(w.capitalize() for w in name))
     return absent
 

@@ -141,6 +141,17 @@ def test_a_name_no_source_writes_is_absent_though_each_of_its_words_is_there(voc
     # a source may put words inside a name: "Ambassador Dmitry Zhirnov" writes "Ambassador Zhirnov"
     assert coverage.absent_names("What did Ambassador Zhirnov say?", vocabulary, texts_with) == []
     assert coverage.absent_names("Who attacked Crocus City Hall?", vocabulary, texts_with) == []
+    # a longer name is written when its last two words are ("UN Security Council")
+    assert coverage.absent_names("Did the Taliban Islamic Emirate win?", vocabulary, texts_with) == []
+    # "-ize" is "-ise": the corpus's own spelling of the name
+    sco = ["The Shanghai Cooperation Organisation met.", "A terrorist organization spoke."]
+
+    def sco_with(name):
+        return [t for t in sco if all(w in t.lower() for w in name)]
+
+    assert (
+        coverage.absent_names("Did the Shanghai Cooperation Organization meet?", Vocabulary.build(sco), sco_with) == []
+    )
     # a word the corpus lacks is missing_terms' business, not a name's
     assert coverage.absent_names("Did Sergei Lavrov speak?", vocabulary, texts_with) == []
     # each word a name of its own in the corpus: a list of names, as a terse question writes them
