@@ -65,6 +65,20 @@ def named_documents(question: str, citations: Sequence[Citation]) -> frozenset[i
     return frozenset(named) if len(named) < len(citations) else frozenset()
 
 
+def names_a_source(question: str, citations: Sequence[Citation]) -> bool:
+    """Whether the question names a source by an author's surname or its publisher ("What did
+    Asma Hussain write?", "What is the EurAsian Times?"): a question about the corpus itself,
+    however little its words share with the passages."""
+    return any(
+        any(re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE) for s in _surnames(citation))
+        or (
+            citation.publisher.strip()
+            and re.search(rf"\b{re.escape(citation.publisher.strip())}\b", question, re.IGNORECASE)
+        )
+        for citation in citations
+    )
+
+
 def asks_authorship(question: str) -> bool:
     """Whether the question asks about who wrote a source ("Who are the authors ...")."""
     return bool(_AUTHORSHIP.search(question))

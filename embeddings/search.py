@@ -450,10 +450,11 @@ class Searcher:
 
     def _result(self, query: str, corrected: str, ranked: _Ranked, k: int, offset: int) -> SearchResult:
         changed = corrected if corrected.lower() != query.lower() else None
-        if (
+        if not attribution.names_a_source(corrected, self.citations) and (
             should_abstain(ranked.best_similarity, self.off_topic_below(corrected))
             or ranked.small_talk >= ranked.best_similarity
-        ) or not self._anchored(corrected, ranked):  # closer to chat than to any passage, or nothing in common
+            or not self._anchored(corrected, ranked)  # closer to chat than to any passage, or nothing in common
+        ):
             return SearchResult(query, [], True, changed, 0, ranked.best_similarity, OFF_TOPIC)
         hits = [
             self._hit(rank, int(ranked.candidates[i]), float(ranked.scores[i]), ranked.highlights[i])

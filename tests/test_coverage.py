@@ -302,6 +302,9 @@ def test_junk_without_words_is_declined_without_passages(searcher):
         ("how many soviet soldiers died in the afghan war", "14 500 soviet soldiers"),
         # two names side by side, each written alone in the sources: a terse list, not one name
         ("what do Putin Kabulov think", None),
+        # a source named by its author or publisher: the corpus itself, however few words it shares
+        ("What did Asma Hussain write?", None),
+        ("What is the EurAsian Times?", None),
     ],
 )
 def test_no_false_abstention_on_questions_the_corpus_answers(searcher, question, evidence):
