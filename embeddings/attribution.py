@@ -54,29 +54,25 @@ def named_documents(question: str, citations: Sequence[Citation]) -> frozenset[i
     one (then naming says nothing)."""
     named = set()
     for i, citation in enumerate(citations):
-        if any(re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE) for s in _surnames(citation)):
-            named.add(i)
-        publisher = citation.publisher.strip()
-        if publisher and re.search(rf"\b{re.escape(publisher)}\b", question, re.IGNORECASE):
-            named.add(i)
         year = _YEAR.match(citation.date or "")
-        if year and _names_year(question, year.group(1)):
+        if _names_by_name(question, citation) or (year and _names_year(question, year.group(1))):
             named.add(i)
     return frozenset(named) if len(named) < len(citations) else frozenset()
+
+
+def _names_by_name(question: str, citation: Citation) -> bool:
+    """Whether the question says an author's surname or the publisher of ``citation``."""
+    publisher = citation.publisher.strip()
+    return any(re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE) for s in _surnames(citation)) or bool(
+        publisher and re.search(rf"\b{re.escape(publisher)}\b", question, re.IGNORECASE)
+    )
 
 
 def names_a_source(question: str, citations: Sequence[Citation]) -> bool:
     """Whether the question names a source by an author's surname or its publisher ("What did
     Asma Hussain write?", "What is the EurAsian Times?"): a question about the corpus itself,
     however little its words share with the passages."""
-    return any(
-        any(re.search(rf"\b{re.escape(s)}\b", question, re.IGNORECASE) for s in _surnames(citation))
-        or (
-            citation.publisher.strip()
-            and re.search(rf"\b{re.escape(citation.publisher.strip())}\b", question, re.IGNORECASE)
-        )
-        for citation in citations
-    )
+    return any(_names_by_name(question, citation) for citation in citations)
 
 
 def asks_authorship(question: str) -> bool:

@@ -307,9 +307,9 @@ def acronym_names(texts: Iterable[str]) -> dict[str, str]:
             letters = ["".join(part[:1] for part in tokens[i].split("-")).upper() for i in kept]
             after, before = text[run.end() : run.end() + 12], text[max(0, run.start() - 12) : run.start()]
             for a in range(len(kept)):
-                for b in range(a + 1, min(len(kept), a + 8) + 1):
+                for b in range(a + 2, min(len(kept), a + 8) + 1):  # two words or more
                     initials = "".join(letters[a:b])
-                    if initials not in written or b - a < 2:
+                    if initials not in written:
                         continue
                     name = re.sub(r"['’]s$", "", " ".join(tokens[kept[a] : kept[b - 1] + 1]))
                     defined = after.startswith(f" ({initials})") or before.endswith(f"{initials} (")
